@@ -1,0 +1,80 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
+
+/** The client's address: the socket's, or the one `trustProxy` hops back in X-Forwarded-For. */
+export function clientIp(request: IncomingMessage, trustProxy: false | number): string {
+  const direct = request.socket.remoteAddress ?? 'unknown';
+  if (trustProxy === false) return direct;
+  const header = request.headers['x-forwarded-for'];
+  const forwarded = (Array.isArray(header) ? header.join(',') : header ?? '')
+    .split(',')
+    .map((hop) => hop.trim())
+    .filter(Boolean);
+  const chain = [...forwarded, direct];
+  return chain[Math.max(0, chain.length - 1 - trustProxy)];
+}
+
+/** Whether the request's Origin is allowed; a request without one is a non-browser client. */
+export function isOriginAllowed(
+  request: IncomingMessage,
+  options: Pick<ResolvedReliableWsOptions, 'allowedOrigins' | 'requireOrigin'>,
+): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return !options.requireOrigin;
+  const allowed = options.allowedOrigins;
+  if (allowed === '*') return true;
+  if (allowed === 'same-origin') return isSameOrigin(origin, request.headers.host);
+  if (typeof allowed === 'function') return safeCheck(() => allowed(origin, request));
+  const normalized = origin.toLowerCase();
+  return allowed.some((entry) => (typeof entry === 'string' ? entry === normalized : entry.test(origin)));
+}
+
+function isSameOrigin(origin: string, host: string | undefined): boolean {
+  if (!host) return false;
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+function safeCheck(check: () => boolean): boolean {
+  try {
+    return check() === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Answers an upgrade request with a plain HTTP error and closes the socket. */
+export function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${message}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      'Connection: close\r\n' +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      '\r\n' +
+      body,
+  );
+}
+
+/** The request's path without query string, or undefined when the URL cannot be parsed. */
+export function requestPath(request: IncomingMessage): string | undefined {
+  try {
+    return new URL(request.url ?? '/', 'ws://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+export function normalizeGatewayPath(path: string | undefined): string {
+  const withSlash = path ? (path.startsWith('/') ? path : `/${path}`) : '/';
+  return withSlash.length > 1 ? withSlash.replace(/\/+$/, '') : withSlash;
+}

@@ -1,0 +1,2 @@
+export * from './reliable-ws.adapter.js';
+export * from './missing-adapter.js';

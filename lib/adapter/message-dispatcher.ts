@@ -1,0 +1,73 @@
+import { Logger } from '@nestjs/common';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import { defaultIfEmpty, take, type Observable } from 'rxjs';
+import { INTERNAL_ERROR_MESSAGE } from '../errors/index.js';
+import { ErrorCode, SystemEvent, type ClientMessage } from '../protocol/index.js';
+import { InboundMessage, type ReliableSocket } from '../session/index.js';
+
+type Transform = (data: unknown) => Observable<unknown>;
+
+interface BoundHandler {
+  callback: (data: unknown, message: InboundMessage) => unknown;
+  transform: Transform;
+}
+
+/** Routes application messages of each connection to the gateway handlers bound to it. */
+export class MessageDispatcher {
+  private readonly logger = new Logger('ReliableWsAdapter');
+  private readonly handlers = new WeakMap<ReliableSocket, Map<string, BoundHandler>>();
+
+  bind(socket: ReliableSocket, handlers: MessageMappingProperties[], transform: Transform): void {
+    let byEvent = this.handlers.get(socket);
+    if (!byEvent) {
+      byEvent = new Map();
+      this.handlers.set(socket, byEvent);
+    }
+    for (const { message, callback } of handlers) {
+      byEvent.set(String(message), { callback: callback as BoundHandler['callback'], transform });
+    }
+  }
+
+  dispatch(socket: ReliableSocket, { event, data, id }: ClientMessage): void {
+    const handler = this.handlers.get(socket)?.get(event);
+    if (!handler) {
+      socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${event}"`, ref: id });
+      return;
+    }
+    const inbound = new InboundMessage(event, data, id);
+    handler
+      .transform(handler.callback(data, inbound))
+      .pipe(take(1), defaultIfEmpty(undefined))
+      .subscribe({
+        next: (result) => this.answer(socket, inbound, result),
+        error: (error: unknown) => {
+          this.logger.error(error instanceof Error ? error.stack ?? error.message : String(error));
+          inbound.fail({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE });
+          this.answer(socket, inbound, undefined);
+        },
+      });
+  }
+
+  private answer(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {
+    const ref = inbound.id;
+    if (inbound.failure) {
+      socket.sendError({ ...inbound.failure, ref });
+    } else if (result === undefined) {
+      if (ref !== undefined) socket.sendSystem(SystemEvent.ACK, { ref });
+    } else if (isEventReply(result)) {
+      socket.reply(result.event, result.data, ref);
+    } else {
+      socket.reply(inbound.event, result, ref);
+    }
+  }
+}
+
+/** A handler result of the form `{ event, data }` picks the reply's event. */
+function isEventReply(result: unknown): result is { event: string; data: unknown } {
+  return (
+    typeof result === 'object' &&
+    result !== null &&
+    typeof (result as { event?: unknown }).event === 'string' &&
+    'data' in result
+  );
+}

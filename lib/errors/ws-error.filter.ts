@@ -1,0 +1,25 @@
+import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
+import { encodeFrame, serializeData, SystemEvent } from '../protocol/index.js';
+import { InboundMessage } from '../session/index.js';
+import { mapException } from './error-mapping.js';
+
+/**
+ * Turns any exception thrown while handling a message into a `$error` frame with a code from
+ * `ErrorCode`. Unexpected errors are logged and reported as `INTERNAL` without their details.
+ */
+@Catch()
+export class WsErrorFilter implements WsExceptionFilter {
+  private readonly logger = new Logger(WsErrorFilter.name);
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const { body, log } = mapException(exception);
+    if (log) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    const message = host.getArgByIndex(2);
+    if (message instanceof InboundMessage) {
+      message.fail(body);
+      return;
+    }
+    const client = host.switchToWs().getClient<{ send?: (frame: string) => void }>();
+    client.send?.(encodeFrame(SystemEvent.ERROR, serializeData(body)));
+  }
+}

@@ -1,0 +1,23 @@
+export { ReliableWsModule } from './reliable-ws.module.js';
+export { RELIABLE_WS_MODULE_OPTIONS } from './reliable-ws.module-definition.js';
+export { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
+export type { ReliableWsOptions, ResolvedReliableWsOptions, ResumeOptions, OriginCheck } from './reliable-ws.options.js';
+export { ReliableWsOptionsError } from './reliable-ws.options-validation.js';
+export { ReliableGateway } from './reliable-gateway.decorator.js';
+export { ReliableWsAdapter } from './adapter/index.js';
+export { WsErrorFilter, ReliableWsException, type ValidationDetail } from './errors/index.js';
+export { HeartbeatService, type HeartbeatOptions } from './heartbeat/index.js';
+export { ShutdownService, type ShutdownOptions } from './shutdown/index.js';
+export type { HealthOptions, HealthReport } from './health/index.js';
+export { ReliableSocket, SessionRegistry, type BackpressureOptions } from './session/index.js';
+export {
+  CloseCode,
+  ErrorCode,
+  SystemEvent,
+  SUBPROTOCOL,
+  type ClientMessage,
+  type ServerMessage,
+  type ErrorData,
+  type ReadyData,
+  type HelloData,
+} from './protocol/index.js';

@@ -1,0 +1,12 @@
+/** Machine-readable codes carried by `$error` frames. */
+export const ErrorCode = {
+  BAD_MESSAGE: 'BAD_MESSAGE',
+  UNKNOWN_EVENT: 'UNKNOWN_EVENT',
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  RATE_LIMITED: 'RATE_LIMITED',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  INTERNAL: 'INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,4 @@
+export * from './close-code.js';
+export * from './error-code.js';
+export * from './system-event.js';
+export * from './envelope.js';

@@ -1,0 +1,75 @@
+import { Module, type OnModuleInit } from '@nestjs/common';
+import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
+import { MissingReliableWsAdapter, MISSING_ADAPTER_MESSAGE, ReliableWsAdapter } from './adapter/index.js';
+import { WsErrorFilter } from './errors/index.js';
+import { HealthEndpoint } from './health/index.js';
+import { HeartbeatService } from './heartbeat/index.js';
+import { SessionRegistry } from './session/index.js';
+import { ShutdownService } from './shutdown/index.js';
+import { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
+import { ConfigurableModuleClass, RELIABLE_WS_MODULE_OPTIONS } from './reliable-ws.module-definition.js';
+import { resolveOptions } from './reliable-ws.options-validation.js';
+import type { ReliableWsOptions, ResolvedReliableWsOptions } from './reliable-ws.options.js';
+import { ReliableWsRuntime } from './reliable-ws.runtime.js';
+
+/**
+ * Production-grade WebSocket gateways on `ws`. Import once with `forRoot()` or
+ * `forRootAsync()` (the module is global) and install `ReliableWsAdapter` on the app.
+ */
+@Module({
+  providers: [
+    {
+      provide: RELIABLE_WS_OPTIONS,
+      useFactory: (options: ReliableWsOptions) => resolveOptions(options),
+      inject: [RELIABLE_WS_MODULE_OPTIONS],
+    },
+    {
+      provide: SessionRegistry,
+      useFactory: (options: ResolvedReliableWsOptions) => new SessionRegistry(options.resume !== false),
+      inject: [RELIABLE_WS_OPTIONS],
+    },
+    {
+      provide: HeartbeatService,
+      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry) =>
+        new HeartbeatService(options.heartbeat, sessions),
+      inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
+    },
+    {
+      provide: ShutdownService,
+      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry) =>
+        new ShutdownService(options.shutdown, sessions),
+      inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
+    },
+    {
+      provide: HealthEndpoint,
+      useFactory: (
+        options: ResolvedReliableWsOptions,
+        httpAdapterHost: HttpAdapterHost,
+        sessions: SessionRegistry,
+        shutdown: ShutdownService,
+      ) =>
+        options.health === false
+          ? null
+          : new HealthEndpoint(options.health, httpAdapterHost, () => ({
+              status: shutdown.draining ? 'draining' : 'ok',
+              connections: sessions.connectionCount,
+            })),
+      inject: [RELIABLE_WS_OPTIONS, HttpAdapterHost, SessionRegistry, ShutdownService],
+    },
+    ReliableWsRuntime,
+    WsErrorFilter,
+  ],
+  exports: [RELIABLE_WS_OPTIONS, SessionRegistry, ShutdownService, ReliableWsRuntime, WsErrorFilter],
+})
+export class ReliableWsModule extends ConfigurableModuleClass implements OnModuleInit {
+  constructor(private readonly applicationConfig: ApplicationConfig) {
+    super();
+    if (!applicationConfig.getIoAdapter()) applicationConfig.setIoAdapter(new MissingReliableWsAdapter());
+  }
+
+  onModuleInit(): void {
+    if (!(this.applicationConfig.getIoAdapter() instanceof ReliableWsAdapter)) {
+      throw new Error(MISSING_ADAPTER_MESSAGE);
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { CloseCode } from './protocol/index.js';
+import {
+  DEFAULT_OPTIONS,
+  type ReliableWsOptions,
+  type ResolvedReliableWsOptions,
+} from './reliable-ws.options.js';
+
+/** Thrown at bootstrap for an option with a wrong value; the message names the option and the value. */
+export class ReliableWsOptionsError extends Error {
+  constructor(option: string, value: unknown, expected: string) {
+    super(`ReliableWsModule: invalid option "${option}": expected ${expected}, got ${describe(value)}`);
+    this.name = 'ReliableWsOptionsError';
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  if (value instanceof RegExp) return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+type Shape = Record<string, unknown>;
+
+function isPlainObject(value: unknown): value is Shape {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof RegExp);
+}
+
+function checkKeys(name: string, value: Shape, allowed: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      const option = name ? `${name}.${key}` : key;
+      throw new ReliableWsOptionsError(option, value[key], `one of the known options (${allowed.join(', ')})`);
+    }
+  }
+}
+
+function integer(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new ReliableWsOptionsError(name, value, `an integer >= ${min}`);
+  }
+  return value;
+}
+
+function boolean(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new ReliableWsOptionsError(name, value, 'true or false');
+  return value;
+}
+
+function section<T extends object>(name: string, value: unknown, defaults: T): Shape {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) throw new ReliableWsOptionsError(name, value, 'an object');
+  checkKeys(name, value, Object.keys(defaults));
+  return value;
+}
+
+function origins(value: unknown): ResolvedReliableWsOptions['allowedOrigins'] {
+  if (value === undefined) return DEFAULT_OPTIONS.allowedOrigins;
+  if (value === '*' || typeof value === 'function') return value as ResolvedReliableWsOptions['allowedOrigins'];
+  if (!Array.isArray(value)) {
+    throw new ReliableWsOptionsError('allowedOrigins', value, "'*', an array of origins or RegExps, or a function");
+  }
+  return value.map((entry, index) => {
+    if (entry instanceof RegExp) return entry;
+    if (typeof entry === 'string' && isOrigin(entry)) return entry.toLowerCase();
+    throw new ReliableWsOptionsError(
+      `allowedOrigins[${index}]`,
+      entry,
+      "an origin such as 'https://example.com' or a RegExp",
+    );
+  });
+}
+
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.origin !== 'null' && url.origin === text.replace(/\/$/, '').toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+function trustProxy(value: unknown): false | number {
+  if (value === undefined || value === false) return false;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1) return value;
+  throw new ReliableWsOptionsError('trustProxy', value, 'false or a number of proxy hops >= 1');
+}
+
+const CLOSE_CODES: readonly number[] = Object.values(CloseCode);
+
+const TOP_LEVEL_KEYS: readonly string[] = Object.keys(DEFAULT_OPTIONS);
+
+/** Fills in defaults and checks every value; throws `ReliableWsOptionsError` on the first wrong one. */
+export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReliableWsOptions {
+  const options: unknown = raw ?? {};
+  if (!isPlainObject(options)) throw new ReliableWsOptionsError('options', raw, 'an object');
+  checkKeys('', options, TOP_LEVEL_KEYS);
+  const d = DEFAULT_OPTIONS;
+
+  const heartbeat = section('heartbeat', options.heartbeat, d.heartbeat);
+  const backpressure = section('backpressure', options.backpressure, d.backpressure);
+  const shutdown = section('shutdown', options.shutdown, d.shutdown);
+
+  const closeCode = integer('shutdown.closeCode', shutdown.closeCode, d.shutdown.closeCode, 1000);
+  if (!CLOSE_CODES.includes(closeCode) && (closeCode < 4000 || closeCode > 4999)) {
+    throw new ReliableWsOptionsError('shutdown.closeCode', closeCode, 'a CloseCode or an application code in 4000-4999');
+  }
+
+  return {
+    allowedOrigins: origins(options.allowedOrigins),
+    requireOrigin: boolean('requireOrigin', options.requireOrigin, d.requireOrigin),
+    maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, d.maxPayloadBytes, 1),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, d.maxConnectionsPerIp, 1),
+    trustProxy: trustProxy(options.trustProxy),
+    heartbeat: {
+      intervalMs: integer('heartbeat.intervalMs', heartbeat.intervalMs, d.heartbeat.intervalMs, 1),
+      timeoutMs: integer('heartbeat.timeoutMs', heartbeat.timeoutMs, d.heartbeat.timeoutMs, 1),
+    },
+    backpressure: {
+      maxBufferedBytes: integer(
+        'backpressure.maxBufferedBytes',
+        backpressure.maxBufferedBytes,
+        d.backpressure.maxBufferedBytes,
+        1,
+      ),
+    },
+    resume: resume(options.resume),
+    shutdown: {
+      closeCode,
+      spreadMs: integer('shutdown.spreadMs', shutdown.spreadMs, d.shutdown.spreadMs, 0),
+      timeoutMs: integer('shutdown.timeoutMs', shutdown.timeoutMs, d.shutdown.timeoutMs, 0),
+    },
+    health: health(options.health),
+  };
+}
+
+function resume(value: unknown): ResolvedReliableWsOptions['resume'] {
+  if (value === false) return false;
+  const defaults = DEFAULT_OPTIONS.resume as Exclude<ResolvedReliableWsOptions['resume'], false>;
+  const shape = section('resume', value, defaults);
+  return {
+    bufferSize: integer('resume.bufferSize', shape.bufferSize, defaults.bufferSize, 1),
+    ttlMs: integer('resume.ttlMs', shape.ttlMs, defaults.ttlMs, 0),
+  };
+}
+
+function health(value: unknown): ResolvedReliableWsOptions['health'] {
+  if (value === false) return false;
+  const defaults = DEFAULT_OPTIONS.health as Exclude<ResolvedReliableWsOptions['health'], false>;
+  const shape = section('health', value, defaults);
+  const path = shape.path ?? defaults.path;
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new ReliableWsOptionsError('health.path', path, "a path starting with '/'");
+  }
+  return { path };
+}

@@ -1,0 +1,62 @@
+import type { IncomingMessage } from 'node:http';
+import type { HeartbeatOptions } from './heartbeat/index.js';
+import type { BackpressureOptions } from './session/index.js';
+import type { ShutdownOptions } from './shutdown/index.js';
+import type { HealthOptions } from './health/index.js';
+
+export type OriginCheck = (origin: string, request: IncomingMessage) => boolean;
+
+export interface ResumeOptions {
+  /** Pushes kept per session for replay after a reconnect. */
+  bufferSize: number;
+  /** How long a disconnected session is kept. */
+  ttlMs: number;
+}
+
+/** Options of `ReliableWsModule.forRoot()`; every one is optional. */
+export interface ReliableWsOptions {
+  /** Origins allowed to open a connection: `'*'`, exact origins, patterns, or a function. Default: same origin. */
+  allowedOrigins?: '*' | Array<string | RegExp> | OriginCheck;
+  /** Refuse requests without an Origin header (non-browser clients). Default: false. */
+  requireOrigin?: boolean;
+  /** Largest accepted frame; larger ones close the connection with 1009. Default: 65536. */
+  maxPayloadBytes?: number;
+  /** Open connections per client IP; beyond it the handshake gets HTTP 429. Default: 1000. */
+  maxConnectionsPerIp?: number;
+  /** `false` (the socket's address) or the number of proxies in front (read from X-Forwarded-For). */
+  trustProxy?: false | number;
+  heartbeat?: Partial<HeartbeatOptions>;
+  backpressure?: Partial<BackpressureOptions>;
+  /** Session numbering and replay; `false` turns sessions off (pushes carry no `seq`). */
+  resume?: Partial<ResumeOptions> | false;
+  shutdown?: Partial<ShutdownOptions>;
+  /** HTTP health endpoint; `false` turns it off. */
+  health?: Partial<HealthOptions> | false;
+}
+
+/** The options with every default filled in and every value checked. */
+export interface ResolvedReliableWsOptions {
+  allowedOrigins: '*' | 'same-origin' | Array<string | RegExp> | OriginCheck;
+  requireOrigin: boolean;
+  maxPayloadBytes: number;
+  maxConnectionsPerIp: number;
+  trustProxy: false | number;
+  heartbeat: HeartbeatOptions;
+  backpressure: BackpressureOptions;
+  resume: ResumeOptions | false;
+  shutdown: ShutdownOptions;
+  health: HealthOptions | false;
+}
+
+export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
+  allowedOrigins: 'same-origin',
+  requireOrigin: false,
+  maxPayloadBytes: 65536,
+  maxConnectionsPerIp: 1000,
+  trustProxy: false,
+  heartbeat: { intervalMs: 30000, timeoutMs: 10000 },
+  backpressure: { maxBufferedBytes: 1024 * 1024 },
+  resume: { bufferSize: 1000, ttlMs: 120000 },
+  shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },
+  health: { path: '/health/ws' },
+};

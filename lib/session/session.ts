@@ -1,0 +1,42 @@
+import { encodeFrame } from '../protocol/index.js';
+import { randomSecret } from './session-id.js';
+
+/** Where a session's frames go while it has a live connection. */
+export interface SessionTransport {
+  write(frame: string): void;
+}
+
+/**
+ * The state of one client across its connections: identity, principal, and the numbering of
+ * pushes (`seq`) and of client messages (`lastId`).
+ */
+export class Session {
+  readonly id = randomSecret();
+  readonly resumeToken = randomSecret();
+  principal: unknown;
+  /** The seq of the last push numbered for this session. */
+  lastSeq = 0;
+  /** The highest client message id taken from an `rws.v1` client. */
+  lastId = 0;
+  private transport: SessionTransport | undefined;
+
+  constructor(readonly sequenced: boolean) {}
+
+  get attached(): boolean {
+    return this.transport !== undefined;
+  }
+
+  attach(transport: SessionTransport): void {
+    this.transport = transport;
+  }
+
+  detach(transport: SessionTransport): void {
+    if (this.transport === transport) this.transport = undefined;
+  }
+
+  /** Numbers a push whose payload is already serialised and hands it to the live connection. */
+  push(event: string, dataJson: string): void {
+    const seq = this.sequenced ? ++this.lastSeq : undefined;
+    this.transport?.write(encodeFrame(event, dataJson, { seq }));
+  }
+}

@@ -1,0 +1,88 @@
+import { Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import type { ReliableSocket, SessionRegistry } from '../session/index.js';
+
+export interface ShutdownOptions {
+  /** Close code sent to every client on shutdown. */
+  closeCode: number;
+  /** Window over which the closes are spread evenly (the i-th of n at about i/n of it). */
+  spreadMs: number;
+  /** After this long, connections still open are terminated. */
+  timeoutMs: number;
+}
+
+/** Smallest gap between two batches of closes while spreading them out. */
+const SPREAD_TICK_MS = 10;
+
+/**
+ * Drains the WebSocket side on `app.close()`: flips to draining (new upgrades and the health
+ * endpoint answer 503), closes every client with the shutdown code spread over `spreadMs`, and
+ * terminates whatever is left after `timeoutMs`.
+ */
+export class ShutdownService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(ShutdownService.name);
+  private drainPromise: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: ShutdownOptions,
+    private readonly connections: SessionRegistry,
+  ) {}
+
+  get draining(): boolean {
+    return this.drainPromise !== undefined;
+  }
+
+  beforeApplicationShutdown(): Promise<void> {
+    return this.drain();
+  }
+
+  drain(): Promise<void> {
+    this.drainPromise ??= this.runDrain();
+    return this.drainPromise;
+  }
+
+  private async runDrain(): Promise<void> {
+    const sockets = [...this.connections];
+    if (sockets.length > 0) this.logger.log(`draining ${sockets.length} WebSocket connection(s)`);
+    const stopSpreading = this.closeSpread(sockets);
+    const timedOut = await this.waitForEmpty(this.options.timeoutMs);
+    stopSpreading();
+    if (timedOut) {
+      let left = 0;
+      for (const socket of this.connections) {
+        socket.raw.terminate();
+        left++;
+      }
+      this.logger.warn(`terminated ${left} connection(s) still open after ${this.options.timeoutMs} ms`);
+    }
+  }
+
+  /** Closes the i-th of n sockets at about i/n × spreadMs; returns a function that stops early. */
+  private closeSpread(sockets: ReliableSocket[]): () => void {
+    const { closeCode, spreadMs } = this.options;
+    const total = sockets.length;
+    let next = 0;
+    const closeDue = (elapsed: number): void => {
+      const due = spreadMs === 0 ? total : Math.min(total, Math.floor((elapsed / spreadMs) * total) + 1);
+      for (; next < due; next++) sockets[next].close(closeCode);
+    };
+    const startedAt = Date.now();
+    closeDue(0);
+    if (next >= total) return () => undefined;
+    const timer = setInterval(() => {
+      closeDue(Date.now() - startedAt);
+      if (next >= total) clearInterval(timer);
+    }, Math.max(SPREAD_TICK_MS, Math.floor(spreadMs / total)));
+    return () => clearInterval(timer);
+  }
+
+  /** Resolves true when the timeout elapsed with connections still open. */
+  private async waitForEmpty(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    });
+    const result = await Promise.race([this.connections.whenEmpty().then(() => false), timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+}
