@@ -1,5 +1,6 @@
-import { applyDecorators, Logger, UseFilters } from '@nestjs/common';
+import { applyDecorators, Logger, UseFilters, UseGuards } from '@nestjs/common';
 import { WebSocketGateway, type GatewayMetadata } from '@nestjs/websockets';
+import { WsAuthGuard } from './auth/index.js';
 import { WsErrorFilter } from './errors/index.js';
 import { CloseCode } from './protocol/index.js';
 import type { ReliableSocket } from './session/index.js';
@@ -9,12 +10,17 @@ const logger = new Logger('ReliableGateway');
 type LifecycleHook = 'handleConnection' | 'handleDisconnect';
 
 /**
- * `@WebSocketGateway(options)` plus the module's error filter, and lifecycle hooks that can no
+ * `@WebSocketGateway(options)` plus the module's error filter and auth guard, and lifecycle hooks that can no
  * longer take the app down: a `handleConnection` that throws or rejects is logged and its
  * connection closed with 1011; a failing `handleDisconnect` is logged.
  */
 export function ReliableGateway(options: GatewayMetadata = {}): ClassDecorator {
-  return applyDecorators(WebSocketGateway(options), UseFilters(WsErrorFilter), containLifecycleErrors);
+  return applyDecorators(
+    WebSocketGateway(options),
+    UseFilters(WsErrorFilter),
+    UseGuards(WsAuthGuard),
+    containLifecycleErrors,
+  );
 }
 
 function containLifecycleErrors(target: Function): void {

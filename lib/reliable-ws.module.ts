@@ -1,6 +1,7 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import { MissingReliableWsAdapter, MISSING_ADAPTER_MESSAGE, ReliableWsAdapter } from './adapter/index.js';
+import { Authenticator, WsAuthGuard } from './auth/index.js';
 import { WsErrorFilter } from './errors/index.js';
 import { HealthEndpoint } from './health/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
@@ -56,10 +57,24 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
             })),
       inject: [RELIABLE_WS_OPTIONS, HttpAdapterHost, SessionRegistry, ShutdownService],
     },
+    {
+      provide: Authenticator,
+      useFactory: (options: ResolvedReliableWsOptions) => (options.auth ? new Authenticator(options.auth) : null),
+      inject: [RELIABLE_WS_OPTIONS],
+    },
     ReliableWsRuntime,
     WsErrorFilter,
+    WsAuthGuard,
   ],
-  exports: [RELIABLE_WS_OPTIONS, SessionRegistry, ShutdownService, ReliableWsRuntime, WsErrorFilter],
+  exports: [
+    RELIABLE_WS_OPTIONS,
+    SessionRegistry,
+    ShutdownService,
+    Authenticator,
+    ReliableWsRuntime,
+    WsErrorFilter,
+    WsAuthGuard,
+  ],
 })
 export class ReliableWsModule extends ConfigurableModuleClass implements OnModuleInit {
   constructor(private readonly applicationConfig: ApplicationConfig) {

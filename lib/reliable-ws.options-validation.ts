@@ -1,3 +1,11 @@
+import {
+  AUTH_MODES,
+  DEFAULT_AUTH_TIMEOUT_MS,
+  defaultExpiresAt,
+  defaultUserId,
+  type AuthMode,
+  type ResolvedAuthOptions,
+} from './auth/index.js';
 import { CloseCode } from './protocol/index.js';
 import {
   DEFAULT_OPTIONS,
@@ -122,6 +130,7 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
       intervalMs: integer('heartbeat.intervalMs', heartbeat.intervalMs, d.heartbeat.intervalMs, 1),
       timeoutMs: integer('heartbeat.timeoutMs', heartbeat.timeoutMs, d.heartbeat.timeoutMs, 1),
     },
+    auth: auth(options.auth),
     backpressure: {
       maxBufferedBytes: integer(
         'backpressure.maxBufferedBytes',
@@ -159,4 +168,37 @@ function health(value: unknown): ResolvedReliableWsOptions['health'] {
     throw new ReliableWsOptionsError('health.path', path, "a path starting with '/'");
   }
   return { path };
+}
+
+const AUTH_KEYS = ['verify', 'mode', 'timeoutMs', 'cookieName', 'userId', 'expiresAt'] as const;
+
+function auth(value: unknown): ResolvedAuthOptions | false {
+  if (value === undefined || value === false) return false;
+  if (!isPlainObject(value)) throw new ReliableWsOptionsError('auth', value, 'an object with a verify function');
+  checkKeys('auth', value, AUTH_KEYS);
+  if (typeof value.verify !== 'function') {
+    throw new ReliableWsOptionsError('auth.verify', value.verify, 'a function (token, request) => principal or null');
+  }
+  const mode = value.mode ?? 'any';
+  if (!AUTH_MODES.includes(mode as AuthMode)) {
+    throw new ReliableWsOptionsError('auth.mode', mode, `one of ${AUTH_MODES.map((m) => `'${m}'`).join(', ')}`);
+  }
+  const { cookieName } = value;
+  if (cookieName !== undefined && (typeof cookieName !== 'string' || cookieName === '')) {
+    throw new ReliableWsOptionsError('auth.cookieName', cookieName, 'a non-empty string');
+  }
+  return {
+    verify: value.verify as ResolvedAuthOptions['verify'],
+    mode: mode as AuthMode,
+    timeoutMs: integer('auth.timeoutMs', value.timeoutMs, DEFAULT_AUTH_TIMEOUT_MS, 1),
+    cookieName: cookieName as string | undefined,
+    userId: optionalFunction('auth.userId', value.userId) ?? defaultUserId,
+    expiresAt: optionalFunction('auth.expiresAt', value.expiresAt) ?? defaultExpiresAt,
+  };
+}
+
+function optionalFunction<T>(name: string, value: unknown): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new ReliableWsOptionsError(name, value, 'a function');
+  return value as T;
 }

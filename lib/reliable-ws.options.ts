@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { AuthOptions, ResolvedAuthOptions } from './auth/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
 import type { BackpressureOptions } from './session/index.js';
 import type { ShutdownOptions } from './shutdown/index.js';
@@ -26,6 +27,8 @@ export interface ReliableWsOptions {
   /** `false` (the socket's address) or the number of proxies in front (read from X-Forwarded-For). */
   trustProxy?: false | number;
   heartbeat?: Partial<HeartbeatOptions>;
+  /** Token authentication at the handshake or in `$hello`. Default: none. */
+  auth?: AuthOptions;
   backpressure?: Partial<BackpressureOptions>;
   /** Session numbering and replay; `false` turns sessions off (pushes carry no `seq`). */
   resume?: Partial<ResumeOptions> | false;
@@ -42,6 +45,7 @@ export interface ResolvedReliableWsOptions {
   maxConnectionsPerIp: number;
   trustProxy: false | number;
   heartbeat: HeartbeatOptions;
+  auth: ResolvedAuthOptions | false;
   backpressure: BackpressureOptions;
   resume: ResumeOptions | false;
   shutdown: ShutdownOptions;
@@ -55,6 +59,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   maxConnectionsPerIp: 1000,
   trustProxy: false,
   heartbeat: { intervalMs: 30000, timeoutMs: 10000 },
+  auth: false,
   backpressure: { maxBufferedBytes: 1024 * 1024 },
   resume: { bufferSize: 1000, ttlMs: 120000 },
   shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },

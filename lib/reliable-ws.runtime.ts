@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { Authenticator } from './auth/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
 import { SessionRegistry } from './session/index.js';
 import { ShutdownService } from './shutdown/index.js';
@@ -13,5 +14,6 @@ export class ReliableWsRuntime {
     readonly sessions: SessionRegistry,
     readonly heartbeat: HeartbeatService,
     readonly shutdown: ShutdownService,
+    @Inject(Authenticator) readonly authenticator: Authenticator | null,
   ) {}
 }

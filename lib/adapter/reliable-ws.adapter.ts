@@ -13,7 +13,9 @@ import {
   SUBPROTOCOL,
   SystemEvent,
   type ClientMessage,
+  type MessageId,
 } from '../protocol/index.js';
+import { DEFAULT_AUTH_TIMEOUT_MS, handshakeToken } from '../auth/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import { ReliableSocket } from '../session/index.js';
@@ -26,9 +28,6 @@ import {
   requestPath,
 } from './handshake.js';
 import { MessageDispatcher } from './message-dispatcher.js';
-
-/** How long a client that must open with `$hello` has to send it. */
-export const HELLO_TIMEOUT_MS = 5000;
 
 const SHARED_HTTP_SERVER_PORT = 0;
 
@@ -138,35 +137,60 @@ export class ReliableWsAdapter extends WsAdapter {
     const ip = clientIp(request, this.options.trustProxy);
     if (!this.limiter.tryAcquire(ip)) return refuseUpgrade(socket, 429, 'too many connections from this address');
     socket.once('close', () => this.limiter.release(ip));
-    wss.handleUpgrade(request, socket, head, (ws) => this.accept(wss, ws, request, ip));
+    void this.authenticateHandshake(request).then((credentials) => {
+      if (socket.destroyed) return;
+      wss.handleUpgrade(request, socket, head, (ws) => this.accept(wss, ws, request, ip, credentials));
+    });
   }
 
-  private accept(wss: GatewayServer, ws: WebSocket, request: IncomingMessage, ip: string): void {
+  /** Verifies a token carried by the upgrade request, where the auth mode reads one there. */
+  private async authenticateHandshake(request: IncomingMessage): Promise<HandshakeCredentials> {
+    const auth = this.runtime.authenticator;
+    if (!auth || auth.options.mode === 'first-message') return { rejected: false };
+    const token = handshakeToken(request, auth.options.cookieName);
+    if (token === undefined) return { rejected: auth.options.mode === 'handshake' };
+    const principal = await auth.verify(token, request);
+    return { rejected: principal === undefined, principal };
+  }
+
+  private accept(
+    wss: GatewayServer,
+    ws: WebSocket,
+    request: IncomingMessage,
+    ip: string,
+    credentials: HandshakeCredentials,
+  ): void {
     const socket = new ReliableSocket(ws, request, ip, this.options.backpressure);
+    const connection = new ConnectionState(wss, socket, credentials.principal);
     const { sessions } = this.runtime;
     sessions.add(socket);
-    let helloTimer: NodeJS.Timeout | undefined;
     ws.on('pong', () => socket.markSeen());
     ws.on('error', (error) => this.log.debug(`connection error: ${error.message}`));
-    ws.on('message', (data, isBinary) => {
-      const awaitingHello = !socket.hasSession;
-      this.onFrame(wss, socket, data, isBinary);
-      if (awaitingHello && socket.hasSession) clearTimeout(helloTimer);
-    });
+    ws.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
     ws.once('close', (code) => {
-      clearTimeout(helloTimer);
+      connection.dispose();
       sessions.remove(socket);
       socket.notifyClosed(code);
     });
-    if (ws.protocol === SUBPROTOCOL) {
-      helloTimer = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), HELLO_TIMEOUT_MS);
+    if (credentials.rejected) {
+      socket.close(CloseCode.UNAUTHORIZED);
+    } else if (ws.protocol === SUBPROTOCOL || (this.runtime.authenticator && credentials.principal === undefined)) {
+      connection.helloTimer = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
     } else {
-      this.startSession(wss, socket);
+      this.startSession(connection, credentials.principal);
     }
   }
 
-  private startSession(wss: GatewayServer, socket: ReliableSocket): void {
+  private get helloTimeoutMs(): number {
+    return this.options.auth ? this.options.auth.timeoutMs : DEFAULT_AUTH_TIMEOUT_MS;
+  }
+
+  private startSession(connection: ConnectionState, principal: unknown): void {
+    const { socket, wss } = connection;
+    clearTimeout(connection.helloTimer);
     const session = this.runtime.sessions.startSession(socket);
+    session.principal = principal;
+    this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.READY, {
       sessionId: session.id,
       ...(this.options.resume === false ? {} : { resumeToken: session.resumeToken }),
@@ -178,8 +202,21 @@ export class ReliableWsAdapter extends WsAdapter {
     wss.emit('connection', socket, socket.request);
   }
 
-  private onFrame(wss: GatewayServer, socket: ReliableSocket, data: RawData, isBinary: boolean): void {
+  /** Closes the connection with 4001 when its credentials expire without a refresh. */
+  private watchExpiry(connection: ConnectionState, principal: unknown): void {
+    clearTimeout(connection.expiryTimer);
+    const delay = this.runtime.authenticator?.msUntilExpiry(principal);
+    if (delay === undefined || delay > MAX_TIMER_DELAY_MS) return;
+    connection.expiryTimer = setTimeout(() => connection.socket.close(CloseCode.UNAUTHORIZED, 'credentials expired'), delay);
+  }
+
+  private onFrame(connection: ConnectionState, data: RawData, isBinary: boolean): void {
+    const { socket } = connection;
     socket.markSeen();
+    if (connection.verifying) {
+      connection.held.push([data, isBinary]);
+      return;
+    }
     if (isBinary) {
       socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'binary frames are not supported' });
       return;
@@ -190,12 +227,13 @@ export class ReliableWsAdapter extends WsAdapter {
       return;
     }
     const { message } = decoded;
-    if (isSystemEventName(message.event)) this.onSystemEvent(wss, socket, message);
+    if (isSystemEventName(message.event)) this.onSystemEvent(connection, message);
     else if (!socket.hasSession) socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     else this.dispatcher.dispatch(socket, message);
   }
 
-  private onSystemEvent(wss: GatewayServer, socket: ReliableSocket, message: ClientMessage): void {
+  private onSystemEvent(connection: ConnectionState, message: ClientMessage): void {
+    const { socket } = connection;
     const { event, data, id } = message;
     if (event === SystemEvent.PING) {
       socket.sendSystem(SystemEvent.PONG, data ?? null);
@@ -203,14 +241,93 @@ export class ReliableWsAdapter extends WsAdapter {
       if (socket.hasSession) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'the session has already started', ref: id });
       } else {
-        this.startSession(wss, socket);
+        void this.whileVerifying(connection, () => this.onHello(connection, data));
       }
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
+    } else if (event === SystemEvent.AUTH) {
+      void this.whileVerifying(connection, () => this.onAuth(connection, data, id));
     } else if (event !== SystemEvent.ACK) {
       socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `unknown system event "${event}"`, ref: id });
     }
   }
+
+  private async onHello(connection: ConnectionState, data: unknown): Promise<void> {
+    const auth = this.runtime.authenticator;
+    const token = tokenOf(data);
+    if (!auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined)) {
+      this.startSession(connection, connection.handshakePrincipal);
+      return;
+    }
+    const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request) : undefined;
+    if (principal === undefined) connection.socket.close(CloseCode.UNAUTHORIZED);
+    else if (connection.socket.isOpen) this.startSession(connection, principal);
+  }
+
+  private async onAuth(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
+    const { socket } = connection;
+    const auth = this.runtime.authenticator;
+    if (!auth) {
+      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'authentication is not configured', ref: id });
+      return;
+    }
+    const token = tokenOf(data);
+    const principal = typeof token === 'string' ? await auth.verify(token, socket.request) : undefined;
+    if (principal === undefined) {
+      socket.close(CloseCode.UNAUTHORIZED);
+      return;
+    }
+    socket.session.principal = principal;
+    this.watchExpiry(connection, principal);
+    socket.sendSystem(SystemEvent.ACK, id === undefined ? {} : { ref: id });
+  }
+
+  /** Runs a credential check with the connection's later frames held back, then replays them in order. */
+  private async whileVerifying(connection: ConnectionState, check: () => Promise<void>): Promise<void> {
+    connection.verifying = true;
+    try {
+      await check();
+    } finally {
+      connection.verifying = false;
+      for (const [data, isBinary] of connection.held.splice(0)) {
+        if (connection.verifying || !connection.socket.isOpen) break;
+        this.onFrame(connection, data, isBinary);
+      }
+    }
+  }
+}
+
+interface HandshakeCredentials {
+  /** A token was required or presented at the handshake and not accepted. */
+  rejected: boolean;
+  principal?: unknown;
+}
+
+/** Longest delay a Node timer can hold. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/** Per-connection protocol state that only the adapter needs. */
+class ConnectionState {
+  helloTimer: NodeJS.Timeout | undefined;
+  expiryTimer: NodeJS.Timeout | undefined;
+  verifying = false;
+  readonly held: Array<[RawData, boolean]> = [];
+
+  constructor(
+    readonly wss: GatewayServer,
+    readonly socket: ReliableSocket,
+    readonly handshakePrincipal: unknown,
+  ) {}
+
+  dispose(): void {
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.expiryTimer);
+    this.held.length = 0;
+  }
+}
+
+function tokenOf(data: unknown): unknown {
+  return typeof data === 'object' && data !== null ? (data as { token?: unknown }).token : undefined;
 }
 
 function resolveRuntime(app: INestApplicationContext): ReliableWsRuntime {

@@ -1,6 +1,6 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
 import { encodeFrame, serializeData, SystemEvent } from '../protocol/index.js';
-import { InboundMessage } from '../session/index.js';
+import { InboundMessage, ReliableSocket } from '../session/index.js';
 import { mapException } from './error-mapping.js';
 
 /**
@@ -19,7 +19,8 @@ export class WsErrorFilter implements WsExceptionFilter {
       message.fail(body);
       return;
     }
-    const client = host.switchToWs().getClient<{ send?: (frame: string) => void }>();
-    client.send?.(encodeFrame(SystemEvent.ERROR, serializeData(body)));
+    const client = host.switchToWs().getClient<ReliableSocket | { send?: (frame: string) => void }>();
+    if (client instanceof ReliableSocket) client.sendError(body);
+    else client.send?.(encodeFrame(SystemEvent.ERROR, serializeData(body)));
   }
 }
