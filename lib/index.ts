@@ -6,6 +6,14 @@ export { ReliableWsOptionsError } from './reliable-ws.options-validation.js';
 export { ReliableGateway } from './reliable-gateway.decorator.js';
 export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode } from './auth/index.js';
 export { ReliableWsAdapter } from './adapter/index.js';
+export {
+  RateLimit,
+  SkipRateLimit,
+  WsRateLimitInterceptor,
+  type RateLimitOptions,
+  type ModuleRateLimitOptions,
+} from './rate-limit/index.js';
+export { WsValidationInterceptor, type ValidationOptions } from './validation/index.js';
 export { WsErrorFilter, ReliableWsException, type ValidationDetail } from './errors/index.js';
 export { HeartbeatService, type HeartbeatOptions } from './heartbeat/index.js';
 export { ShutdownService, type ShutdownOptions } from './shutdown/index.js';

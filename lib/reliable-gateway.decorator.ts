@@ -1,8 +1,10 @@
-import { applyDecorators, Logger, UseFilters, UseGuards } from '@nestjs/common';
+import { applyDecorators, Logger, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
 import { WebSocketGateway, type GatewayMetadata } from '@nestjs/websockets';
 import { WsAuthGuard } from './auth/index.js';
 import { WsErrorFilter } from './errors/index.js';
 import { CloseCode } from './protocol/index.js';
+import { WsRateLimitInterceptor } from './rate-limit/index.js';
+import { WsValidationInterceptor } from './validation/index.js';
 import type { ReliableSocket } from './session/index.js';
 
 const logger = new Logger('ReliableGateway');
@@ -10,7 +12,8 @@ const logger = new Logger('ReliableGateway');
 type LifecycleHook = 'handleConnection' | 'handleDisconnect';
 
 /**
- * `@WebSocketGateway(options)` plus the module's error filter and auth guard, and lifecycle hooks that can no
+ * `@WebSocketGateway(options)` plus the module's error filter, auth guard, rate-limit and
+ * validation interceptors, and lifecycle hooks that can no
  * longer take the app down: a `handleConnection` that throws or rejects is logged and its
  * connection closed with 1011; a failing `handleDisconnect` is logged.
  */
@@ -19,6 +22,7 @@ export function ReliableGateway(options: GatewayMetadata = {}): ClassDecorator {
     WebSocketGateway(options),
     UseFilters(WsErrorFilter),
     UseGuards(WsAuthGuard),
+    UseInterceptors(WsRateLimitInterceptor, WsValidationInterceptor),
     containLifecycleErrors,
   );
 }

@@ -7,6 +7,8 @@ import { HealthEndpoint } from './health/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
 import { SessionRegistry } from './session/index.js';
 import { ShutdownService } from './shutdown/index.js';
+import { RateLimiter, WsRateLimitInterceptor } from './rate-limit/index.js';
+import { WS_VALIDATION_OPTIONS, WsValidationInterceptor } from './validation/index.js';
 import { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
 import { ConfigurableModuleClass, RELIABLE_WS_MODULE_OPTIONS } from './reliable-ws.module-definition.js';
 import { resolveOptions } from './reliable-ws.options-validation.js';
@@ -62,18 +64,42 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
       useFactory: (options: ResolvedReliableWsOptions) => (options.auth ? new Authenticator(options.auth) : null),
       inject: [RELIABLE_WS_OPTIONS],
     },
+    {
+      provide: RateLimiter,
+      useFactory: (options: ResolvedReliableWsOptions) => new RateLimiter(options.rateLimit),
+      inject: [RELIABLE_WS_OPTIONS],
+    },
+    {
+      provide: WS_VALIDATION_OPTIONS,
+      useFactory: (options: ResolvedReliableWsOptions) => options.validation,
+      inject: [RELIABLE_WS_OPTIONS],
+    },
     ReliableWsRuntime,
     WsErrorFilter,
     WsAuthGuard,
+    WsRateLimitInterceptor,
+    WsValidationInterceptor,
   ],
   exports: [
     RELIABLE_WS_OPTIONS,
     SessionRegistry,
     ShutdownService,
     Authenticator,
+    {
+      provide: RateLimiter,
+      useFactory: (options: ResolvedReliableWsOptions) => new RateLimiter(options.rateLimit),
+      inject: [RELIABLE_WS_OPTIONS],
+    },
+    {
+      provide: WS_VALIDATION_OPTIONS,
+      useFactory: (options: ResolvedReliableWsOptions) => options.validation,
+      inject: [RELIABLE_WS_OPTIONS],
+    },
     ReliableWsRuntime,
     WsErrorFilter,
     WsAuthGuard,
+    WsRateLimitInterceptor,
+    WsValidationInterceptor,
   ],
 })
 export class ReliableWsModule extends ConfigurableModuleClass implements OnModuleInit {

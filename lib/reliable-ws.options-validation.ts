@@ -131,6 +131,8 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
       timeoutMs: integer('heartbeat.timeoutMs', heartbeat.timeoutMs, d.heartbeat.timeoutMs, 1),
     },
     auth: auth(options.auth),
+    rateLimit: rateLimit(options.rateLimit),
+    validation: validation(options.validation),
     backpressure: {
       maxBufferedBytes: integer(
         'backpressure.maxBufferedBytes',
@@ -201,4 +203,22 @@ function optionalFunction<T>(name: string, value: unknown): T | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'function') throw new ReliableWsOptionsError(name, value, 'a function');
   return value as T;
+}
+
+function rateLimit(value: unknown): ResolvedReliableWsOptions['rateLimit'] {
+  if (value === false) return false;
+  const defaults = DEFAULT_OPTIONS.rateLimit as Exclude<ResolvedReliableWsOptions['rateLimit'], false>;
+  const shape = section('rateLimit', value, defaults);
+  return {
+    points: integer('rateLimit.points', shape.points, defaults.points, 1),
+    durationMs: integer('rateLimit.durationMs', shape.durationMs, defaults.durationMs, 1),
+    maxViolations: integer('rateLimit.maxViolations', shape.maxViolations, defaults.maxViolations, 1),
+  };
+}
+
+function validation(value: unknown): ResolvedReliableWsOptions['validation'] {
+  if (value === false) return false;
+  if (value === undefined) return DEFAULT_OPTIONS.validation;
+  if (!isPlainObject(value)) throw new ReliableWsOptionsError('validation', value, "class-validator's options or false");
+  return { ...DEFAULT_OPTIONS.validation, ...value };
 }

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuthOptions, ResolvedAuthOptions } from './auth/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
+import type { ModuleRateLimitOptions } from './rate-limit/index.js';
+import type { ValidationOptions } from './validation/index.js';
 import type { BackpressureOptions } from './session/index.js';
 import type { ShutdownOptions } from './shutdown/index.js';
 import type { HealthOptions } from './health/index.js';
@@ -29,6 +31,10 @@ export interface ReliableWsOptions {
   heartbeat?: Partial<HeartbeatOptions>;
   /** Token authentication at the handshake or in `$hello`. Default: none. */
   auth?: AuthOptions;
+  /** Token bucket per connection; `false` turns rate limiting off. */
+  rateLimit?: Partial<ModuleRateLimitOptions> | false;
+  /** class-validator options for `@MessageBody()` DTOs; `false` turns validation off. */
+  validation?: ValidationOptions | false;
   backpressure?: Partial<BackpressureOptions>;
   /** Session numbering and replay; `false` turns sessions off (pushes carry no `seq`). */
   resume?: Partial<ResumeOptions> | false;
@@ -46,6 +52,8 @@ export interface ResolvedReliableWsOptions {
   trustProxy: false | number;
   heartbeat: HeartbeatOptions;
   auth: ResolvedAuthOptions | false;
+  rateLimit: ModuleRateLimitOptions | false;
+  validation: ValidationOptions | false;
   backpressure: BackpressureOptions;
   resume: ResumeOptions | false;
   shutdown: ShutdownOptions;
@@ -60,6 +68,8 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   trustProxy: false,
   heartbeat: { intervalMs: 30000, timeoutMs: 10000 },
   auth: false,
+  rateLimit: { points: 50, durationMs: 1000, maxViolations: 20 },
+  validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true },
   backpressure: { maxBufferedBytes: 1024 * 1024 },
   resume: { bufferSize: 1000, ttlMs: 120000 },
   shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },

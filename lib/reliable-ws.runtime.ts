@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Authenticator } from './auth/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
+import { RateLimiter } from './rate-limit/index.js';
 import { SessionRegistry } from './session/index.js';
 import { ShutdownService } from './shutdown/index.js';
 import { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
@@ -15,5 +16,6 @@ export class ReliableWsRuntime {
     readonly heartbeat: HeartbeatService,
     readonly shutdown: ShutdownService,
     @Inject(Authenticator) readonly authenticator: Authenticator | null,
+    readonly rateLimiter: RateLimiter,
   ) {}
 }

@@ -28,12 +28,10 @@ export class MessageDispatcher {
     }
   }
 
-  dispatch(socket: ReliableSocket, { event, data, id }: ClientMessage): void {
+  /** Runs the handler of the message's event; false when the connection has none for it. */
+  dispatch(socket: ReliableSocket, { event, data, id }: ClientMessage): boolean {
     const handler = this.handlers.get(socket)?.get(event);
-    if (!handler) {
-      socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${event}"`, ref: id });
-      return;
-    }
+    if (!handler) return false;
     const inbound = new InboundMessage(event, data, id);
     handler
       .transform(handler.callback(data, inbound))
@@ -46,6 +44,7 @@ export class MessageDispatcher {
           this.answer(socket, inbound, undefined);
         },
       });
+    return true;
   }
 
   private answer(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {

@@ -13,6 +13,7 @@ import {
   SUBPROTOCOL,
   SystemEvent,
   type ClientMessage,
+  type DecodeResult,
   type MessageId,
 } from '../protocol/index.js';
 import { DEFAULT_AUTH_TIMEOUT_MS, handshakeToken } from '../auth/index.js';
@@ -217,19 +218,31 @@ export class ReliableWsAdapter extends WsAdapter {
       connection.held.push([data, isBinary]);
       return;
     }
-    if (isBinary) {
-      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'binary frames are not supported' });
-      return;
-    }
-    const decoded = decodeClientMessage(data.toString());
+    const decoded = isBinary ? BINARY_FRAME : decodeClientMessage(data.toString());
     if (!decoded.ok) {
-      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: decoded.reason, ref: decoded.id });
+      if (this.admitUnhandled(socket, decoded.id)) {
+        socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: decoded.reason, ref: decoded.id });
+      }
       return;
     }
     const { message } = decoded;
-    if (isSystemEventName(message.event)) this.onSystemEvent(connection, message);
-    else if (!socket.hasSession) socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
-    else this.dispatcher.dispatch(socket, message);
+    if (isSystemEventName(message.event)) {
+      if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
+    } else if (!socket.hasSession) {
+      socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
+    } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id)) {
+      socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
+    }
+  }
+
+  /** Charges a frame that no handler's limit covers against the protocol's own bucket. */
+  private admitUnhandled(socket: ReliableSocket, ref: MessageId | undefined): boolean {
+    const decision = this.runtime.rateLimiter.consumeSystem(socket);
+    if (decision.allowed) return true;
+    if (!decision.closed) {
+      socket.sendError({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
+    }
+    return false;
   }
 
   private onSystemEvent(connection: ConnectionState, message: ClientMessage): void {
@@ -302,6 +315,8 @@ interface HandshakeCredentials {
   rejected: boolean;
   principal?: unknown;
 }
+
+const BINARY_FRAME: DecodeResult = { ok: false, reason: 'binary frames are not supported' };
 
 /** Longest delay a Node timer can hold. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;

@@ -1,0 +1,79 @@
+import { CloseCode } from '../protocol/index.js';
+import type { ReliableSocket } from '../session/index.js';
+import {
+  SYSTEM_EVENT_LIMIT,
+  VIOLATION_WINDOW_MS,
+  type ModuleRateLimitOptions,
+  type RateLimitOptions,
+} from './rate-limit.options.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** The outcome of charging one message: allowed, or rejected with the wait before a retry. */
+export type RateDecision = { allowed: true } | { allowed: false; retryAfterMs: number; closed: boolean };
+
+const ALLOWED: RateDecision = { allowed: true };
+
+interface ConnectionLimits {
+  buckets: Map<RateLimitOptions, TokenBucket>;
+  violations: number;
+  windowStartedAt: number;
+}
+
+/**
+ * Per-connection token buckets: the module's limit, each `@RateLimit` override, and the
+ * protocol's own bucket. After `maxViolations` rejections within a minute the connection is
+ * closed with 4029.
+ */
+export class RateLimiter {
+  private readonly connections = new WeakMap<ReliableSocket, ConnectionLimits>();
+
+  constructor(private readonly options: ModuleRateLimitOptions | false) {}
+
+  get enabled(): boolean {
+    return this.options !== false;
+  }
+
+  /** Charges an application message against the handler's limit (the module's by default). */
+  consume(socket: ReliableSocket, limit?: RateLimitOptions, now = Date.now()): RateDecision {
+    if (this.options === false) return ALLOWED;
+    return this.charge(socket, limit ?? this.options, now);
+  }
+
+  /** Charges a protocol event or a frame that reaches no handler. */
+  consumeSystem(socket: ReliableSocket, now = Date.now()): RateDecision {
+    if (this.options === false) return ALLOWED;
+    return this.charge(socket, SYSTEM_EVENT_LIMIT, now);
+  }
+
+  private charge(socket: ReliableSocket, limit: RateLimitOptions, now: number): RateDecision {
+    const limits = this.limitsOf(socket, now);
+    let bucket = limits.buckets.get(limit);
+    if (!bucket) {
+      bucket = new TokenBucket(limit, now);
+      limits.buckets.set(limit, bucket);
+    }
+    const retryAfterMs = bucket.take(now);
+    if (retryAfterMs === 0) return ALLOWED;
+    return { allowed: false, retryAfterMs, closed: this.recordViolation(socket, limits, now) };
+  }
+
+  private recordViolation(socket: ReliableSocket, limits: ConnectionLimits, now: number): boolean {
+    if (now - limits.windowStartedAt >= VIOLATION_WINDOW_MS) {
+      limits.windowStartedAt = now;
+      limits.violations = 0;
+    }
+    limits.violations++;
+    if (this.options === false || limits.violations < this.options.maxViolations) return false;
+    socket.close(CloseCode.RATE_LIMITED);
+    return true;
+  }
+
+  private limitsOf(socket: ReliableSocket, now: number): ConnectionLimits {
+    let limits = this.connections.get(socket);
+    if (!limits) {
+      limits = { buckets: new Map(), violations: 0, windowStartedAt: now };
+      this.connections.set(socket, limits);
+    }
+    return limits;
+  }
+}

@@ -1,0 +1,3 @@
+export * from './validation.options.js';
+export * from './payload-validator.js';
+export * from './ws-validation.interceptor.js';

@@ -1,0 +1,45 @@
+import { plainToInstance } from 'class-transformer';
+import { validate } from 'class-validator';
+import { flattenValidationErrors, type ValidationDetail } from '../errors/index.js';
+import type { ValidationOptions } from './validation.options.js';
+
+export type ValidationResult = { ok: true; value: unknown } | { ok: false; details: ValidationDetail[] };
+
+const PRIMITIVES = new Map<unknown, 'string' | 'number' | 'boolean'>([
+  [String, 'string'],
+  [Number, 'number'],
+  [Boolean, 'boolean'],
+]);
+
+/** Types that say nothing about the payload's shape (`any`, `unknown`, `object`, arrays, interfaces). */
+const UNCHECKED = new Set<unknown>([undefined, Object, Array, Function, Promise]);
+
+/**
+ * Checks a payload against the declared type of a `@MessageBody()` parameter: primitives by
+ * `typeof`, classes with class-validator (after class-transformer made an instance of them).
+ */
+export async function validatePayload(
+  value: unknown,
+  metatype: unknown,
+  property: string,
+  options: ValidationOptions,
+): Promise<ValidationResult> {
+  const primitive = PRIMITIVES.get(metatype);
+  if (primitive) {
+    return typeof value === primitive && !(primitive === 'number' && Number.isNaN(value))
+      ? { ok: true, value }
+      : { ok: false, details: [{ property, constraints: { [`is${capitalize(primitive)}`]: `${property} must be a ${primitive}` } }] };
+  }
+  if (UNCHECKED.has(metatype) || typeof metatype !== 'function') return { ok: true, value };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, details: [{ property, constraints: { isObject: `${property} must be an object` } }] };
+  }
+  const { transformOptions, ...validatorOptions } = options;
+  const instance: object = plainToInstance(metatype as new () => object, value, transformOptions);
+  const errors = await validate(instance, validatorOptions);
+  return errors.length === 0 ? { ok: true, value: instance } : { ok: false, details: flattenValidationErrors(errors) };
+}
+
+function capitalize(text: string): string {
+  return text[0].toUpperCase() + text.slice(1);
+}
