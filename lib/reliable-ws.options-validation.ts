@@ -76,7 +76,7 @@ function origins(value: unknown): ResolvedReliableWsOptions['allowedOrigins'] {
   }
   return value.map((entry, index) => {
     if (entry instanceof RegExp) return entry;
-    if (typeof entry === 'string' && isOrigin(entry)) return entry.toLowerCase();
+    if (typeof entry === 'string' && isOrigin(entry)) return new URL(entry).origin;
     throw new ReliableWsOptionsError(
       `allowedOrigins[${index}]`,
       entry,

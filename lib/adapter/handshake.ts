@@ -28,7 +28,13 @@ export function isOriginAllowed(
   if (allowed === 'same-origin') return isSameOrigin(origin, request.headers.host);
   if (typeof allowed === 'function') return safeCheck(() => allowed(origin, request));
   const normalized = origin.toLowerCase();
-  return allowed.some((entry) => (typeof entry === 'string' ? entry === normalized : entry.test(origin)));
+  return allowed.some((entry) => (typeof entry === 'string' ? entry === normalized : matches(entry, origin)));
+}
+
+/** Tests a pattern from the start every time, whatever its `g` or `y` flag left behind. */
+function matches(pattern: RegExp, text: string): boolean {
+  pattern.lastIndex = 0;
+  return pattern.test(text);
 }
 
 function isSameOrigin(origin: string, host: string | undefined): boolean {
@@ -76,5 +82,5 @@ export function requestPath(request: IncomingMessage): string | undefined {
 
 export function normalizeGatewayPath(path: string | undefined): string {
   const withSlash = path ? (path.startsWith('/') ? path : `/${path}`) : '/';
-  return withSlash.length > 1 ? withSlash.replace(/\/+$/, '') : withSlash;
+  return withSlash.replace(/\/+$/, '') || '/';
 }

@@ -1,4 +1,5 @@
 import { Logger, type INestApplicationContext } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
@@ -226,7 +227,9 @@ export class ReliableWsAdapter extends WsAdapter {
       return;
     }
     const { message } = decoded;
-    if (isSystemEventName(message.event)) {
+    if (isAdvancingAck(socket, message)) {
+      socket.session.acknowledge((message.data as { seq: number }).seq);
+    } else if (isSystemEventName(message.event)) {
       if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
@@ -239,9 +242,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private admitUnhandled(socket: ReliableSocket, ref: MessageId | undefined): boolean {
     const decision = this.runtime.rateLimiter.consumeSystem(socket);
     if (decision.allowed) return true;
-    if (!decision.closed) {
-      socket.sendError({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
-    }
+    socket.sendError({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
     return false;
   }
 
@@ -254,6 +255,7 @@ export class ReliableWsAdapter extends WsAdapter {
       if (socket.hasSession) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'the session has already started', ref: id });
       } else {
+        clearTimeout(connection.helloTimer);
         void this.whileVerifying(connection, () => this.onHello(connection, data));
       }
     } else if (!socket.hasSession) {
@@ -302,8 +304,8 @@ export class ReliableWsAdapter extends WsAdapter {
       await check();
     } finally {
       connection.verifying = false;
-      for (const [data, isBinary] of connection.held.splice(0)) {
-        if (connection.verifying || !connection.socket.isOpen) break;
+      while (connection.held.length > 0 && !connection.verifying && connection.socket.isOpen) {
+        const [data, isBinary] = connection.held.shift()!;
         this.onFrame(connection, data, isBinary);
       }
     }
@@ -341,13 +343,20 @@ class ConnectionState {
   }
 }
 
+/** An `$ack` that moves the session's acknowledged seq forward: free, as it is bounded by the pushes sent. */
+function isAdvancingAck(socket: ReliableSocket, { event, data }: ClientMessage): boolean {
+  if (event !== SystemEvent.ACK || !socket.hasSession) return false;
+  const seq = (data as { seq?: unknown } | null | undefined)?.seq;
+  return typeof seq === 'number' && socket.session.acknowledges(seq);
+}
+
 function tokenOf(data: unknown): unknown {
   return typeof data === 'object' && data !== null ? (data as { token?: unknown }).token : undefined;
 }
 
 function resolveRuntime(app: INestApplicationContext): ReliableWsRuntime {
   try {
-    return app.get(ReliableWsRuntime, { strict: false });
+    return app.get(ModuleRef).get(ReliableWsRuntime, { strict: false });
   } catch {
     throw new Error(
       'ReliableWsAdapter needs ReliableWsModule: add ReliableWsModule.forRoot() to the imports of your root module',

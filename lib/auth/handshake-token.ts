@@ -35,7 +35,23 @@ function cookieValue(request: IncomingMessage, name: string): string | undefined
 
 /** The request URL with the value of every `token` query parameter replaced, for logs. */
 export function redactUrl(url: string | undefined): string {
-  return (url ?? '').replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+  const text = url ?? '';
+  const queryStart = text.indexOf('?');
+  if (queryStart === -1) return text;
+  const hashStart = text.indexOf('#', queryStart);
+  const queryEnd = hashStart === -1 ? text.length : hashStart;
+  const query = text
+    .slice(queryStart + 1, queryEnd)
+    .split('&')
+    .map((pair) => (isTokenParameter(pair) ? `${pair.split('=', 1)[0]}=[redacted]` : pair))
+    .join('&');
+  return `${text.slice(0, queryStart)}?${query}${text.slice(queryEnd)}`;
+}
+
+/** Whether a raw `name=value` pair names `token` once decoded, as `URLSearchParams` reads it. */
+function isTokenParameter(pair: string): boolean {
+  const [name] = new URLSearchParams(pair).keys();
+  return name?.toLowerCase() === 'token';
 }
 
 /** Removes a token from a text (e.g. an error message) before it is logged. */

@@ -59,7 +59,7 @@ function fromHttpException(exception: HttpException): MappedError {
       : detailsFromValidationMessages(message.map(String));
     return { body: { code: ErrorCode.VALIDATION_FAILED, message: 'Validation failed', details }, log: false };
   }
-  const code = codeByStatus[status] ?? ErrorCode.BAD_MESSAGE;
+  const code = codeByStatus[status] ?? (status === HttpStatus.BAD_REQUEST ? ErrorCode.BAD_MESSAGE : ErrorCode.INTERNAL);
   const text = typeof message === 'string' ? message : exception.message;
   return { body: { code, message: text }, log: false };
 }

@@ -24,13 +24,18 @@ export function isValidationErrorList(value: unknown): value is ValidationError[
   );
 }
 
+/** class-validator's message for a property that `forbidNonWhitelisted` refuses. */
+const NOT_WHITELISTED = /^property (\S+) should not exist$/;
+
 /**
  * Details for the 400 of Nest's `ValidationPipe`, whose messages read `<property path> <rule>`,
- * e.g. `text must be a string`.
+ * e.g. `text must be a string`, or `property <path> should not exist`. The messages do not name
+ * their constraint, hence `invalid` (or `whitelistValidation`, which they do imply).
  */
 export function detailsFromValidationMessages(messages: string[]): ValidationDetail[] {
-  return messages.map((message) => {
-    const property = message.split(' ', 1)[0];
-    return { property, constraints: { invalid: message } };
+  return messages.map((message): ValidationDetail => {
+    const notWhitelisted = NOT_WHITELISTED.exec(message);
+    if (notWhitelisted) return { property: notWhitelisted[1], constraints: { whitelistValidation: message } };
+    return { property: message.split(' ', 1)[0], constraints: { invalid: message } };
   });
 }

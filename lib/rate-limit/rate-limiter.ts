@@ -17,6 +17,8 @@ interface ConnectionLimits {
   buckets: Map<RateLimitOptions, TokenBucket>;
   violations: number;
   windowStartedAt: number;
+  /** Set once the connection is to be closed with 4029; everything after is refused. */
+  closing: boolean;
 }
 
 /**
@@ -47,6 +49,7 @@ export class RateLimiter {
 
   private charge(socket: ReliableSocket, limit: RateLimitOptions, now: number): RateDecision {
     const limits = this.limitsOf(socket, now);
+    if (limits.closing) return { allowed: false, retryAfterMs: limit.durationMs, closed: true };
     let bucket = limits.buckets.get(limit);
     if (!bucket) {
       bucket = new TokenBucket(limit, now);
@@ -64,14 +67,16 @@ export class RateLimiter {
     }
     limits.violations++;
     if (this.options === false || limits.violations < this.options.maxViolations) return false;
-    socket.close(CloseCode.RATE_LIMITED);
+    limits.closing = true;
+    // Closed on the next turn, so that answers already decided (this message's $error among them) go out first.
+    setImmediate(() => socket.close(CloseCode.RATE_LIMITED));
     return true;
   }
 
   private limitsOf(socket: ReliableSocket, now: number): ConnectionLimits {
     let limits = this.connections.get(socket);
     if (!limits) {
-      limits = { buckets: new Map(), violations: 0, windowStartedAt: now };
+      limits = { buckets: new Map(), violations: 0, windowStartedAt: now, closing: false };
       this.connections.set(socket, limits);
     }
     return limits;

@@ -18,6 +18,8 @@ export class Session {
   lastSeq = 0;
   /** The highest client message id taken from an `rws.v1` client. */
   lastId = 0;
+  /** The highest seq the client has confirmed receiving (cumulative `$ack`). */
+  ackedSeq = 0;
   private transport: SessionTransport | undefined;
 
   constructor(readonly sequenced: boolean) {}
@@ -32,6 +34,15 @@ export class Session {
 
   detach(transport: SessionTransport): void {
     if (this.transport === transport) this.transport = undefined;
+  }
+
+  /** Whether `seq` is a valid cumulative acknowledgement that moves `ackedSeq` forward. */
+  acknowledges(seq: number): boolean {
+    return Number.isSafeInteger(seq) && seq > this.ackedSeq && seq <= this.lastSeq;
+  }
+
+  acknowledge(seq: number): void {
+    this.ackedSeq = seq;
   }
 
   /** Numbers a push whose payload is already serialised and hands it to the live connection. */
