@@ -1,0 +1,164 @@
+import fc from 'fast-check';
+import {
+  decodeClientMessage,
+  decodeServerMessage,
+  encodeFrame,
+  isValidEventName,
+  isValidMessageId,
+  serializeData,
+} from './envelope.js';
+import { MAX_EVENT_NAME_LENGTH } from './system-event.js';
+
+const eventName = fc.string({ minLength: 1, maxLength: MAX_EVENT_NAME_LENGTH });
+const messageId = fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER), fc.string({ minLength: 1, maxLength: 128 }));
+/** JSON.parse(JSON.stringify(x)): what a payload becomes on the wire (e.g. -0 → 0). */
+const wire = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
+
+describe('decodeClientMessage', () => {
+  it('accepts { event, data, id }', () => {
+    expect(decodeClientMessage('{"event":"say","data":{"text":"hi"},"id":17}')).toEqual({
+      ok: true,
+      message: { event: 'say', data: { text: 'hi' }, id: 17 },
+    });
+  });
+
+  it('accepts a message without data or id, and adds no id key', () => {
+    const decoded = decodeClientMessage('{"event":"x"}');
+    expect(decoded).toEqual({ ok: true, message: { event: 'x', data: undefined } });
+    expect(decoded.ok && 'id' in decoded.message).toBe(false);
+  });
+
+  it('accepts string ids, id 0, system event names, and ignores unknown keys', () => {
+    expect(decodeClientMessage('{"event":"a","id":"abc"}')).toMatchObject({ ok: true, message: { id: 'abc' } });
+    expect(decodeClientMessage('{"event":"a","id":0}')).toMatchObject({ ok: true, message: { id: 0 } });
+    expect(decodeClientMessage('{"event":"$ping","data":null}')).toEqual({ ok: true, message: { event: '$ping', data: null } });
+    const decoded = decodeClientMessage('{"event":"a","seq":5,"ref":1}');
+    expect(decoded).toEqual({ ok: true, message: { event: 'a', data: undefined } });
+  });
+
+  it.each([
+    ['not JSON', '{bad', /not valid JSON/],
+    ['empty frame', '', /not valid JSON/],
+    ['an array', '[1,2]', /JSON object/],
+    ['null', 'null', /JSON object/],
+    ['a number', '42', /JSON object/],
+    ['a string', '"event"', /JSON object/],
+    ['no event', '{"data":1}', /"event"/],
+    ['empty event', '{"event":""}', /"event"/],
+    ['event not a string', '{"event":5}', /"event"/],
+    ['event too long', JSON.stringify({ event: 'e'.repeat(MAX_EVENT_NAME_LENGTH + 1) }), /"event"/],
+    ['negative id', '{"event":"a","id":-1}', /"id"/],
+    ['fractional id', '{"event":"a","id":1.5}', /"id"/],
+    ['unsafe integer id', `{"event":"a","id":${2 ** 53}}`, /"id"/],
+    ['empty string id', '{"event":"a","id":""}', /"id"/],
+    ['too long string id', JSON.stringify({ event: 'a', id: 'i'.repeat(129) }), /"id"/],
+    ['null id', '{"event":"a","id":null}', /"id"/],
+    ['object id', '{"event":"a","id":{}}', /"id"/],
+  ])('rejects %s', (_name, text, reason) => {
+    const decoded = decodeClientMessage(text);
+    expect(decoded.ok).toBe(false);
+    if (!decoded.ok) expect(decoded.reason).toMatch(reason);
+  });
+
+  it('keeps a valid id on a rejected envelope so the error can carry ref', () => {
+    expect(decodeClientMessage('{"event":"","id":7}')).toEqual({ ok: false, reason: expect.any(String), id: 7 });
+    expect(decodeClientMessage('{"id":"x"}')).toEqual({ ok: false, reason: expect.any(String), id: 'x' });
+  });
+
+  it('has no id on a rejection caused by the id itself', () => {
+    const decoded = decodeClientMessage('{"event":"a","id":-5}');
+    expect(decoded).toEqual({ ok: false, reason: expect.any(String) });
+  });
+
+  it('accepts an event of exactly the maximum length', () => {
+    expect(decodeClientMessage(JSON.stringify({ event: 'e'.repeat(MAX_EVENT_NAME_LENGTH) })).ok).toBe(true);
+  });
+
+  it('round-trips any valid message (property)', () => {
+    fc.assert(
+      fc.property(eventName, fc.jsonValue(), fc.option(messageId, { nil: undefined }), (event, data, id) => {
+        const decoded = decodeClientMessage(JSON.stringify({ event, data, id }));
+        const expected: Record<string, unknown> = { event, data: wire(data) };
+        if (id !== undefined) expected.id = id;
+        expect(decoded).toEqual({ ok: true, message: expected });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('never throws, whatever the text (property)', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify(v))), (text) => {
+        const decoded = decodeClientMessage(text);
+        expect(typeof decoded.ok).toBe('boolean');
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('encodeFrame', () => {
+  it('builds { event, data } and adds ref and seq only when given', () => {
+    expect(encodeFrame('said', '{"a":1}')).toBe('{"event":"said","data":{"a":1}}');
+    expect(encodeFrame('say', '"ok"', { ref: 17 })).toBe('{"event":"say","data":"ok","ref":17}');
+    expect(encodeFrame('say', 'null', { ref: 'r-1' })).toBe('{"event":"say","data":null,"ref":"r-1"}');
+    expect(encodeFrame('said', '1', { seq: 42 })).toBe('{"event":"said","data":1,"seq":42}');
+    expect(encodeFrame('said', '1', { ref: 0, seq: 0 })).toBe('{"event":"said","data":1,"ref":0,"seq":0}');
+  });
+
+  it('escapes event names and ref strings', () => {
+    const frame = encodeFrame('a"b\\c\n\u2028', '1', { ref: '"}' });
+    expect(JSON.parse(frame)).toEqual({ event: 'a"b\\c\n\u2028', data: 1, ref: '"}' });
+  });
+
+  it('produces exactly JSON.stringify of the same object (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.string(),
+        fc.jsonValue(),
+        fc.option(messageId, { nil: undefined }),
+        fc.option(fc.nat(), { nil: undefined }),
+        (event, data, ref, seq) => {
+          const frame = encodeFrame(event, serializeData(data), { ref, seq });
+          const object: Record<string, unknown> = { event, data };
+          if (ref !== undefined) object.ref = ref;
+          if (seq !== undefined) object.seq = seq;
+          expect(frame).toBe(JSON.stringify(object));
+          expect(decodeServerMessage(frame)).toEqual(wire(object));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('serializeData', () => {
+  it('turns undefined (and other non-JSON values) into null so that frames stay valid', () => {
+    expect(serializeData(undefined)).toBe('null');
+    expect(serializeData(() => 1)).toBe('null');
+    expect(JSON.parse(encodeFrame('x', serializeData(undefined)))).toEqual({ event: 'x', data: null });
+  });
+
+  it('serialises like JSON.stringify otherwise', () => {
+    expect(serializeData({ a: [1, 'b', null], d: new Date(0) })).toBe(JSON.stringify({ a: [1, 'b', null], d: new Date(0) }));
+  });
+});
+
+describe('decodeServerMessage', () => {
+  it('returns the frame for a server message, undefined for anything else', () => {
+    expect(decodeServerMessage('{"event":"said","data":1,"seq":3}')).toEqual({ event: 'said', data: 1, seq: 3 });
+    expect(decodeServerMessage('nope')).toBeUndefined();
+    expect(decodeServerMessage('[]')).toBeUndefined();
+    expect(decodeServerMessage('null')).toBeUndefined();
+    expect(decodeServerMessage('{"data":1}')).toBeUndefined();
+  });
+});
+
+describe('isValidMessageId / isValidEventName', () => {
+  it('match the envelope rules', () => {
+    expect([0, 1, Number.MAX_SAFE_INTEGER, 'a', 'x'.repeat(128)].every(isValidMessageId)).toBe(true);
+    expect([-1, 0.5, NaN, Infinity, '', 'x'.repeat(129), null, {}, []].some(isValidMessageId)).toBe(false);
+    expect(['a', 'e'.repeat(MAX_EVENT_NAME_LENGTH)].every(isValidEventName)).toBe(true);
+    expect(['', 'e'.repeat(MAX_EVENT_NAME_LENGTH + 1), 1, null].some(isValidEventName)).toBe(false);
+  });
+});
