@@ -1,0 +1,114 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import { resolveOptions } from '../reliable-ws.options-validation.js';
+import type { AuthOptions, ResolvedAuthOptions } from './auth.options.js';
+import { Authenticator } from './authenticator.js';
+
+const lines: string[] = [];
+const capture: LoggerService = {
+  log: (...parts: unknown[]) => void lines.push(parts.map(String).join(' ')),
+  warn: (...parts: unknown[]) => void lines.push(parts.map(String).join(' ')),
+  error: (...parts: unknown[]) => void lines.push(parts.map(String).join(' ')),
+};
+
+beforeAll(() => Logger.overrideLogger(capture));
+beforeEach(() => {
+  lines.length = 0;
+});
+
+function authenticator(auth: AuthOptions): Authenticator {
+  return new Authenticator(resolveOptions({ auth }).auth as ResolvedAuthOptions);
+}
+
+function request(url = '/ws?token=SECRET123'): IncomingMessage {
+  return { url, headers: {}, socket: { remoteAddress: '127.0.0.1' } } as unknown as IncomingMessage;
+}
+
+describe('Authenticator.verify', () => {
+  it('returns what verify returns, sync or async, and passes the token and the request', async () => {
+    const req = request();
+    const seen: unknown[] = [];
+    const sync = authenticator({ verify: (token, r) => (seen.push([token, r]), { id: token }) });
+    await expect(sync.verify('t1', req)).resolves.toEqual({ id: 't1' });
+    expect(seen).toEqual([['t1', req]]);
+    const async = authenticator({ verify: async (token) => ({ id: token }) });
+    await expect(async.verify('t2', req)).resolves.toEqual({ id: 't2' });
+  });
+
+  it.each([
+    ['null', () => null],
+    ['undefined', () => undefined],
+    ['false', () => false as unknown as null],
+    ['a promise of null', async () => null],
+  ])('treats %s as a rejection and logs it with the url redacted', async (_name, verify) => {
+    await expect(authenticator({ verify }).verify('SECRET123', request())).resolves.toBeUndefined();
+    expect(lines.some((line) => line.includes('rejected credentials') && line.includes('token=[redacted]'))).toBe(true);
+    expect(lines.join('\n')).not.toContain('SECRET123');
+  });
+
+  it('a throw is a rejection, logged without the token', async () => {
+    const auth = authenticator({
+      verify: (token) => {
+        throw new Error(`cannot verify ${token}`);
+      },
+    });
+    await expect(auth.verify('SECRET123', request())).resolves.toBeUndefined();
+    expect(lines.some((line) => line.includes('auth.verify threw') && line.includes('cannot verify [redacted]'))).toBe(true);
+    expect(lines.join('\n')).not.toContain('SECRET123');
+  });
+
+  it('an async rejection (also with a non-Error value) is a rejection, logged without the token', async () => {
+    const rejectsError = authenticator({ verify: async (token) => Promise.reject(new Error(`expired ${token}`)) });
+    await expect(rejectsError.verify('SECRET123', request('/ws'))).resolves.toBeUndefined();
+    const rejectsString = authenticator({ verify: (token) => Promise.reject(`bad: ${token}`) });
+    await expect(rejectsString.verify('SECRET123', request('/ws'))).resolves.toBeUndefined();
+    expect(lines.filter((line) => line.includes('auth.verify threw'))).toHaveLength(2);
+    expect(lines.some((line) => line.includes('bad: [redacted]'))).toBe(true);
+    expect(lines.join('\n')).not.toContain('SECRET123');
+  });
+
+  it('an empty object is a principal, not a rejection', async () => {
+    await expect(authenticator({ verify: () => ({}) }).verify('t', request())).resolves.toEqual({});
+  });
+});
+
+describe('Authenticator.msUntilExpiry', () => {
+  const now = 1_700_000_000_000;
+
+  it('defaults to a JWT exp claim in seconds', () => {
+    const auth = authenticator({ verify: () => null });
+    expect(auth.msUntilExpiry({ exp: now / 1000 + 30 }, now)).toBe(30_000);
+    expect(auth.msUntilExpiry({ exp: (now + 1500) / 1000 }, now)).toBeCloseTo(1500, 3);
+  });
+
+  it('is 0 once the expiry has passed', () => {
+    const auth = authenticator({ verify: () => null });
+    expect(auth.msUntilExpiry({ exp: now / 1000 - 10 }, now)).toBe(0);
+  });
+
+  it('is undefined without a usable exp', () => {
+    const auth = authenticator({ verify: () => null });
+    expect(auth.msUntilExpiry({}, now)).toBeUndefined();
+    expect(auth.msUntilExpiry({ exp: '123' }, now)).toBeUndefined();
+    expect(auth.msUntilExpiry({ exp: Number.NaN }, now)).toBeUndefined();
+    expect(auth.msUntilExpiry(null, now)).toBeUndefined();
+    expect(auth.msUntilExpiry('user', now)).toBeUndefined();
+  });
+
+  it('uses a custom expiresAt returning ms since the epoch or a Date', () => {
+    const ms = authenticator({ verify: () => null, expiresAt: (p: { until: number }) => p.until });
+    expect(ms.msUntilExpiry({ until: now + 250, exp: 1 }, now)).toBe(250);
+    const date = authenticator({ verify: () => null, expiresAt: (p: { until: number }) => new Date(p.until) });
+    expect(date.msUntilExpiry({ until: now + 4000 }, now)).toBe(4000);
+    expect(date.msUntilExpiry({ until: now - 4000 }, now)).toBe(0);
+    const never = authenticator({ verify: () => null, expiresAt: () => undefined });
+    expect(never.msUntilExpiry({ exp: now / 1000 - 10 }, now)).toBeUndefined();
+  });
+
+  it('uses Date.now() by default', () => {
+    const auth = authenticator({ verify: () => null });
+    const left = auth.msUntilExpiry({ exp: Date.now() / 1000 + 60 });
+    expect(left).toBeGreaterThan(50_000);
+    expect(left).toBeLessThanOrEqual(60_000);
+  });
+});
