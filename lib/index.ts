@@ -4,6 +4,13 @@ export { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
 export type { ReliableWsOptions, ResolvedReliableWsOptions, ResumeOptions, OriginCheck } from './reliable-ws.options.js';
 export { ReliableWsOptionsError } from './reliable-ws.options-validation.js';
 export { ReliableGateway } from './reliable-gateway.decorator.js';
+export {
+  BroadcastService,
+  RedisBroadcastTransport,
+  type BroadcastOptions,
+  type BroadcastOptionsPerCall,
+  type BroadcastTransport,
+} from './broadcast/index.js';
 export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode } from './auth/index.js';
 export { ReliableWsAdapter } from './adapter/index.js';
 export {

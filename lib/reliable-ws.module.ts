@@ -1,7 +1,9 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
 import { MissingReliableWsAdapter, MISSING_ADAPTER_MESSAGE, ReliableWsAdapter } from './adapter/index.js';
-import { Authenticator, WsAuthGuard } from './auth/index.js';
+import { randomUUID } from 'node:crypto';
+import { Authenticator, defaultUserId, WsAuthGuard } from './auth/index.js';
+import { BroadcastService, LocalBroadcastTransport, RedisBroadcastTransport } from './broadcast/index.js';
 import { WsErrorFilter } from './errors/index.js';
 import { HealthEndpoint } from './health/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
@@ -44,20 +46,34 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
       inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
     },
     {
+      provide: BroadcastService,
+      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry) => {
+        const instanceId = randomUUID();
+        const { broadcast, auth } = options;
+        const transport = broadcast.redis
+          ? new RedisBroadcastTransport(broadcast, instanceId)
+          : new LocalBroadcastTransport();
+        return new BroadcastService(sessions, transport, instanceId, broadcast.channelPrefix, auth ? auth.userId : defaultUserId);
+      },
+      inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
+    },
+    {
       provide: HealthEndpoint,
       useFactory: (
         options: ResolvedReliableWsOptions,
         httpAdapterHost: HttpAdapterHost,
         sessions: SessionRegistry,
         shutdown: ShutdownService,
+        broadcast: BroadcastService,
       ) =>
         options.health === false
           ? null
           : new HealthEndpoint(options.health, httpAdapterHost, () => ({
-              status: shutdown.draining ? 'draining' : 'ok',
+              status: shutdown.draining ? 'draining' : broadcast.healthy ? 'ok' : 'degraded',
               connections: sessions.connectionCount,
+              ...(broadcast.healthy ? {} : { broadcast: 'subscriber not receiving' }),
             })),
-      inject: [RELIABLE_WS_OPTIONS, HttpAdapterHost, SessionRegistry, ShutdownService],
+      inject: [RELIABLE_WS_OPTIONS, HttpAdapterHost, SessionRegistry, ShutdownService, BroadcastService],
     },
     {
       provide: Authenticator,
@@ -82,6 +98,7 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
   ],
   exports: [
     RELIABLE_WS_OPTIONS,
+    BroadcastService,
     SessionRegistry,
     ShutdownService,
     Authenticator,

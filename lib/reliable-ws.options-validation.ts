@@ -6,6 +6,7 @@ import {
   type AuthMode,
   type ResolvedAuthOptions,
 } from './auth/index.js';
+import { Redis } from 'ioredis';
 import { CloseCode } from './protocol/index.js';
 import {
   DEFAULT_OPTIONS,
@@ -141,6 +142,7 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
         1,
       ),
     },
+    broadcast: broadcast(options.broadcast),
     resume: resume(options.resume),
     shutdown: {
       closeCode,
@@ -221,4 +223,34 @@ function validation(value: unknown): ResolvedReliableWsOptions['validation'] {
   if (value === undefined) return DEFAULT_OPTIONS.validation;
   if (!isPlainObject(value)) throw new ReliableWsOptionsError('validation', value, "class-validator's options or false");
   return { ...DEFAULT_OPTIONS.validation, ...value };
+}
+
+const BROADCAST_KEYS = ['redis', 'channelPrefix', 'canaryIntervalMs', 'sharded', 'connectTimeoutMs'] as const;
+
+function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
+  const defaults = DEFAULT_OPTIONS.broadcast;
+  if (value === undefined) return defaults;
+  if (!isPlainObject(value)) throw new ReliableWsOptionsError('broadcast', value, 'an object');
+  checkKeys('broadcast', value, BROADCAST_KEYS);
+  const prefix = value.channelPrefix ?? defaults.channelPrefix;
+  if (typeof prefix !== 'string' || !/^[^\s*?[\]]+$/.test(prefix)) {
+    throw new ReliableWsOptionsError('broadcast.channelPrefix', prefix, 'a non-empty string without spaces or glob characters');
+  }
+  return {
+    redis: redisOption(value.redis),
+    channelPrefix: prefix,
+    canaryIntervalMs: integer('broadcast.canaryIntervalMs', value.canaryIntervalMs, defaults.canaryIntervalMs, 1),
+    sharded: boolean('broadcast.sharded', value.sharded, defaults.sharded),
+    connectTimeoutMs: integer('broadcast.connectTimeoutMs', value.connectTimeoutMs, defaults.connectTimeoutMs, 1),
+  };
+}
+
+function redisOption(value: unknown): ResolvedReliableWsOptions['broadcast']['redis'] {
+  if (value === undefined || value instanceof Redis || isPlainObject(value)) return value as Redis | undefined;
+  if (typeof value === 'string' && /^rediss?:\/\//.test(value)) return value;
+  throw new ReliableWsOptionsError(
+    'broadcast.redis',
+    typeof value === 'string' ? value.replace(/\/\/[^@/]*@/, '//[redacted]@') : value,
+    "a redis:// or rediss:// URL, ioredis options, or an ioredis instance",
+  );
 }

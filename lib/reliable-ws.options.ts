@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuthOptions, ResolvedAuthOptions } from './auth/index.js';
+import type { BroadcastOptions } from './broadcast/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
 import type { ModuleRateLimitOptions } from './rate-limit/index.js';
 import type { ValidationOptions } from './validation/index.js';
@@ -36,6 +37,8 @@ export interface ReliableWsOptions {
   /** class-validator options for `@MessageBody()` DTOs; `false` turns validation off. */
   validation?: ValidationOptions | false;
   backpressure?: Partial<BackpressureOptions>;
+  /** Fan-out across instances through Redis when `redis` is set; in-memory otherwise. */
+  broadcast?: Partial<BroadcastOptions>;
   /** Session numbering and replay; `false` turns sessions off (pushes carry no `seq`). */
   resume?: Partial<ResumeOptions> | false;
   shutdown?: Partial<ShutdownOptions>;
@@ -55,6 +58,7 @@ export interface ResolvedReliableWsOptions {
   rateLimit: ModuleRateLimitOptions | false;
   validation: ValidationOptions | false;
   backpressure: BackpressureOptions;
+  broadcast: BroadcastOptions;
   resume: ResumeOptions | false;
   shutdown: ShutdownOptions;
   health: HealthOptions | false;
@@ -71,6 +75,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   rateLimit: { points: 50, durationMs: 1000, maxViolations: 20 },
   validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true },
   backpressure: { maxBufferedBytes: 1024 * 1024 },
+  broadcast: { channelPrefix: 'rws', canaryIntervalMs: 5000, sharded: false, connectTimeoutMs: 10000 },
   resume: { bufferSize: 1000, ttlMs: 120000 },
   shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },
   health: { path: '/health/ws' },

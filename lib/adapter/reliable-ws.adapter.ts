@@ -190,8 +190,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private startSession(connection: ConnectionState, principal: unknown): void {
     const { socket, wss } = connection;
     clearTimeout(connection.helloTimer);
-    const session = this.runtime.sessions.startSession(socket);
-    session.principal = principal;
+    const session = this.runtime.sessions.startSession(socket, principal);
     this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.READY, {
       sessionId: session.id,
@@ -292,7 +291,7 @@ export class ReliableWsAdapter extends WsAdapter {
       socket.close(CloseCode.UNAUTHORIZED);
       return;
     }
-    socket.session.principal = principal;
+    this.runtime.sessions.setPrincipal(socket.session, principal);
     this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.ACK, id === undefined ? {} : { ref: id });
   }

@@ -93,6 +93,26 @@ export function serializeData(data: unknown): string {
 }
 
 /**
+ * A push serialised once for any number of recipients: each recipient's frame is the shared
+ * head plus its own `seq`.
+ */
+export interface PreparedPush {
+  readonly event: string;
+  readonly dataJson: string;
+  /** `{"event":…,"data":…` without the closing brace. */
+  readonly head: string;
+}
+
+export function preparePush(event: string, dataJson: string): PreparedPush {
+  return { event, dataJson, head: `{"event":${JSON.stringify(event)},"data":${dataJson}` };
+}
+
+/** One recipient's frame of a prepared push. */
+export function pushFrame(push: PreparedPush, seq: number | undefined): string {
+  return seq === undefined ? `${push.head}}` : `${push.head},"seq":${seq}}`;
+}
+
+/**
  * Builds a server frame around an already serialised payload, so that a payload sent to many
  * recipients is serialised once.
  */

@@ -4,6 +4,7 @@ import {
   CloseCode,
   CloseReason,
   encodeFrame,
+  preparePush,
   serializeData,
   SystemEvent,
   type ErrorData,
@@ -70,7 +71,7 @@ export class ReliableSocket implements SessionTransport {
 
   /** Pushes an event to this client: sequenced and, with sessions on, resumable. */
   send(event: string, data?: unknown): void {
-    this.session.push(event, serializeData(data));
+    this.session.push(preparePush(event, serializeData(data)));
   }
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {

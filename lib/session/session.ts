@@ -1,4 +1,4 @@
-import { encodeFrame } from '../protocol/index.js';
+import { pushFrame, type PreparedPush } from '../protocol/index.js';
 import { randomSecret } from './session-id.js';
 
 /** Where a session's frames go while it has a live connection. */
@@ -18,6 +18,8 @@ export class Session {
   lastSeq = 0;
   /** The highest client message id taken from an `rws.v1` client. */
   lastId = 0;
+  /** Rooms the session is a member of; kept across a resumed reconnect. */
+  readonly rooms = new Set<string>();
   /** The highest seq the client has confirmed receiving (cumulative `$ack`). */
   ackedSeq = 0;
   private transport: SessionTransport | undefined;
@@ -46,8 +48,8 @@ export class Session {
   }
 
   /** Numbers a push whose payload is already serialised and hands it to the live connection. */
-  push(event: string, dataJson: string): void {
+  push(push: PreparedPush): void {
     const seq = this.sequenced ? ++this.lastSeq : undefined;
-    this.transport?.write(encodeFrame(event, dataJson, { seq }));
+    this.transport?.write(pushFrame(push, seq));
   }
 }

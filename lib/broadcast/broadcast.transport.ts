@@ -1,0 +1,31 @@
+/** Receives what other instances published on the channels this instance listens to. */
+export type TransportListener = (channel: string, payload: string) => void;
+
+/** Carries broadcasts between instances. */
+export interface BroadcastTransport {
+  /** Connects and subscribes to the given channels; resolves once they are live. */
+  start(channels: string[], listener: TransportListener): Promise<void>;
+  /** Resolves once the message is handed to the broker; rejects when it cannot be. */
+  publish(channel: string, payload: string): Promise<void>;
+  /** Resolves once messages on the channel are received. */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  /** False while the transport knows it is not receiving (e.g. its canary is late). */
+  readonly healthy: boolean;
+  close(): Promise<void>;
+}
+
+/** The in-memory default: a single instance, so there is nobody to tell. */
+export class LocalBroadcastTransport implements BroadcastTransport {
+  readonly healthy = true;
+
+  async start(): Promise<void> {}
+
+  async publish(): Promise<void> {}
+
+  async subscribe(): Promise<void> {}
+
+  async unsubscribe(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
