@@ -1,4 +1,18 @@
 export {
+  ReliableWsClient,
+  type ClientState,
+  type ClientSystemEvents,
+  type ClientHeartbeatOptions,
+  type QueueOptions,
+  type ReadyInfo,
+  type ReliableWsClientOptions,
+  type RequestOptions,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './reliable-ws-client.js';
+export { reconnectDelay, DEFAULT_RECONNECT, type ReconnectOptions } from './backoff.js';
+export { QueueFullError, RequestError, ClientErrorCode } from './errors.js';
+export {
   CloseCode,
   ErrorCode,
   SystemEvent,

@@ -1,0 +1,31 @@
+type Listener = (payload: any) => void;
+
+/** A minimal event emitter that runs in browsers and Node alike. */
+export class Emitter {
+  private readonly listeners = new Map<string, Set<Listener>>();
+
+  on(event: string, listener: Listener): () => void {
+    let set = this.listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
+    set.add(listener);
+    return () => this.off(event, listener);
+  }
+
+  off(event: string, listener: Listener): void {
+    this.listeners.get(event)?.delete(listener);
+  }
+
+  /** Calls every listener; one that throws is reported and does not stop the others or the client. */
+  emit(event: string, payload?: unknown): void {
+    for (const listener of [...(this.listeners.get(event) ?? [])]) {
+      try {
+        listener(payload);
+      } catch (error) {
+        console.error(`ReliableWsClient: a "${event}" listener threw`, error);
+      }
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/** `send()` or `request()` would overflow the offline queue (count or bytes). */
+export class QueueFullError extends Error {
+  constructor(readonly limit: 'maxMessages' | 'maxBytes', readonly value: number) {
+    super(`ReliableWsClient: the send queue is full (queue.${limit} = ${value})`);
+    this.name = 'QueueFullError';
+  }
+}
+
+/** Client-side reasons a request fails, next to the server's `ErrorCode`s. */
+export const ClientErrorCode = {
+  TIMEOUT: 'TIMEOUT',
+  SESSION_LOST: 'SESSION_LOST',
+  CLOSED: 'CLOSED',
+} as const;
+
+/** A `request()` that failed: the server's `$error` code, or a `ClientErrorCode`. */
+export class RequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
