@@ -30,7 +30,7 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
     },
     {
       provide: SessionRegistry,
-      useFactory: (options: ResolvedReliableWsOptions) => new SessionRegistry(options.resume !== false),
+      useFactory: (options: ResolvedReliableWsOptions) => new SessionRegistry(options.resume),
       inject: [RELIABLE_WS_OPTIONS],
     },
     {

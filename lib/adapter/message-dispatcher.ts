@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defaultIfEmpty, take, type Observable } from 'rxjs';
 import { INTERNAL_ERROR_MESSAGE } from '../errors/index.js';
-import { ErrorCode, SystemEvent, type ClientMessage } from '../protocol/index.js';
+import { ErrorCode, type ClientMessage } from '../protocol/index.js';
 import { InboundMessage, type ReliableSocket } from '../session/index.js';
 
 type Transform = (data: unknown) => Observable<unknown>;
@@ -50,9 +50,9 @@ export class MessageDispatcher {
   private answer(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {
     const ref = inbound.id;
     if (inbound.failure) {
-      socket.sendError({ ...inbound.failure, ref });
+      socket.replyError({ ...inbound.failure, ref });
     } else if (result === undefined) {
-      if (ref !== undefined) socket.sendSystem(SystemEvent.ACK, { ref });
+      if (ref !== undefined) socket.acknowledge(ref);
     } else if (isEventReply(result)) {
       socket.reply(result.event, result.data, ref);
     } else {

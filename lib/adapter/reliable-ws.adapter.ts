@@ -9,8 +9,10 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   CloseCode,
   decodeClientMessage,
+  encodeFrame,
   ErrorCode,
   isSystemEventName,
+  serializeData,
   SUBPROTOCOL,
   SystemEvent,
   type ClientMessage,
@@ -20,7 +22,7 @@ import {
 import { DEFAULT_AUTH_TIMEOUT_MS, handshakeToken } from '../auth/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ReliableWsRuntime } from '../reliable-ws.runtime.js';
-import { ReliableSocket } from '../session/index.js';
+import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
 import { ConnectionLimiter } from './connection-limiter.js';
 import {
   clientIp,
@@ -171,7 +173,7 @@ export class ReliableWsAdapter extends WsAdapter {
     ws.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
     ws.once('close', (code) => {
       connection.dispose();
-      sessions.remove(socket);
+      sessions.remove(socket, code);
       socket.notifyClosed(code);
     });
     if (credentials.rejected) {
@@ -187,20 +189,39 @@ export class ReliableWsAdapter extends WsAdapter {
     return this.options.auth ? this.options.auth.timeoutMs : DEFAULT_AUTH_TIMEOUT_MS;
   }
 
-  private startSession(connection: ConnectionState, principal: unknown): void {
+  /**
+   * Resumes the session the client asks for when it can, else starts a fresh one (`missed` when
+   * a resume was asked for and failed: the client must resync), then hands the connection to
+   * the gateways.
+   */
+  private startSession(connection: ConnectionState, principal: unknown, resume?: ResumeRequest): void {
     const { socket, wss } = connection;
     clearTimeout(connection.helloTimer);
-    const session = this.runtime.sessions.startSession(socket, principal);
+    const { sessions } = this.runtime;
+    const resumed = resume && this.options.resume !== false ? this.resume(socket, resume, principal) : undefined;
+    const session = resumed?.session ?? sessions.startSession(socket, principal);
+    if (resumed) sessions.setPrincipal(session, principal);
     this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.READY, {
       sessionId: session.id,
       ...(this.options.resume === false ? {} : { resumeToken: session.resumeToken }),
-      resumed: false,
-      missed: false,
+      resumed: resumed !== undefined,
+      missed: resume !== undefined && resumed === undefined,
       lastId: session.lastId,
       heartbeatMs: this.options.heartbeat.intervalMs,
     });
+    for (const frame of resumed?.replay ?? []) socket.write(frame);
     wss.emit('connection', socket, socket.request);
+  }
+
+  /** A session resumes only for the same user (when auth tells users apart). */
+  private resume(socket: ReliableSocket, request: ResumeRequest, principal: unknown) {
+    const userIdOf = this.options.auth ? this.options.auth.userId : undefined;
+    return this.runtime.sessions.resumeSession(
+      socket,
+      request,
+      (session) => !userIdOf || userIdOf(session.principal) === userIdOf(principal),
+    );
   }
 
   /** Closes the connection with 4001 when its credentials expire without a refresh. */
@@ -232,9 +253,30 @@ export class ReliableWsAdapter extends WsAdapter {
       if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
+    } else if (this.isDuplicate(socket, message.id)) {
+      return;
     } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id)) {
-      socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
+      socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
     }
+  }
+
+  /**
+   * Takes a new retry id of an `rws.v1` client, or answers a duplicate from the session's cache
+   * (nothing while its first run is still going: that answer will come).
+   */
+  private isDuplicate(socket: ReliableSocket, id: MessageId | undefined): boolean {
+    if (!socket.tracksIds(id)) return false;
+    const { session } = socket;
+    if (id > session.lastId) {
+      session.lastId = id;
+      session.answers.markPending(id);
+      return false;
+    }
+    if (!this.admitUnhandled(socket, id)) return true;
+    const cached = session.answers.get(id);
+    if (cached === ANSWER_PENDING) return true;
+    socket.write(cached ?? encodeFrame(SystemEvent.ACK, serializeData({ ref: id, duplicate: true })));
+    return true;
   }
 
   /** Charges a frame that no handler's limit covers against the protocol's own bucket. */
@@ -269,13 +311,14 @@ export class ReliableWsAdapter extends WsAdapter {
   private async onHello(connection: ConnectionState, data: unknown): Promise<void> {
     const auth = this.runtime.authenticator;
     const token = tokenOf(data);
+    const resume = resumeRequestOf(data);
     if (!auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined)) {
-      this.startSession(connection, connection.handshakePrincipal);
+      this.startSession(connection, connection.handshakePrincipal, resume);
       return;
     }
     const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request) : undefined;
     if (principal === undefined) connection.socket.close(CloseCode.UNAUTHORIZED);
-    else if (connection.socket.isOpen) this.startSession(connection, principal);
+    else if (connection.socket.isOpen) this.startSession(connection, principal, resume);
   }
 
   private async onAuth(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
@@ -347,6 +390,15 @@ function isAdvancingAck(socket: ReliableSocket, { event, data }: ClientMessage):
   if (event !== SystemEvent.ACK || !socket.hasSession) return false;
   const seq = (data as { seq?: unknown } | null | undefined)?.seq;
   return typeof seq === 'number' && socket.session.acknowledges(seq);
+}
+
+/** `$hello.resume`, when it has the right shape. */
+function resumeRequestOf(data: unknown): ResumeRequest | undefined {
+  const resume = typeof data === 'object' && data !== null ? (data as { resume?: unknown }).resume : undefined;
+  if (typeof resume !== 'object' || resume === null) return undefined;
+  const { sessionId, resumeToken, lastSeq } = resume as Record<string, unknown>;
+  if (typeof sessionId !== 'string' || typeof resumeToken !== 'string' || typeof lastSeq !== 'number') return undefined;
+  return { sessionId, resumeToken, lastSeq };
 }
 
 function tokenOf(data: unknown): unknown {

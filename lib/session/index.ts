@@ -3,3 +3,5 @@ export * from './session-id.js';
 export * from './session.registry.js';
 export * from './reliable-socket.js';
 export * from './inbound-message.js';
+export * from './replay-buffer.js';
+export * from './answer-cache.js';

@@ -6,6 +6,7 @@ import {
   encodeFrame,
   preparePush,
   serializeData,
+  SUBPROTOCOL,
   SystemEvent,
   type ErrorData,
   type MessageId,
@@ -80,15 +81,43 @@ export class ReliableSocket implements SessionTransport {
 
   /** Answers a client message: `{ event, data, ref }`, never sequenced. */
   reply(event: string, data: unknown, ref: MessageId | undefined): void {
-    this.write(encodeFrame(event, serializeData(data), { ref }));
+    this.answer(ref, encodeFrame(event, serializeData(data), { ref }));
+  }
+
+  /** Answers a client message with `$error`. */
+  replyError(error: ErrorData): void {
+    this.answer(error.ref, encodeFrame(SystemEvent.ERROR, serializeData(error)));
+  }
+
+  /** Answers a client message whose handler returned nothing. */
+  acknowledge(ref: MessageId): void {
+    this.answer(ref, encodeFrame(SystemEvent.ACK, serializeData({ ref })));
   }
 
   sendSystem(event: string, data: unknown): void {
     this.write(encodeFrame(event, serializeData(data)));
   }
 
+  /** A `$error` that answers no message (or one whose id is not usable). */
   sendError(error: ErrorData): void {
     this.sendSystem(SystemEvent.ERROR, error);
+  }
+
+  /**
+   * Whether this connection's message ids are session-wide retry ids (`rws.v1`, integers), whose
+   * answers are kept for duplicates and follow the session to a resumed connection.
+   */
+  tracksIds(id: MessageId | undefined): id is number {
+    return typeof id === 'number' && this.protocol === SUBPROTOCOL && this.hasSession;
+  }
+
+  private answer(ref: MessageId | undefined, frame: string): void {
+    if (this.tracksIds(ref)) this.session.answer(ref, frame);
+    else this.write(frame);
+  }
+
+  terminate(): void {
+    this.raw.terminate();
   }
 
   write(frame: string): void {
@@ -115,7 +144,6 @@ export class ReliableSocket implements SessionTransport {
 
   /** Called once by the adapter when the underlying socket has closed. */
   notifyClosed(code: number): void {
-    this.boundSession?.detach(this);
     for (const listener of this.closeListeners.splice(0)) listener(code);
   }
 

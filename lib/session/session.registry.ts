@@ -1,4 +1,7 @@
+import type { OnApplicationShutdown } from '@nestjs/common';
+import { CloseCode } from '../protocol/index.js';
 import type { ReliableSocket } from './reliable-socket.js';
+import { secretsEqual } from './session-id.js';
 import { Session } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
@@ -8,14 +11,32 @@ export interface SessionObserver {
   principalChanged(session: Session, previous: unknown): void;
 }
 
-/** The open connections of this instance, with or without a started session, and the sessions. */
-export class SessionRegistry {
+export interface SessionLifetime {
+  /** Pushes kept per session for replay. */
+  bufferSize: number;
+  /** How long a session outlives its connection. */
+  ttlMs: number;
+}
+
+export interface ResumeRequest {
+  sessionId: string;
+  resumeToken: string;
+  lastSeq: number;
+}
+
+/**
+ * The open connections of this instance, with or without a started session, and the sessions,
+ * which outlive a dropped connection for `ttlMs` so that the client can resume them.
+ */
+export class SessionRegistry implements OnApplicationShutdown {
   private readonly connections = new Set<ReliableSocket>();
   private readonly sessions = new Map<string, Session>();
+  private readonly expiryTimers = new Map<Session, NodeJS.Timeout>();
   private readonly observers: SessionObserver[] = [];
   private readonly emptyWaiters: Array<() => void> = [];
 
-  constructor(private readonly sequenced: boolean) {}
+  /** @param lifetime `false` when sessions are off: no numbering, and a session ends with its connection. */
+  constructor(private readonly lifetime: SessionLifetime | false) {}
 
   get connectionCount(): number {
     return this.connections.size;
@@ -29,20 +50,52 @@ export class SessionRegistry {
     this.connections.add(socket);
   }
 
-  remove(socket: ReliableSocket): void {
+  /**
+   * Forgets a closed connection. Its session ends when the client closed with 1000 or sessions
+   * are off; otherwise it waits `ttlMs` for a resume.
+   */
+  remove(socket: ReliableSocket, closeCode: number): void {
     if (!this.connections.delete(socket)) return;
-    if (socket.hasSession) this.endSession(socket.session);
+    if (socket.hasSession && socket.session.detach(socket)) {
+      const { session } = socket;
+      if (!this.lifetime || closeCode === CloseCode.NORMAL || this.lifetime.ttlMs === 0) this.endSession(session);
+      else this.expireLater(session, this.lifetime.ttlMs);
+    }
     if (this.connections.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
   }
 
   /** Starts a fresh session for a connection. */
   startSession(socket: ReliableSocket, principal: unknown): Session {
-    const session = new Session(this.sequenced);
+    const session = new Session(this.lifetime ? this.lifetime.bufferSize : 0);
     session.principal = principal;
     this.sessions.set(session.id, session);
     socket.bindSession(session);
     for (const observer of this.observers) observer.sessionStarted(session);
     return session;
+  }
+
+  /**
+   * Hands a known session to a new connection, taking it over from a connection the server still
+   * believes open. Returns the frames to replay, or undefined when the session cannot be resumed
+   * (unknown, expired, wrong token, not `accepted`, or pushes it missed are gone).
+   */
+  resumeSession(
+    socket: ReliableSocket,
+    request: ResumeRequest,
+    accepted: (session: Session) => boolean,
+  ): { session: Session; replay: string[] } | undefined {
+    const session = this.sessions.get(request.sessionId);
+    if (!session || !secretsEqual(session.resumeToken, request.resumeToken) || !accepted(session)) return undefined;
+    const replay = session.replayAfter(request.lastSeq);
+    if (!replay) {
+      this.endSession(session);
+      return undefined;
+    }
+    clearTimeout(this.expiryTimers.get(session));
+    this.expiryTimers.delete(session);
+    session.takeOver()?.terminate();
+    socket.bindSession(session);
+    return { session, replay };
   }
 
   setPrincipal(session: Session, principal: unknown): void {
@@ -55,7 +108,7 @@ export class SessionRegistry {
     return this.sessions.get(id);
   }
 
-  /** Every session of this instance. */
+  /** Every session of this instance, connected or waiting for a resume. */
   allSessions(): IterableIterator<Session> {
     return this.sessions.values();
   }
@@ -70,8 +123,24 @@ export class SessionRegistry {
     return new Promise((resolve) => this.emptyWaiters.push(resolve));
   }
 
+  onApplicationShutdown(): void {
+    for (const timer of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
+  }
+
+  private expireLater(session: Session, ttlMs: number): void {
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(session);
+      if (!session.attached) this.endSession(session);
+    }, ttlMs);
+    timer.unref();
+    this.expiryTimers.set(session, timer);
+  }
+
   private endSession(session: Session): void {
     if (!this.sessions.delete(session.id)) return;
+    clearTimeout(this.expiryTimers.get(session));
+    this.expiryTimers.delete(session);
     for (const observer of this.observers) observer.sessionEnded(session);
   }
 }

@@ -1,9 +1,12 @@
 import { pushFrame, type PreparedPush } from '../protocol/index.js';
+import { AnswerCache } from './answer-cache.js';
+import { ReplayBuffer } from './replay-buffer.js';
 import { randomSecret } from './session-id.js';
 
 /** Where a session's frames go while it has a live connection. */
 export interface SessionTransport {
   write(frame: string): void;
+  terminate(): void;
 }
 
 /**
@@ -22,9 +25,21 @@ export class Session {
   readonly rooms = new Set<string>();
   /** The highest seq the client has confirmed receiving (cumulative `$ack`). */
   ackedSeq = 0;
+  /** Answers to recent client message ids, for duplicates. */
+  readonly answers = new AnswerCache();
+  /** When the session lost its connection, or undefined while it has one. */
+  detachedAt: number | undefined;
   private transport: SessionTransport | undefined;
+  private readonly buffer: ReplayBuffer | undefined;
 
-  constructor(readonly sequenced: boolean) {}
+  /** @param bufferSize pushes kept for replay; 0 numbers nothing (sessions off). */
+  constructor(bufferSize: number) {
+    this.buffer = bufferSize > 0 ? new ReplayBuffer(bufferSize) : undefined;
+  }
+
+  get sequenced(): boolean {
+    return this.buffer !== undefined;
+  }
 
   get attached(): boolean {
     return this.transport !== undefined;
@@ -32,10 +47,22 @@ export class Session {
 
   attach(transport: SessionTransport): void {
     this.transport = transport;
+    this.detachedAt = undefined;
   }
 
-  detach(transport: SessionTransport): void {
-    if (this.transport === transport) this.transport = undefined;
+  /** Detaches the live connection, if any, and returns it (a resume takes the session over). */
+  takeOver(): SessionTransport | undefined {
+    const previous = this.transport;
+    this.transport = undefined;
+    return previous;
+  }
+
+  /** Returns whether the transport was the session's live one. */
+  detach(transport: SessionTransport, now = Date.now()): boolean {
+    if (this.transport !== transport) return false;
+    this.transport = undefined;
+    this.detachedAt = now;
+    return true;
   }
 
   /** Whether `seq` is a valid cumulative acknowledgement that moves `ackedSeq` forward. */
@@ -45,11 +72,32 @@ export class Session {
 
   acknowledge(seq: number): void {
     this.ackedSeq = seq;
+    this.buffer?.trimThrough(seq);
   }
 
-  /** Numbers a push whose payload is already serialised and hands it to the live connection. */
+  /**
+   * Numbers a push whose payload is already serialised, keeps it for replay and hands it to the
+   * live connection, if there is one.
+   */
   push(push: PreparedPush): void {
-    const seq = this.sequenced ? ++this.lastSeq : undefined;
+    if (!this.buffer) {
+      this.transport?.write(pushFrame(push, undefined));
+      return;
+    }
+    const seq = ++this.lastSeq;
+    this.buffer.append(seq, push);
     this.transport?.write(pushFrame(push, seq));
+  }
+
+  /** The pushes after `lastSeq` for a resuming client, or undefined when some are gone. */
+  replayAfter(lastSeq: number): string[] | undefined {
+    if (!this.buffer || !Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > this.lastSeq) return undefined;
+    return this.buffer.framesAfter(lastSeq, this.lastSeq);
+  }
+
+  /** Sends an answer to the session's live connection (whichever it is now) and keeps it for duplicates. */
+  answer(id: number | undefined, frame: string): void {
+    if (id !== undefined) this.answers.set(id, frame);
+    this.transport?.write(frame);
   }
 }
