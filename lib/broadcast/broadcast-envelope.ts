@@ -8,7 +8,8 @@ export type BroadcastTarget =
 /** A push or a membership change travelling between instances. */
 export type BroadcastEnvelope =
   | { type: 'push'; origin: string; target: BroadcastTarget; event: string; except?: string; dataJson: string }
-  | { type: 'join' | 'leave'; origin: string; sessionId: string; room: string };
+  | { type: 'join' | 'leave'; origin: string; sessionId: string; room: string; request: string }
+  | { type: 'done'; origin: string; request: string };
 
 /**
  * The header travels as JSON, the payload as the JSON it already is, after a newline (which

@@ -17,6 +17,9 @@ export interface BroadcastOptionsPerCall {
 
 export type UserIdOf = (principal: unknown) => string | number | undefined;
 
+/** How long `join`/`leave` of a session on another instance waits for that instance to confirm. */
+export const MEMBERSHIP_CONFIRM_TIMEOUT_MS = 5000;
+
 /**
  * Pushes events to every client, a room, one session or one user's sessions, on this instance
  * and, through the transport, on every instance sharing it. Each payload is serialised once;
@@ -25,6 +28,10 @@ export type UserIdOf = (principal: unknown) => string | number | undefined;
 export class BroadcastService implements SessionObserver, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BroadcastService.name);
   private readonly members = new MembershipIndex();
+  private readonly pendingChanges = new Map<string, () => void>();
+  /** The subscription of each room with local members, live once its promise resolves. */
+  private readonly roomSubscriptions = new Map<string, Promise<void>>();
+  private requestCounter = 0;
   private readonly channels: { all: string; direct: string; room: (room: string) => string };
 
   constructor(
@@ -72,17 +79,39 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     return this.push({ kind: 'user', userId: String(userId) }, event, data);
   }
 
-  /** Adds a session, here or on another instance, to a room. */
+  /**
+   * Adds a session, here or on another instance, to a room; resolves once pushes to the room
+   * reach it. Rejects when no instance has the session.
+   */
   async join(sessionId: string, room: string): Promise<void> {
     const session = this.sessions.getSession(sessionId);
-    if (!session) return this.publish(this.channels.direct, { type: 'join', origin: this.instanceId, sessionId, room });
-    if (this.members.join(session, room)) await this.transport.subscribe(this.channels.room(room));
+    if (!session) return this.changeRemotely('join', sessionId, room);
+    this.members.join(session, room);
+    await this.subscribeRoom(room);
+  }
+
+  /** Subscribes to a room's channel once; a failed subscription is tried again by the next join. */
+  private subscribeRoom(room: string): Promise<void> {
+    let subscription = this.roomSubscriptions.get(room);
+    if (!subscription) {
+      subscription = this.transport.subscribe(this.channels.room(room)).catch((error: unknown) => {
+        this.roomSubscriptions.delete(room);
+        throw error;
+      });
+      this.roomSubscriptions.set(room, subscription);
+    }
+    return subscription;
   }
 
   async leave(sessionId: string, room: string): Promise<void> {
     const session = this.sessions.getSession(sessionId);
-    if (!session) return this.publish(this.channels.direct, { type: 'leave', origin: this.instanceId, sessionId, room });
-    if (this.members.leave(session, room)) await this.transport.unsubscribe(this.channels.room(room));
+    if (!session) return this.changeRemotely('leave', sessionId, room);
+    if (this.members.leave(session, room)) await this.unsubscribeRoom(room);
+  }
+
+  private async unsubscribeRoom(room: string): Promise<void> {
+    this.roomSubscriptions.delete(room);
+    await this.transport.unsubscribe(this.channels.room(room));
   }
 
   /** The rooms a local session is in. */
@@ -104,11 +133,31 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   sessionEnded(session: Session): void {
     for (const room of [...session.rooms]) {
       if (this.members.leave(session, room)) {
-        this.transport.unsubscribe(this.channels.room(room)).catch((error: unknown) => this.logFailure('unsubscribe', error));
+        this.unsubscribeRoom(room).catch((error: unknown) => this.logFailure('unsubscribe', error));
       }
     }
     const userId = this.userIdOf(session.principal);
     if (userId !== undefined) this.members.removeUser(session, String(userId));
+  }
+
+  /** Asks the instance that has the session to change its membership, and waits for it to confirm. */
+  private async changeRemotely(type: 'join' | 'leave', sessionId: string, room: string): Promise<void> {
+    const request = `${this.instanceId}:${++this.requestCounter}`;
+    let timer: NodeJS.Timeout | undefined;
+    const confirmed = new Promise<void>((resolve, reject) => {
+      this.pendingChanges.set(request, resolve);
+      timer = setTimeout(
+        () => reject(new Error(`${type}: no instance has session ${sessionId}`)),
+        this.transport.local ? 0 : MEMBERSHIP_CONFIRM_TIMEOUT_MS,
+      );
+    });
+    try {
+      if (!this.transport.local) await this.publish(this.channels.direct, { type, origin: this.instanceId, sessionId, room, request });
+      await confirmed;
+    } finally {
+      clearTimeout(timer);
+      this.pendingChanges.delete(request);
+    }
   }
 
   private async push(target: BroadcastTarget, event: string, data: unknown, except?: string): Promise<void> {
@@ -167,9 +216,15 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
       this.deliver(envelope.target, preparePush(envelope.event, envelope.dataJson), envelope.except);
       return;
     }
+    if (envelope.type === 'done') {
+      this.pendingChanges.get(envelope.request)?.();
+      return;
+    }
     if (!this.sessions.getSession(envelope.sessionId)) return;
     const change = envelope.type === 'join' ? this.join(envelope.sessionId, envelope.room) : this.leave(envelope.sessionId, envelope.room);
-    change.catch((error: unknown) => this.logFailure(envelope.type, error));
+    change
+      .then(() => this.publish(this.channels.direct, { type: 'done', origin: this.instanceId, request: envelope.request }))
+      .catch((error: unknown) => this.logFailure(envelope.type, error));
   }
 
   private logFailure(what: string, error: unknown): void {

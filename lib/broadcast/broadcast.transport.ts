@@ -3,6 +3,8 @@ export type TransportListener = (channel: string, payload: string) => void;
 
 /** Carries broadcasts between instances. */
 export interface BroadcastTransport {
+  /** True when there are no other instances to reach (the in-memory default). */
+  readonly local: boolean;
   /** Connects and subscribes to the given channels; resolves once they are live. */
   start(channels: string[], listener: TransportListener): Promise<void>;
   /** Resolves once the message is handed to the broker; rejects when it cannot be. */
@@ -17,6 +19,7 @@ export interface BroadcastTransport {
 
 /** The in-memory default: a single instance, so there is nobody to tell. */
 export class LocalBroadcastTransport implements BroadcastTransport {
+  readonly local = true;
   readonly healthy = true;
 
   async start(): Promise<void> {}

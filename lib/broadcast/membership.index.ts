@@ -13,10 +13,9 @@ export class MembershipIndex {
     return this.users.get(userId);
   }
 
-  /** Adds a session to a room; true when it is the room's first local member. */
-  join(session: Session, room: string): boolean {
+  join(session: Session, room: string): void {
     session.rooms.add(room);
-    return addTo(this.rooms, room, session);
+    addTo(this.rooms, room, session);
   }
 
   /** Removes a session from a room; true when the room has no local member left. */
@@ -34,14 +33,10 @@ export class MembershipIndex {
   }
 }
 
-function addTo(index: Map<string, Set<Session>>, key: string, session: Session): boolean {
+function addTo(index: Map<string, Set<Session>>, key: string, session: Session): void {
   const members = index.get(key);
-  if (members) {
-    members.add(session);
-    return false;
-  }
-  index.set(key, new Set([session]));
-  return true;
+  if (members) members.add(session);
+  else index.set(key, new Set([session]));
 }
 
 function removeFrom(index: Map<string, Set<Session>>, key: string, session: Session): boolean {

@@ -16,6 +16,7 @@ function describeRedis(redis: BroadcastOptions['redis']): string {
  * itself detects a subscriber that is connected but receives nothing.
  */
 export class RedisBroadcastTransport implements BroadcastTransport {
+  readonly local = false;
   private readonly logger = new Logger(RedisBroadcastTransport.name);
   private readonly publisher: Redis;
   private readonly subscriber: Redis;

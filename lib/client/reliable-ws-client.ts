@@ -21,15 +21,16 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'f
 export interface WebSocketLike {
   readonly readyState: number;
   readonly bufferedAmount: number;
+  // Event parameters are loosely typed so that every implementation's own event types fit.
   onopen: ((event: any) => void) | null;
-  onmessage: ((event: { data: any }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
 
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols: string) => WebSocketLike;
 
 export interface ClientHeartbeatOptions {
   /** How often the client sends `$ping`. */
@@ -280,10 +281,10 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     this.lastInboundAt = Date.now();
     this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     ws.onopen = () => this.sendHello(ws, token);
-    ws.onmessage = (event) => {
+    ws.onmessage = (event: { data: unknown }) => {
       if (connection === this.connection) this.receive(String(event.data));
     };
-    ws.onclose = (event) => {
+    ws.onclose = (event: { code: number; reason: string }) => {
       if (connection === this.connection) this.onClose(event.code, event.reason);
     };
     ws.onerror = () => undefined;

@@ -1,0 +1,169 @@
+import fc from 'fast-check';
+import { serializeData } from '../protocol/index.js';
+import { decodeEnvelope, encodeEnvelope, type BroadcastEnvelope, type BroadcastTarget } from './broadcast-envelope.js';
+
+const ORIGIN = '6f1c0c1e-2b43-4a39-9a43-1b2f5d1c7f00';
+
+function push(target: BroadcastTarget, data: unknown, extra: Partial<BroadcastEnvelope> = {}): BroadcastEnvelope {
+  return { type: 'push', origin: ORIGIN, target, event: 'said', dataJson: serializeData(data), ...extra } as BroadcastEnvelope;
+}
+
+describe('encodeEnvelope / decodeEnvelope', () => {
+  it('round-trips a push to every kind of target', () => {
+    const targets: BroadcastTarget[] = [
+      { kind: 'all' },
+      { kind: 'room', room: 'lobby' },
+      { kind: 'client', sessionId: 'abc' },
+      { kind: 'user', userId: '42' },
+    ];
+    for (const target of targets) {
+      const envelope = push(target, { text: 'hi', n: 1 });
+      expect(decodeEnvelope(encodeEnvelope(envelope))).toEqual(envelope);
+    }
+  });
+
+  it('keeps the payload JSON byte for byte (not serialised again)', () => {
+    const envelope = push({ kind: 'all' }, { a: [1, 2, { b: null }], c: 'd' });
+    const decoded = decodeEnvelope(encodeEnvelope(envelope));
+    expect(decoded).toMatchObject({ type: 'push' });
+    expect((decoded as Extract<BroadcastEnvelope, { type: 'push' }>).dataJson).toBe(envelope.type === 'push' && envelope.dataJson);
+  });
+
+  it('round-trips `except`', () => {
+    const envelope = push({ kind: 'room', room: 'r' }, 1, { except: 'session-1' });
+    const decoded = decodeEnvelope(encodeEnvelope(envelope));
+    expect(decoded).toEqual(envelope);
+    expect((decoded as { except?: string }).except).toBe('session-1');
+  });
+
+  it('a push without `except` decodes without an except value', () => {
+    const decoded = decodeEnvelope(encodeEnvelope(push({ kind: 'all' }, 1)));
+    expect((decoded as { except?: string }).except).toBeUndefined();
+  });
+
+  it('payloads with newlines inside strings survive', () => {
+    const data = { text: 'line 1\nline 2\r\n\n', nested: ['\n', { '\nkey\n': '\u2028\u2029' }] };
+    const envelope = push({ kind: 'room', room: 'r' }, data);
+    const decoded = decodeEnvelope(encodeEnvelope(envelope)) as Extract<BroadcastEnvelope, { type: 'push' }>;
+    expect(decoded).toEqual(envelope);
+    expect(JSON.parse(decoded.dataJson)).toEqual(data);
+  });
+
+  it('a payload JSON that itself contains raw newlines (pretty-printed) survives', () => {
+    const data = { a: { b: [1, 2] }, s: 'x\ny' };
+    const envelope: BroadcastEnvelope = {
+      type: 'push',
+      origin: ORIGIN,
+      target: { kind: 'all' },
+      event: 'e',
+      dataJson: JSON.stringify(data, null, 2),
+    };
+    const decoded = decodeEnvelope(encodeEnvelope(envelope)) as Extract<BroadcastEnvelope, { type: 'push' }>;
+    expect(decoded).toEqual(envelope);
+    expect(JSON.parse(decoded.dataJson)).toEqual(data);
+  });
+
+  it('header fields with newlines and unicode survive (room, event, ids)', () => {
+    const envelope = push({ kind: 'room', room: 'ро\nом 🎉' }, 'x', {
+      event: 'ev\nent ✓',
+      except: 's\n1',
+    } as Partial<BroadcastEnvelope>);
+    expect(decodeEnvelope(encodeEnvelope(envelope))).toEqual(envelope);
+  });
+
+  it('unicode payloads (astral planes, combining marks, RTL, lone surrogates) survive', () => {
+    const data = { emoji: '👩‍👩‍👧‍👦🎉', cjk: '漢字かな', rtl: 'שלום مرحبا', combining: 'e\u0301', lone: '\ud800', nul: '\u0000' };
+    const envelope = push({ kind: 'user', userId: 'ü' }, data);
+    const decoded = decodeEnvelope(encodeEnvelope(envelope)) as Extract<BroadcastEnvelope, { type: 'push' }>;
+    expect(decoded).toEqual(envelope);
+    expect(JSON.parse(decoded.dataJson)).toEqual(data);
+  });
+
+  it('round-trips null, strings, numbers and arrays as payloads', () => {
+    for (const data of [null, '', 'text', 0, -1.5, true, [], [1, '2'], {}]) {
+      const envelope = push({ kind: 'all' }, data);
+      const decoded = decodeEnvelope(encodeEnvelope(envelope)) as Extract<BroadcastEnvelope, { type: 'push' }>;
+      expect(decoded).toEqual(envelope);
+      expect(JSON.parse(decoded.dataJson)).toEqual(data);
+    }
+  });
+
+  it('round-trips join and leave control messages', () => {
+    for (const type of ['join', 'leave'] as const) {
+      const envelope: BroadcastEnvelope = { type, origin: ORIGIN, sessionId: 'sid\n1', room: 'room 🎉\n', request: 'r\n1' };
+      expect(decodeEnvelope(encodeEnvelope(envelope))).toEqual(envelope);
+    }
+  });
+
+  it('returns undefined for text that is not an envelope encoding', () => {
+    expect(decodeEnvelope('not json')).toBeUndefined();
+    expect(decodeEnvelope('{"type":"push"\n1')).toBeUndefined();
+    expect(decodeEnvelope('')).toBeUndefined();
+    expect(decodeEnvelope('\n{}')).toBeUndefined();
+  });
+
+  it('never throws on arbitrary text', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (text) => {
+        decodeEnvelope(text);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  describe('property: decode(encode(e)) equals e', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 40 });
+    const textWithNewlines = fc.oneof(text, fc.array(text, { maxLength: 4 }).map((parts) => parts.join('\n')));
+    const target: fc.Arbitrary<BroadcastTarget> = fc.oneof(
+      fc.constant({ kind: 'all' as const }),
+      textWithNewlines.map((room) => ({ kind: 'room' as const, room })),
+      textWithNewlines.map((sessionId) => ({ kind: 'client' as const, sessionId })),
+      textWithNewlines.map((userId) => ({ kind: 'user' as const, userId })),
+    );
+    const payload = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.jsonValue().map((v) => JSON.stringify(v, null, 2)),
+      fc.dictionary(textWithNewlines, textWithNewlines).map((v) => JSON.stringify(v)),
+    );
+    const pushEnvelope: fc.Arbitrary<BroadcastEnvelope> = fc
+      .record({
+        origin: textWithNewlines,
+        target,
+        event: textWithNewlines,
+        except: fc.option(textWithNewlines, { nil: undefined }),
+        dataJson: payload,
+      })
+      .map(({ except, ...rest }) => ({ type: 'push' as const, ...rest, ...(except === undefined ? {} : { except }) }));
+    const controlEnvelope: fc.Arbitrary<BroadcastEnvelope> = fc.record({
+      type: fc.constantFrom('join' as const, 'leave' as const),
+      origin: textWithNewlines,
+      sessionId: textWithNewlines,
+      room: textWithNewlines,
+      request: textWithNewlines,
+    });
+
+    it('for pushes (payload kept verbatim) and control messages', () => {
+      fc.assert(
+        fc.property(fc.oneof(pushEnvelope, controlEnvelope), (envelope) => {
+          const decoded = decodeEnvelope(encodeEnvelope(envelope));
+          expect(decoded).toEqual(envelope);
+          if (envelope.type === 'push') {
+            expect((decoded as Extract<BroadcastEnvelope, { type: 'push' }>).dataJson).toBe(envelope.dataJson);
+          }
+        }),
+        { numRuns: 1000 },
+      );
+    });
+
+    it('the payload parses back to the value that was serialised', () => {
+      fc.assert(
+        fc.property(fc.jsonValue(), target, (value, to) => {
+          const envelope: BroadcastEnvelope = { type: 'push', origin: ORIGIN, target: to, event: 'e', dataJson: serializeData(value) };
+          const decoded = decodeEnvelope(encodeEnvelope(envelope)) as Extract<BroadcastEnvelope, { type: 'push' }>;
+          expect(JSON.parse(decoded.dataJson)).toEqual(JSON.parse(JSON.stringify(value)));
+        }),
+        { numRuns: 500 },
+      );
+    });
+  });
+});
