@@ -41,9 +41,9 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
     },
     {
       provide: ShutdownService,
-      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry) =>
-        new ShutdownService(options.shutdown, sessions),
-      inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
+      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry, broadcast: BroadcastService) =>
+        new ShutdownService(options.shutdown, sessions, () => broadcast.handOverSessions(options.shutdown.timeoutMs)),
+      inject: [RELIABLE_WS_OPTIONS, SessionRegistry, BroadcastService],
     },
     {
       provide: BroadcastService,

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Authenticator } from './auth/index.js';
+import { BroadcastService } from './broadcast/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
 import { RateLimiter } from './rate-limit/index.js';
 import { SessionRegistry } from './session/index.js';
@@ -17,5 +18,6 @@ export class ReliableWsRuntime {
     readonly shutdown: ShutdownService,
     @Inject(Authenticator) readonly authenticator: Authenticator | null,
     readonly rateLimiter: RateLimiter,
+    readonly broadcast: BroadcastService,
   ) {}
 }

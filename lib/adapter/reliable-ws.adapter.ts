@@ -309,16 +309,24 @@ export class ReliableWsAdapter extends WsAdapter {
   }
 
   private async onHello(connection: ConnectionState, data: unknown): Promise<void> {
-    const auth = this.runtime.authenticator;
-    const token = tokenOf(data);
-    const resume = resumeRequestOf(data);
-    if (!auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined)) {
-      this.startSession(connection, connection.handshakePrincipal, resume);
+    const principal = await this.helloPrincipal(connection, tokenOf(data));
+    if (principal === REJECTED) {
+      connection.socket.close(CloseCode.UNAUTHORIZED);
       return;
     }
+    const resume = resumeRequestOf(data);
+    if (resume && this.options.resume !== false) await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken);
+    if (connection.socket.isOpen) this.startSession(connection, principal, resume);
+  }
+
+  /** The principal a `$hello` establishes: the handshake's, or the one its token verifies to. */
+  private async helloPrincipal(connection: ConnectionState, token: unknown): Promise<unknown> {
+    const auth = this.runtime.authenticator;
+    if (!auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined)) {
+      return connection.handshakePrincipal;
+    }
     const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request) : undefined;
-    if (principal === undefined) connection.socket.close(CloseCode.UNAUTHORIZED);
-    else if (connection.socket.isOpen) this.startSession(connection, principal, resume);
+    return principal === undefined ? REJECTED : principal;
   }
 
   private async onAuth(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
@@ -359,6 +367,8 @@ interface HandshakeCredentials {
   rejected: boolean;
   principal?: unknown;
 }
+
+const REJECTED = Symbol('rejected credentials');
 
 const BINARY_FRAME: DecodeResult = { ok: false, reason: 'binary frames are not supported' };
 

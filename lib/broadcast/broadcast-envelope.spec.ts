@@ -54,6 +54,7 @@ describe('encodeEnvelope / decodeEnvelope', () => {
     const envelope: BroadcastEnvelope = {
       type: 'push',
       origin: ORIGIN,
+      id: `${ORIGIN}:1`,
       target: { kind: 'all' },
       event: 'e',
       dataJson: JSON.stringify(data, null, 2),
@@ -88,11 +89,13 @@ describe('encodeEnvelope / decodeEnvelope', () => {
     }
   });
 
-  it('round-trips join and leave control messages', () => {
+  it('round-trips join, leave and done control messages', () => {
     for (const type of ['join', 'leave'] as const) {
       const envelope: BroadcastEnvelope = { type, origin: ORIGIN, sessionId: 'sid\n1', room: 'room 🎉\n', request: 'r\n1' };
       expect(decodeEnvelope(encodeEnvelope(envelope))).toEqual(envelope);
     }
+    const done: BroadcastEnvelope = { type: 'done', origin: ORIGIN, request: 'r\n1' };
+    expect(decodeEnvelope(encodeEnvelope(done))).toEqual(done);
   });
 
   it('returns undefined for text that is not an envelope encoding', () => {
@@ -128,19 +131,23 @@ describe('encodeEnvelope / decodeEnvelope', () => {
     const pushEnvelope: fc.Arbitrary<BroadcastEnvelope> = fc
       .record({
         origin: textWithNewlines,
+        id: textWithNewlines,
         target,
         event: textWithNewlines,
         except: fc.option(textWithNewlines, { nil: undefined }),
         dataJson: payload,
       })
       .map(({ except, ...rest }) => ({ type: 'push' as const, ...rest, ...(except === undefined ? {} : { except }) }));
-    const controlEnvelope: fc.Arbitrary<BroadcastEnvelope> = fc.record({
-      type: fc.constantFrom('join' as const, 'leave' as const),
-      origin: textWithNewlines,
-      sessionId: textWithNewlines,
-      room: textWithNewlines,
-      request: textWithNewlines,
-    });
+    const controlEnvelope: fc.Arbitrary<BroadcastEnvelope> = fc.oneof(
+      fc.record({
+        type: fc.constantFrom('join' as const, 'leave' as const),
+        origin: textWithNewlines,
+        sessionId: textWithNewlines,
+        room: textWithNewlines,
+        request: textWithNewlines,
+      }),
+      fc.record({ type: fc.constant('done' as const), origin: textWithNewlines, request: textWithNewlines }),
+    );
 
     it('for pushes (payload kept verbatim) and control messages', () => {
       fc.assert(
@@ -158,7 +165,7 @@ describe('encodeEnvelope / decodeEnvelope', () => {
     it('the payload parses back to the value that was serialised', () => {
       fc.assert(
         fc.property(fc.jsonValue(), target, (value, to) => {
-          const envelope: BroadcastEnvelope = { type: 'push', origin: ORIGIN, target: to, event: 'e', dataJson: serializeData(value) };
+          const envelope: BroadcastEnvelope = { type: 'push', origin: ORIGIN, id: 'i', target: to, event: 'e', dataJson: serializeData(value) };
           const decoded = decodeEnvelope(encodeEnvelope(envelope)) as Extract<BroadcastEnvelope, { type: 'push' }>;
           expect(JSON.parse(decoded.dataJson)).toEqual(JSON.parse(JSON.stringify(value)));
         }),

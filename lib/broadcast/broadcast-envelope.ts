@@ -5,11 +5,32 @@ export type BroadcastTarget =
   | { kind: 'client'; sessionId: string }
   | { kind: 'user'; userId: string };
 
-/** A push or a membership change travelling between instances. */
+export type PushEnvelope = {
+  type: 'push';
+  origin: string;
+  /** Unique per broadcast, so that a session handed over between instances gets it once. */
+  id: string;
+  target: BroadcastTarget;
+  event: string;
+  except?: string;
+  dataJson: string;
+};
+
+/** Moving a session to the instance its client resumes on (see SessionHandover). */
+export type HandoverEnvelope =
+  | { type: 'handover-prepare'; origin: string; request: string; sessionId: string; resumeToken: string }
+  | { type: 'handover-ready'; origin: string; request: string; rooms: string[]; userId?: string }
+  | { type: 'handover-commit'; origin: string; request: string }
+  | { type: 'handover-done'; origin: string; request: string; key: string }
+  | { type: 'handover-refused'; origin: string; request: string }
+  | { type: 'adopt-offer'; origin: string; sessions: Array<{ sessionId: string; resumeToken: string }> };
+
+/** A push, a membership change, or a handover step travelling between instances. */
 export type BroadcastEnvelope =
-  | { type: 'push'; origin: string; target: BroadcastTarget; event: string; except?: string; dataJson: string }
+  | PushEnvelope
   | { type: 'join' | 'leave'; origin: string; sessionId: string; room: string; request: string }
-  | { type: 'done'; origin: string; request: string };
+  | { type: 'done'; origin: string; request: string }
+  | HandoverEnvelope;
 
 /**
  * The header travels as JSON, the payload as the JSON it already is, after a newline (which

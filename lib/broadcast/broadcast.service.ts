@@ -6,9 +6,11 @@ import {
   encodeEnvelope,
   type BroadcastEnvelope,
   type BroadcastTarget,
+  type PushEnvelope,
 } from './broadcast-envelope.js';
 import type { BroadcastTransport } from './broadcast.transport.js';
 import { MembershipIndex } from './membership.index.js';
+import { SessionHandover } from './session-handover.js';
 
 export interface BroadcastOptionsPerCall {
   /** A session id that does not receive this broadcast. */
@@ -32,7 +34,9 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   /** The subscription of each room with local members, live once its promise resolves. */
   private readonly roomSubscriptions = new Map<string, Promise<void>>();
   private requestCounter = 0;
+  private pushCounter = 0;
   private readonly channels: { all: string; direct: string; room: (room: string) => string };
+  private readonly handover: SessionHandover;
 
   constructor(
     private readonly sessions: SessionRegistry,
@@ -47,6 +51,16 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
       room: (room) => `${channelPrefix}:room:${room}`,
     };
     sessions.observe(this);
+    this.handover = new SessionHandover(sessions, {
+      instanceId,
+      local: transport.local,
+      publish: (envelope) => this.publish(this.channels.direct, envelope),
+      subscribeRoom: (room) => this.subscribeRoom(room),
+      store: (key, value, ttlMs) => transport.store(key, value, ttlMs),
+      take: (key) => transport.take(key),
+      userIdOf: (principal) => this.userIdString(principal),
+      keyFor: (request) => `${channelPrefix}:handover:${request}`,
+    });
   }
 
   /** Subscribes before the app listens, so `app.listen()` resolves with delivery live. */
@@ -114,20 +128,47 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     await this.transport.unsubscribe(this.channels.room(room));
   }
 
+  /**
+   * Brings a session that lives on another instance here, for its client's resume. Resolves
+   * with the session, or undefined when no instance hands it over.
+   */
+  claimSession(sessionId: string, resumeToken: string): Promise<Session | undefined> {
+    return this.handover.claim(sessionId, resumeToken);
+  }
+
+  /** Offers this instance's sessions to the other instances (graceful shutdown). */
+  handOverSessions(timeoutMs: number): Promise<void> {
+    return this.handover.offerAll(timeoutMs);
+  }
+
   /** The rooms a local session is in. */
   roomsOf(sessionId: string): string[] {
     return [...(this.sessions.getSession(sessionId)?.rooms ?? [])];
   }
 
+  /** Indexes the session's user; a session handed over from another instance brings its rooms. */
   sessionStarted(session: Session): void {
-    const userId = this.userIdOf(session.principal);
-    if (userId !== undefined) this.members.addUser(session, String(userId));
+    this.indexUser(session);
+    for (const room of session.rooms) {
+      this.members.join(session, room);
+      this.subscribeRoom(room).catch((error: unknown) => this.logFailure('subscribe', error));
+    }
   }
 
   principalChanged(session: Session, previous: unknown): void {
-    const before = this.userIdOf(previous);
-    if (before !== undefined) this.members.removeUser(session, String(before));
-    this.sessionStarted(session);
+    const before = this.userIdString(previous);
+    if (before !== undefined) this.members.removeUser(session, before);
+    this.indexUser(session);
+  }
+
+  private indexUser(session: Session): void {
+    const userId = this.userIdString(session.principal);
+    if (userId !== undefined) this.members.addUser(session, userId);
+  }
+
+  private userIdString(principal: unknown): string | undefined {
+    const userId = this.userIdOf(principal);
+    return userId === undefined ? undefined : String(userId);
   }
 
   sessionEnded(session: Session): void {
@@ -136,8 +177,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
         this.unsubscribeRoom(room).catch((error: unknown) => this.logFailure('unsubscribe', error));
       }
     }
-    const userId = this.userIdOf(session.principal);
-    if (userId !== undefined) this.members.removeUser(session, String(userId));
+    const userId = this.userIdString(session.principal);
+    if (userId !== undefined) this.members.removeUser(session, userId);
   }
 
   /** Asks the instance that has the session to change its membership, and waits for it to confirm. */
@@ -161,10 +202,12 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   }
 
   private async push(target: BroadcastTarget, event: string, data: unknown, except?: string): Promise<void> {
-    const push = preparePush(event, serializeData(data));
+    const id = `${this.instanceId}:${++this.pushCounter}`;
+    const push = preparePush(event, serializeData(data), id);
     const deliveredHere = this.deliver(target, push, except);
     if (target.kind === 'client' && deliveredHere) return;
-    const envelope: BroadcastEnvelope = { type: 'push', origin: this.instanceId, target, event, except, dataJson: push.dataJson };
+    const envelope: PushEnvelope = { type: 'push', origin: this.instanceId, id, target, event, except, dataJson: push.dataJson };
+    this.handover.hear(envelope);
     await this.publish(this.channelOf(target), envelope);
   }
 
@@ -212,14 +255,24 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   private receive(payload: string): void {
     const envelope = decodeEnvelope(payload);
     if (!envelope || envelope.origin === this.instanceId) return;
-    if (envelope.type === 'push') {
-      this.deliver(envelope.target, preparePush(envelope.event, envelope.dataJson), envelope.except);
-      return;
+    switch (envelope.type) {
+      case 'push':
+        this.deliver(envelope.target, preparePush(envelope.event, envelope.dataJson, envelope.id), envelope.except);
+        this.handover.hear(envelope);
+        return;
+      case 'done':
+        this.pendingChanges.get(envelope.request)?.();
+        return;
+      case 'join':
+      case 'leave':
+        return this.changeHere(envelope);
+      default:
+        this.handover.receive(envelope);
     }
-    if (envelope.type === 'done') {
-      this.pendingChanges.get(envelope.request)?.();
-      return;
-    }
+  }
+
+  /** A membership change asked by another instance, for a session that may live here. */
+  private changeHere(envelope: Extract<BroadcastEnvelope, { type: 'join' | 'leave' }>): void {
     if (!this.sessions.getSession(envelope.sessionId)) return;
     const change = envelope.type === 'join' ? this.join(envelope.sessionId, envelope.room) : this.leave(envelope.sessionId, envelope.room);
     change

@@ -12,6 +12,10 @@ export interface BroadcastTransport {
   /** Resolves once messages on the channel are received. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
+  /** Keeps a value for `ttlMs` (a session handed over between instances). */
+  store(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Reads and deletes a stored value. */
+  take(key: string): Promise<string | undefined>;
   /** False while the transport knows it is not receiving (e.g. its canary is late). */
   readonly healthy: boolean;
   close(): Promise<void>;
@@ -29,6 +33,14 @@ export class LocalBroadcastTransport implements BroadcastTransport {
   async subscribe(): Promise<void> {}
 
   async unsubscribe(): Promise<void> {}
+
+  async store(): Promise<void> {
+    throw new Error('the in-memory broadcast transport has no other instance to hand sessions to');
+  }
+
+  async take(): Promise<undefined> {
+    return undefined;
+  }
 
   async close(): Promise<void> {}
 }

@@ -76,6 +76,14 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     else await this.subscriber.unsubscribe(channel);
   }
 
+  async store(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.publisher.set(key, value, 'PX', Math.max(1, ttlMs));
+  }
+
+  async take(key: string): Promise<string | undefined> {
+    return (await this.publisher.getdel(key)) ?? undefined;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.canaryTimer);
     const owned = this.ownsPublisher ? [this.publisher, this.subscriber] : [this.subscriber];

@@ -101,10 +101,12 @@ export interface PreparedPush {
   readonly dataJson: string;
   /** `{"event":…,"data":…` without the closing brace. */
   readonly head: string;
+  /** The broadcast's own id, when it came through the broadcast bus. */
+  readonly id?: string;
 }
 
-export function preparePush(event: string, dataJson: string): PreparedPush {
-  return { event, dataJson, head: `{"event":${JSON.stringify(event)},"data":${dataJson}` };
+export function preparePush(event: string, dataJson: string, id?: string): PreparedPush {
+  return { event, dataJson, id, head: `{"event":${JSON.stringify(event)},"data":${dataJson}` };
 }
 
 /** One recipient's frame of a prepared push. */

@@ -12,6 +12,11 @@ export class AnswerCache {
     return this.answers.get(id);
   }
 
+  /** The answers already known, oldest first. */
+  settled(): Array<[number, string]> {
+    return [...this.answers].filter((entry): entry is [number, string] => entry[1] !== ANSWER_PENDING);
+  }
+
   markPending(id: number): void {
     this.set(id, ANSWER_PENDING);
   }

@@ -1,6 +1,6 @@
 import { pushFrame, type PreparedPush } from '../protocol/index.js';
 
-interface Entry {
+export interface ReplayEntry {
   seq: number;
   push: PreparedPush;
 }
@@ -10,24 +10,28 @@ interface Entry {
  * their `PreparedPush` with every other recipient of the same broadcast.
  */
 export class ReplayBuffer {
-  private entries: Entry[] = [];
+  private items: ReplayEntry[] = [];
   private head = 0;
 
   constructor(private readonly capacity: number) {}
 
   get size(): number {
-    return this.entries.length - this.head;
+    return this.items.length - this.head;
   }
 
   append(seq: number, push: PreparedPush): void {
-    this.entries.push({ seq, push });
+    this.items.push({ seq, push });
     if (this.size > this.capacity) this.head++;
     this.compact();
   }
 
+  *entries(): IterableIterator<ReplayEntry> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i];
+  }
+
   /** Drops everything the client confirmed (cumulative ack). */
   trimThrough(seq: number): void {
-    while (this.head < this.entries.length && this.entries[this.head].seq <= seq) this.head++;
+    while (this.head < this.items.length && this.items[this.head].seq <= seq) this.head++;
     this.compact();
   }
 
@@ -37,19 +41,19 @@ export class ReplayBuffer {
    */
   framesAfter(lastSeq: number, currentSeq: number): string[] | undefined {
     if (lastSeq === currentSeq) return [];
-    const first = this.entries[this.head];
+    const first = this.items[this.head];
     if (!first || first.seq > lastSeq + 1) return undefined;
     const frames: string[] = [];
-    for (let i = this.head; i < this.entries.length; i++) {
-      const { seq, push } = this.entries[i];
+    for (let i = this.head; i < this.items.length; i++) {
+      const { seq, push } = this.items[i];
       if (seq > lastSeq) frames.push(pushFrame(push, seq));
     }
     return frames;
   }
 
   private compact(): void {
-    if (this.head > 64 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
+    if (this.head > 64 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
       this.head = 0;
     }
   }

@@ -2,7 +2,7 @@ import type { OnApplicationShutdown } from '@nestjs/common';
 import { CloseCode } from '../protocol/index.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { secretsEqual } from './session-id.js';
-import { Session } from './session.js';
+import { Session, type SessionSnapshot } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
 export interface SessionObserver {
@@ -96,6 +96,28 @@ export class SessionRegistry implements OnApplicationShutdown {
     session.takeOver()?.terminate();
     socket.bindSession(session);
     return { session, replay };
+  }
+
+  /** Takes in a session handed over by another instance; it waits for its client's resume. */
+  adopt(snapshot: SessionSnapshot): Session | undefined {
+    if (!this.lifetime || this.sessions.has(snapshot.id)) return undefined;
+    const session = Session.restore(snapshot, this.lifetime.bufferSize);
+    session.detachedAt = Date.now();
+    this.sessions.set(session.id, session);
+    for (const observer of this.observers) observer.sessionStarted(session);
+    this.expireLater(session, this.lifetime.ttlMs);
+    return session;
+  }
+
+  /** Lets go of a session handed over to another instance: its connection, if any, is cut. */
+  release(session: Session): void {
+    session.takeOver()?.terminate();
+    this.endSession(session);
+  }
+
+  /** How long a detached session is kept, or 0 when sessions are off. */
+  get ttlMs(): number {
+    return this.lifetime ? this.lifetime.ttlMs : 0;
   }
 
   setPrincipal(session: Session, principal: unknown): void {

@@ -1,4 +1,4 @@
-import { pushFrame, type PreparedPush } from '../protocol/index.js';
+import { preparePush, pushFrame, type PreparedPush } from '../protocol/index.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReplayBuffer } from './replay-buffer.js';
 import { randomSecret } from './session-id.js';
@@ -13,9 +13,22 @@ export interface SessionTransport {
  * The state of one client across its connections: identity, principal, and the numbering of
  * pushes (`seq`) and of client messages (`lastId`).
  */
+/** Everything needed to continue a session on another instance. */
+export interface SessionSnapshot {
+  id: string;
+  resumeToken: string;
+  principal: unknown;
+  lastSeq: number;
+  lastId: number;
+  ackedSeq: number;
+  rooms: string[];
+  pushes: Array<{ seq: number; event: string; dataJson: string; id?: string }>;
+  answers: Array<[number, string]>;
+}
+
 export class Session {
-  readonly id = randomSecret();
-  readonly resumeToken = randomSecret();
+  readonly id: string;
+  readonly resumeToken: string;
   principal: unknown;
   /** The seq of the last push numbered for this session. */
   lastSeq = 0;
@@ -33,9 +46,38 @@ export class Session {
   private readonly buffer: ReplayBuffer | undefined;
 
   /** @param bufferSize pushes kept for replay; 0 numbers nothing (sessions off). */
-  constructor(bufferSize: number) {
+  constructor(bufferSize: number, identity?: { id: string; resumeToken: string }) {
     this.buffer = bufferSize > 0 ? new ReplayBuffer(bufferSize) : undefined;
+    this.id = identity?.id ?? randomSecret();
+    this.resumeToken = identity?.resumeToken ?? randomSecret();
   }
+
+  static restore(snapshot: SessionSnapshot, bufferSize: number): Session {
+    const session = new Session(bufferSize, snapshot);
+    session.principal = snapshot.principal;
+    session.lastId = snapshot.lastId;
+    session.ackedSeq = snapshot.ackedSeq;
+    for (const room of snapshot.rooms) session.rooms.add(room);
+    for (const { seq, event, dataJson, id } of snapshot.pushes) session.buffer?.append(seq, preparePush(event, dataJson, id));
+    session.lastSeq = snapshot.lastSeq;
+    for (const [id, frame] of snapshot.answers) session.answers.set(id, frame);
+    return session;
+  }
+
+  snapshot(): SessionSnapshot {
+    return {
+      id: this.id,
+      resumeToken: this.resumeToken,
+      principal: this.principal,
+      lastSeq: this.lastSeq,
+      lastId: this.lastId,
+      ackedSeq: this.ackedSeq,
+      rooms: [...this.rooms],
+      pushes: [...(this.buffer?.entries() ?? [])].map(({ seq, push }) => ({ seq, event: push.event, dataJson: push.dataJson, id: push.id })),
+      answers: this.answers.settled(),
+    };
+  }
+
 
   get sequenced(): boolean {
     return this.buffer !== undefined;

@@ -22,9 +22,14 @@ export class ShutdownService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ShutdownService.name);
   private drainPromise: Promise<void> | undefined;
 
+  /**
+   * @param flushSessions hands the sessions left behind to where their clients can resume them
+   *   (other instances, with Redis); runs once the connections are gone.
+   */
   constructor(
     private readonly options: ShutdownOptions,
     private readonly connections: SessionRegistry,
+    private readonly flushSessions: () => Promise<void> = async () => undefined,
   ) {}
 
   get draining(): boolean {
@@ -54,6 +59,7 @@ export class ShutdownService implements BeforeApplicationShutdown {
       }
       this.logger.warn(`terminated ${left} connection(s) still open after ${this.options.timeoutMs} ms`);
     }
+    await this.flushSessions().catch((error: unknown) => this.logger.error(`flushing sessions failed: ${String(error)}`));
   }
 
   /** Closes the i-th of n sockets at about i/n × spreadMs; returns a function that stops early. */

@@ -1,0 +1,185 @@
+import { Logger } from '@nestjs/common';
+import { preparePush } from '../protocol/index.js';
+import { secretsEqual, type Session, type SessionRegistry, type SessionSnapshot } from '../session/index.js';
+import type { BroadcastTarget, HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
+
+/** How long each step of a handover waits for the other instance. */
+export const HANDOVER_STEP_TIMEOUT_MS = 1000;
+
+/** What a handover needs from the broadcast bus. */
+export interface HandoverBus {
+  readonly instanceId: string;
+  readonly local: boolean;
+  publish(envelope: HandoverEnvelope): Promise<void>;
+  subscribeRoom(room: string): Promise<void>;
+  store(key: string, value: string, ttlMs: number): Promise<void>;
+  take(key: string): Promise<string | undefined>;
+  userIdOf(principal: unknown): string | undefined;
+  keyFor(request: string): string;
+}
+
+interface Claim {
+  sessionId: string;
+  /** Pushes for the session heard while it moves; set once this instance listens for them. */
+  heard?: PushEnvelope[];
+  rooms?: Set<string>;
+  userId?: string;
+  answer?: (envelope: HandoverEnvelope) => void;
+}
+
+/**
+ * Moves a session to the instance its client resumes on, without a Redis write per push:
+ *
+ * 1. the claiming instance asks (`prepare`, with the resume token) and the owner answers with the
+ *    session's rooms and user, still delivering to it;
+ * 2. the claimer subscribes to those rooms and starts keeping every push addressed to the session;
+ * 3. it asks the owner to `commit`: the owner freezes the session (cuts its old connection),
+ *    stores a snapshot in Redis and forgets it; pub/sub order guarantees that every push
+ *    published before the commit is in the snapshot;
+ * 4. the claimer restores the snapshot and appends the pushes it kept that the snapshot lacks
+ *    (by broadcast id), in order.
+ *
+ * Graceful shutdown offers an instance's sessions for adoption the same way.
+ */
+export class SessionHandover {
+  private readonly logger = new Logger(SessionHandover.name);
+  private readonly claims = new Map<string, Claim>();
+  /** Sessions of this instance promised to a claimer (session id → request). */
+  private readonly reserved = new Map<string, string>();
+  private counter = 0;
+
+  constructor(
+    private readonly sessions: SessionRegistry,
+    private readonly bus: HandoverBus,
+  ) {}
+
+  /** Brings a session living on another instance here; false when no instance hands it over. */
+  async claim(sessionId: string, resumeToken: string): Promise<Session | undefined> {
+    if (this.bus.local || this.sessions.getSession(sessionId)) return this.sessions.getSession(sessionId);
+    const request = `${this.bus.instanceId}:${++this.counter}`;
+    const claim: Claim = { sessionId };
+    this.claims.set(request, claim);
+    try {
+      const ready = await this.step(claim, { type: 'handover-prepare', origin: this.bus.instanceId, request, sessionId, resumeToken });
+      if (ready?.type !== 'handover-ready') return undefined;
+      await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
+      Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
+      const done = await this.step(claim, { type: 'handover-commit', origin: this.bus.instanceId, request });
+      if (done?.type !== 'handover-done') return undefined;
+      return this.restore(await this.bus.take(done.key), claim.heard ?? []);
+    } catch (error) {
+      this.logger.warn(`handover of a session failed: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    } finally {
+      this.claims.delete(request);
+    }
+  }
+
+  /** Offers this instance's sessions to the others (graceful shutdown) and waits until they are taken or time is up. */
+  async offerAll(timeoutMs: number): Promise<void> {
+    const offered = [...this.sessions.allSessions()].map(({ id, resumeToken }) => ({ sessionId: id, resumeToken }));
+    if (this.bus.local || offered.length === 0) return;
+    await this.bus.publish({ type: 'adopt-offer', origin: this.bus.instanceId, sessions: offered });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && offered.some(({ sessionId }) => this.sessions.getSession(sessionId))) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Keeps a push that a session being claimed must not miss. */
+  hear(envelope: PushEnvelope): void {
+    for (const claim of this.claims.values()) {
+      if (claim.heard && addresses(envelope.target, claim) && envelope.except !== claim.sessionId) claim.heard.push(envelope);
+    }
+  }
+
+  receive(envelope: HandoverEnvelope): void {
+    switch (envelope.type) {
+      case 'handover-prepare':
+        return this.onPrepare(envelope);
+      case 'handover-commit':
+        return this.onCommit(envelope);
+      case 'adopt-offer':
+        for (const { sessionId, resumeToken } of envelope.sessions) void this.claim(sessionId, resumeToken);
+        return;
+      default:
+        for (const claim of this.claims.values()) claim.answer?.(envelope);
+    }
+  }
+
+  private onPrepare(envelope: Extract<HandoverEnvelope, { type: 'handover-prepare' }>): void {
+    const session = this.sessions.getSession(envelope.sessionId);
+    if (!session) return;
+    const { origin, request } = envelope;
+    if (!secretsEqual(session.resumeToken, envelope.resumeToken) || this.reserved.has(session.id)) {
+      void this.bus.publish({ type: 'handover-refused', origin: this.bus.instanceId, request }).catch(() => undefined);
+      return;
+    }
+    this.reserved.set(session.id, request);
+    setTimeout(() => {
+      if (this.reserved.get(session.id) === request) this.reserved.delete(session.id);
+    }, 2 * HANDOVER_STEP_TIMEOUT_MS).unref();
+    void this.bus
+      .publish({ type: 'handover-ready', origin: this.bus.instanceId, request, rooms: [...session.rooms], userId: this.bus.userIdOf(session.principal) })
+      .catch((error: unknown) => this.logger.warn(`handover to ${origin} failed: ${String(error)}`));
+  }
+
+  /** Freezes the session synchronously (nothing more is delivered here), then stores its snapshot. */
+  private onCommit(envelope: Extract<HandoverEnvelope, { type: 'handover-commit' }>): void {
+    const sessionId = [...this.reserved].find(([, request]) => request === envelope.request)?.[0];
+    const session = sessionId === undefined ? undefined : this.sessions.getSession(sessionId);
+    if (!session) return;
+    this.reserved.delete(session.id);
+    const snapshot = session.snapshot();
+    this.sessions.release(session);
+    const key = this.bus.keyFor(envelope.request);
+    void this.bus
+      .store(key, JSON.stringify(snapshot), this.sessions.ttlMs)
+      .then(() => this.bus.publish({ type: 'handover-done', origin: this.bus.instanceId, request: envelope.request, key }))
+      .catch((error: unknown) => this.logger.error(`handover of a session failed, it is lost: ${String(error)}`));
+  }
+
+  private restore(stored: string | undefined, heard: PushEnvelope[]): Session | undefined {
+    if (stored === undefined) return undefined;
+    const snapshot = JSON.parse(stored) as SessionSnapshot;
+    const session = this.sessions.adopt(snapshot);
+    if (!session) return this.sessions.getSession(snapshot.id);
+    const kept = new Set(snapshot.pushes.map((push) => push.id).filter(Boolean));
+    for (const envelope of heard) {
+      if (!kept.has(envelope.id)) session.push(preparePush(envelope.event, envelope.dataJson, envelope.id));
+    }
+    return session;
+  }
+
+  /** Publishes a step and waits for the owner's answer to it. */
+  private async step(claim: Claim, envelope: HandoverEnvelope): Promise<HandoverEnvelope | undefined> {
+    const { request } = envelope as { request: string };
+    let timer: NodeJS.Timeout | undefined;
+    const answered = new Promise<HandoverEnvelope | undefined>((resolve) => {
+      claim.answer = (answer) => {
+        if ((answer as { request?: string }).request === request) resolve(answer);
+      };
+      timer = setTimeout(() => resolve(undefined), HANDOVER_STEP_TIMEOUT_MS);
+    });
+    try {
+      await this.bus.publish(envelope);
+      return await answered;
+    } finally {
+      clearTimeout(timer);
+      claim.answer = undefined;
+    }
+  }
+}
+
+function addresses(target: BroadcastTarget, claim: Claim): boolean {
+  switch (target.kind) {
+    case 'all':
+      return true;
+    case 'room':
+      return claim.rooms?.has(target.room) ?? false;
+    case 'client':
+      return target.sessionId === claim.sessionId;
+    case 'user':
+      return target.userId === claim.userId;
+  }
+}

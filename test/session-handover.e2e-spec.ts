@@ -1,0 +1,57 @@
+import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
+import { startApp, type TestApp } from './support/app.js';
+import { TestClient } from './support/ws-client.js';
+
+@ReliableGateway({ path: '/ws' })
+class RoomGateway {
+  constructor(private readonly broadcast: BroadcastService) {}
+  @SubscribeMessage('join')
+  async join(@MessageBody() room: string, @ConnectedSocket() s: ReliableSocket) {
+    await this.broadcast.join(s.id, room);
+  }
+  @SubscribeMessage('say')
+  async say(@MessageBody() text: string) {
+    await this.broadcast.toRoom('r', 'said', text);
+  }
+}
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('session handover between instances (Redis)', () => {
+  const prefix = `handover-${process.pid}-${Date.now()}`;
+  let a: TestApp, b: TestApp;
+  beforeAll(async () => {
+    a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+    b = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+  });
+  afterAll(async () => { await a.close(); await b.close(); });
+  it('a client resumes on another instance: replay in order, live after, duplicate ids answered from cache', async () => {
+    const c1 = new TestClient(a.wsUrl('/ws'), 'rws.v1');
+    await c1.open();
+    c1.send({ event: '$hello', data: {} });
+    const ready = await c1.next((f) => f.event === '$ready');
+    const other = await TestClient.ready(b.wsUrl('/ws'));
+    expect((await c1.request('join', 'r', 1)).event).toBe('$ack');
+    await other.request('say', 'one', 1);
+    expect(await c1.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'one', seq: 1 });
+    c1.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    await other.request('say', 'two', 2);
+    await other.request('say', 'three', 3);
+    const c2 = new TestClient(b.wsUrl('/ws'), 'rws.v1');
+    await c2.open();
+    c2.send({ event: '$hello', data: { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq: 1 } } });
+    const r2 = await c2.next((f) => f.event === '$ready');
+    expect(r2.data).toMatchObject({ resumed: true, missed: false, lastId: 1, sessionId: ready.data.sessionId });
+    expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'two', seq: 2 });
+    expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'three', seq: 3 });
+    await other.request('say', 'four', 4);
+    expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'four', seq: 4 });
+    // duplicate id 1 gets the cached answer
+    c2.send({ event: 'join', data: 'r', id: 1 });
+    expect(await c2.next((f) => f.data?.ref === 1)).toEqual({ event: '$ack', data: { ref: 1 } });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c2.frames).toEqual([]);
+  });
+});
