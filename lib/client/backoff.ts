@@ -26,7 +26,18 @@ const MAX_EXPONENT = 64;
  */
 export function reconnectDelay(attempt: number, options: ReconnectOptions, random: () => number = Math.random): number {
   const exponent = Math.min(Math.max(0, attempt - 1), MAX_EXPONENT);
-  const nominal = Math.min(options.maxDelayMs, options.initialDelayMs * options.factor ** exponent);
+  const growth = options.factor ** exponent;
+  // 0 × Infinity would be NaN: a zero initial delay stays zero however large the growth.
+  const nominal = options.initialDelayMs === 0 ? 0 : Math.min(options.maxDelayMs, options.initialDelayMs * growth);
+  return withJitter(nominal, options, random);
+}
+
+/** The wait after a 4029 (rate limited): the longest delay, jittered. */
+export function rateLimitedDelay(options: ReconnectOptions, random: () => number = Math.random): number {
+  return withJitter(options.maxDelayMs, options, random);
+}
+
+function withJitter(nominal: number, options: ReconnectOptions, random: () => number): number {
   return nominal * (1 - options.jitter + 2 * options.jitter * random());
 }
 

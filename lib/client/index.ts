@@ -10,7 +10,7 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './reliable-ws-client.js';
-export { reconnectDelay, DEFAULT_RECONNECT, type ReconnectOptions } from './backoff.js';
+export { reconnectDelay, rateLimitedDelay, DEFAULT_RECONNECT, type ReconnectOptions } from './backoff.js';
 export { QueueFullError, RequestError, ClientErrorCode } from './errors.js';
 export {
   CloseCode,

@@ -11,7 +11,13 @@ import {
   type ReadyData,
   type ServerMessage,
 } from '../protocol/index.js';
-import { checkReconnectOptions, DEFAULT_RECONNECT, reconnectDelay, type ReconnectOptions } from './backoff.js';
+import {
+  checkReconnectOptions,
+  DEFAULT_RECONNECT,
+  rateLimitedDelay,
+  reconnectDelay,
+  type ReconnectOptions,
+} from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, QueueFullError, RequestError } from './errors.js';
 
@@ -113,6 +119,8 @@ const DEFAULT_ACK_DELAY_MS = 200;
 const DRAIN_POLL_MS = 50;
 const OPEN = 1;
 const TERMINAL_CLOSE_CODES: readonly number[] = [CloseCode.POLICY_VIOLATION, CloseCode.FORBIDDEN];
+/** Close code of a connection the client abandons to reconnect: anything but 1000 keeps the session. */
+const ABANDON_CLOSE_CODE = 4000;
 
 const encoder = new TextEncoder();
 
@@ -139,6 +147,8 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
   private readonly outbox: OutboxEntry[] = [];
   private readonly awaitingAnswer = new Map<number, OutboxEntry>();
   private queuedBytes = 0;
+  /** While `$ready` listeners run: where their sends go, ahead of the older queue; undefined otherwise. */
+  private resyncInsertAt: number | undefined;
   private lastInboundAt = 0;
   private pingSentAt = 0;
   private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'drain', ReturnType<typeof setTimeout>>> = {};
@@ -234,7 +244,8 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     if (this.outbox.length >= maxMessages) throw new QueueFullError('maxMessages', maxMessages);
     if (this.queuedBytes + bytes > maxBytes) throw new QueueFullError('maxBytes', maxBytes);
     const entry: OutboxEntry = { event, dataJson, bytes };
-    this.outbox.push(entry);
+    if (this.resyncInsertAt === undefined) this.outbox.push(entry);
+    else this.outbox.splice(this.resyncInsertAt++, 0, entry);
     this.queuedBytes += bytes;
     return entry;
   }
@@ -242,7 +253,7 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
   /** Writes what this connection has not carried yet, unless the socket's buffer is full. */
   private flush(): void {
     const ws = this.ws;
-    if (this.currentState !== 'open' || !ws || ws.readyState !== OPEN) return;
+    if (this.currentState !== 'open' || this.resyncInsertAt !== undefined || !ws || ws.readyState !== OPEN) return;
     const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     for (const entry of this.outbox) {
       if (entry.sentOn === this.connection) continue;
@@ -280,7 +291,9 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     this.ws = ws;
     this.lastInboundAt = Date.now();
     this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    ws.onopen = () => this.sendHello(ws, token);
+    ws.onopen = () => {
+      if (connection === this.connection) this.sendHello(ws, token);
+    };
     ws.onmessage = (event: { data: unknown }) => {
       if (connection === this.connection) this.receive(String(event.data));
     };
@@ -320,13 +333,19 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
   private onReady(ready: ReadyData): void {
     clearTimeout(this.timers.connect);
     if (!ready.resumed) this.startNewSession();
-    else this.dropHandledSends(ready.lastId);
+    else this.continueSession(ready.lastId);
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
     this.attempt = 0;
     this.retriedUnauthorized = false;
-    this.setState('open');
     this.startHeartbeat();
-    this.emitter.emit('$ready', { sessionId: ready.sessionId, resumed: ready.resumed, missed: ready.missed });
+    // What the application sends while it learns of the session (a resync) goes before the older queue.
+    this.resyncInsertAt = 0;
+    try {
+      this.setState('open');
+      this.emitter.emit('$ready', { sessionId: ready.sessionId, resumed: ready.resumed, missed: ready.missed });
+    } finally {
+      this.resyncInsertAt = undefined;
+    }
     this.flush();
   }
 
@@ -351,10 +370,21 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     }
   }
 
-  /** After a resume, sends the server already took (id ≤ lastId) are done; requests are asked again for their cached answer. */
-  private dropHandledSends(lastId: number): void {
+  /**
+   * After a resume, sends the server already took (id ≤ lastId) are done, and requests among
+   * them are asked again for their cached answer. The server took no id above lastId, so those
+   * are numbered afresh, in queue order: ids must reach the server in increasing order.
+   */
+  private continueSession(lastId: number): void {
+    this.nextId = lastId;
     for (const entry of [...this.outbox]) {
-      if (entry.id !== undefined && entry.id <= lastId && !entry.request) this.settle(entry);
+      if (entry.id === undefined) continue;
+      if (entry.id > lastId) {
+        this.awaitingAnswer.delete(entry.id);
+        entry.id = undefined;
+      } else if (!entry.request) {
+        this.settle(entry);
+      }
     }
   }
 
@@ -433,7 +463,7 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     if (connection !== this.connection || this.isStopped()) return;
     const ws = this.ws;
     this.connection++;
-    ws?.close(CloseCode.NORMAL, reason);
+    ws?.close(ABANDON_CLOSE_CODE, reason);
     this.onClose(CloseCode.GOING_AWAY, reason);
   }
 
@@ -452,8 +482,7 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
         this.scheduleReconnect(code, reason, 0);
       }
     } else {
-      const delay =
-        code === CloseCode.RATE_LIMITED ? reconnectDelay(Number.MAX_SAFE_INTEGER, this.reconnectOptions) : undefined;
+      const delay = code === CloseCode.RATE_LIMITED ? rateLimitedDelay(this.reconnectOptions) : undefined;
       this.scheduleReconnect(code, reason, delay);
     }
   }
@@ -468,7 +497,10 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     this.setState('reconnecting');
     this.emitter.emit('$reconnecting', { attempt: this.attempt, delayMs: delay });
     clearTimeout(this.timers.reconnect);
-    this.timers.reconnect = setTimeout(() => void this.connect(), delay);
+    this.timers.reconnect = setTimeout(() => {
+      this.timers.reconnect = undefined;
+      void this.connect();
+    }, delay);
   }
 
   /** The browser is back online: skip the wait. */
