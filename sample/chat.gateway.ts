@@ -1,4 +1,3 @@
-import { BadRequestException, UsePipes, ValidationPipe } from '@nestjs/common';
 import {
   ConnectedSocket,
   MessageBody,
@@ -10,21 +9,15 @@ import { ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { NickDto, SayDto } from './chat.dto.js';
 
 /**
- * Validation for now; a dedicated `WsValidationInterceptor` comes later. The exceptionFactory
- * hands the structured class-validator errors to the error filter, which turns them into
- * `details: [{ property, constraints }]` (Nest's default 400 only carries flat message strings).
- */
-const validate = new ValidationPipe({
-  whitelist: true,
-  forbidNonWhitelisted: true,
-  exceptionFactory: (errors) => new BadRequestException({ message: errors }),
-});
-
-/**
  * A small chat: everyone connected to `/ws` gets every line.
  *
  * Events (client → server): `say { text }`, `nick { name }`.
  * Pushes (server → client): `welcome`, `joined`, `said`, `renamed`, `left`.
+ *
+ * `@ReliableGateway` validates each `@MessageBody()` DTO (`WsValidationInterceptor`: whitelist +
+ * forbidNonWhitelisted by default), so no `ValidationPipe` is needed; a bad payload is answered
+ * `$error VALIDATION_FAILED` with `details: [{ property, constraints }]`. The sample configures
+ * no `auth`, so handlers take no `@WsPrincipal()` and connections are anonymous guests.
  */
 @ReliableGateway({ path: '/ws' })
 export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
@@ -46,14 +39,12 @@ export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
   }
 
   @SubscribeMessage('say')
-  @UsePipes(validate)
   say(@MessageBody() message: SayDto, @ConnectedSocket() socket: ReliableSocket) {
     this.pushToAll('said', { from: this.nameOf(socket), text: message.text, at: new Date().toISOString() });
     return { ok: true };
   }
 
   @SubscribeMessage('nick')
-  @UsePipes(validate)
   nick(@MessageBody() message: NickDto, @ConnectedSocket() socket: ReliableSocket) {
     const from = this.nameOf(socket);
     const to = message.name.trim() || from;

@@ -1,8 +1,15 @@
 import { Logger } from '@nestjs/common';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { CLIENT_BUNDLE, CLIENT_DIR } from './app.module.js';
 import { createSampleApp } from './app.js';
 
+const logger = new Logger('Sample');
+if (!existsSync(join(CLIENT_DIR, CLIENT_BUNDLE))) {
+  logger.warn(`${join(CLIENT_DIR, CLIENT_BUNDLE)} is missing: run \`npm run build\` (the page imports it)`);
+}
 const app = await createSampleApp();
 await app.listen(process.env.PORT ?? 3000);
 const { port } = app.getHttpServer().address() as AddressInfo;
-new Logger('Sample').log(`Chat sample on http://localhost:${port}`);
+logger.log(`Chat sample on http://localhost:${port}`);

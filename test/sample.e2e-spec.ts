@@ -38,7 +38,16 @@ describe('sample chat app', () => {
     const script = await fetch(`${base}/app.js`);
     expect(script.status).toBe(200);
     expect(script.headers.get('content-type')).toMatch(/javascript/);
-    expect(await script.text()).toContain("'rws.v1'");
+    // The page runs on the library's client, imported as an ES module from the browser bundle.
+    expect(await script.text()).toContain("from '/client/reliable-ws-client.js'");
+
+    const bundle = await fetch(`${base}/client/reliable-ws-client.js`);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers.get('content-type')).toMatch(/javascript/);
+    const bundleText = await bundle.text();
+    expect(bundleText).toMatch(/export\s*\{[^}]*\bReliableWsClient\b/);
+    expect(bundleText).not.toMatch(/^\s*(import|export .* from)\b/m); // self-contained: no imports left
+    expect((await fetch(`${base}/client/nothing-here.js`)).status).toBe(404);
 
     const style = await fetch(`${base}/style.css`);
     expect(style.headers.get('content-type')).toMatch(/^text\/css/);

@@ -1,15 +1,17 @@
-// The chat page: a deliberately small rws.v1 client written against the browser's WebSocket.
-// (The library's own reconnecting client, with resume and an offline queue, comes later.)
+// The chat page, on the library's reconnecting client: the browser bundle of
+// `nestjs-reliable-ws/client`, served by the sample app at /client/ from dist/browser/.
+// The client reconnects with backoff and jitter (at once when the browser comes back online),
+// keeps sends in a bounded queue while offline, pings to check liveness and correlates replies.
+import { ReliableWsClient, RequestError } from '/client/reliable-ws-client.js';
 
-const PING_EVERY_MS = 25_000; // `$ping` keeps proxies from idling the connection out
-const BACKOFF = { initialMs: 1000, maxMs: 30_000, factor: 2, jitter: 0.5 };
-const FINAL_CLOSE_CODES = new Set([1008, 4003]); // policy violation, forbidden: retrying won't help
+const SAY_TIMEOUT_MS = 60_000; // a line typed while offline waits this long in the queue
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
   state: $('#state'),
   session: $('#session'),
   online: $('#online'),
+  queue: $('#queue'),
   retry: $('#retry'),
   messages: $('#messages'),
   sayForm: $('#say-form'),
@@ -18,123 +20,85 @@ const ui = {
   nick: $('#nick'),
 };
 
-let socket;
-let attempt = 0; // failed connections since the last `$ready`
-let nextId = 1; // message ids count 1, 2, 3 … per session
-let pingTimer;
-let retryTimer;
-const pending = new Map(); // id → event name, until the server answers
+const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+const client = new ReliableWsClient(`${scheme}://${location.host}/ws`);
+let everReady = false;
+let nick = ''; // the name set with the nick form, set again on a new session
 
 // --- connection ------------------------------------------------------------------------
 
-function connect() {
-  clearTimeout(retryTimer);
-  retryTimer = undefined;
-  setState(attempt === 0 ? 'connecting' : 'reconnecting');
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  socket = new WebSocket(`${scheme}://${location.host}/ws`, 'rws.v1');
-  socket.onopen = () => socket.send(JSON.stringify({ event: '$hello', data: {} }));
-  socket.onmessage = (message) => onFrame(JSON.parse(message.data));
-  socket.onclose = onClose;
-}
-
-function onClose({ code, reason }) {
-  clearInterval(pingTimer);
-  pending.clear();
-  ui.online.textContent = '–';
-  if (ui.state.dataset.state === 'open') addLine('system', `Disconnected (${code}${reason ? `: ${reason}` : ''})`);
-  if (FINAL_CLOSE_CODES.has(code)) {
-    setState('closed');
-    ui.retry.textContent = `closed ${code}${reason ? `: ${reason}` : ''}`;
-    return;
-  }
-  attempt += 1;
-  const delay = backoff(attempt);
-  setState('reconnecting');
-  ui.retry.textContent = `closed ${code}, retry ${attempt} in ${(delay / 1000).toFixed(1)} s`;
-  retryTimer = setTimeout(connect, delay);
-}
-
-/** min(max, initial × factor^(n−1)), then ± jitter; the exponent is clamped so it never overflows. */
-function backoff(n) {
-  const { initialMs, maxMs, factor, jitter } = BACKOFF;
-  const base = Math.min(maxMs, initialMs * factor ** Math.min(n - 1, 30));
-  return base * (1 - jitter + 2 * jitter * Math.random());
-}
-
-// Back online: don't sit out the rest of the backoff.
-window.addEventListener('online', () => {
-  if (retryTimer !== undefined) connect();
+client.on('$state', (state) => {
+  setState(state);
+  if (state === 'open') ui.retry.textContent = '';
 });
 
-function send(event, data) {
-  if (socket?.readyState !== WebSocket.OPEN) return;
-  const id = nextId++;
-  pending.set(id, event);
-  socket.send(JSON.stringify({ event, data, id }));
-}
+client.on('$reconnecting', ({ attempt, delayMs }) => {
+  ui.online.textContent = '–';
+  ui.retry.textContent = `retry ${attempt} in ${(delayMs / 1000).toFixed(1)} s`;
+});
 
-// --- frames from the server ------------------------------------------------------------
+client.on('$close', ({ code, reason }) => {
+  if (ui.state.dataset.state === 'open') addLine('system', `Disconnected (${code}${reason ? `: ${reason}` : ''})`);
+});
 
-function onFrame(frame) {
-  const { event, data } = frame;
-  switch (event) {
-    case '$ready':
-      attempt = 0;
-      nextId = 1;
-      ui.session.textContent = data.sessionId;
-      ui.retry.textContent = '';
-      setState('open');
-      clearInterval(pingTimer);
-      pingTimer = setInterval(() => socket.send(JSON.stringify({ event: '$ping', data: Date.now() })), PING_EVERY_MS);
-      if (ui.nick.value.trim()) send('nick', { name: ui.nick.value.trim() }); // keep the nick across reconnects
-      return;
-    case '$pong':
-      return;
-    case '$ack':
-      pending.delete(data.ref);
-      return;
-    case '$error':
-      showError(data);
-      return;
-    case 'welcome':
-      ui.online.textContent = data.online;
-      addLine('system', `Welcome, ${data.name}. ${data.online} online.`);
-      return;
-    case 'joined':
-      ui.online.textContent = data.online;
-      addLine('system', `${data.name} joined`);
-      return;
-    case 'left':
-      ui.online.textContent = data.online;
-      addLine('system', `${data.name} left`);
-      return;
-    case 'renamed':
-      addLine('system', `${data.from} is now ${data.to}`);
-      return;
-    case 'said':
-      addMessage(data);
-      return;
-    default:
-      if (frame.ref !== undefined) onReply(frame); // the answer to one of our messages
+client.on('$failed', (error) => {
+  ui.retry.textContent = '';
+  addLine('error', `Gave up: ${error.message}. Reload the page to try again.`);
+});
+
+// Runs before the client sends what was queued while offline, so the nick goes first.
+client.on('$ready', ({ sessionId, resumed, missed }) => {
+  ui.session.textContent = sessionId;
+  if (resumed) {
+    addLine('system', missed ? 'Reconnected; some messages were missed.' : 'Reconnected, nothing missed.');
+  } else {
+    if (everReady) addLine('system', 'Reconnected with a new session; messages sent meanwhile may be missing.');
+    if (nick) void setNick(nick);
+  }
+  everReady = true;
+  showQueue();
+});
+
+// A `$error` that answers no request of ours (requests reject with a RequestError instead).
+client.on('$error', (error) => showError(error));
+
+// --- pushes from the server --------------------------------------------------------------
+
+client.on('welcome', ({ name, online }) => {
+  ui.online.textContent = online;
+  addLine('system', `Welcome, ${name}. ${online} online.`);
+});
+client.on('joined', ({ name, online }) => {
+  ui.online.textContent = online;
+  addLine('system', `${name} joined`);
+});
+client.on('left', ({ name, online }) => {
+  ui.online.textContent = online;
+  addLine('system', `${name} left`);
+});
+client.on('renamed', ({ from, to }) => addLine('system', `${from} is now ${to}`));
+client.on('said', (message) => addMessage(message));
+
+// --- requests ----------------------------------------------------------------------------
+
+/** Sends `event` as a request; a rejection shows its `$error` code (or TIMEOUT, …) inline. */
+async function request(event, data, options) {
+  const reply = client.request(event, data, options);
+  showQueue();
+  try {
+    return await reply;
+  } catch (error) {
+    if (error instanceof RequestError) showError({ code: error.code, message: error.message, details: error.details }, event);
+    else addLine('error', `${event} failed: ${error.message}`);
+    return undefined;
+  } finally {
+    showQueue();
   }
 }
 
-function onReply({ event, data, ref }) {
-  pending.delete(ref);
-  if (event === 'nick') ui.nick.value = data.name;
-}
-
-function showError({ code, message, ref, details }) {
-  const what = ref !== undefined && pending.has(ref) ? `${pending.get(ref)} rejected: ` : '';
-  pending.delete(ref);
-  const line = addLine('error', `${what}${code} — ${message}`);
-  for (const { property, constraints } of details ?? []) {
-    const item = document.createElement('div');
-    item.className = 'detail';
-    item.textContent = `${property}: ${Object.values(constraints).join('; ')}`;
-    line.append(item);
-  }
+async function setNick(name) {
+  const reply = await request('nick', { name });
+  if (reply) ui.nick.value = nick = reply.name;
 }
 
 // --- rendering -------------------------------------------------------------------------
@@ -142,9 +106,27 @@ function showError({ code, message, ref, details }) {
 function setState(state) {
   ui.state.textContent = state;
   ui.state.dataset.state = state;
-  const open = state === 'open';
-  for (const control of document.querySelectorAll('form input, form button')) control.disabled = !open;
-  if (open) ui.text.focus();
+  // Lines typed while reconnecting wait in the client's queue; only a closed client takes none.
+  const usable = state !== 'closed' && state !== 'failed';
+  for (const control of document.querySelectorAll('form input, form button')) control.disabled = !usable;
+  if (state === 'open' && document.activeElement !== ui.nick) ui.text.focus();
+  showQueue();
+}
+
+function showQueue() {
+  const queued = client.queueLength;
+  ui.queue.textContent = queued === 0 ? '' : `${queued} unsent`;
+}
+
+function showError({ code, message, details }, event) {
+  const line = addLine('error', `${event ? `${event} rejected: ` : ''}${code} — ${message}`);
+  line.dataset.code = code;
+  for (const { property, constraints } of Array.isArray(details) ? details : []) {
+    const item = document.createElement('div');
+    item.className = 'detail';
+    item.textContent = `${property}: ${Object.values(constraints ?? {}).join('; ')}`;
+    line.append(item);
+  }
 }
 
 function addLine(kind, text) {
@@ -180,13 +162,14 @@ function append(line) {
 
 ui.sayForm.addEventListener('submit', (submit) => {
   submit.preventDefault();
-  send('say', { text: ui.text.value }); // validated by the server; errors show up in the list
+  // Validated by the server: an empty or too long line comes back as VALIDATION_FAILED.
+  void request('say', { text: ui.text.value }, { timeoutMs: SAY_TIMEOUT_MS });
   ui.text.value = '';
 });
 
 ui.nickForm.addEventListener('submit', (submit) => {
   submit.preventDefault();
-  send('nick', { name: ui.nick.value.trim() });
+  void setNick(ui.nick.value.trim());
 });
 
-connect();
+setState(client.state);

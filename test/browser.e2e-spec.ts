@@ -1,0 +1,295 @@
+/**
+ * The browser bundle (`nestjs-reliable-ws/client/browser`, dist/browser/reliable-ws-client.js) in
+ * real headless Chromium, against the sample app: a page imports the bundle with
+ * `<script type="module">` and the tests drive its ReliableWsClient with page.evaluate; the
+ * sample page itself (sample/public/app.js on the same bundle) is checked through its UI.
+ *
+ * Needs Debian's chromium at /usr/bin/chromium (.ci/run installs it); playwright-core brings no
+ * browser of its own. Set SAMPLE_SCREENSHOT=/path.png to keep a screenshot of the sample page.
+ */
+import type { INestApplication } from '@nestjs/common';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { CLIENT_BUNDLE, CLIENT_DIR } from '../sample/app.module.js';
+import { createSampleApp } from '../sample/app.js';
+import { sleep, within } from './support/wait.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const WAIT_MS = 8000;
+
+/** The test page: imports the bundle and keeps what each client reported. */
+const TEST_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>client test</title>
+<script type="module">
+  import * as rws from '/client/reliable-ws-client.js';
+  const clients = {};
+  window.harness = {
+    rws,
+    clients,
+    online: 0,
+    create(name, options) {
+      const client = new rws.ReliableWsClient('ws://' + location.host + '/ws', options);
+      const seen = { states: [], ready: [], reconnecting: [], closes: [], said: [], failed: [] };
+      client.on('$state', (state) => seen.states.push({ state, at: performance.now() }));
+      client.on('$ready', (info) => seen.ready.push({ ...info, at: performance.now() }));
+      client.on('$reconnecting', (info) => seen.reconnecting.push({ ...info, at: performance.now() }));
+      client.on('$close', (info) => seen.closes.push(info));
+      client.on('$failed', (error) => seen.failed.push(String(error && error.message)));
+      client.on('said', (data) => seen.said.push(data.text));
+      clients[name] = { client, seen };
+    },
+  };
+  addEventListener('online', () => window.harness.online++);
+</script></head><body>client test</body></html>`;
+
+interface Seen {
+  states: Array<{ state: string; at: number }>;
+  ready: Array<{ sessionId: string; resumed: boolean; missed: boolean; at: number }>;
+  reconnecting: Array<{ attempt: number; delayMs: number; at: number }>;
+  closes: Array<{ code: number; reason: string }>;
+  said: string[];
+  failed: string[];
+}
+
+interface Harness {
+  rws: any;
+  clients: Record<string, { client: any; seen: Seen }>;
+  online: number;
+  create(name: string, options?: unknown): void;
+}
+
+declare global {
+  interface Window {
+    harness: Harness;
+  }
+}
+
+describe('browser bundle in headless Chromium', () => {
+  let app: INestApplication | undefined;
+  let port = 0;
+  let base = '';
+  let browser: Browser | undefined;
+  let context: BrowserContext;
+  let page: Page;
+
+  /** Starts the sample app on `port` (0: any); retries briefly while the old one lets go of it. */
+  const startApp = async (onPort: number): Promise<void> => {
+    for (let tries = 0; ; tries++) {
+      const next = await createSampleApp({ logger: false });
+      // The test page, from the app itself: same origin for the gateway, and a page that came
+      // from a loopback address may open loopback sockets (Chromium's local network access checks).
+      next.use('/client-test.html', (_request: unknown, response: { type(t: string): { send(b: string): void } }) =>
+        response.type('html').send(TEST_PAGE),
+      );
+      try {
+        await next.listen(onPort, '127.0.0.1');
+        app = next;
+        port = (next.getHttpServer().address() as AddressInfo).port;
+        base = `http://127.0.0.1:${port}`;
+        return;
+      } catch (error) {
+        await next.close();
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries >= 20) throw error;
+        await sleep(100);
+      }
+    }
+  };
+
+  const stopApp = async (): Promise<void> => {
+    const running = app;
+    app = undefined;
+    await within(running!.close(), WAIT_MS, 'app.close()');
+  };
+
+  const seen = (name: string): Promise<Seen> =>
+    page.evaluate((n) => JSON.parse(JSON.stringify(window.harness.clients[n].seen)) as Seen, name);
+
+  const waitForState = (name: string, state: string, timeout = WAIT_MS): Promise<unknown> =>
+    page.waitForFunction(([n, s]) => window.harness.clients[n].client.state === s, [name, state] as const, {
+      timeout,
+      polling: 20,
+    });
+
+  /** Closes the named page clients for good (state 'closed'), so they stop reconnecting. */
+  const closeClients = (...names: string[]): Promise<string[]> =>
+    page.evaluate((list) => list.map((n) => (window.harness.clients[n].client.close(), window.harness.clients[n].client.state)), names);
+
+  beforeAll(async () => {
+    // `npm test` builds first (pretest); a lone jest run may not have: bundle just the client.
+    if (!existsSync(join(CLIENT_DIR, CLIENT_BUNDLE))) {
+      const script = fileURLToPath(new URL('../scripts/bundle-browser.mjs', import.meta.url));
+      execFileSync(process.execPath, [script], { stdio: 'ignore', timeout: 60000 });
+    }
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+    await startApp(0);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+    context = await browser.newContext();
+    context.setDefaultTimeout(WAIT_MS);
+    page = await context.newPage();
+    await page.goto(`${base}/client-test.html`);
+    await page.waitForFunction(() => window.harness !== undefined, null, { timeout: WAIT_MS });
+  }, 60000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => undefined);
+    if (app) await app.close().catch(() => undefined);
+  });
+
+  it('imports the bundle as an ES module, connects and answers requests', async () => {
+    expect(await page.evaluate(() => Object.keys(window.harness.rws).sort())).toEqual(
+      expect.arrayContaining(['QueueFullError', 'ReliableWsClient', 'RequestError', 'reconnectDelay']),
+    );
+    await page.evaluate(() => window.harness.create('a'));
+    await waitForState('a', 'open');
+    const first = await seen('a');
+    expect(first.states.map((s) => s.state)).toEqual(['open']); // 'connecting' is the initial state
+    expect(first.ready).toEqual([{ sessionId: expect.any(String), resumed: false, missed: false, at: expect.any(Number) }]);
+
+    const reply = await page.evaluate(() => window.harness.clients.a.client.request('say', { text: 'hi from chromium' }));
+    expect(reply).toEqual({ ok: true });
+    await page.waitForFunction(() => window.harness.clients.a.seen.said.includes('hi from chromium'));
+
+    const rejected = await page.evaluate(() =>
+      window.harness.clients.a.client.request('say', { text: '' }).then(
+        () => ({ resolved: true }),
+        (error: any) => ({
+          isRequestError: error instanceof window.harness.rws.RequestError,
+          code: error.code,
+          details: error.details,
+        }),
+      ),
+    );
+    expect(rejected).toEqual({
+      isRequestError: true,
+      code: 'VALIDATION_FAILED',
+      details: [{ property: 'text', constraints: { isNotEmpty: 'text should not be empty' } }],
+    });
+    expect(await page.evaluate(() => window.harness.clients.a.client.queueLength)).toBe(0);
+  });
+
+  it('survives a server restart on the same port and delivers what was queued meanwhile', async () => {
+    await page.evaluate(() => window.harness.create('r', { reconnect: { initialDelayMs: 100, maxDelayMs: 400 } }));
+    await waitForState('r', 'open');
+    const sessionBefore = await page.evaluate(() => window.harness.clients.r.client.sessionId);
+    const samePort = port;
+
+    await stopApp();
+    await waitForState('r', 'reconnecting');
+    // Sent while the server is away: kept in the queue, not lost.
+    const queued = await page.evaluate(() => {
+      const { client } = window.harness.clients.r;
+      client.send('say', { text: 'queued send' });
+      (window as any).queuedReply = client.request('say', { text: 'queued request' }, { timeoutMs: 20000 });
+      return client.queueLength;
+    });
+    expect(queued).toBe(2);
+    await page.waitForFunction(() => window.harness.clients.r.seen.reconnecting.length >= 3, null, { timeout: WAIT_MS });
+
+    await startApp(samePort);
+    expect(port).toBe(samePort);
+    await waitForState('r', 'open');
+    expect(await page.evaluate(() => (window as any).queuedReply)).toEqual({ ok: true });
+    await page.waitForFunction(() =>
+      ['queued send', 'queued request'].every((text) => window.harness.clients.r.seen.said.includes(text)),
+    );
+    expect(await page.evaluate(() => window.harness.clients.r.client.queueLength)).toBe(0);
+
+    const after = await seen('r');
+    expect(after.closes[0]).toMatchObject({ code: 1001 }); // the drain's "going away"
+    expect(after.reconnecting.map((r) => r.attempt).slice(0, 3)).toEqual([1, 2, 3]);
+    expect(after.ready).toHaveLength(2);
+    expect(after.ready[1]).toMatchObject({ resumed: false }); // a new server process knows no sessions
+    expect(after.ready[1].sessionId).not.toBe(sessionBefore);
+    expect(after.failed).toEqual([]);
+    // The first client (default backoff) comes back too.
+    await waitForState('a', 'open', 20000);
+    expect(await closeClients('a', 'r')).toEqual(['closed', 'closed']);
+  }, 40000);
+
+  it('reconnects at once when the browser goes back online, without sitting out the backoff', async () => {
+    const slow = { reconnect: { initialDelayMs: 10000, maxDelayMs: 10000, jitter: 0.5 } }; // waits 5–15 s
+    await page.evaluate((options) => {
+      window.harness.create('net', options);
+      window.harness.create('evt', options);
+    }, slow);
+    await waitForState('net', 'open');
+    await waitForState('evt', 'open');
+
+    // 1. The network goes away (Chromium fires `offline`) and the server drops the connection;
+    //    it comes back (`online`): the client reconnects without waiting its 5–15 s.
+    await context.setOffline(true);
+    await stopApp();
+    await waitForState('net', 'reconnecting');
+    await waitForState('evt', 'reconnecting');
+    await startApp(port);
+    const onlineBefore = await page.evaluate(() => window.harness.online);
+    const wentOnlineAt = await page.evaluate(() => performance.now());
+    await context.setOffline(false);
+    await page.waitForFunction((n) => window.harness.online > n, onlineBefore, { timeout: WAIT_MS });
+    await waitForState('net', 'open', 4000);
+    const net = await seen('net');
+    const netReady = net.ready[net.ready.length - 1];
+    expect(net.reconnecting.at(-1)!.delayMs).toBeGreaterThanOrEqual(5000);
+    expect(netReady.at - wentOnlineAt).toBeLessThan(3000);
+
+    // 2. The same with an `online` event dispatched by hand (the other client, still waiting).
+    await waitForState('evt', 'open', 4000); // it heard `online` too
+    await stopApp();
+    await waitForState('evt', 'reconnecting');
+    await startApp(port);
+    const dispatchedAt = await page.evaluate(() => {
+      window.dispatchEvent(new Event('online'));
+      return performance.now();
+    });
+    await waitForState('evt', 'open', 4000);
+    const evt = await seen('evt');
+    expect(evt.reconnecting.at(-1)!.delayMs).toBeGreaterThanOrEqual(5000);
+    expect(evt.ready.at(-1)!.at - dispatchedAt).toBeLessThan(3000);
+    expect(evt.failed).toEqual([]);
+    expect(await closeClients('net', 'evt')).toEqual(['closed', 'closed']);
+  }, 40000);
+
+  it('runs the sample page on the bundle: state, chat, and $error codes inline', async () => {
+    const sample = await context.newPage();
+    const errors: string[] = [];
+    sample.on('pageerror', (error) => errors.push(error.message));
+    try {
+      await sample.goto(`${base}/`);
+      await sample.waitForSelector('#state[data-state="open"]');
+      expect(await sample.textContent('#session')).toMatch(/^[\w-]{8,}$/);
+
+      await sample.fill('#text', 'hello from the sample page');
+      await sample.press('#text', 'Enter');
+      await sample.waitForSelector('li.said:has-text("hello from the sample page")');
+
+      await sample.fill('#text', '');
+      await sample.press('#text', 'Enter');
+      const error = await sample.waitForSelector('li.error[data-code="VALIDATION_FAILED"]');
+      expect(await error.textContent()).toContain('text should not be empty');
+
+      await sample.fill('#nick', 'chromium');
+      await sample.press('#nick', 'Enter');
+      await sample.waitForSelector('li.system:has-text("is now chromium")');
+      expect(await sample.textContent('#queue')).toBe('');
+
+      if (process.env.SAMPLE_SCREENSHOT) await sample.screenshot({ path: process.env.SAMPLE_SCREENSHOT });
+      expect(errors).toEqual([]);
+    } finally {
+      await sample.close();
+    }
+  });
+});
