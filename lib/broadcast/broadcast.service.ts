@@ -100,8 +100,15 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   async join(sessionId: string, room: string): Promise<void> {
     const session = this.sessions.getSession(sessionId);
     if (!session) return this.changeRemotely('join', sessionId, room);
+    const alreadyMember = session.rooms.has(room);
     this.members.join(session, room);
-    await this.subscribeRoom(room);
+    try {
+      await this.subscribeRoom(room);
+    } catch (error) {
+      // Not subscribed, so not a member: pushes from other instances would never reach it.
+      if (!alreadyMember) this.members.leave(session, room);
+      throw error;
+    }
   }
 
   /** Subscribes to a room's channel once; a failed subscription is tried again by the next join. */

@@ -161,6 +161,7 @@ async function connect(connection: Redis): Promise<void> {
 }
 
 async function closeConnection(connection: Redis): Promise<void> {
+  if (connection.status === 'end') return;
   if (connection.status === 'ready') {
     await connection.quit().catch(() => connection.disconnect());
   } else {
