@@ -52,7 +52,8 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly dispatcher = new MessageDispatcher();
   private readonly gatewaysByHttpServer = new Map<HttpServer, GatewayServer[]>();
   private readonly upgradeListeners = new Map<HttpServer, (...args: [IncomingMessage, Duplex, Buffer]) => void>();
-  private readonly ownHttpServers = new Set<HttpServer>();
+  /** HTTP servers this adapter started for gateways on a port of their own. */
+  private readonly ownHttpServers = new Map<number, HttpServer>();
 
   constructor(app: INestApplicationContext) {
     super(app);
@@ -101,7 +102,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.upgradeListeners.clear();
     this.gatewaysByHttpServer.clear();
     await Promise.all(
-      [...this.ownHttpServers].map((httpServer) => new Promise((resolve) => httpServer.close(resolve))),
+      [...this.ownHttpServers.values()].map((httpServer) => new Promise((resolve) => httpServer.close(resolve))),
     );
     this.ownHttpServers.clear();
   }
@@ -112,11 +113,12 @@ export class ReliableWsAdapter extends WsAdapter {
   }
 
   private ownHttpServer(port: number): HttpServer {
-    const existing = [...this.ownHttpServers].find((httpServer) => (httpServer as { port?: number }).port === port);
-    if (existing) return existing;
-    const httpServer = Object.assign(createServer(), { port });
-    httpServer.listen(port);
-    this.ownHttpServers.add(httpServer);
+    let httpServer = this.ownHttpServers.get(port);
+    if (!httpServer) {
+      httpServer = createServer();
+      httpServer.listen(port);
+      this.ownHttpServers.set(port, httpServer);
+    }
     return httpServer;
   }
 
