@@ -5,24 +5,12 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import {
-  CloseCode,
-  decodeClientMessage,
-  encodeFrame,
-  ErrorCode,
-  isSystemEventName,
-  serializeData,
-  SUBPROTOCOL,
-  SystemEvent,
-  type ClientMessage,
-  type DecodeResult,
-  type MessageId,
-} from '../protocol/index.js';
-import { DEFAULT_AUTH_TIMEOUT_MS, handshakeToken } from '../auth/index.js';
+import { WebSocketServer } from 'ws';
+import { handshakeToken } from '../auth/index.js';
+import { SUBPROTOCOL } from '../protocol/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ReliableWsRuntime } from '../reliable-ws.runtime.js';
-import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
+import type { ReliableSocket } from '../session/index.js';
 import { ConnectionLimiter } from './connection-limiter.js';
 import {
   clientIp,
@@ -31,13 +19,11 @@ import {
   refuseUpgrade,
   requestPath,
 } from './handshake.js';
+import { ConnectionProtocol, type HandshakeCredentials } from './connection-protocol.js';
+import type { GatewayServer } from './gateway-server.js';
 import { MessageDispatcher } from './message-dispatcher.js';
 
 const SHARED_HTTP_SERVER_PORT = 0;
-
-interface GatewayServer extends WebSocketServer {
-  path: string;
-}
 
 /**
  * The WebSocket adapter of `ReliableWsModule`: hardens the handshake (Origin, per-IP cap,
@@ -50,6 +36,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly options: ResolvedReliableWsOptions;
   private readonly limiter: ConnectionLimiter;
   private readonly dispatcher = new MessageDispatcher();
+  private readonly protocol: ConnectionProtocol;
   private readonly gatewaysByHttpServer = new Map<HttpServer, GatewayServer[]>();
   private readonly upgradeListeners = new Map<HttpServer, (...args: [IncomingMessage, Duplex, Buffer]) => void>();
   /** HTTP servers this adapter started for gateways on a port of their own. */
@@ -60,6 +47,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.runtime = resolveRuntime(app);
     this.options = this.runtime.options;
     this.limiter = new ConnectionLimiter(this.options.maxConnectionsPerIp);
+    this.protocol = new ConnectionProtocol(this.runtime, this.dispatcher);
   }
 
   override create(port: number, options: Record<string, unknown> = {}): GatewayServer {
@@ -145,7 +133,7 @@ export class ReliableWsAdapter extends WsAdapter {
     socket.once('close', () => this.limiter.release(ip));
     void this.authenticateHandshake(request).then((credentials) => {
       if (socket.destroyed) return;
-      wss.handleUpgrade(request, socket, head, (ws) => this.accept(wss, ws, request, ip, credentials));
+      wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
     });
   }
 
@@ -158,263 +146,6 @@ export class ReliableWsAdapter extends WsAdapter {
     const principal = await auth.verify(token, request);
     return { rejected: principal === undefined, principal };
   }
-
-  private accept(
-    wss: GatewayServer,
-    ws: WebSocket,
-    request: IncomingMessage,
-    ip: string,
-    credentials: HandshakeCredentials,
-  ): void {
-    const socket = new ReliableSocket(ws, request, ip, this.options.backpressure);
-    const connection = new ConnectionState(wss, socket, credentials.principal);
-    const { sessions } = this.runtime;
-    sessions.add(socket);
-    ws.on('pong', () => socket.markSeen());
-    ws.on('error', (error) => this.log.debug(`connection error: ${error.message}`));
-    ws.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
-    ws.once('close', (code) => {
-      connection.dispose();
-      sessions.remove(socket, code);
-      socket.notifyClosed(code);
-    });
-    if (credentials.rejected) {
-      socket.close(CloseCode.UNAUTHORIZED);
-    } else if (ws.protocol === SUBPROTOCOL || (this.runtime.authenticator && credentials.principal === undefined)) {
-      connection.helloTimer = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
-    } else {
-      this.startSession(connection, credentials.principal);
-    }
-  }
-
-  private get helloTimeoutMs(): number {
-    return this.options.auth ? this.options.auth.timeoutMs : DEFAULT_AUTH_TIMEOUT_MS;
-  }
-
-  /**
-   * Resumes the session the client asks for when it can, else starts a fresh one (`missed` when
-   * a resume was asked for and failed: the client must resync), then hands the connection to
-   * the gateways.
-   */
-  private startSession(connection: ConnectionState, principal: unknown, resume?: ResumeRequest): void {
-    const { socket, wss } = connection;
-    clearTimeout(connection.helloTimer);
-    const { sessions } = this.runtime;
-    const resumed = resume && this.options.resume !== false ? this.resume(socket, resume, principal) : undefined;
-    const session = resumed?.session ?? sessions.startSession(socket, principal);
-    if (resumed) sessions.setPrincipal(session, principal);
-    this.watchExpiry(connection, principal);
-    socket.sendSystem(SystemEvent.READY, {
-      sessionId: session.id,
-      ...(this.options.resume === false ? {} : { resumeToken: session.resumeToken }),
-      resumed: resumed !== undefined,
-      missed: resume !== undefined && resumed === undefined,
-      lastId: session.lastId,
-      heartbeatMs: this.options.heartbeat.intervalMs,
-    });
-    for (const frame of resumed?.replay ?? []) socket.write(frame);
-    wss.emit('connection', socket, socket.request);
-  }
-
-  /** A session resumes only for the same user (when auth tells users apart). */
-  private resume(socket: ReliableSocket, request: ResumeRequest, principal: unknown) {
-    const userIdOf = this.options.auth ? this.options.auth.userId : undefined;
-    return this.runtime.sessions.resumeSession(
-      socket,
-      request,
-      (session) => !userIdOf || userIdOf(session.principal) === userIdOf(principal),
-    );
-  }
-
-  /** Closes the connection with 4001 when its credentials expire without a refresh. */
-  private watchExpiry(connection: ConnectionState, principal: unknown): void {
-    clearTimeout(connection.expiryTimer);
-    const delay = this.runtime.authenticator?.msUntilExpiry(principal);
-    if (delay === undefined || delay > MAX_TIMER_DELAY_MS) return;
-    connection.expiryTimer = setTimeout(() => connection.socket.close(CloseCode.UNAUTHORIZED, 'credentials expired'), delay);
-  }
-
-  private onFrame(connection: ConnectionState, data: RawData, isBinary: boolean): void {
-    const { socket } = connection;
-    socket.markSeen();
-    if (connection.verifying) {
-      connection.held.push([data, isBinary]);
-      return;
-    }
-    const decoded = isBinary ? BINARY_FRAME : decodeClientMessage(data.toString());
-    if (!decoded.ok) {
-      if (this.admitUnhandled(socket, decoded.id)) {
-        socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: decoded.reason, ref: decoded.id });
-      }
-      return;
-    }
-    const { message } = decoded;
-    if (isAdvancingAck(socket, message)) {
-      socket.session.acknowledge((message.data as { seq: number }).seq);
-    } else if (isSystemEventName(message.event)) {
-      if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
-    } else if (!socket.hasSession) {
-      socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
-    } else if (this.isDuplicate(socket, message.id)) {
-      return;
-    } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id)) {
-      socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
-    }
-  }
-
-  /**
-   * Takes a new retry id of an `rws.v1` client, or answers a duplicate from the session's cache
-   * (nothing while its first run is still going: that answer will come).
-   */
-  private isDuplicate(socket: ReliableSocket, id: MessageId | undefined): boolean {
-    if (!socket.tracksIds(id)) return false;
-    const { session } = socket;
-    if (id > session.lastId) {
-      session.lastId = id;
-      session.answers.markPending(id);
-      return false;
-    }
-    if (!this.admitUnhandled(socket, id)) return true;
-    const cached = session.answers.get(id);
-    if (cached === ANSWER_PENDING) return true;
-    socket.write(cached ?? encodeFrame(SystemEvent.ACK, serializeData({ ref: id, duplicate: true })));
-    return true;
-  }
-
-  /** Charges a frame that no handler's limit covers against the protocol's own bucket. */
-  private admitUnhandled(socket: ReliableSocket, ref: MessageId | undefined): boolean {
-    const decision = this.runtime.rateLimiter.consumeSystem(socket);
-    if (decision.allowed) return true;
-    socket.sendError({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
-    return false;
-  }
-
-  private onSystemEvent(connection: ConnectionState, message: ClientMessage): void {
-    const { socket } = connection;
-    const { event, data, id } = message;
-    if (event === SystemEvent.PING) {
-      socket.sendSystem(SystemEvent.PONG, data ?? null);
-    } else if (event === SystemEvent.HELLO) {
-      if (socket.hasSession) {
-        socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'the session has already started', ref: id });
-      } else {
-        clearTimeout(connection.helloTimer);
-        void this.whileVerifying(connection, () => this.onHello(connection, data));
-      }
-    } else if (!socket.hasSession) {
-      socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
-    } else if (event === SystemEvent.AUTH) {
-      void this.whileVerifying(connection, () => this.onAuth(connection, data, id));
-    } else if (event !== SystemEvent.ACK) {
-      socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `unknown system event "${event}"`, ref: id });
-    }
-  }
-
-  private async onHello(connection: ConnectionState, data: unknown): Promise<void> {
-    const principal = await this.helloPrincipal(connection, tokenOf(data));
-    if (principal === REJECTED) {
-      connection.socket.close(CloseCode.UNAUTHORIZED);
-      return;
-    }
-    const resume = resumeRequestOf(data);
-    if (resume && this.options.resume !== false) await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken);
-    if (connection.socket.isOpen) this.startSession(connection, principal, resume);
-  }
-
-  /** The principal a `$hello` establishes: the handshake's, or the one its token verifies to. */
-  private async helloPrincipal(connection: ConnectionState, token: unknown): Promise<unknown> {
-    const auth = this.runtime.authenticator;
-    if (!auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined)) {
-      return connection.handshakePrincipal;
-    }
-    const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request) : undefined;
-    return principal === undefined ? REJECTED : principal;
-  }
-
-  private async onAuth(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
-    const { socket } = connection;
-    const auth = this.runtime.authenticator;
-    if (!auth) {
-      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'authentication is not configured', ref: id });
-      return;
-    }
-    const token = tokenOf(data);
-    const principal = typeof token === 'string' ? await auth.verify(token, socket.request) : undefined;
-    if (principal === undefined) {
-      socket.close(CloseCode.UNAUTHORIZED);
-      return;
-    }
-    this.runtime.sessions.setPrincipal(socket.session, principal);
-    this.watchExpiry(connection, principal);
-    socket.sendSystem(SystemEvent.ACK, id === undefined ? {} : { ref: id });
-  }
-
-  /** Runs a credential check with the connection's later frames held back, then replays them in order. */
-  private async whileVerifying(connection: ConnectionState, check: () => Promise<void>): Promise<void> {
-    connection.verifying = true;
-    try {
-      await check();
-    } finally {
-      connection.verifying = false;
-      while (connection.held.length > 0 && !connection.verifying && connection.socket.isOpen) {
-        const [data, isBinary] = connection.held.shift()!;
-        this.onFrame(connection, data, isBinary);
-      }
-    }
-  }
-}
-
-interface HandshakeCredentials {
-  /** A token was required or presented at the handshake and not accepted. */
-  rejected: boolean;
-  principal?: unknown;
-}
-
-const REJECTED = Symbol('rejected credentials');
-
-const BINARY_FRAME: DecodeResult = { ok: false, reason: 'binary frames are not supported' };
-
-/** Longest delay a Node timer can hold. */
-const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
-
-/** Per-connection protocol state that only the adapter needs. */
-class ConnectionState {
-  helloTimer: NodeJS.Timeout | undefined;
-  expiryTimer: NodeJS.Timeout | undefined;
-  verifying = false;
-  readonly held: Array<[RawData, boolean]> = [];
-
-  constructor(
-    readonly wss: GatewayServer,
-    readonly socket: ReliableSocket,
-    readonly handshakePrincipal: unknown,
-  ) {}
-
-  dispose(): void {
-    clearTimeout(this.helloTimer);
-    clearTimeout(this.expiryTimer);
-    this.held.length = 0;
-  }
-}
-
-/** An `$ack` that moves the session's acknowledged seq forward: free, as it is bounded by the pushes sent. */
-function isAdvancingAck(socket: ReliableSocket, { event, data }: ClientMessage): boolean {
-  if (event !== SystemEvent.ACK || !socket.hasSession) return false;
-  const seq = (data as { seq?: unknown } | null | undefined)?.seq;
-  return typeof seq === 'number' && socket.session.acknowledges(seq);
-}
-
-/** `$hello.resume`, when it has the right shape. */
-function resumeRequestOf(data: unknown): ResumeRequest | undefined {
-  const resume = typeof data === 'object' && data !== null ? (data as { resume?: unknown }).resume : undefined;
-  if (typeof resume !== 'object' || resume === null) return undefined;
-  const { sessionId, resumeToken, lastSeq } = resume as Record<string, unknown>;
-  if (typeof sessionId !== 'string' || typeof resumeToken !== 'string' || typeof lastSeq !== 'number') return undefined;
-  return { sessionId, resumeToken, lastSeq };
-}
-
-function tokenOf(data: unknown): unknown {
-  return typeof data === 'object' && data !== null ? (data as { token?: unknown }).token : undefined;
 }
 
 function resolveRuntime(app: INestApplicationContext): ReliableWsRuntime {
