@@ -239,7 +239,7 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
       throw new Error(`ReliableWsClient: cannot send on a ${this.currentState} client`);
     }
     const dataJson = serializeData(data);
-    const bytes = encoder.encode(dataJson).length + event.length;
+    const bytes = encoder.encode(dataJson).length + encoder.encode(event).length;
     const { maxMessages, maxBytes } = this.queueOptions;
     if (this.outbox.length >= maxMessages) throw new QueueFullError('maxMessages', maxMessages);
     if (this.queuedBytes + bytes > maxBytes) throw new QueueFullError('maxBytes', maxBytes);
@@ -461,9 +461,11 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
   /** Gives up on a connection that hangs (connect or heartbeat timeout) and reconnects. */
   private drop(connection: number, reason: string): void {
     if (connection !== this.connection || this.isStopped()) return;
-    const ws = this.ws;
+    const ws = this.ws as (WebSocketLike & { terminate?: () => void }) | undefined;
     this.connection++;
-    ws?.close(ABANDON_CLOSE_CODE, reason);
+    // A stalled peer would not answer a close handshake: Node's `ws` can cut the socket at once.
+    if (ws?.terminate) ws.terminate();
+    else ws?.close(ABANDON_CLOSE_CODE, reason);
     this.onClose(CloseCode.GOING_AWAY, reason);
   }
 
