@@ -64,8 +64,8 @@ async function instance(
   return created;
 }
 
-async function peer(on: Instance, token: string): Promise<Peer> {
-  const p = await connectPeer(on.app.wsUrl(`/ws?token=${encodeURIComponent(token)}`));
+async function peer(on: Instance, token: string, options?: { resumable?: boolean }): Promise<Peer> {
+  const p = await connectPeer(on.app.wsUrl(`/ws?token=${encodeURIComponent(token)}`), options);
   clients.push(p.client);
   return p;
 }
@@ -338,7 +338,7 @@ describe('BroadcastService across instances through Redis', () => {
   it('a dropped connection keeps its session and rooms for resume.ttlMs, then unsubscribes', async () => {
     const prefix = uniquePrefix();
     const A = await instance('A', prefix, {}, { resume: { ttlMs: 1500 } });
-    const x = await peer(A, 'ux.10');
+    const x = await peer(A, 'ux.10', { resumable: true });
     await call(x.client, 'join', { room: 'kept' }, ids++);
     const channel = `${prefix}:room:kept`;
     expect(await numsub(admin, channel)).toBe(1);

@@ -94,24 +94,32 @@ export function serializeData(data: unknown): string {
 
 /**
  * A push serialised once for any number of recipients: each recipient's frame is the shared
- * head plus its own `seq`.
+ * head plus its own `seq`, or one shared frame when pushes carry no `seq`.
  */
-export interface PreparedPush {
-  readonly event: string;
-  readonly dataJson: string;
+export class PreparedPush {
   /** `{"event":…,"data":…` without the closing brace. */
-  readonly head: string;
-  /** The broadcast's own id, when it came through the broadcast bus. */
-  readonly id?: string;
+  private readonly head: string;
+  private unsequenced: string | undefined;
+
+  /** @param id the broadcast's own id, when it came through the broadcast bus. */
+  constructor(
+    readonly event: string,
+    readonly dataJson: string,
+    readonly id?: string,
+  ) {
+    this.head = `{"event":${JSON.stringify(event)},"data":${dataJson}`;
+  }
+
+  /** One recipient's frame. */
+  frame(seq: number | undefined): string {
+    if (seq !== undefined) return `${this.head},"seq":${seq}}`;
+    this.unsequenced ??= `${this.head}}`;
+    return this.unsequenced;
+  }
 }
 
 export function preparePush(event: string, dataJson: string, id?: string): PreparedPush {
-  return { event, dataJson, id, head: `{"event":${JSON.stringify(event)},"data":${dataJson}` };
-}
-
-/** One recipient's frame of a prepared push. */
-export function pushFrame(push: PreparedPush, seq: number | undefined): string {
-  return seq === undefined ? `${push.head}}` : `${push.head},"seq":${seq}}`;
+  return new PreparedPush(event, dataJson, id);
 }
 
 /**

@@ -32,6 +32,7 @@ export class ReliableSocket implements SessionTransport {
   /** Last time anything arrived from the peer (a frame or a pong), in ms since the epoch. */
   lastSeenAt = Date.now();
   private boundSession: Session | undefined;
+  private corked = false;
   private readonly closeListeners: Array<(code: number) => void> = [];
 
   constructor(
@@ -120,13 +121,32 @@ export class ReliableSocket implements SessionTransport {
     this.raw.terminate();
   }
 
+  /**
+   * Sends a frame unless that would take the connection's unsent data over the bound (then the
+   * connection is cut as a slow consumer). Frames written in the same tick leave in one write.
+   */
   write(frame: string): void {
     if (!this.isOpen) return;
-    if (this.raw.bufferedAmount + Buffer.byteLength(frame) > this.backpressure.maxBufferedBytes) {
+    // The string's length stands for its size: exact for ASCII, and the bound is a guard, not an account.
+    if (this.raw.bufferedAmount + frame.length > this.backpressure.maxBufferedBytes) {
       this.cutSlowConsumer();
       return;
     }
+    this.corkForThisTick();
     this.raw.send(frame);
+  }
+
+  private corkForThisTick(): void {
+    if (this.corked) return;
+    // `ws` keeps its TCP socket in `_socket`; corking it makes the frames of one tick one write.
+    const tcp = (this.raw as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!tcp) return;
+    this.corked = true;
+    tcp.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      tcp.uncork();
+    });
   }
 
   onClose(listener: (code: number) => void): void {

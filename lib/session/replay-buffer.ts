@@ -1,4 +1,4 @@
-import { pushFrame, type PreparedPush } from '../protocol/index.js';
+import type { PreparedPush } from '../protocol/index.js';
 
 export interface ReplayEntry {
   seq: number;
@@ -46,7 +46,7 @@ export class ReplayBuffer {
     const frames: string[] = [];
     for (let i = this.head; i < this.items.length; i++) {
       const { seq, push } = this.items[i];
-      if (seq > lastSeq) frames.push(pushFrame(push, seq));
+      if (seq > lastSeq) frames.push(push.frame(seq));
     }
     return frames;
   }

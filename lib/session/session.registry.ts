@@ -1,5 +1,5 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
-import { CloseCode } from '../protocol/index.js';
+import { CloseCode, SUBPROTOCOL } from '../protocol/index.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { secretsEqual } from './session-id.js';
 import { Session, type SessionSnapshot } from './session.js';
@@ -51,22 +51,28 @@ export class SessionRegistry implements OnApplicationShutdown {
   }
 
   /**
-   * Forgets a closed connection. Its session ends when the client closed with 1000 or sessions
-   * are off; otherwise it waits `ttlMs` for a resume.
+   * Forgets a closed connection. Its session ends when the client closed with 1000 or cannot
+   * resume it (sessions off, a plain client); otherwise it waits `ttlMs` for a resume.
    */
   remove(socket: ReliableSocket, closeCode: number): void {
     if (!this.connections.delete(socket)) return;
     if (socket.hasSession && socket.session.detach(socket)) {
       const { session } = socket;
-      if (!this.lifetime || closeCode === CloseCode.NORMAL || this.lifetime.ttlMs === 0) this.endSession(session);
+      if (!this.lifetime || !session.resumable || closeCode === CloseCode.NORMAL || this.lifetime.ttlMs === 0) {
+        this.endSession(session);
+      }
       else this.expireLater(session, this.lifetime.ttlMs);
     }
     if (this.connections.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
   }
 
-  /** Starts a fresh session for a connection. */
+  /**
+   * Starts a fresh session for a connection. Only an `rws.v1` client can resume one, so only its
+   * session keeps pushes for replay; a plain client's pushes are numbered all the same.
+   */
   startSession(socket: ReliableSocket, principal: unknown): Session {
-    const session = new Session(this.lifetime ? this.lifetime.bufferSize : 0);
+    const resumable = this.lifetime && socket.protocol === SUBPROTOCOL;
+    const session = new Session(this.lifetime !== false, resumable ? this.lifetime.bufferSize : 0);
     session.principal = principal;
     this.sessions.set(session.id, session);
     socket.bindSession(session);

@@ -1,4 +1,4 @@
-import { preparePush, pushFrame, type PreparedPush } from '../protocol/index.js';
+import { preparePush, type PreparedPush } from '../protocol/index.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReplayBuffer } from './replay-buffer.js';
 import { randomSecret } from './session-id.js';
@@ -45,15 +45,22 @@ export class Session {
   private transport: SessionTransport | undefined;
   private readonly buffer: ReplayBuffer | undefined;
 
-  /** @param bufferSize pushes kept for replay; 0 numbers nothing (sessions off). */
-  constructor(bufferSize: number, identity?: { id: string; resumeToken: string }) {
-    this.buffer = bufferSize > 0 ? new ReplayBuffer(bufferSize) : undefined;
+  /**
+   * @param sequenced whether pushes carry `seq`
+   * @param bufferSize pushes kept for replay; 0 for a session that cannot be resumed
+   */
+  constructor(
+    readonly sequenced: boolean,
+    bufferSize: number,
+    identity?: { id: string; resumeToken: string },
+  ) {
+    this.buffer = sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize) : undefined;
     this.id = identity?.id ?? randomSecret();
     this.resumeToken = identity?.resumeToken ?? randomSecret();
   }
 
   static restore(snapshot: SessionSnapshot, bufferSize: number): Session {
-    const session = new Session(bufferSize, snapshot);
+    const session = new Session(true, bufferSize, snapshot);
     session.principal = snapshot.principal;
     session.lastId = snapshot.lastId;
     session.ackedSeq = snapshot.ackedSeq;
@@ -79,7 +86,8 @@ export class Session {
   }
 
 
-  get sequenced(): boolean {
+  /** Whether a client can resume the session: it keeps pushes for replay. */
+  get resumable(): boolean {
     return this.buffer !== undefined;
   }
 
@@ -122,13 +130,9 @@ export class Session {
    * live connection, if there is one.
    */
   push(push: PreparedPush): void {
-    if (!this.buffer) {
-      this.transport?.write(pushFrame(push, undefined));
-      return;
-    }
-    const seq = ++this.lastSeq;
-    this.buffer.append(seq, push);
-    this.transport?.write(pushFrame(push, seq));
+    const seq = this.sequenced ? ++this.lastSeq : undefined;
+    if (seq !== undefined) this.buffer?.append(seq, push);
+    this.transport?.write(push.frame(seq));
   }
 
   /** The pushes after `lastSeq` for a resuming client, or undefined when some are gone. */

@@ -1,5 +1,6 @@
 import { PARAM_ARGS_METADATA } from '@nestjs/websockets/constants.js';
 import { WsParamtype } from '@nestjs/websockets/enums/ws-paramtype.enum.js';
+import { isCheckedType } from './payload-validator.js';
 
 /** A `@MessageBody()` parameter of a handler: its declared type and the property it reads, if any. */
 export interface BodyParameter {
@@ -14,7 +15,10 @@ interface ParamMetadata {
 
 const cache = new WeakMap<Function, BodyParameter[]>();
 
-/** The `@MessageBody()` parameters of a gateway handler, read once from Nest's metadata. */
+/**
+ * The `@MessageBody()` parameters of a gateway handler whose declared type can be checked,
+ * read once from Nest's metadata.
+ */
 export function bodyParameters(gateway: Function, handler: Function): BodyParameter[] {
   let parameters = cache.get(handler);
   if (parameters) return parameters;
@@ -25,7 +29,8 @@ export function bodyParameters(gateway: Function, handler: Function): BodyParame
     .map(([, { index, data }]) => ({
       metatype: types[index],
       property: typeof data === 'string' ? data : undefined,
-    }));
+    }))
+    .filter(({ metatype }) => isCheckedType(metatype));
   cache.set(handler, parameters);
   return parameters;
 }

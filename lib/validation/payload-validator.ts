@@ -14,6 +14,11 @@ const PRIMITIVES = new Map<unknown, 'string' | 'number' | 'boolean'>([
 /** Types that say nothing about the payload's shape (`any`, `unknown`, `object`, arrays, interfaces). */
 const UNCHECKED = new Set<unknown>([undefined, Object, Array, Function, Promise]);
 
+/** Whether a declared type says anything to check (a primitive or a class). */
+export function isCheckedType(metatype: unknown): boolean {
+  return PRIMITIVES.has(metatype) || (typeof metatype === 'function' && !UNCHECKED.has(metatype));
+}
+
 /**
  * Checks a payload against the declared type of a `@MessageBody()` parameter: primitives by
  * `typeof`, classes with class-validator (after class-transformer made an instance of them).

@@ -159,9 +159,14 @@ export interface Peer {
 }
 
 /** Opens a plain client and waits for its `$ready`. */
-export async function connectPeer(url: string): Promise<Peer> {
-  const client = new TestClient(url);
+/**
+ * Connects a client and waits for its session. A `resumable` one speaks `rws.v1` (opens with
+ * `$hello`), so its session outlives a dropped connection; a plain client's does not.
+ */
+export async function connectPeer(url: string, { resumable = false } = {}): Promise<Peer> {
+  const client = new TestClient(url, resumable ? 'rws.v1' : undefined);
   await client.open();
+  if (resumable) client.send({ event: '$hello', data: {} });
   const ready = await client.next((frame) => frame.event === '$ready');
   return { client, sessionId: ready.data.sessionId as string };
 }
