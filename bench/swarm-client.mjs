@@ -1,0 +1,271 @@
+// Benchmark client swarm (not a test): a child process that opens many client connections to one
+// URL and measures what they receive. Started by bench/bench-support.ts with
+// child_process.fork(this file, [JSON config]).
+//
+// config: { url, kind, count, concurrency, lifetimeMs, room? }
+//   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
+//        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
+//        'ws'   plain `ws` client (raw ws servers, stock Nest WsAdapter)
+//        'sio'  socket.io-client, websocket transport only, one Manager per client
+//   room: after connecting, join it (rws: `{ event: 'join', data: { room }, id }` answered by ref;
+//         sio: emitWithAck('join', room)).
+//
+// Parent -> child:
+//   { type: 'arm', round, expect, event, parse }   count `event` messages of the next round: each
+//        client is complete after `expect` of them. parse: JSON-parse each frame, keep only those
+//        of this round (data.r) and take the send→receipt latency from data.t (ms, wall clock
+//        with sub-ms precision: performance.timeOrigin + performance.now(), as the sender).
+//        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
+//        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
+//   { type: 'report' }   answers { type: 'result', complete: false, … } at once (on a timeout).
+//   { type: 'rr', total, window, payloadBytes, warmup }   request/reply over the connections
+//        (total split evenly, at most `window` outstanding per connection); answers 'result'.
+//   { type: 'exit' }
+// Child -> parent: { type: 'ready', opened, failed, errors }, { type: 'armed' }, { type: 'result', … }.
+import { WebSocket } from 'ws';
+
+const config = JSON.parse(process.argv[2]);
+const { url, kind, count, concurrency = 100, lifetimeMs = 120000, room } = config;
+
+// Hard bound on this process's life, whatever happens.
+setTimeout(() => process.exit(3), lifetimeMs).unref();
+process.on('disconnect', () => process.exit(0));
+
+const now = () => performance.timeOrigin + performance.now();
+const send = (message) => process.send?.(message);
+
+/** @type {Array<{ sendText(text: string): void; close(): void; emitAck?: Function; onText?: Function; onEvent?: Function }>} */
+const clients = [];
+const errors = [];
+let failed = 0;
+
+// ---------------------------------------------------------------- connecting
+
+let io;
+async function openOne() {
+  if (kind === 'sio') return openSocketIo();
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, kind === 'rws1' ? ['rws.v1'] : [], { perMessageDeflate: false, handshakeTimeout: 20000 });
+    const client = {
+      ws,
+      nextId: 1,
+      sendText: (text) => ws.send(text),
+      close: () => (ws.readyState === WebSocket.OPEN ? ws.close(1000) : ws.terminate()),
+      onText: undefined,
+    };
+    let settled = false;
+    const done = (ok, error) => {
+      if (settled) return;
+      settled = true;
+      if (ok) clients.push(client);
+      else {
+        failed++;
+        if (errors.length < 5) errors.push(String(error));
+        ws.terminate();
+      }
+      resolve();
+    };
+    let phase = kind === 'ws' ? 'open' : 'ready';
+    ws.on('open', () => {
+      if (kind === 'ws') done(true);
+      if (kind === 'rws1') ws.send('{"event":"$hello","data":{}}');
+    });
+    ws.on('message', (data) => {
+      if (settled) {
+        client.onText?.(data);
+        return;
+      }
+      let frame;
+      try {
+        frame = JSON.parse(data.toString());
+      } catch {
+        return done(false, 'bad frame before ready');
+      }
+      if (phase === 'ready' && frame.event === '$ready') {
+        if (!room) return done(true);
+        phase = 'join';
+        ws.send(JSON.stringify({ event: 'join', data: { room }, id: client.nextId++ }));
+      } else if (phase === 'join' && frame.ref === client.nextId - 1) {
+        done(true);
+      } else if (frame.event === '$error') {
+        done(false, `$error ${JSON.stringify(frame.data)}`);
+      }
+    });
+    ws.on('error', (error) => done(false, error.message));
+    ws.on('close', (code) => done(false, `closed ${code}`));
+  });
+}
+
+async function openSocketIo() {
+  io ??= (await import('socket.io-client')).io;
+  const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 20000 });
+  try {
+    await new Promise((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('connect_error', reject);
+    });
+    if (room) await socket.timeout(20000).emitWithAck('join', room);
+    clients.push({ socket, close: () => socket.disconnect() });
+  } catch (error) {
+    failed++;
+    if (errors.length < 5) errors.push(String(error?.message ?? error));
+    socket.disconnect();
+  }
+}
+
+async function openAll() {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      await openOne();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  send({ type: 'ready', opened: clients.length, failed, errors });
+}
+
+// ---------------------------------------------------------------- receiving rounds
+
+let round;
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+function latencySummary(samples, n) {
+  const sorted = samples.subarray(0, n).sort();
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += sorted[i];
+  return { n, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: n ? sorted[n - 1] : NaN, mean: n ? sum / n : NaN };
+}
+
+function roundResult(complete) {
+  return {
+    type: 'result',
+    complete,
+    round: round.id,
+    received: round.received,
+    completedClients: round.completions.length,
+    completions: round.completions,
+    firstAt: round.firstAt,
+    lastAt: round.lastAt,
+    latency: round.parse ? latencySummary(round.latencies, round.received) : undefined,
+  };
+}
+
+function arm({ round: id, expect, event, parse }) {
+  round = {
+    id,
+    expect,
+    parse,
+    received: 0,
+    completions: [],
+    firstAt: 0,
+    lastAt: 0,
+    latencies: parse ? new Float64Array(expect * clients.length) : undefined,
+    done: false,
+  };
+  const counts = new Uint32Array(clients.length);
+  const receive = (index, at, data) => {
+    if (round.id !== id || round.done) return;
+    if (parse) {
+      if (data?.r !== id) return;
+      round.latencies[round.received] = at - data.t;
+    }
+    round.received++;
+    if (round.firstAt === 0) round.firstAt = at;
+    round.lastAt = at;
+    if (++counts[index] === expect) {
+      round.completions.push(at);
+      if (round.completions.length === clients.length) {
+        round.done = true;
+        send(roundResult(true));
+      }
+    }
+  };
+  clients.forEach((client, index) => {
+    if (kind === 'sio') {
+      client.socket.off(event);
+      client.socket.on(event, (data) => receive(index, now(), data));
+      return;
+    }
+    client.onText = parse
+      ? (raw) => {
+          const at = now();
+          const frame = JSON.parse(raw.toString());
+          if (frame.event === event) receive(index, at, frame.data);
+        }
+      : () => receive(index, now(), undefined);
+  });
+  send({ type: 'armed' });
+}
+
+// ---------------------------------------------------------------- request / reply
+
+async function requestReply({ total, window, payloadBytes }) {
+  const pad = 'x'.repeat(payloadBytes);
+  const perClient = Math.ceil(total / clients.length);
+  const latencies = new Float64Array(perClient * clients.length);
+  let n = 0;
+  const started = performance.now();
+  await Promise.all(
+    clients.map(
+      (client) =>
+        new Promise((resolve) => {
+          let sent = 0;
+          let answered = 0;
+          const pending = new Map();
+          const onAnswer = (id) => {
+            const t = pending.get(id);
+            if (t === undefined) return;
+            pending.delete(id);
+            latencies[n++] = performance.now() - t;
+            if (++answered === perClient) resolve();
+            else if (sent < perClient) sendOne();
+          };
+          const sendOne = () => {
+            sent++;
+            if (kind === 'sio') {
+              const id = sent;
+              pending.set(id, performance.now());
+              client.socket.emit('echo', { p: pad }, () => onAnswer(id));
+              return;
+            }
+            const id = client.nextId++;
+            pending.set(id, performance.now());
+            // Stock Nest WsAdapter replies carry no correlation: the id travels in the data.
+            client.sendText(kind === 'ws' ? `{"event":"echo","data":{"id":${id},"p":"${pad}"}}` : `{"event":"echo","data":{"p":"${pad}"},"id":${id}}`);
+          };
+          if (kind !== 'sio') {
+            client.onText = (raw) => {
+              const frame = JSON.parse(raw.toString());
+              if (frame.event === '$error') {
+                if (errors.length < 5) errors.push(JSON.stringify(frame.data));
+              }
+              onAnswer(frame.ref ?? frame.data?.id ?? frame.data?.ref);
+            };
+          }
+          for (let i = 0; i < Math.min(window, perClient); i++) sendOne();
+        }),
+    ),
+  );
+  const elapsedMs = performance.now() - started;
+  send({ type: 'result', complete: true, elapsedMs, messages: n, latency: latencySummary(latencies, n), errors });
+}
+
+// ---------------------------------------------------------------- control
+
+process.on('message', (message) => {
+  if (message?.type === 'arm') arm(message);
+  else if (message?.type === 'report') send(round ? roundResult(false) : { type: 'result', complete: false });
+  else if (message?.type === 'rr') void requestReply(message);
+  else if (message?.type === 'exit') {
+    // A normal close (1000) ends a ReliableWs session for good: nothing is kept for a resume.
+    for (const client of clients) client.close();
+    setTimeout(() => process.exit(0), 300);
+  }
+});
+
+void openAll();
