@@ -1,9 +1,9 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { ServeStaticModule } from '@nestjs/serve-static';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ReliableWsModule } from '../lib/index.js';
+import { ReliableWsModule, type ReliableWsOptions } from '../lib/index.js';
 import { ChatModule } from './chat.module.js';
 
 /** The page's files, next to this module: sample/public, or dist/sample/public once built. */
@@ -35,19 +35,64 @@ function packageName(manifest: string): unknown {
   }
 }
 
-@Module({
-  imports: [
-    // Defaults: same-origin only (the page is served by this app), heartbeat every 30 s with a
-    // 10 s grace, health endpoint at /health/ws.
-    ReliableWsModule.forRoot({}),
-    ServeStaticModule.forRoot(
-      // `renderPath: '/'`: only `/` falls back to index.html, so unknown paths stay 404.
-      { rootPath: PUBLIC_DIR, renderPath: '/' },
-      // The client bundle at /client/reliable-ws-client.js (the page imports it as an ES module).
-      // CLIENT_DIR has no index.html, so unknown paths under /client are 404 as well.
-      { rootPath: CLIENT_DIR, serveRoot: '/client' },
-    ),
-    ChatModule,
-  ],
-})
-export class AppModule {}
+/** What the sample takes from its environment. */
+export interface SampleConfig {
+  /** Redis for broadcast and sessions across instances; unset: in memory, one instance. */
+  redisUrl?: string;
+  /** Instances with the same Redis and prefix share rooms. */
+  channelPrefix: string;
+}
+
+export const DEFAULT_CHANNEL_PREFIX = 'rws-sample';
+
+/** `REDIS_URL` and `CHANNEL_PREFIX` (empty counts as unset). */
+export function sampleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SampleConfig {
+  return {
+    redisUrl: env.REDIS_URL?.trim() || undefined,
+    channelPrefix: env.CHANNEL_PREFIX?.trim() || DEFAULT_CHANNEL_PREFIX,
+  };
+}
+
+/**
+ * The module's options. Defaults otherwise: same-origin only (the page is served by this app),
+ * heartbeat every 30 s with a 10 s grace, sessions resumable for 2 min, health at /health/ws.
+ * With Redis, session state lives there too, so a client may resume on another instance.
+ */
+export function reliableWsOptions(config: SampleConfig): ReliableWsOptions {
+  return config.redisUrl ? { broadcast: { redis: config.redisUrl, channelPrefix: config.channelPrefix } } : {};
+}
+
+/** How the app broadcasts, for the startup log (a password in the URL is masked). */
+export function describeBroadcast(config: SampleConfig): string {
+  if (!config.redisUrl) return 'in memory (one instance; set REDIS_URL to share rooms between instances)';
+  let where = config.redisUrl;
+  try {
+    const url = new URL(config.redisUrl);
+    if (url.password) url.password = '***';
+    where = url.toString();
+  } catch {
+    // not a URL: ioredis will say so
+  }
+  return `Redis at ${where}, channel prefix "${config.channelPrefix}"`;
+}
+
+@Module({})
+export class AppModule {
+  /** The chat app; `config` defaults to the environment's. */
+  static forRoot(config: SampleConfig = sampleConfigFromEnv()): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ReliableWsModule.forRoot(reliableWsOptions(config)),
+        ServeStaticModule.forRoot(
+          // `renderPath: '/'`: only `/` falls back to index.html, so unknown paths stay 404.
+          { rootPath: PUBLIC_DIR, renderPath: '/' },
+          // The client bundle at /client/reliable-ws-client.js (the page imports it as an ES module).
+          // CLIENT_DIR has no index.html, so unknown paths under /client are 404 as well.
+          { rootPath: CLIENT_DIR, serveRoot: '/client' },
+        ),
+        ChatModule,
+      ],
+    };
+  }
+}

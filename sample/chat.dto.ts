@@ -1,14 +1,25 @@
-import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, Length, Matches, MaxLength } from 'class-validator';
 
-/** `say`: a chat line. */
-export class SayDto {
+/** Room names: 1–32 characters of lower-case letters, digits and dashes (`lobby`, `team-7`). */
+export const ROOM_PATTERN = /^[a-z0-9-]+$/;
+
+/** `join { room }` and `leave { room }`. */
+export class RoomDto {
+  @IsString()
+  @Length(1, 32)
+  @Matches(ROOM_PATTERN, { message: 'room may contain only a-z, 0-9 and -' })
+  room!: string;
+}
+
+/** `say { room, text }`: a chat line to a room the session is in. */
+export class SayDto extends RoomDto {
   @IsString()
   @IsNotEmpty()
   @MaxLength(500)
   text!: string;
 }
 
-/** `nick`: the display name shown with this connection's messages. */
+/** `nick { name }`: the display name shown with this session's messages. */
 export class NickDto {
   @IsString()
   @IsNotEmpty()

@@ -1,63 +1,126 @@
-import {
-  ConnectedSocket,
-  MessageBody,
-  SubscribeMessage,
-  type OnGatewayConnection,
-  type OnGatewayDisconnect,
-} from '@nestjs/websockets';
-import { ReliableGateway, type ReliableSocket } from '../lib/index.js';
-import { NickDto, SayDto } from './chat.dto.js';
+import { ForbiddenException, Logger } from '@nestjs/common';
+import { ConnectedSocket, MessageBody, SubscribeMessage, type OnGatewayConnection } from '@nestjs/websockets';
+import { BroadcastService, ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
+import { NickDto, RoomDto, SayDto } from './chat.dto.js';
+
+/** The room every session joins on its first connect. */
+export const LOBBY = 'lobby';
+
+/** Rooms one session may be in at a time (each room with local members is one subscription). */
+export const MAX_ROOMS_PER_SESSION = 20;
 
 /**
- * A small chat: everyone connected to `/ws` gets every line.
+ * A small chat with rooms, on `BroadcastService`: in memory with one instance, across instances
+ * when the module is configured with `broadcast.redis` (see app.module.ts).
  *
- * Events (client → server): `say { text }`, `nick { name }`.
- * Pushes (server → client): `welcome`, `joined`, `said`, `renamed`, `left`.
+ * Events (client → server), each answered when sent with an `id`:
+ * - `join { room }`, `leave { room }` → `{ ok, room, rooms }` (the session's rooms afterwards)
+ * - `say { room, text }` → `{ ok }`; `$error FORBIDDEN` unless the session is in the room
+ * - `nick { name }` → `{ ok, name }`
  *
- * `@ReliableGateway` validates each `@MessageBody()` DTO (`WsValidationInterceptor`: whitelist +
- * forbidNonWhitelisted by default), so no `ValidationPipe` is needed; a bad payload is answered
- * `$error VALIDATION_FAILED` with `details: [{ property, constraints }]`. The sample configures
- * no `auth`, so handlers take no `@WsPrincipal()` and connections are anonymous guests.
+ * Pushes (server → client): `welcome { sessionId, name, rooms }` on every connect (rooms: what the
+ * session is in, kept across a resumed reconnect), and to a room's members `said { room, from,
+ * text, at }`, `joined { room, name }`, `left { room, name }`, `renamed { room, from, to }` (the
+ * last three not to the session that caused them).
+ *
+ * Room membership belongs to the session, not the connection: a dropped connection that resumes
+ * is still in its rooms, and pushes to them meanwhile are replayed. So nothing is announced when
+ * a connection drops; `left` follows an explicit `leave`.
+ *
+ * `@ReliableGateway` validates each `@MessageBody()` DTO (whitelist + forbidNonWhitelisted by
+ * default): a bad payload is answered `$error VALIDATION_FAILED` with `details`. The sample
+ * configures no `auth`, so connections are anonymous guests.
  */
 @ReliableGateway({ path: '/ws' })
-export class ChatGateway implements OnGatewayConnection, OnGatewayDisconnect {
-  private readonly clients = new Set<ReliableSocket>();
+export class ChatGateway implements OnGatewayConnection {
+  private readonly logger = new Logger(ChatGateway.name);
+
+  /**
+   * Display names by session id, for the session's lifetime (not the connection's). Per
+   * instance: a session resumed on another instance is a guest there again, and a name set here
+   * is unknown to the others. Names shared by every instance would need a shared store (a Redis
+   * hash with the session's TTL, say).
+   */
   private readonly names = new Map<string, string>();
 
-  handleConnection(socket: ReliableSocket): void {
-    this.clients.add(socket);
-    const name = this.nameOf(socket);
-    socket.send('welcome', { sessionId: socket.id, name, online: this.clients.size });
-    this.pushToAll('joined', { name, online: this.clients.size }, socket);
+  constructor(
+    private readonly broadcast: BroadcastService,
+    sessions: SessionRegistry,
+  ) {
+    // A name is forgotten when its session ends (closed with 1000, expired, handed over), not
+    // when a connection drops: the session may still resume.
+    sessions.observe({
+      sessionStarted: () => undefined,
+      principalChanged: () => undefined,
+      sessionEnded: (session) => this.names.delete(session.id),
+    });
   }
 
-  handleDisconnect(socket: ReliableSocket): void {
-    if (!this.clients.delete(socket)) return;
-    const name = this.nameOf(socket);
-    this.names.delete(socket.id);
-    this.pushToAll('left', { name, online: this.clients.size });
+  /** Every connection, fresh or resumed: a session's first connect here also joins the lobby. */
+  async handleConnection(socket: ReliableSocket): Promise<void> {
+    const sessionId = socket.id;
+    try {
+      if (!this.names.has(sessionId)) {
+        this.names.set(sessionId, `guest-${sessionId.slice(0, 4)}`);
+        // A session handed over by another instance brings its rooms; only a new one starts in the lobby.
+        if (this.broadcast.roomsOf(sessionId).length === 0) await this.enter(sessionId, LOBBY);
+      }
+    } catch (error) {
+      this.logger.error(`could not join ${LOBBY}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    socket.send('welcome', { sessionId, name: this.nameOf(sessionId), rooms: this.broadcast.roomsOf(sessionId) });
+  }
+
+  @SubscribeMessage('join')
+  async join(@MessageBody() { room }: RoomDto, @ConnectedSocket() socket: ReliableSocket) {
+    await this.enter(socket.id, room);
+    return { ok: true, room, rooms: this.broadcast.roomsOf(socket.id) };
+  }
+
+  @SubscribeMessage('leave')
+  async leave(@MessageBody() { room }: RoomDto, @ConnectedSocket() socket: ReliableSocket) {
+    const sessionId = socket.id;
+    if (this.broadcast.roomsOf(sessionId).includes(room)) {
+      await this.broadcast.leave(sessionId, room);
+      await this.broadcast.toRoom(room, 'left', { room, name: this.nameOf(sessionId) }, { except: sessionId });
+    }
+    return { ok: true, room, rooms: this.broadcast.roomsOf(sessionId) };
   }
 
   @SubscribeMessage('say')
-  say(@MessageBody() message: SayDto, @ConnectedSocket() socket: ReliableSocket) {
-    this.pushToAll('said', { from: this.nameOf(socket), text: message.text, at: new Date().toISOString() });
+  async say(@MessageBody() { room, text }: SayDto, @ConnectedSocket() socket: ReliableSocket) {
+    if (!this.broadcast.roomsOf(socket.id).includes(room)) throw new ForbiddenException('join the room first');
+    const at = new Date().toISOString();
+    await this.broadcast.toRoom(room, 'said', { room, from: this.nameOf(socket.id), text, at });
     return { ok: true };
   }
 
   @SubscribeMessage('nick')
-  nick(@MessageBody() message: NickDto, @ConnectedSocket() socket: ReliableSocket) {
-    const from = this.nameOf(socket);
+  async nick(@MessageBody() message: NickDto, @ConnectedSocket() socket: ReliableSocket) {
+    const sessionId = socket.id;
+    const from = this.nameOf(sessionId);
     const to = message.name.trim() || from;
-    this.names.set(socket.id, to);
-    if (to !== from) this.pushToAll('renamed', { from, to });
+    this.names.set(sessionId, to);
+    if (to !== from) {
+      await Promise.all(
+        this.broadcast.roomsOf(sessionId).map((room) =>
+          this.broadcast.toRoom(room, 'renamed', { room, from, to }, { except: sessionId }),
+        ),
+      );
+    }
     return { ok: true, name: to };
   }
 
-  private nameOf(socket: ReliableSocket): string {
-    return this.names.get(socket.id) ?? `guest-${socket.id.slice(0, 4)}`;
+  /** Joins a room and tells its other members; nothing happens when the session is already in it. */
+  private async enter(sessionId: string, room: string): Promise<void> {
+    const rooms = this.broadcast.roomsOf(sessionId);
+    if (rooms.includes(room)) return;
+    if (rooms.length >= MAX_ROOMS_PER_SESSION) throw new ForbiddenException(`at most ${MAX_ROOMS_PER_SESSION} rooms at a time`);
+    await this.broadcast.join(sessionId, room);
+    await this.broadcast.toRoom(room, 'joined', { room, name: this.nameOf(sessionId) }, { except: sessionId });
   }
 
-  private pushToAll(event: string, data: unknown, except?: ReliableSocket): void {
-    for (const client of this.clients) if (client !== except) client.send(event, data);
+  private nameOf(sessionId: string): string {
+    return this.names.get(sessionId) ?? `guest-${sessionId.slice(0, 4)}`;
   }
 }

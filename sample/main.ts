@@ -2,14 +2,16 @@ import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { CLIENT_BUNDLE, CLIENT_DIR } from './app.module.js';
+import { CLIENT_BUNDLE, CLIENT_DIR, describeBroadcast, sampleConfigFromEnv } from './app.module.js';
 import { createSampleApp } from './app.js';
 
 const logger = new Logger('Sample');
 if (!existsSync(join(CLIENT_DIR, CLIENT_BUNDLE))) {
   logger.warn(`${join(CLIENT_DIR, CLIENT_BUNDLE)} is missing: run \`npm run build\` (the page imports it)`);
 }
-const app = await createSampleApp();
+const config = sampleConfigFromEnv();
+logger.log(`Broadcast: ${describeBroadcast(config)}`);
+const app = await createSampleApp({}, config);
 await app.listen(process.env.PORT ?? 3000);
 const { port } = app.getHttpServer().address() as AddressInfo;
 logger.log(`Chat sample on http://localhost:${port}`);

@@ -9,7 +9,7 @@
  */
 import type { INestApplication } from '@nestjs/common';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +78,19 @@ declare global {
   }
 }
 
+/** Whether dist/browser has the bundle, newer than every source file of the client and protocol. */
+function isBundleFresh(): boolean {
+  const bundle = join(CLIENT_DIR, CLIENT_BUNDLE);
+  if (!existsSync(bundle)) return false;
+  const builtAt = statSync(bundle).mtimeMs;
+  const lib = fileURLToPath(new URL('../lib/', import.meta.url));
+  return ['client', 'protocol'].every((dir) =>
+    readdirSync(join(lib, dir))
+      .filter((file) => file.endsWith('.ts'))
+      .every((file) => statSync(join(lib, dir, file)).mtimeMs <= builtAt),
+  );
+}
+
 describe('browser bundle in headless Chromium', () => {
   let app: INestApplication | undefined;
   let port = 0;
@@ -89,7 +102,8 @@ describe('browser bundle in headless Chromium', () => {
   /** Starts the sample app on `port` (0: any); retries briefly while the old one lets go of it. */
   const startApp = async (onPort: number): Promise<void> => {
     for (let tries = 0; ; tries++) {
-      const next = await createSampleApp({ logger: false });
+      // In memory whatever the environment says: a restarted app must know no sessions.
+      const next = await createSampleApp({ logger: false }, { channelPrefix: 'browser-test' });
       // The test page, from the app itself: same origin for the gateway, and a page that came
       // from a loopback address may open loopback sockets (Chromium's local network access checks).
       next.use('/client-test.html', (_request: unknown, response: { type(t: string): { send(b: string): void } }) =>
@@ -129,8 +143,9 @@ describe('browser bundle in headless Chromium', () => {
     page.evaluate((list) => list.map((n) => (window.harness.clients[n].client.close(), window.harness.clients[n].client.state)), names);
 
   beforeAll(async () => {
-    // `npm test` builds first (pretest); a lone jest run may not have: bundle just the client.
-    if (!existsSync(join(CLIENT_DIR, CLIENT_BUNDLE))) {
+    // `npm test` builds first (pretest); a lone jest run may not have, or may find a bundle older
+    // than the client's sources: bundle just the client then.
+    if (!isBundleFresh()) {
       const script = fileURLToPath(new URL('../scripts/bundle-browser.mjs', import.meta.url));
       execFileSync(process.execPath, [script], { stdio: 'ignore', timeout: 60000 });
     }
@@ -159,12 +174,12 @@ describe('browser bundle in headless Chromium', () => {
     expect(first.states.map((s) => s.state)).toEqual(['open']); // 'connecting' is the initial state
     expect(first.ready).toEqual([{ sessionId: expect.any(String), resumed: false, missed: false, at: expect.any(Number) }]);
 
-    const reply = await page.evaluate(() => window.harness.clients.a.client.request('say', { text: 'hi from chromium' }));
+    const reply = await page.evaluate(() => window.harness.clients.a.client.request('say', { room: 'lobby', text: 'hi from chromium' }));
     expect(reply).toEqual({ ok: true });
     await page.waitForFunction(() => window.harness.clients.a.seen.said.includes('hi from chromium'));
 
     const rejected = await page.evaluate(() =>
-      window.harness.clients.a.client.request('say', { text: '' }).then(
+      window.harness.clients.a.client.request('say', { room: 'lobby', text: '' }).then(
         () => ({ resolved: true }),
         (error: any) => ({
           isRequestError: error instanceof window.harness.rws.RequestError,
@@ -192,8 +207,8 @@ describe('browser bundle in headless Chromium', () => {
     // Sent while the server is away: kept in the queue, not lost.
     const queued = await page.evaluate(() => {
       const { client } = window.harness.clients.r;
-      client.send('say', { text: 'queued send' });
-      (window as any).queuedReply = client.request('say', { text: 'queued request' }, { timeoutMs: 20000 });
+      client.send('say', { room: 'lobby', text: 'queued send' });
+      (window as any).queuedReply = client.request('say', { room: 'lobby', text: 'queued request' }, { timeoutMs: 20000 });
       return client.queueLength;
     });
     expect(queued).toBe(2);
@@ -263,7 +278,7 @@ describe('browser bundle in headless Chromium', () => {
     expect(await closeClients('net', 'evt')).toEqual(['closed', 'closed']);
   }, 40000);
 
-  it('runs the sample page on the bundle: state, chat, and $error codes inline', async () => {
+  it('runs the sample page on the bundle: state, rooms, chat, and $error codes inline', async () => {
     const sample = await context.newPage();
     const errors: string[] = [];
     sample.on('pageerror', (error) => errors.push(error.message));
@@ -271,19 +286,44 @@ describe('browser bundle in headless Chromium', () => {
       await sample.goto(`${base}/`);
       await sample.waitForSelector('#state[data-state="open"]');
       expect(await sample.textContent('#session')).toMatch(/^[\w-]{8,}$/);
+      // A new session starts in the lobby, which is the current room.
+      await sample.waitForSelector('#rooms li[data-room="lobby"] .select[aria-current="true"]');
+      expect(await sample.textContent('#say-room')).toBe('#lobby');
 
       await sample.fill('#text', 'hello from the sample page');
       await sample.press('#text', 'Enter');
-      await sample.waitForSelector('li.said:has-text("hello from the sample page")');
+      await sample.waitForSelector('li.said[data-room="lobby"]:has-text("hello from the sample page")');
 
       await sample.fill('#text', '');
       await sample.press('#text', 'Enter');
       const error = await sample.waitForSelector('li.error[data-code="VALIDATION_FAILED"]');
       expect(await error.textContent()).toContain('text should not be empty');
 
+      // Join a room: it becomes the current one, and lines go there.
+      await sample.fill('#room', 'ui-room');
+      await sample.press('#room', 'Enter');
+      await sample.waitForSelector('#rooms li[data-room="ui-room"]:not(.pending) .select[aria-current="true"]');
+      expect(await sample.textContent('#say-room')).toBe('#ui-room');
+      await sample.fill('#text', 'in the ui room');
+      await sample.press('#text', 'Enter');
+      await sample.waitForSelector('li.said[data-room="ui-room"]:has-text("in the ui room")');
+
+      // A bad room name comes back as VALIDATION_FAILED, and is not listed.
+      await sample.fill('#room', 'Bad Room');
+      await sample.press('#room', 'Enter');
+      const roomError = await sample.waitForSelector('li.error[data-code="VALIDATION_FAILED"]:has-text("join rejected")');
+      expect(await roomError.textContent()).toContain('room may contain only a-z, 0-9 and -');
+      await sample.waitForSelector('#rooms li[data-room="Bad Room"]', { state: 'detached' });
+
+      // Leave the lobby: the list shows ui-room only.
+      await sample.click('#rooms li[data-room="lobby"] .leave');
+      await sample.waitForSelector('#rooms li[data-room="lobby"]', { state: 'detached' });
+      expect(await sample.$$eval('#rooms li', (items) => items.map((item) => (item as HTMLElement).dataset.room))).toEqual(['ui-room']);
+
       await sample.fill('#nick', 'chromium');
       await sample.press('#nick', 'Enter');
-      await sample.waitForSelector('li.system:has-text("is now chromium")');
+      await sample.waitForSelector('li.system:has-text("You are now chromium")');
+      expect(await sample.textContent('#name')).toBe('chromium');
       expect(await sample.textContent('#queue')).toBe('');
 
       if (process.env.SAMPLE_SCREENSHOT) await sample.screenshot({ path: process.env.SAMPLE_SCREENSHOT });
@@ -292,4 +332,42 @@ describe('browser bundle in headless Chromium', () => {
       await sample.close();
     }
   });
+
+  it('resyncs the sample page on a new session: rooms and nick first, then the lines queued meanwhile', async () => {
+    const sample = await context.newPage();
+    const errors: string[] = [];
+    sample.on('pageerror', (error) => errors.push(error.message));
+    try {
+      await sample.goto(`${base}/`);
+      await sample.waitForSelector('#rooms li[data-room="lobby"]');
+      const sessionBefore = await sample.textContent('#session');
+      await sample.fill('#room', 'resync-room');
+      await sample.press('#room', 'Enter');
+      await sample.waitForSelector('#rooms li[data-room="resync-room"]:not(.pending) .select[aria-current="true"]');
+      await sample.fill('#nick', 'phoenix');
+      await sample.press('#nick', 'Enter');
+      await sample.waitForSelector('li.system:has-text("You are now phoenix")');
+
+      // The server restarts: a new process knows no sessions. A line typed meanwhile waits.
+      await stopApp();
+      await sample.waitForSelector('#state[data-state="reconnecting"]');
+      await sample.fill('#text', 'typed while away');
+      await sample.press('#text', 'Enter');
+      expect(await sample.textContent('#queue')).toBe('1 unsent');
+      await startApp(port);
+
+      await sample.waitForSelector('#state[data-state="open"]', { timeout: 20000 });
+      await sample.waitForSelector('li.system:has-text("Reconnected with a new session")');
+      expect(await sample.textContent('#session')).not.toBe(sessionBefore);
+      // The queued line went to the room after the resync's join (else FORBIDDEN), under the old nick.
+      const line = await sample.waitForSelector('li.said[data-room="resync-room"]:has-text("typed while away")');
+      expect(await line.textContent()).toContain('phoenix');
+      await sample.waitForSelector('#rooms li[data-room="resync-room"]:not(.pending)');
+      expect(await sample.$$eval('li.error', (items) => items.map((item) => item.textContent))).toEqual([]);
+      expect(await sample.textContent('#queue')).toBe('');
+      expect(errors).toEqual([]);
+    } finally {
+      await sample.close();
+    }
+  }, 40000);
 });

@@ -1,31 +1,66 @@
 import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
+import type { SampleConfig } from '../sample/app.module.js';
 import { createSampleApp } from '../sample/app.js';
-import { TestClient } from './support/ws-client.js';
+import { REDIS_URL, uniquePrefix } from './support/redis.js';
+import { sleep } from './support/wait.js';
+import { TestClient, type Frame } from './support/ws-client.js';
+
+/** An `rws.v1` client of the sample: numbers its requests 1, 2, 3 … and remembers its last seq. */
+class ChatClient {
+  /** The last id used; a resumed session continues from its `$ready.lastId`. */
+  lastId = 0;
+  lastSeq = 0;
+  ready!: Frame;
+
+  constructor(readonly ws: TestClient) {
+    ws.raw.on('message', (data) => {
+      const seq = (JSON.parse(data.toString()) as Frame).seq;
+      if (typeof seq === 'number') this.lastSeq = Math.max(this.lastSeq, seq);
+    });
+  }
+
+  ask(event: string, data: unknown): Promise<Frame> {
+    return this.ws.request(event, data, ++this.lastId);
+  }
+
+  /** The next push of `event` (for `room`, when given), removed from the record. */
+  next(event: string, room?: string): Promise<Frame> {
+    return this.ws.next((frame) => frame.event === event && (room === undefined || frame.data?.room === room));
+  }
+
+  /** Pushes of `event` recorded and not yet taken with `next`. */
+  pending(event: string): Frame[] {
+    return this.ws.frames.filter((frame) => frame.event === event);
+  }
+}
 
 describe('sample chat app', () => {
   let app: INestApplication;
   let base: string;
-  const clients: TestClient[] = [];
+  const sockets: TestClient[] = [];
 
-  const connect = async (): Promise<TestClient> => {
-    const client = new TestClient(`${base.replace('http', 'ws')}/ws`, 'rws.v1');
-    clients.push(client);
-    await client.open();
-    client.send({ event: '$hello', data: {} });
-    await client.next((frame) => frame.event === '$ready');
+  /** Connects an `rws.v1` client (resuming a session when asked) and waits for `$ready`. */
+  const connect = async (resume?: { sessionId: string; resumeToken: string; lastSeq: number }): Promise<ChatClient> => {
+    const ws = new TestClient(`${base.replace('http', 'ws')}/ws`, 'rws.v1');
+    sockets.push(ws);
+    const client = new ChatClient(ws);
+    await ws.open();
+    ws.send({ event: '$hello', data: resume ? { resume } : {} });
+    client.ready = await ws.next((frame) => frame.event === '$ready');
+    client.lastId = client.ready.data.lastId;
     return client;
   };
 
   beforeAll(async () => {
-    app = await createSampleApp({ logger: false });
+    app = await createSampleApp({ logger: false }, { channelPrefix: 'unused' }); // in memory
     await app.listen(0, '127.0.0.1');
     const { port } = app.getHttpServer().address() as AddressInfo;
     base = `http://127.0.0.1:${port}`;
   });
 
   afterAll(async () => {
-    for (const client of clients) client.terminate();
+    for (const socket of sockets) socket.terminate();
     await app?.close();
   });
 
@@ -55,67 +90,213 @@ describe('sample chat app', () => {
     expect((await fetch(`${base}/nothing-here`)).status).toBe(404);
   });
 
-  it('lets two clients chat', async () => {
+  it('puts every new session in the lobby and tells the lobby, not the newcomer', async () => {
     const alice = await connect();
-    const aliceWelcome = await alice.next((frame) => frame.event === 'welcome');
-    expect(aliceWelcome.data).toMatchObject({ online: 1 });
-    expect(typeof aliceWelcome.data.sessionId).toBe('string');
+    const welcome = await alice.next('welcome');
+    expect(welcome.data).toEqual({ sessionId: alice.ready.data.sessionId, name: expect.stringMatching(/^guest-/), rooms: ['lobby'] });
+    expect(typeof welcome.seq).toBe('number');
 
     const bob = await connect();
-    expect((await bob.next((frame) => frame.event === 'welcome')).data).toMatchObject({ online: 2 });
-    expect((await alice.next((frame) => frame.event === 'joined')).data).toMatchObject({ online: 2 });
+    const bobWelcome = await bob.next('welcome');
+    expect(bobWelcome.data.rooms).toEqual(['lobby']);
+    expect((await alice.next('joined', 'lobby')).data).toEqual({ room: 'lobby', name: bobWelcome.data.name });
+    expect(bob.pending('joined')).toEqual([]);
+  });
 
-    expect(await alice.request('nick', { name: 'alice' }, 1)).toEqual({
-      event: 'nick',
-      data: { ok: true, name: 'alice' },
+  it('lets two clients chat in a room: join, say, nick, leave', async () => {
+    const alice = await connect();
+    const bob = await connect();
+    const aliceName = (await alice.next('welcome')).data.name;
+    const bobName = (await bob.next('welcome')).data.name;
+
+    expect(await alice.ask('join', { room: 'dev-1' })).toEqual({
+      event: 'join',
+      data: { ok: true, room: 'dev-1', rooms: ['lobby', 'dev-1'] },
       ref: 1,
     });
-    expect((await bob.next((frame) => frame.event === 'renamed')).data).toEqual({
-      from: aliceWelcome.data.name,
-      to: 'alice',
-    });
+    expect((await bob.ask('join', { room: 'dev-1' })).data).toEqual({ ok: true, room: 'dev-1', rooms: ['lobby', 'dev-1'] });
+    expect((await alice.next('joined', 'dev-1')).data).toEqual({ room: 'dev-1', name: bobName });
+    // Joining again changes nothing and announces nothing.
+    expect((await bob.ask('join', { room: 'dev-1' })).data).toMatchObject({ ok: true, rooms: ['lobby', 'dev-1'] });
 
-    expect(await alice.request('say', { text: 'hello bob' }, 2)).toEqual({ event: 'say', data: { ok: true }, ref: 2 });
+    expect(await alice.ask('say', { room: 'dev-1', text: 'hello bob' })).toEqual({ event: 'say', data: { ok: true }, ref: 2 });
     for (const client of [alice, bob]) {
-      const said = await client.next((frame) => frame.event === 'said');
-      expect(said.data).toEqual({ from: 'alice', text: 'hello bob', at: expect.any(String) });
+      const said = await client.next('said', 'dev-1');
+      expect(said.data).toEqual({ room: 'dev-1', from: aliceName, text: 'hello bob', at: expect.any(String) });
       expect(typeof said.seq).toBe('number');
       expect(Number.isNaN(Date.parse(said.data.at))).toBe(false);
     }
 
-    bob.close();
-    expect((await alice.next((frame) => frame.event === 'left')).data).toMatchObject({ online: 1 });
+    expect(await alice.ask('nick', { name: '  alice ' })).toMatchObject({ data: { ok: true, name: 'alice' } });
+    const renamed = [await bob.next('renamed'), await bob.next('renamed')].map((frame) => frame.data);
+    expect(renamed).toEqual(
+      expect.arrayContaining([
+        { room: 'lobby', from: aliceName, to: 'alice' },
+        { room: 'dev-1', from: aliceName, to: 'alice' },
+      ]),
+    );
+    expect(alice.pending('renamed')).toEqual([]);
+
+    expect((await bob.ask('leave', { room: 'dev-1' })).data).toEqual({ ok: true, room: 'dev-1', rooms: ['lobby'] });
+    expect((await alice.next('left', 'dev-1')).data).toEqual({ room: 'dev-1', name: bobName });
+    expect(bob.pending('left')).toEqual([]);
+    // Leaving a room one is not in is a no-op.
+    expect((await bob.ask('leave', { room: 'dev-1' })).data).toEqual({ ok: true, room: 'dev-1', rooms: ['lobby'] });
+
+    // No more lines from dev-1 for bob: the lobby line after it is the barrier (pushes are in order).
+    await alice.ask('say', { room: 'dev-1', text: 'bob is gone' });
+    await alice.ask('say', { room: 'lobby', text: 'barrier' });
+    expect((await bob.next('said', 'lobby')).data).toMatchObject({ from: 'alice', text: 'barrier' });
+    expect((await alice.next('said', 'dev-1')).data).toMatchObject({ text: 'bob is gone' });
+    expect(bob.pending('said')).toEqual([]);
   });
 
-  it('answers an invalid say with VALIDATION_FAILED and its details', async () => {
+  it('answers a say to a room the session is not in with FORBIDDEN', async () => {
+    const alice = await connect();
+    const bob = await connect();
+    await bob.ask('join', { room: 'secret' });
+
+    const refused = await alice.ask('say', { room: 'secret', text: 'let me in' });
+    expect(refused).toEqual({
+      event: '$error',
+      data: { code: 'FORBIDDEN', message: 'join the room first', ref: 1 },
+    });
+    // Nothing reached the room, and the connection is still usable.
+    await bob.ask('say', { room: 'secret', text: 'barrier' });
+    expect((await bob.next('said', 'secret')).data.text).toBe('barrier');
+    expect(bob.pending('said')).toEqual([]);
+    expect((await alice.ask('say', { room: 'lobby', text: 'still here' })).data).toEqual({ ok: true });
+  });
+
+  it('answers bad payloads with VALIDATION_FAILED and its details', async () => {
     const client = await connect();
 
-    const empty = await client.request('say', { text: '' }, 1);
-    expect(empty.event).toBe('$error');
-    expect(empty.data).toMatchObject({ code: 'VALIDATION_FAILED', ref: 1 });
-    expect(empty.data.details).toEqual([
-      { property: 'text', constraints: { isNotEmpty: 'text should not be empty' } },
-    ]);
+    const badRooms: Array<[unknown, string[]]> = [
+      ['', ['isLength', 'matches']],
+      ['Lobby', ['matches']],
+      ['two words', ['matches']],
+      ['x'.repeat(33), ['isLength']],
+      ['../etc', ['matches']],
+      [42, ['isLength', 'isString', 'matches']],
+      [undefined, ['isLength', 'isString', 'matches']],
+    ];
+    for (const [room, constraints] of badRooms) {
+      for (const event of ['join', 'leave', 'say']) {
+        const answer = await client.ask(event, event === 'say' ? { room, text: 'hi' } : { room });
+        expect(answer.event).toBe('$error');
+        expect(answer.data).toMatchObject({ code: 'VALIDATION_FAILED' });
+        expect(answer.data.details).toHaveLength(1);
+        expect(answer.data.details[0].property).toBe('room');
+        expect(Object.keys(answer.data.details[0].constraints).sort()).toEqual(constraints);
+      }
+    }
+    expect((await client.ask('join', { room: 'a' })).data).toMatchObject({ ok: true });
+    expect((await client.ask('join', { room: 'x'.repeat(32) })).data).toMatchObject({ ok: true });
 
-    const extra = await client.request('say', { text: 'hi', admin: true }, 2);
-    expect(extra.data).toMatchObject({ code: 'VALIDATION_FAILED', ref: 2 });
+    const empty = await client.ask('say', { room: 'lobby', text: '' });
+    expect(empty.data).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(empty.data.details).toEqual([{ property: 'text', constraints: { isNotEmpty: 'text should not be empty' } }]);
+
+    const extra = await client.ask('say', { room: 'lobby', text: 'hi', admin: true });
     expect(extra.data.details).toEqual([
       { property: 'admin', constraints: { whitelistValidation: 'property admin should not exist' } },
     ]);
-
-    const tooLong = await client.request('say', { text: 'x'.repeat(501) }, 3);
-    expect(tooLong.data).toMatchObject({ code: 'VALIDATION_FAILED', ref: 3 });
-
-    expect((await client.request('nick', { name: 42 }, 4)).data).toMatchObject({ code: 'VALIDATION_FAILED', ref: 4 });
+    expect((await client.ask('say', { room: 'lobby', text: 'x'.repeat(501) })).data).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await client.ask('nick', { name: 42 })).data).toMatchObject({ code: 'VALIDATION_FAILED' });
 
     // Nothing was broadcast, and the connection is still usable.
-    expect(client.frames.filter((frame) => frame.event === 'said')).toEqual([]);
-    expect(await client.request('say', { text: 'still here' }, 5)).toEqual({ event: 'say', data: { ok: true }, ref: 5 });
+    expect(client.pending('said')).toEqual([]);
+    expect(client.pending('joined')).toEqual([]);
+    expect((await client.ask('say', { room: 'lobby', text: 'still here' })).data).toEqual({ ok: true });
+  });
+
+  it('keeps a resumed session in its rooms, and does not put it back in the lobby', async () => {
+    const carol = await connect();
+    await carol.next('welcome');
+    await carol.ask('join', { room: 'keep' });
+    await carol.ask('leave', { room: 'lobby' });
+    const { sessionId, resumeToken } = carol.ready.data;
+    carol.ws.terminate(); // a dropped connection: the session waits for a resume
+
+    const dave = await connect();
+    await dave.ask('join', { room: 'keep' });
+    await dave.ask('say', { room: 'keep', text: 'while you were away' });
+
+    const again = await connect({ sessionId, resumeToken, lastSeq: carol.lastSeq });
+    expect(again.ready.data).toMatchObject({ sessionId, resumed: true, missed: false });
+    expect((await again.next('said', 'keep')).data.text).toBe('while you were away'); // replayed
+    expect((await again.next('welcome')).data).toEqual({ sessionId, name: expect.any(String), rooms: ['keep'] });
+    expect((await again.ask('say', { room: 'keep', text: 'back' })).data).toEqual({ ok: true });
+    expect((await again.ask('say', { room: 'lobby', text: 'no' })).data).toMatchObject({ code: 'FORBIDDEN' });
   });
 
   it('serves the health endpoint', async () => {
     const health = await fetch(`${base}/health/ws`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', connections: expect.any(Number) });
+  });
+});
+
+describe('sample chat app, two instances sharing Redis', () => {
+  const apps: INestApplication[] = [];
+  const sockets: TestClient[] = [];
+  const config: SampleConfig = { redisUrl: REDIS_URL, channelPrefix: uniquePrefix('sample') };
+
+  const start = async (): Promise<string> => {
+    const app = await createSampleApp({ logger: false }, config);
+    apps.push(app);
+    await app.listen(0, '127.0.0.1');
+    return `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}/ws`;
+  };
+
+  const connect = async (url: string): Promise<ChatClient> => {
+    const ws = new TestClient(url, 'rws.v1');
+    sockets.push(ws);
+    const client = new ChatClient(ws);
+    await ws.open();
+    ws.send({ event: '$hello', data: {} });
+    client.ready = await ws.next((frame) => frame.event === '$ready');
+    await client.next('welcome'); // sent once its lobby subscription is live
+    return client;
+  };
+
+  afterAll(async () => {
+    for (const socket of sockets) socket.terminate();
+    await Promise.all(apps.map((app) => app.close()));
+  });
+
+  it('delivers each line to the room members on both instances exactly once', async () => {
+    const [one, two] = [await start(), await start()];
+    const ann = await connect(one);
+    const ben = await connect(two);
+    const outsider = await connect(two);
+
+    await ann.ask('join', { room: 'shared' });
+    await ben.ask('join', { room: 'shared' }); // resolves once instance two receives the room
+    expect((await ann.next('joined', 'shared')).data).toMatchObject({ room: 'shared' });
+
+    await ann.ask('say', { room: 'shared', text: 'from ann' });
+    await ben.ask('say', { room: 'shared', text: 'from ben' });
+    for (const client of [ann, ben]) {
+      const texts = [(await client.next('said', 'shared')).data.text, (await client.next('said', 'shared')).data.text];
+      expect(texts.sort()).toEqual(['from ann', 'from ben']);
+    }
+
+    // A last line from each side; after both arrived everywhere, and a moment more, no copies.
+    await ann.ask('say', { room: 'shared', text: 'end ann' });
+    await ben.ask('say', { room: 'shared', text: 'end ben' });
+    for (const client of [ann, ben]) {
+      for (const text of ['end ann', 'end ben']) await client.ws.next((frame) => frame.event === 'said' && frame.data.text === text);
+    }
+    await sleep(200);
+    expect(ann.pending('said')).toEqual([]);
+    expect(ben.pending('said')).toEqual([]);
+    expect(outsider.pending('said')).toEqual([]); // in the lobby only
+
+    // The lobby spans both instances too.
+    await outsider.ask('say', { room: 'lobby', text: 'lobby line' });
+    for (const client of [ann, ben, outsider]) expect((await client.next('said', 'lobby')).data.text).toBe('lobby line');
+    await sleep(200);
+    for (const client of [ann, ben, outsider]) expect(client.pending('said')).toEqual([]);
   });
 });

@@ -5,16 +5,21 @@
 import { ReliableWsClient, RequestError } from '/client/reliable-ws-client.js';
 
 const SAY_TIMEOUT_MS = 60_000; // a line typed while offline waits this long in the queue
+const ROOM_TIMEOUT_MS = 60_000; // so does a join or leave
 
 const $ = (selector) => document.querySelector(selector);
 const ui = {
   state: $('#state'),
   session: $('#session'),
-  online: $('#online'),
+  name: $('#name'),
   queue: $('#queue'),
   retry: $('#retry'),
+  rooms: $('#rooms'),
+  joinForm: $('#join-form'),
+  room: $('#room'),
   messages: $('#messages'),
   sayForm: $('#say-form'),
+  sayRoom: $('#say-room'),
   text: $('#text'),
   nickForm: $('#nick-form'),
   nick: $('#nick'),
@@ -23,17 +28,26 @@ const ui = {
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
 const client = new ReliableWsClient(`${scheme}://${location.host}/ws`);
 let everReady = false;
+let resumed = false; // whether the current session is a resumed one (then `welcome` is no news)
 let nick = ''; // the name set with the nick form, set again on a new session
+
+// Rooms: what the server last said the session is in, plus joins and leaves still under way
+// (they may wait in the client's queue while offline). The current room is where lines go.
+let rooms = new Set();
+const joining = new Map(); // room → the pending request
+const leaving = new Map();
+let current = '';
 
 // --- connection ------------------------------------------------------------------------
 
 client.on('$state', (state) => {
   setState(state);
-  if (state === 'open') ui.retry.textContent = '';
+  if (state !== 'open') return;
+  ui.retry.textContent = '';
+  if (document.activeElement !== ui.nick && document.activeElement !== ui.room) ui.text.focus();
 });
 
 client.on('$reconnecting', ({ attempt, delayMs }) => {
-  ui.online.textContent = '–';
   ui.retry.textContent = `retry ${attempt} in ${(delayMs / 1000).toFixed(1)} s`;
 });
 
@@ -46,38 +60,48 @@ client.on('$failed', (error) => {
   addLine('error', `Gave up: ${error.message}. Reload the page to try again.`);
 });
 
-// Runs before the client sends what was queued while offline, so the nick goes first.
-client.on('$ready', ({ sessionId, resumed, missed }) => {
+// Runs before the client sends what was queued while offline, so a resync goes first: on a new
+// session (the old one expired, or the server restarted) the page joins its rooms again and sets
+// its nick again before any queued line reaches a room.
+client.on('$ready', ({ sessionId, resumed: isResumed, missed }) => {
   ui.session.textContent = sessionId;
-  if (resumed) {
-    addLine('system', missed ? 'Reconnected; some messages were missed.' : 'Reconnected, nothing missed.');
-  } else {
-    if (everReady) addLine('system', 'Reconnected with a new session; messages sent meanwhile may be missing.');
-    if (nick) void setNick(nick);
+  resumed = isResumed;
+  if (isResumed) {
+    addLine('system', 'Reconnected, nothing missed.');
+  } else if (missed || everReady) {
+    addLine('system', 'Reconnected with a new session; messages meanwhile may be missing. Joining your rooms again.');
+    resync();
   }
   everReady = true;
   showQueue();
 });
+
+/** Joins again the rooms the page believes it is in (the new session knows none of them). */
+function resync() {
+  const wanted = new Set([...rooms, ...joining.keys()]);
+  for (const room of leaving.keys()) wanted.delete(room);
+  rooms = new Set();
+  for (const room of wanted) void joinRoom(room, { select: false });
+  if (nick) void setNick(nick);
+  renderRooms();
+}
 
 // A `$error` that answers no request of ours (requests reject with a RequestError instead).
 client.on('$error', (error) => showError(error));
 
 // --- pushes from the server --------------------------------------------------------------
 
-client.on('welcome', ({ name, online }) => {
-  ui.online.textContent = online;
-  addLine('system', `Welcome, ${name}. ${online} online.`);
+client.on('welcome', ({ name, rooms: serverRooms }) => {
+  ui.name.textContent = name;
+  ui.nick.placeholder = name;
+  // The server's list as of now; joins of a resync still under way stay listed as pending.
+  setRooms(serverRooms);
+  if (!resumed) addLine('system', `Welcome, ${name}. You are in ${serverRooms.map((room) => `#${room}`).join(', ') || 'no room'}.`);
 });
-client.on('joined', ({ name, online }) => {
-  ui.online.textContent = online;
-  addLine('system', `${name} joined`);
-});
-client.on('left', ({ name, online }) => {
-  ui.online.textContent = online;
-  addLine('system', `${name} left`);
-});
-client.on('renamed', ({ from, to }) => addLine('system', `${from} is now ${to}`));
 client.on('said', (message) => addMessage(message));
+client.on('joined', ({ room, name }) => addLine('system', `${name} joined`, room));
+client.on('left', ({ room, name }) => addLine('system', `${name} left`, room));
+client.on('renamed', ({ room, from, to }) => addLine('system', `${from} is now ${to}`, room));
 
 // --- requests ----------------------------------------------------------------------------
 
@@ -96,20 +120,94 @@ async function request(event, data, options) {
   }
 }
 
+async function joinRoom(room, { select = true } = {}) {
+  const pending = request('join', { room }, { timeoutMs: ROOM_TIMEOUT_MS });
+  joining.set(room, pending);
+  if (!current) current = room;
+  renderRooms();
+  const reply = await pending;
+  if (joining.get(room) === pending) joining.delete(room);
+  if (reply) setRooms(reply.rooms);
+  if (reply && select) selectRoom(room);
+  else renderRooms();
+}
+
+async function leaveRoom(room) {
+  const pending = request('leave', { room }, { timeoutMs: ROOM_TIMEOUT_MS });
+  leaving.set(room, pending);
+  renderRooms();
+  const reply = await pending;
+  if (leaving.get(room) === pending) leaving.delete(room);
+  if (reply) setRooms(reply.rooms);
+  else renderRooms();
+}
+
 async function setNick(name) {
   const reply = await request('nick', { name });
-  if (reply) ui.nick.value = nick = reply.name;
+  if (!reply) return;
+  ui.nick.value = nick = reply.name;
+  ui.name.textContent = reply.name;
+  addLine('system', `You are now ${reply.name}`);
 }
 
 // --- rendering -------------------------------------------------------------------------
+
+function setRooms(list) {
+  rooms = new Set(list);
+  renderRooms();
+}
+
+function selectRoom(room) {
+  current = room;
+  renderRooms();
+  if (document.activeElement !== ui.room) ui.text.focus();
+}
+
+/** The room list (joined and pending, sorted) and the say form's room. */
+function renderRooms() {
+  const shown = [...new Set([...rooms, ...joining.keys()])].sort();
+  if (!shown.includes(current)) current = shown.includes('lobby') ? 'lobby' : (shown[0] ?? '');
+  const items = shown.map((room) => {
+    const item = document.createElement('li');
+    item.dataset.room = room;
+    const pending = joining.has(room) || leaving.has(room);
+    item.classList.toggle('pending', pending);
+    const select = document.createElement('button');
+    select.type = 'button';
+    select.className = 'select';
+    select.textContent = `#${room}`;
+    if (pending) select.title = joining.has(room) ? 'joining…' : 'leaving…';
+    if (room === current) select.setAttribute('aria-current', 'true');
+    select.addEventListener('click', () => selectRoom(room));
+    const leave = document.createElement('button');
+    leave.type = 'button';
+    leave.className = 'leave';
+    leave.textContent = '×';
+    leave.title = `Leave #${room}`;
+    leave.setAttribute('aria-label', `Leave #${room}`);
+    leave.addEventListener('click', () => void leaveRoom(room));
+    item.append(select, leave);
+    return item;
+  });
+  ui.rooms.replaceChildren(...items);
+  if (!items.length) {
+    const empty = document.createElement('li');
+    empty.className = 'empty';
+    empty.textContent = 'No room: join one below.';
+    ui.rooms.append(empty);
+  }
+  ui.sayRoom.textContent = current ? `#${current}` : '—';
+  ui.text.placeholder = current ? `Message #${current}` : 'Join a room first';
+  setState(client.state);
+}
 
 function setState(state) {
   ui.state.textContent = state;
   ui.state.dataset.state = state;
   // Lines typed while reconnecting wait in the client's queue; only a closed client takes none.
   const usable = state !== 'closed' && state !== 'failed';
-  for (const control of document.querySelectorAll('form input, form button')) control.disabled = !usable;
-  if (state === 'open' && document.activeElement !== ui.nick) ui.text.focus();
+  for (const control of document.querySelectorAll('form input, form button, #rooms button')) control.disabled = !usable;
+  for (const control of ui.sayForm.querySelectorAll('input, button')) control.disabled ||= !current;
   showQueue();
 }
 
@@ -129,24 +227,37 @@ function showError({ code, message, details }, event) {
   }
 }
 
-function addLine(kind, text) {
+function roomTag(room) {
+  const tag = document.createElement('span');
+  tag.className = 'tag';
+  tag.textContent = `#${room}`;
+  return tag;
+}
+
+function addLine(kind, text, room) {
   const line = document.createElement('li');
   line.className = kind;
-  line.textContent = text;
+  if (room) {
+    line.dataset.room = room;
+    line.append(roomTag(room), ' ');
+  }
+  line.append(text);
   return append(line);
 }
 
-function addMessage({ from, text, at }) {
+function addMessage({ room, from, text, at }) {
   const line = document.createElement('li');
   line.className = 'said';
+  line.dataset.room = room;
   const time = document.createElement('time');
   time.dateTime = at;
   time.textContent = new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const name = document.createElement('b');
   name.textContent = from;
   const body = document.createElement('span');
+  body.className = 'text';
   body.textContent = text;
-  line.append(time, name, body);
+  line.append(time, roomTag(room), name, body);
   return append(line);
 }
 
@@ -162,9 +273,18 @@ function append(line) {
 
 ui.sayForm.addEventListener('submit', (submit) => {
   submit.preventDefault();
+  if (!current) return;
   // Validated by the server: an empty or too long line comes back as VALIDATION_FAILED.
-  void request('say', { text: ui.text.value }, { timeoutMs: SAY_TIMEOUT_MS });
+  void request('say', { room: current, text: ui.text.value }, { timeoutMs: SAY_TIMEOUT_MS });
   ui.text.value = '';
+});
+
+ui.joinForm.addEventListener('submit', (submit) => {
+  submit.preventDefault();
+  // Validated by the server too: 1–32 characters of a-z, 0-9 and -.
+  const room = ui.room.value.trim();
+  ui.room.value = '';
+  void joinRoom(room);
 });
 
 ui.nickForm.addEventListener('submit', (submit) => {
@@ -172,4 +292,4 @@ ui.nickForm.addEventListener('submit', (submit) => {
   void setNick(ui.nick.value.trim());
 });
 
-setState(client.state);
+renderRooms();
