@@ -5,6 +5,8 @@ import type { BroadcastTarget, HandoverEnvelope, PushEnvelope } from './broadcas
 
 /** How long each step of a handover waits for the other instance. */
 export const HANDOVER_STEP_TIMEOUT_MS = 1000;
+/** How often a shutting-down instance looks whether its offered sessions were taken. */
+const OFFER_POLL_MS = 20;
 
 /** What a handover needs from the broadcast bus. */
 export interface HandoverBus {
@@ -47,6 +49,8 @@ export class SessionHandover {
   /** Sessions of this instance promised to a claimer (session id → request). */
   private readonly reserved = new Map<string, string>();
   private counter = 0;
+  /** When another instance last asked for one of this instance's sessions. */
+  private lastAskedAt = 0;
 
   constructor(
     private readonly sessions: SessionRegistry,
@@ -75,15 +79,21 @@ export class SessionHandover {
     }
   }
 
-  /** Offers this instance's sessions to the others (graceful shutdown) and waits until they are taken or time is up. */
+  /**
+   * Offers this instance's sessions to the others (graceful shutdown) and waits until they are
+   * taken, until no instance has asked for one for a handover step's time, or `timeoutMs`.
+   */
   async offerAll(timeoutMs: number): Promise<void> {
     const offered = [...this.sessions.allSessions()].map(({ id, resumeToken }) => ({ sessionId: id, resumeToken }));
     if (this.bus.local || offered.length === 0) return;
     await this.bus.publish({ type: 'adopt-offer', origin: this.bus.instanceId, sessions: offered });
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && offered.some(({ sessionId }) => this.sessions.getSession(sessionId))) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    this.lastAskedAt = Date.now();
+    const waiting = (): boolean =>
+      offered.some(({ sessionId }) => this.sessions.getSession(sessionId)) &&
+      Date.now() < deadline &&
+      (this.reserved.size > 0 || Date.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
+    while (waiting()) await new Promise((resolve) => setTimeout(resolve, OFFER_POLL_MS));
   }
 
   /** Keeps a push that a session being claimed must not miss. */
@@ -110,6 +120,7 @@ export class SessionHandover {
   private onPrepare(envelope: Extract<HandoverEnvelope, { type: 'handover-prepare' }>): void {
     const session = this.sessions.getSession(envelope.sessionId);
     if (!session) return;
+    this.lastAskedAt = Date.now();
     const { origin, request } = envelope;
     if (!secretsEqual(session.resumeToken, envelope.resumeToken) || this.reserved.has(session.id)) {
       void this.bus.publish({ type: 'handover-refused', origin: this.bus.instanceId, request }).catch(() => undefined);
