@@ -51,6 +51,8 @@ export class SessionHandover {
   private counter = 0;
   /** When another instance last asked for one of this instance's sessions. */
   private lastAskedAt = 0;
+  /** Set once this instance shuts down: it hands sessions over and takes none. */
+  private leaving = false;
 
   constructor(
     private readonly sessions: SessionRegistry,
@@ -59,7 +61,7 @@ export class SessionHandover {
 
   /** Brings a session living on another instance here; false when no instance hands it over. */
   async claim(sessionId: string, resumeToken: string): Promise<Session | undefined> {
-    if (this.bus.local || this.sessions.getSession(sessionId)) return this.sessions.getSession(sessionId);
+    if (this.bus.local || this.leaving || this.sessions.getSession(sessionId)) return this.sessions.getSession(sessionId);
     const request = `${this.bus.instanceId}:${++this.counter}`;
     const claim: Claim = { sessionId };
     this.claims.set(request, claim);
@@ -84,6 +86,7 @@ export class SessionHandover {
    * taken, until no instance has asked for one for a handover step's time, or `timeoutMs`.
    */
   async offerAll(timeoutMs: number): Promise<void> {
+    this.leaving = true;
     const offered = [...this.sessions.allSessions()].map(({ id, resumeToken }) => ({ sessionId: id, resumeToken }));
     if (this.bus.local || offered.length === 0) return;
     await this.bus.publish({ type: 'adopt-offer', origin: this.bus.instanceId, sessions: offered });
