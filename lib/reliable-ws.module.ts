@@ -102,16 +102,8 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
     SessionRegistry,
     ShutdownService,
     Authenticator,
-    {
-      provide: RateLimiter,
-      useFactory: (options: ResolvedReliableWsOptions) => new RateLimiter(options.rateLimit),
-      inject: [RELIABLE_WS_OPTIONS],
-    },
-    {
-      provide: WS_VALIDATION_OPTIONS,
-      useFactory: (options: ResolvedReliableWsOptions) => options.validation,
-      inject: [RELIABLE_WS_OPTIONS],
-    },
+    RateLimiter,
+    WS_VALIDATION_OPTIONS,
     ReliableWsRuntime,
     WsErrorFilter,
     WsAuthGuard,
