@@ -78,7 +78,7 @@ export class ConnectionProtocol {
     clearTimeout(connection.helloTimer);
     const { sessions } = this.runtime;
     const resumed = resume && this.options.resume !== false ? this.resume(socket, resume, principal) : undefined;
-    const session = resumed?.session ?? sessions.startSession(socket, principal);
+    const session = resumed ?? sessions.startSession(socket, principal);
     if (resumed) sessions.setPrincipal(session, principal);
     this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.READY, {
@@ -89,7 +89,7 @@ export class ConnectionProtocol {
       lastId: session.lastId,
       heartbeatMs: this.options.heartbeat.intervalMs,
     });
-    for (const frame of resumed?.replay ?? []) socket.write(frame);
+    if (resumed && resume) socket.replayAfter(resume.lastSeq);
     wss.emit('connection', socket, socket.request);
   }
 

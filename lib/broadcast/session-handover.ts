@@ -46,6 +46,7 @@ interface Claim {
 export class SessionHandover {
   private readonly logger = new Logger(SessionHandover.name);
   private readonly claims = new Map<string, Claim>();
+  private readonly claimsBySession = new Map<string, Promise<Session | undefined>>();
   /** Sessions of this instance promised to a claimer (session id → request). */
   private readonly reserved = new Map<string, string>();
   private counter = 0;
@@ -59,9 +60,22 @@ export class SessionHandover {
     private readonly bus: HandoverBus,
   ) {}
 
-  /** Brings a session living on another instance here; false when no instance hands it over. */
-  async claim(sessionId: string, resumeToken: string): Promise<Session | undefined> {
-    if (this.bus.local || this.leaving || this.sessions.getSession(sessionId)) return this.sessions.getSession(sessionId);
+  /**
+   * Brings a session living on another instance here; undefined when no instance hands it over.
+   * Concurrent claims of one session (a quick retry, an adoption) share one handover.
+   */
+  claim(sessionId: string, resumeToken: string): Promise<Session | undefined> {
+    const local = this.sessions.getSession(sessionId);
+    if (this.bus.local || this.leaving || local) return Promise.resolve(local);
+    let claim = this.claimsBySession.get(sessionId);
+    if (!claim) {
+      claim = this.move(sessionId, resumeToken).finally(() => this.claimsBySession.delete(sessionId));
+      this.claimsBySession.set(sessionId, claim);
+    }
+    return claim;
+  }
+
+  private async move(sessionId: string, resumeToken: string): Promise<Session | undefined> {
     const request = `${this.bus.instanceId}:${++this.counter}`;
     const claim: Claim = { sessionId };
     this.claims.set(request, claim);
@@ -130,25 +144,35 @@ export class SessionHandover {
       return;
     }
     this.reserved.set(session.id, request);
+    session.keepAcknowledged = true;
     setTimeout(() => {
-      if (this.reserved.get(session.id) === request) this.reserved.delete(session.id);
+      if (this.reserved.get(session.id) !== request) return;
+      this.reserved.delete(session.id);
+      session.keepAcknowledged = false;
     }, 2 * HANDOVER_STEP_TIMEOUT_MS).unref();
     void this.bus
       .publish({ type: 'handover-ready', origin: this.bus.instanceId, request, rooms: [...session.rooms], userId: this.bus.userIdOf(session.principal) })
       .catch((error: unknown) => this.logger.warn(`handover to ${origin} failed: ${String(error)}`));
   }
 
-  /** Freezes the session synchronously (nothing more is delivered here), then stores its snapshot. */
+  /**
+   * Cuts the session's connection, lets handlers still running answer (bounded), then takes the
+   * snapshot and forgets the session in one step: nothing is delivered here after it. Pushes
+   * delivered here meanwhile are in the snapshot, and the claimer drops its copies of them.
+   */
   private onCommit(envelope: Extract<HandoverEnvelope, { type: 'handover-commit' }>): void {
     const sessionId = [...this.reserved].find(([, request]) => request === envelope.request)?.[0];
     const session = sessionId === undefined ? undefined : this.sessions.getSession(sessionId);
     if (!session) return;
     this.reserved.delete(session.id);
-    const snapshot = session.snapshot();
-    this.sessions.release(session);
+    session.takeOver()?.terminate();
     const key = this.bus.keyFor(envelope.request);
-    void this.bus
-      .store(key, JSON.stringify(snapshot), this.sessions.ttlMs)
+    void settled(session)
+      .then(() => {
+        const snapshot = session.snapshot();
+        this.sessions.release(session);
+        return this.bus.store(key, JSON.stringify(snapshot), this.sessions.ttlMs);
+      })
       .then(() => this.bus.publish({ type: 'handover-done', origin: this.bus.instanceId, request: envelope.request, key }))
       .catch((error: unknown) => this.logger.error(`handover of a session failed, it is lost: ${String(error)}`));
   }
@@ -162,6 +186,7 @@ export class SessionHandover {
     for (const envelope of heard) {
       if (!kept.has(envelope.id)) session.push(preparePush(envelope.event, envelope.dataJson, envelope.id));
     }
+    session.trimAcknowledged();
     return session;
   }
 
@@ -183,6 +208,15 @@ export class SessionHandover {
       claim.answer = undefined;
     }
   }
+}
+
+/** How long a moving session's running handlers get to answer before the snapshot is taken. */
+const ANSWER_GRACE_MS = HANDOVER_STEP_TIMEOUT_MS / 2;
+
+/** Resolves once no handler of the session is running, or after ANSWER_GRACE_MS. */
+async function settled(session: Session): Promise<void> {
+  const deadline = Date.now() + ANSWER_GRACE_MS;
+  while (session.answers.hasPending && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 function addresses(target: BroadcastTarget, claim: Claim): boolean {

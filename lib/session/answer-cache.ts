@@ -17,6 +17,12 @@ export class AnswerCache {
     return [...this.answers].filter((entry): entry is [number, string] => entry[1] !== ANSWER_PENDING);
   }
 
+  /** Whether a handler of this session is still running. */
+  get hasPending(): boolean {
+    for (const answer of this.answers.values()) if (answer === ANSWER_PENDING) return true;
+    return false;
+  }
+
   markPending(id: number): void {
     this.set(id, ANSWER_PENDING);
   }

@@ -6,6 +6,7 @@ import {
   encodeFrame,
   preparePush,
   serializeData,
+  type PreparedPush,
   SUBPROTOCOL,
   SystemEvent,
   type ErrorData,
@@ -33,6 +34,8 @@ export class ReliableSocket implements SessionTransport {
   lastSeenAt = Date.now();
   private boundSession: Session | undefined;
   private corked = false;
+  /** While a resume replays: the seq of the last push written; later pushes come from the buffer. */
+  private replayedThrough: number | undefined;
   private readonly closeListeners: Array<(code: number) => void> = [];
 
   constructor(
@@ -109,7 +112,7 @@ export class ReliableSocket implements SessionTransport {
    * answers are kept for duplicates and follow the session to a resumed connection.
    */
   tracksIds(id: MessageId | undefined): id is number {
-    return typeof id === 'number' && this.protocol === SUBPROTOCOL && this.hasSession;
+    return typeof id === 'number' && id >= 1 && this.protocol === SUBPROTOCOL && this.hasSession;
   }
 
   private answer(ref: MessageId | undefined, frame: string): void {
@@ -119,6 +122,46 @@ export class ReliableSocket implements SessionTransport {
 
   terminate(): void {
     this.raw.terminate();
+  }
+
+  deliver(push: PreparedPush, seq: number | undefined): void {
+    if (this.replayedThrough === undefined) this.write(push.frame(seq));
+  }
+
+  /**
+   * Replays the session's pushes after `lastSeq` from its buffer, in order, as fast as the
+   * connection drains (a replay larger than the send bound is not a slow consumer); pushes that
+   * arrive meanwhile follow from the buffer, then delivery goes live.
+   */
+  replayAfter(lastSeq: number): void {
+    this.replayedThrough = lastSeq;
+    this.pumpReplay();
+  }
+
+  private pumpReplay(): void {
+    const session = this.session;
+    const pauseAbove = this.backpressure.maxBufferedBytes / 2;
+    while (this.replayedThrough !== undefined && this.replayedThrough < session.lastSeq && this.isOpen) {
+      if (this.raw.bufferedAmount > pauseAbove) {
+        this.tcp()?.once('drain', () => this.pumpReplay());
+        return;
+      }
+      const seq = this.replayedThrough + 1;
+      const push = session.pushAt(seq);
+      if (!push) {
+        // The buffer moved past what this connection had yet to read: it fell too far behind.
+        this.cutSlowConsumer();
+        return;
+      }
+      this.write(push.frame(seq));
+      this.replayedThrough = seq;
+    }
+    this.replayedThrough = undefined;
+  }
+
+  /** `ws` keeps its TCP socket in `_socket`. */
+  private tcp(): { cork(): void; uncork(): void; once(event: 'drain', listener: () => void): void } | undefined {
+    return (this.raw as unknown as { _socket?: ReturnType<ReliableSocket['tcp']> })._socket;
   }
 
   /**
@@ -136,10 +179,10 @@ export class ReliableSocket implements SessionTransport {
     this.raw.send(frame);
   }
 
+  /** Corking the TCP socket makes the frames of one tick one write. */
   private corkForThisTick(): void {
     if (this.corked) return;
-    // `ws` keeps its TCP socket in `_socket`; corking it makes the frames of one tick one write.
-    const tcp = (this.raw as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    const tcp = this.tcp();
     if (!tcp) return;
     this.corked = true;
     tcp.cork();

@@ -35,20 +35,18 @@ export class ReplayBuffer {
     this.compact();
   }
 
-  /**
-   * The frames after `lastSeq`, in order, or undefined when the buffer no longer holds all of
-   * them (the client missed pushes that cannot be replayed).
-   */
-  framesAfter(lastSeq: number, currentSeq: number): string[] | undefined {
-    if (lastSeq === currentSeq) return [];
+  /** Whether every push after `lastSeq` up to `currentSeq` is still here. */
+  covers(lastSeq: number, currentSeq: number): boolean {
+    if (lastSeq === currentSeq) return true;
     const first = this.items[this.head];
-    if (!first || first.seq > lastSeq + 1) return undefined;
-    const frames: string[] = [];
-    for (let i = this.head; i < this.items.length; i++) {
-      const { seq, push } = this.items[i];
-      if (seq > lastSeq) frames.push(push.frame(seq));
-    }
-    return frames;
+    return first !== undefined && first.seq <= lastSeq + 1;
+  }
+
+  /** The push numbered `seq`, if it is still here (seqs are consecutive). */
+  at(seq: number): PreparedPush | undefined {
+    const first = this.items[this.head];
+    if (!first) return undefined;
+    return this.items[this.head + (seq - first.seq)]?.push;
   }
 
   private compact(): void {

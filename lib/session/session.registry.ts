@@ -82,18 +82,17 @@ export class SessionRegistry implements OnApplicationShutdown {
 
   /**
    * Hands a known session to a new connection, taking it over from a connection the server still
-   * believes open. Returns the frames to replay, or undefined when the session cannot be resumed
+   * believes open. Returns the session, or undefined when it cannot be resumed
    * (unknown, expired, wrong token, not `accepted`, or pushes it missed are gone).
    */
   resumeSession(
     socket: ReliableSocket,
     request: ResumeRequest,
     accepted: (session: Session) => boolean,
-  ): { session: Session; replay: string[] } | undefined {
+  ): Session | undefined {
     const session = this.sessions.get(request.sessionId);
     if (!session || !secretsEqual(session.resumeToken, request.resumeToken) || !accepted(session)) return undefined;
-    const replay = session.replayAfter(request.lastSeq);
-    if (!replay) {
+    if (!session.canReplayAfter(request.lastSeq)) {
       this.endSession(session);
       return undefined;
     }
@@ -101,7 +100,7 @@ export class SessionRegistry implements OnApplicationShutdown {
     this.expiryTimers.delete(session);
     session.takeOver()?.terminate();
     socket.bindSession(session);
-    return { session, replay };
+    return session;
   }
 
   /** Takes in a session handed over by another instance; it waits for its client's resume. */

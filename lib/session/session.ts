@@ -5,6 +5,8 @@ import { randomSecret } from './session-id.js';
 
 /** Where a session's frames go while it has a live connection. */
 export interface SessionTransport {
+  /** Hands over a numbered push (the session keeps it for replay when it is resumable). */
+  deliver(push: PreparedPush, seq: number | undefined): void;
   write(frame: string): void;
   terminate(): void;
 }
@@ -122,8 +124,14 @@ export class Session {
 
   acknowledge(seq: number): void {
     this.ackedSeq = seq;
-    this.buffer?.trimThrough(seq);
+    if (!this.keepAcknowledged) this.buffer?.trimThrough(seq);
   }
+
+  /**
+   * While the session moves to another instance, acknowledged pushes stay in the buffer, so that
+   * the snapshot names every push it already holds.
+   */
+  keepAcknowledged = false;
 
   /**
    * Numbers a push whose payload is already serialised, keeps it for replay and hands it to the
@@ -132,13 +140,23 @@ export class Session {
   push(push: PreparedPush): void {
     const seq = this.sequenced ? ++this.lastSeq : undefined;
     if (seq !== undefined) this.buffer?.append(seq, push);
-    this.transport?.write(push.frame(seq));
+    this.transport?.deliver(push, seq);
   }
 
-  /** The pushes after `lastSeq` for a resuming client, or undefined when some are gone. */
-  replayAfter(lastSeq: number): string[] | undefined {
-    if (!this.buffer || !Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > this.lastSeq) return undefined;
-    return this.buffer.framesAfter(lastSeq, this.lastSeq);
+  /** Whether a client that received pushes up to `lastSeq` can get every later one replayed. */
+  canReplayAfter(lastSeq: number): boolean {
+    if (!this.buffer || !Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > this.lastSeq) return false;
+    return this.buffer.covers(lastSeq, this.lastSeq);
+  }
+
+  /** The push numbered `seq`, while the replay buffer holds it. */
+  pushAt(seq: number): PreparedPush | undefined {
+    return this.buffer?.at(seq);
+  }
+
+  /** Drops what the client confirmed; after a move, applies the acknowledgement the snapshot carried. */
+  trimAcknowledged(): void {
+    this.buffer?.trimThrough(this.ackedSeq);
   }
 
   /** Sends an answer to the session's live connection (whichever it is now) and keeps it for duplicates. */

@@ -1,0 +1,327 @@
+import { jest } from '@jest/globals';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import { preparePush, type PreparedPush } from '../protocol/index.js';
+import { ANSWER_PENDING } from './answer-cache.js';
+import { ReliableSocket } from './reliable-socket.js';
+import { SessionRegistry, type SessionObserver } from './session.registry.js';
+import { Session, type SessionTransport } from './session.js';
+
+const push = (n: number, id?: string) => preparePush('tick', JSON.stringify({ n }), id);
+const frame = (n: number, seq: number) => `{"event":"tick","data":{"n":${n}},"seq":${seq}}`;
+
+class Recorder implements SessionTransport {
+  frames: string[] = [];
+  terminated = 0;
+  deliver(push: PreparedPush, seq: number | undefined): void {
+    this.write(push.frame(seq));
+  }
+  write(frame: string): void {
+    this.frames.push(frame);
+  }
+  terminate(): void {
+    this.terminated++;
+  }
+}
+
+/** The frames a resume after `lastSeq` replays, or undefined when it cannot. */
+function replayAfter(session: Session, lastSeq: number): string[] | undefined {
+  if (!session.canReplayAfter(lastSeq)) return undefined;
+  const frames: string[] = [];
+  for (let seq = lastSeq + 1; seq <= session.lastSeq; seq++) frames.push(session.pushAt(seq)!.frame(seq));
+  return frames;
+}
+
+describe('Session', () => {
+  it('numbers pushes 1, 2, 3 … and writes them to the live transport', () => {
+    const session = new Session(true, 10);
+    const transport = new Recorder();
+    session.attach(transport);
+    session.push(push(1));
+    session.push(push(2));
+    expect(transport.frames).toEqual([frame(1, 1), frame(2, 2)]);
+    expect(session.lastSeq).toBe(2);
+  });
+
+  it('keeps pushes while detached and replays them after lastSeq', () => {
+    const session = new Session(true, 10);
+    const transport = new Recorder();
+    session.attach(transport);
+    session.push(push(1));
+    expect(session.detach(transport)).toBe(true);
+    expect(session.attached).toBe(false);
+    expect(session.detachedAt).toEqual(expect.any(Number));
+    session.push(push(2));
+    session.push(push(3));
+    expect(transport.frames).toEqual([frame(1, 1)]);
+    expect(replayAfter(session, 1)).toEqual([frame(2, 2), frame(3, 3)]);
+    expect(replayAfter(session, 3)).toEqual([]);
+  });
+
+  it('replayAfter refuses what it cannot honestly answer', () => {
+    const session = new Session(true, 3);
+    for (let n = 1; n <= 5; n++) session.push(push(n));
+    expect(replayAfter(session, 2)).toEqual([frame(3, 3), frame(4, 4), frame(5, 5)]);
+    expect(replayAfter(session, 1)).toBeUndefined(); // seq 2 is gone
+    expect(replayAfter(session, 6)).toBeUndefined(); // ahead of the server
+    expect(replayAfter(session, -1)).toBeUndefined();
+    expect(replayAfter(session, 2.5)).toBeUndefined();
+    expect(replayAfter(session, Number.NaN)).toBeUndefined();
+  });
+
+  it('acknowledge trims the buffer: an older lastSeq can no longer be resumed', () => {
+    const session = new Session(true, 10);
+    for (let n = 1; n <= 5; n++) session.push(push(n));
+    expect(session.acknowledges(3)).toBe(true);
+    session.acknowledge(3);
+    expect(session.ackedSeq).toBe(3);
+    expect(session.acknowledges(3)).toBe(false); // does not move forward
+    expect(session.acknowledges(2)).toBe(false);
+    expect(session.acknowledges(6)).toBe(false); // beyond what was pushed
+    expect(session.acknowledges(4.5)).toBe(false);
+    expect(replayAfter(session, 3)).toEqual([frame(4, 4), frame(5, 5)]);
+    expect(replayAfter(session, 2)).toBeUndefined();
+  });
+
+  it('with sessions off pushes carry no seq and nothing is kept', () => {
+    const session = new Session(false, 0);
+    const transport = new Recorder();
+    session.attach(transport);
+    session.push(push(1));
+    expect(transport.frames).toEqual(['{"event":"tick","data":{"n":1}}']);
+    expect(session.resumable).toBe(false);
+    expect(replayAfter(session, 0)).toBeUndefined();
+  });
+
+  it('a sequenced session without a buffer (plain client) numbers pushes but cannot be resumed', () => {
+    const session = new Session(true, 0);
+    const transport = new Recorder();
+    session.attach(transport);
+    session.push(push(1));
+    session.push(push(2));
+    expect(transport.frames).toEqual([frame(1, 1), frame(2, 2)]);
+    expect(session.resumable).toBe(false);
+    expect(replayAfter(session, 1)).toBeUndefined();
+  });
+
+  it('answers go to whichever transport is live now and are kept for duplicates', () => {
+    const session = new Session(true, 10);
+    const first = new Recorder();
+    session.attach(first);
+    session.answers.markPending(1);
+    session.detach(first);
+    session.answer(1, 'late answer'); // handled while disconnected
+    const second = new Recorder();
+    session.attach(second);
+    session.answer(2, 'answer 2');
+    expect(first.frames).toEqual([]);
+    expect(second.frames).toEqual(['answer 2']);
+    expect(session.answers.get(1)).toBe('late answer');
+  });
+
+  it('takeOver hands back the live transport and detach of a stale one is ignored', () => {
+    const session = new Session(true, 10);
+    const old = new Recorder();
+    session.attach(old);
+    expect(session.takeOver()).toBe(old);
+    const fresh = new Recorder();
+    session.attach(fresh);
+    expect(session.detach(old)).toBe(false);
+    expect(session.attached).toBe(true);
+  });
+
+  describe('snapshot / restore', () => {
+    function busySession(): Session {
+      const session = new Session(true, 10);
+      session.principal = { id: 7, name: 'Ann' };
+      session.rooms.add('a').add('b');
+      for (let n = 1; n <= 6; n++) session.push(push(n, `inst:${n}`));
+      session.acknowledge(2);
+      session.lastId = 9;
+      session.answers.set(8, 'answer 8');
+      session.answers.markPending(9);
+      return session;
+    }
+
+    it('round-trips identity, principal, numbering, rooms, buffer and settled answers', () => {
+      const original = busySession();
+      const snapshot = JSON.parse(JSON.stringify(original.snapshot()));
+      const restored = Session.restore(snapshot, 10);
+      expect(restored.id).toBe(original.id);
+      expect(restored.resumeToken).toBe(original.resumeToken);
+      expect(restored.principal).toEqual({ id: 7, name: 'Ann' });
+      expect(restored.lastSeq).toBe(6);
+      expect(restored.lastId).toBe(9);
+      expect(restored.ackedSeq).toBe(2);
+      expect([...restored.rooms].sort()).toEqual(['a', 'b']);
+      expect(replayAfter(restored, 2)).toEqual(replayAfter(original, 2));
+      expect(replayAfter(restored, 1)).toBeUndefined();
+      expect(restored.answers.get(8)).toBe('answer 8');
+      // a handler still running on the old instance has no answer to carry
+      expect(restored.answers.get(9)).not.toBe(ANSWER_PENDING);
+      expect(restored.snapshot()).toEqual({ ...snapshot });
+    });
+
+    it('the restored session keeps numbering after the snapshot', () => {
+      const restored = Session.restore(busySession().snapshot(), 10);
+      const transport = new Recorder();
+      restored.attach(transport);
+      restored.push(push(7));
+      expect(transport.frames).toEqual([frame(7, 7)]);
+      expect(replayAfter(restored, 5)).toEqual([frame(6, 6), frame(7, 7)]);
+    });
+
+    it('a fully acknowledged session restores with an empty buffer and its lastSeq', () => {
+      const session = new Session(true, 10);
+      for (let n = 1; n <= 3; n++) session.push(push(n));
+      session.acknowledge(3);
+      const restored = Session.restore(session.snapshot(), 10);
+      expect(restored.lastSeq).toBe(3);
+      expect(replayAfter(restored, 3)).toEqual([]);
+      expect(replayAfter(restored, 2)).toBeUndefined();
+    });
+
+    it('restoring into a smaller buffer keeps the newest pushes and refuses older resumes', () => {
+      const restored = Session.restore(busySession().snapshot(), 2);
+      expect(replayAfter(restored, 4)).toEqual([frame(5, 5), frame(6, 6)]);
+      expect(replayAfter(restored, 3)).toBeUndefined();
+    });
+  });
+});
+
+function fakeSocket(protocol = 'rws.v1'): { socket: ReliableSocket; raw: { terminate: jest.Mock } } {
+  const raw = {
+    readyState: 1,
+    bufferedAmount: 0,
+    protocol,
+    send: jest.fn(),
+    close: jest.fn(),
+    terminate: jest.fn(),
+  };
+  const socket = new ReliableSocket(raw as unknown as WebSocket, {} as IncomingMessage, '127.0.0.1', { maxBufferedBytes: 1 << 20 });
+  return { socket, raw };
+}
+
+describe('SessionRegistry', () => {
+  afterEach(() => jest.useRealTimers());
+
+  function registry(ttlMs = 1000, bufferSize = 10) {
+    const sessions = new SessionRegistry({ bufferSize, ttlMs });
+    const ended: string[] = [];
+    const observer: SessionObserver = {
+      sessionStarted: () => undefined,
+      sessionEnded: (session) => ended.push(session.id),
+      principalChanged: () => undefined,
+    };
+    sessions.observe(observer);
+    return { sessions, ended };
+  }
+
+  it('a client close with 1000 ends the session at once', () => {
+    const { sessions, ended } = registry();
+    const { socket } = fakeSocket();
+    sessions.add(socket);
+    const session = sessions.startSession(socket, undefined);
+    sessions.remove(socket, 1000);
+    expect(ended).toEqual([session.id]);
+    expect(sessions.getSession(session.id)).toBeUndefined();
+  });
+
+  it("a plain client's session (it cannot resume) ends with its connection, whatever the code", () => {
+    const { sessions, ended } = registry();
+    const { socket } = fakeSocket('');
+    sessions.add(socket);
+    const session = sessions.startSession(socket, undefined);
+    sessions.remove(socket, 1006);
+    expect(ended).toEqual([session.id]);
+  });
+
+  it('any other close keeps the session for ttlMs, then ends it', () => {
+    jest.useFakeTimers();
+    const { sessions, ended } = registry(500);
+    const { socket } = fakeSocket();
+    sessions.add(socket);
+    const session = sessions.startSession(socket, undefined);
+    sessions.remove(socket, 1006);
+    jest.advanceTimersByTime(499);
+    expect(sessions.getSession(session.id)).toBe(session);
+    jest.advanceTimersByTime(2);
+    expect(sessions.getSession(session.id)).toBeUndefined();
+    expect(ended).toEqual([session.id]);
+  });
+
+  it('a resume within ttlMs cancels the expiry; the session outlives the old ttl', () => {
+    jest.useFakeTimers();
+    const { sessions } = registry(500);
+    const first = fakeSocket().socket;
+    sessions.add(first);
+    const session = sessions.startSession(first, undefined);
+    session.push(push(1));
+    sessions.remove(first, 1001);
+    jest.advanceTimersByTime(400);
+    const second = fakeSocket().socket;
+    sessions.add(second);
+    const resumed = sessions.resumeSession(second, { sessionId: session.id, resumeToken: session.resumeToken, lastSeq: 0 }, () => true);
+    expect(resumed).toBe(session);
+    expect(replayAfter(session, 0)).toEqual([frame(1, 1)]);
+    jest.advanceTimersByTime(1000);
+    expect(sessions.getSession(session.id)).toBe(session);
+  });
+
+  it('resume: wrong token or refused principal → undefined and the session is untouched', () => {
+    const { sessions, ended } = registry();
+    const { socket } = fakeSocket();
+    sessions.add(socket);
+    const session = sessions.startSession(socket, { id: 1 });
+    const intruder = fakeSocket().socket;
+    expect(sessions.resumeSession(intruder, { sessionId: session.id, resumeToken: 'x'.repeat(22), lastSeq: 0 }, () => true)).toBeUndefined();
+    expect(sessions.resumeSession(intruder, { sessionId: session.id, resumeToken: session.resumeToken, lastSeq: 0 }, () => false)).toBeUndefined();
+    expect(ended).toEqual([]);
+    expect(session.attached).toBe(true);
+  });
+
+  it('resume with a lastSeq the buffer no longer covers ends the session (the client must resync)', () => {
+    const { sessions, ended } = registry(1000, 2);
+    const { socket } = fakeSocket();
+    sessions.add(socket);
+    const session = sessions.startSession(socket, undefined);
+    for (let n = 1; n <= 4; n++) session.push(push(n));
+    sessions.remove(socket, 1006);
+    const next = fakeSocket().socket;
+    expect(sessions.resumeSession(next, { sessionId: session.id, resumeToken: session.resumeToken, lastSeq: 1 }, () => true)).toBeUndefined();
+    expect(ended).toEqual([session.id]);
+  });
+
+  it('resume of a session still attached terminates the old connection (takeover)', () => {
+    const { sessions } = registry();
+    const old = fakeSocket();
+    sessions.add(old.socket);
+    const session = sessions.startSession(old.socket, undefined);
+    const next = fakeSocket().socket;
+    sessions.add(next);
+    expect(sessions.resumeSession(next, { sessionId: session.id, resumeToken: session.resumeToken, lastSeq: 0 }, () => true)).toBeDefined();
+    expect(old.raw.terminate).toHaveBeenCalledTimes(1);
+    // the old connection's close does not detach the session from the new one
+    sessions.remove(old.socket, 1006);
+    expect(session.attached).toBe(true);
+  });
+
+  it('adopt() restores a snapshot that waits ttlMs for its client; release() ends a session here', () => {
+    jest.useFakeTimers();
+    const { sessions, ended } = registry(300);
+    const source = new Session(true, 10);
+    source.push(push(1, 'x:1'));
+    const adopted = sessions.adopt(source.snapshot());
+    expect(adopted?.id).toBe(source.id);
+    expect(sessions.adopt(source.snapshot())).toBeUndefined(); // already here
+    jest.advanceTimersByTime(301);
+    expect(ended).toEqual([source.id]);
+
+    const { socket, raw } = fakeSocket();
+    sessions.add(socket);
+    const live = sessions.startSession(socket, undefined);
+    sessions.release(live);
+    expect(raw.terminate).toHaveBeenCalledTimes(1);
+    expect(sessions.getSession(live.id)).toBeUndefined();
+  });
+});
