@@ -14,6 +14,7 @@ const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<un
   { name: 'broadcast-redis', load: () => import('./broadcast-redis.bench.js') },
   { name: 'fanout-local', load: () => import('./fanout-local.bench.js') },
   { name: 'reconnect-storm', load: () => import('./reconnect-storm.bench.js') },
+  { name: 'resume', load: () => import('./resume.bench.js') },
 ];
 
 async function main(): Promise<void> {
