@@ -22,8 +22,6 @@ import { ReliableGateway } from '../lib/index.js';
 import {
   fmtInt,
   fmtMs,
-  pinServers,
-  placementNote,
   printTable,
   startReliableApp,
   startStockNestApp,
@@ -31,6 +29,7 @@ import {
   systemSelected,
   type RequestReplyResult,
   type SwarmKind,
+  runPinned,
 } from './bench-support.js';
 
 const CONNECTIONS = 50;
@@ -176,11 +175,6 @@ async function runBench(placement: string): Promise<Measured[]> {
   return results;
 }
 
-export async function run(): ReturnType<typeof runBench> {
-  const pinning = pinServers();
-  try {
-    return await runBench(placementNote(pinning.pinned));
-  } finally {
-    pinning.restore();
-  }
+export function run(): ReturnType<typeof runBench> {
+  return runPinned(runBench);
 }

@@ -110,6 +110,16 @@ export function placementNote(pinned: boolean): string {
   return pinned ? `servers pinned to CPU ${SERVER_CPUS}, clients to CPU ${CLIENT_CPUS}` : 'no CPU pinning';
 }
 
+/** Runs a benchmark with the servers pinned to one core (where possible), then unpins them. */
+export async function runPinned<T>(runBench: (placement: string) => Promise<T>): Promise<T> {
+  const pinning = pinServers();
+  try {
+    return await runBench(placementNote(pinning.pinned));
+  } finally {
+    pinning.restore();
+  }
+}
+
 // ---------------------------------------------------------------- client swarms
 
 export type SwarmKind = 'rws' | 'rws1' | 'ws' | 'sio';

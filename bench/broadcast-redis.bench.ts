@@ -21,8 +21,6 @@ import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/i
 import {
   fmtInt,
   fmtMs,
-  pinServers,
-  placementNote,
   printTable,
   REDIS_URL,
   sleep,
@@ -34,6 +32,7 @@ import {
   within,
   type RoundResult,
   type SwarmKind,
+  runPinned,
 } from './bench-support.js';
 
 const CLIENTS = 200;
@@ -244,11 +243,6 @@ async function runBench(placement: string): Promise<Measured[]> {
   return results;
 }
 
-export async function run(): ReturnType<typeof runBench> {
-  const pinning = pinServers();
-  try {
-    return await runBench(placementNote(pinning.pinned));
-  } finally {
-    pinning.restore();
-  }
+export function run(): ReturnType<typeof runBench> {
+  return runPinned(runBench);
 }

@@ -28,8 +28,6 @@ import {
   fmtInt,
   MiB,
   percentile,
-  pinServers,
-  placementNote,
   printTable,
   startReliableApp,
   startStockNestApp,
@@ -38,6 +36,7 @@ import {
   waitUntil,
   wallNow,
   type RoundResult,
+  runPinned,
 } from './bench-support.js';
 
 const CLIENTS = Number(process.env.BENCH_FANOUT_CLIENTS ?? 10000);
@@ -281,11 +280,6 @@ async function runBench(placement: string): Promise<Measured[]> {
   return results;
 }
 
-export async function run(): ReturnType<typeof runBench> {
-  const pinning = pinServers();
-  try {
-    return await runBench(placementNote(pinning.pinned));
-  } finally {
-    pinning.restore();
-  }
+export function run(): ReturnType<typeof runBench> {
+  return runPinned(runBench);
 }
