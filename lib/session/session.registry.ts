@@ -107,7 +107,6 @@ export class SessionRegistry implements OnApplicationShutdown {
   adopt(snapshot: SessionSnapshot): Session | undefined {
     if (!this.lifetime || this.sessions.has(snapshot.id)) return undefined;
     const session = Session.restore(snapshot, this.lifetime.bufferSize);
-    session.detachedAt = Date.now();
     this.sessions.set(session.id, session);
     for (const observer of this.observers) observer.sessionStarted(session);
     this.expireLater(session, this.lifetime.ttlMs);

@@ -42,8 +42,6 @@ export class Session {
   ackedSeq = 0;
   /** Answers to recent client message ids, for duplicates. */
   readonly answers = new AnswerCache();
-  /** When the session lost its connection, or undefined while it has one. */
-  detachedAt: number | undefined;
   private transport: SessionTransport | undefined;
   private readonly buffer: ReplayBuffer | undefined;
 
@@ -99,7 +97,6 @@ export class Session {
 
   attach(transport: SessionTransport): void {
     this.transport = transport;
-    this.detachedAt = undefined;
   }
 
   /** Detaches the live connection, if any, and returns it (a resume takes the session over). */
@@ -110,10 +107,9 @@ export class Session {
   }
 
   /** Returns whether the transport was the session's live one. */
-  detach(transport: SessionTransport, now = Date.now()): boolean {
+  detach(transport: SessionTransport): boolean {
     if (this.transport !== transport) return false;
     this.transport = undefined;
-    this.detachedAt = now;
     return true;
   }
 
