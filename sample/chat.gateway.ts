@@ -20,8 +20,13 @@ export const MAX_ROOMS_PER_SESSION = 20;
  *
  * Pushes (server → client): `welcome { sessionId, name, rooms }` on every connect (rooms: what the
  * session is in, kept across a resumed reconnect), and to a room's members `said { room, from,
- * text, at }`, `joined { room, name }`, `left { room, name }`, `renamed { room, from, to }` (the
- * last three not to the session that caused them).
+ * text, at }`, `joined { room, name }` (after an explicit `join`), `left { room, name }`,
+ * `renamed { room, from, to }` (the last three not to the session that caused them).
+ *
+ * A new session is put in the lobby quietly: announcing every anonymous connect to every lobby
+ * member (connected or waiting for a resume) would cost O(lobby) per connect and fill the replay
+ * buffers of the lobby's detached sessions with `joined` lines, so connect/drop churn would slow
+ * the instance down and grow its memory up to the library's bounds.
  *
  * Room membership belongs to the session, not the connection: a dropped connection that resumes
  * is still in its rooms, and pushes to them meanwhile are replayed. So nothing is announced when
@@ -43,6 +48,11 @@ export class ChatGateway implements OnGatewayConnection {
    */
   private readonly names = new Map<string, string>();
 
+  /** Sessions this instance keeps a name for: every session it has seen that has not ended. */
+  get nameCount(): number {
+    return this.names.size;
+  }
+
   constructor(
     private readonly broadcast: BroadcastService,
     sessions: SessionRegistry,
@@ -56,14 +66,14 @@ export class ChatGateway implements OnGatewayConnection {
     });
   }
 
-  /** Every connection, fresh or resumed: a session's first connect here also joins the lobby. */
+  /** Every connection, fresh or resumed: a session's first connect here also joins the lobby, unannounced. */
   async handleConnection(socket: ReliableSocket): Promise<void> {
     const sessionId = socket.id;
     try {
       if (!this.names.has(sessionId)) {
         this.names.set(sessionId, `guest-${sessionId.slice(0, 4)}`);
         // A session handed over by another instance brings its rooms; only a new one starts in the lobby.
-        if (this.broadcast.roomsOf(sessionId).length === 0) await this.enter(sessionId, LOBBY);
+        if (this.broadcast.roomsOf(sessionId).length === 0) await this.broadcast.join(sessionId, LOBBY);
       }
     } catch (error) {
       this.logger.error(`could not join ${LOBBY}: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,9 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import type { SampleConfig } from '../sample/app.module.js';
+import { SessionRegistry } from '../lib/index.js';
 import { createSampleApp } from '../sample/app.js';
+import { ChatGateway } from '../sample/chat.gateway.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
-import { sleep } from './support/wait.js';
+import { sleep, waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
 /** An `rws.v1` client of the sample: numbers its requests 1, 2, 3 … and remembers its last seq. */
@@ -90,7 +92,7 @@ describe('sample chat app', () => {
     expect((await fetch(`${base}/nothing-here`)).status).toBe(404);
   });
 
-  it('puts every new session in the lobby and tells the lobby, not the newcomer', async () => {
+  it('puts every new session in the lobby without telling the lobby; an explicit join is announced', async () => {
     const alice = await connect();
     const welcome = await alice.next('welcome');
     expect(welcome.data).toEqual({ sessionId: alice.ready.data.sessionId, name: expect.stringMatching(/^guest-/), rooms: ['lobby'] });
@@ -99,8 +101,40 @@ describe('sample chat app', () => {
     const bob = await connect();
     const bobWelcome = await bob.next('welcome');
     expect(bobWelcome.data.rooms).toEqual(['lobby']);
+    // Bob's line reaches alice, so he is in the lobby; a `joined` would have come before it (pushes are in order).
+    await bob.ask('say', { room: 'lobby', text: 'hi all' });
+    expect((await alice.next('said', 'lobby')).data).toMatchObject({ from: bobWelcome.data.name, text: 'hi all' });
+    expect(alice.pending('joined')).toEqual([]);
+
+    expect((await bob.ask('leave', { room: 'lobby' })).data).toMatchObject({ ok: true, rooms: [] });
+    await alice.next('left', 'lobby');
+    expect((await bob.ask('join', { room: 'lobby' })).data).toMatchObject({ ok: true, rooms: ['lobby'] });
     expect((await alice.next('joined', 'lobby')).data).toEqual({ room: 'lobby', name: bobWelcome.data.name });
     expect(bob.pending('joined')).toEqual([]);
+  });
+
+  it("forgets a session's name when the session ends, not when its connection drops", async () => {
+    const gateway = app.get(ChatGateway);
+    const registry = app.get(SessionRegistry);
+    const connectionsBefore = registry.connectionCount;
+    const namesBefore = gateway.nameCount;
+
+    const dropped = await connect();
+    await dropped.next('welcome');
+    const closed = await connect();
+    await closed.next('welcome');
+    expect(gateway.nameCount).toBe(namesBefore + 2);
+
+    dropped.ws.terminate(); // the session waits for a resume, with its name
+    closed.ws.close(1000); // the session ends
+    await waitUntil(() => registry.connectionCount === connectionsBefore, { what: 'both connections to close' });
+    expect(gateway.nameCount).toBe(namesBefore + 1);
+
+    const { sessionId, resumeToken } = dropped.ready.data;
+    const again = await connect({ sessionId, resumeToken, lastSeq: dropped.lastSeq });
+    expect(again.ready.data).toMatchObject({ sessionId, resumed: true });
+    again.ws.close(1000);
+    await waitUntil(() => gateway.nameCount === namesBefore, { what: 'the resumed session to end' });
   });
 
   it('lets two clients chat in a room: join, say, nick, leave', async () => {
