@@ -1,9 +1,8 @@
 import { Logger } from '@nestjs/common';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defaultIfEmpty, take, type Observable } from 'rxjs';
-import { INTERNAL_ERROR_MESSAGE } from '../errors/index.js';
-import { ErrorCode, type ClientMessage } from '../protocol/index.js';
-import { InboundMessage, type ReliableSocket } from '../session/index.js';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, UnserializableDataError, type ClientMessage } from '../protocol/index.js';
+import { InboundMessage, reportUnserializable, type ReliableSocket } from '../session/index.js';
 
 type Transform = (data: unknown) => Observable<unknown>;
 
@@ -33,21 +32,39 @@ export class MessageDispatcher {
     const handler = this.handlers.get(socket)?.get(event);
     if (!handler) return false;
     const inbound = new InboundMessage(event, data, id);
-    handler
-      .transform(handler.callback(data, inbound))
-      .pipe(take(1), defaultIfEmpty(undefined))
-      .subscribe({
-        next: (result) => this.answer(socket, inbound, result),
-        error: (error: unknown) => {
-          this.logger.error(error instanceof Error ? error.stack ?? error.message : String(error));
-          inbound.fail({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE });
-          this.answer(socket, inbound, undefined);
-        },
-      });
+    let result: Observable<unknown>;
+    try {
+      result = handler.transform(handler.callback(data, inbound));
+    } catch (error) {
+      this.fail(socket, inbound, error);
+      return true;
+    }
+    result.pipe(take(1), defaultIfEmpty(undefined)).subscribe({
+      next: (value) => this.answer(socket, inbound, value),
+      error: (error: unknown) => this.fail(socket, inbound, error),
+    });
     return true;
   }
 
+  /** A failure no exception filter turned into an answer: `INTERNAL`, logged. */
+  private fail(socket: ReliableSocket, inbound: InboundMessage, error: unknown): void {
+    if (error instanceof UnserializableDataError) reportUnserializable(error);
+    else this.logger.error(error instanceof Error ? error.stack ?? error.message : String(error));
+    inbound.fail({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE });
+    this.answer(socket, inbound, undefined);
+  }
+
+  /** Answers the message; whatever the result holds (a throwing getter, say), nothing escapes. */
   private answer(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {
+    try {
+      this.answerWith(socket, inbound, result);
+    } catch (error) {
+      this.logger.error(`answering "${inbound.event}" failed: ${error instanceof Error ? error.message : String(error)}`);
+      socket.replyError({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE, ref: inbound.id });
+    }
+  }
+
+  private answerWith(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {
     const ref = inbound.id;
     if (inbound.failure) {
       socket.replyError({ ...inbound.failure, ref });

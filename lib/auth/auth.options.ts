@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 
 /** Where a connection may present its token. */
@@ -37,4 +38,35 @@ export function defaultExpiresAt(principal: unknown): number | undefined {
   if (typeof principal !== 'object' || principal === null) return undefined;
   const { exp } = principal as { exp?: unknown };
   return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+}
+
+const logger = new Logger('WsAuth');
+
+/**
+ * `auth.userId` as the module calls it: a throw or a value that is not a string or a number
+ * counts as "no user id" (logged), never as a failure of the connection or the broadcast.
+ */
+export function containUserId(userId: (principal: unknown) => unknown): (principal: unknown) => string | number | undefined {
+  return (principal) => {
+    const value = contained('auth.userId', () => userId(principal));
+    return typeof value === 'string' || typeof value === 'number' ? value : undefined;
+  };
+}
+
+/** `auth.expiresAt` as the module calls it: a throw or a value that is not a time means no expiry (logged). */
+export function containExpiresAt(expiresAt: (principal: unknown) => unknown): (principal: unknown) => number | Date | undefined {
+  return (principal) => {
+    const value = contained('auth.expiresAt', () => expiresAt(principal));
+    if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value;
+    return typeof value === 'number' && !Number.isNaN(value) ? value : undefined;
+  };
+}
+
+function contained(name: string, call: () => unknown): unknown {
+  try {
+    return call();
+  } catch (error) {
+    logger.error(`${name} threw: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  }
 }

@@ -105,10 +105,38 @@ describe('Authenticator.msUntilExpiry', () => {
     expect(never.msUntilExpiry({ exp: now / 1000 - 10 }, now)).toBeUndefined();
   });
 
+  it('treats an expiresAt that throws or returns no time as "no expiry", and logs the throw', () => {
+    const throwing = authenticator({ verify: () => null, expiresAt: () => { throw new Error('bad claim'); } });
+    expect(throwing.msUntilExpiry({}, now)).toBeUndefined();
+    expect(lines.join('\n')).toContain('auth.expiresAt threw: bad claim');
+    const invalid = authenticator({ verify: () => null, expiresAt: () => new Date('nope') });
+    expect(invalid.msUntilExpiry({}, now)).toBeUndefined();
+    const text = authenticator({ verify: () => null, expiresAt: (() => 'soon') as unknown as () => number });
+    expect(text.msUntilExpiry({}, now)).toBeUndefined();
+  });
+
   it('uses Date.now() by default', () => {
     const auth = authenticator({ verify: () => null });
     const left = auth.msUntilExpiry({ exp: Date.now() / 1000 + 60 });
     expect(left).toBeGreaterThan(50_000);
     expect(left).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe('auth.userId as resolved', () => {
+  const userIdOf = (userId: AuthOptions['userId']) => (resolveOptions({ auth: { verify: () => null, userId } }).auth as ResolvedAuthOptions).userId;
+
+  it('passes strings and numbers through, and nothing else', () => {
+    expect(userIdOf((p: { name: string }) => p.name)({ name: 'ann' })).toBe('ann');
+    expect(userIdOf(() => 7)({})).toBe(7);
+    expect(userIdOf((() => ({ id: 1 })) as unknown as () => string)({})).toBeUndefined();
+  });
+
+  it('turns a throw into "no user id" and logs it, never a failure of the caller', () => {
+    const userId = userIdOf(() => {
+      throw new Error('no such claim');
+    });
+    expect(userId({})).toBeUndefined();
+    expect(lines.join('\n')).toContain('auth.userId threw: no such claim');
   });
 });

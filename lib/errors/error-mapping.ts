@@ -1,6 +1,6 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
-import { ErrorCode } from '../protocol/index.js';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, UnserializableDataError } from '../protocol/index.js';
 import { ReliableWsException, type ErrorBody } from './reliable-ws.exception.js';
 import {
   detailsFromValidationMessages,
@@ -8,9 +8,10 @@ import {
   isValidationErrorList,
 } from './validation-details.js';
 
+const INTERNAL_ERROR: ErrorBody = { code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE };
+
 /** What Nest's guards throw when `canActivate` returns false. */
 const GUARD_REFUSAL_MESSAGE = 'Forbidden resource';
-export const INTERNAL_ERROR_MESSAGE = 'Internal error';
 
 export interface MappedError {
   body: ErrorBody;
@@ -23,7 +24,9 @@ export function mapException(exception: unknown): MappedError {
   if (exception instanceof ReliableWsException) return { body: exception.body, log: false };
   if (exception instanceof WsException) return { body: fromWsException(exception), log: false };
   if (exception instanceof HttpException) return fromHttpException(exception);
-  return { body: { code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE }, log: true };
+  // Logged once per event by the caller, without the value.
+  if (exception instanceof UnserializableDataError) return { body: INTERNAL_ERROR, log: false };
+  return { body: INTERNAL_ERROR, log: true };
 }
 
 function fromWsException(exception: WsException): ErrorBody {
@@ -49,7 +52,7 @@ const codeByStatus: Partial<Record<number, ErrorCode>> = {
 function fromHttpException(exception: HttpException): MappedError {
   const status = exception.getStatus();
   if (status >= 500) {
-    return { body: { code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE }, log: true };
+    return { body: INTERNAL_ERROR, log: true };
   }
   const response = exception.getResponse();
   const message = typeof response === 'object' && response !== null ? (response as { message?: unknown }).message : response;

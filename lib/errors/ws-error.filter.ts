@@ -1,6 +1,6 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
-import { encodeFrame, serializeData, SystemEvent } from '../protocol/index.js';
-import { InboundMessage, ReliableSocket } from '../session/index.js';
+import { encodeFrame, serializeData, SystemEvent, UnserializableDataError } from '../protocol/index.js';
+import { InboundMessage, ReliableSocket, reportUnserializable } from '../session/index.js';
 import { mapException } from './error-mapping.js';
 
 /**
@@ -13,7 +13,8 @@ export class WsErrorFilter implements WsExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const { body, log } = mapException(exception);
-    if (log) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    if (exception instanceof UnserializableDataError) reportUnserializable(exception);
+    else if (log) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
     const message = host.getArgByIndex(2);
     if (message instanceof InboundMessage) {
       message.fail(body);

@@ -5,7 +5,10 @@ import {
   encodeFrame,
   isValidEventName,
   isValidMessageId,
+  nestsDeeperThan,
   serializeData,
+  UnserializableDataError,
+  utf8Length,
 } from './envelope.js';
 import { MAX_EVENT_NAME_LENGTH } from './system-event.js';
 
@@ -160,5 +163,81 @@ describe('isValidMessageId / isValidEventName', () => {
     expect([-1, 0.5, NaN, Infinity, '', 'x'.repeat(129), null, {}, []].some(isValidMessageId)).toBe(false);
     expect(['a', 'e'.repeat(MAX_EVENT_NAME_LENGTH)].every(isValidEventName)).toBe(true);
     expect(['', 'e'.repeat(MAX_EVENT_NAME_LENGTH + 1), 1, null].some(isValidEventName)).toBe(false);
+  });
+});
+
+describe('decodeClientMessage: nesting depth', () => {
+  const nested = (levels: number, inner = '1') => '['.repeat(levels) + inner + ']'.repeat(levels);
+  const frame = (dataLevels: number, id?: unknown) =>
+    `{"event":"echo","data":${nested(dataLevels)}${id === undefined ? '' : `,"id":${JSON.stringify(id)}`}}`;
+
+  it('accepts a frame exactly at the limit (the envelope is level 1)', () => {
+    expect(decodeClientMessage(frame(63), 64)).toMatchObject({ ok: true });
+    expect(decodeClientMessage(frame(3), 4)).toMatchObject({ ok: true });
+  });
+
+  it('refuses one level more, with the id as ref when there is a valid one', () => {
+    expect(decodeClientMessage(frame(64, 9), 64)).toEqual({ ok: false, reason: 'frame nests deeper than 64 levels', id: 9 });
+    expect(decodeClientMessage(frame(64, -1), 64)).toEqual({ ok: false, reason: 'frame nests deeper than 64 levels', id: undefined });
+    expect(decodeClientMessage(nested(65), 64)).toEqual({ ok: false, reason: 'frame nests deeper than 64 levels', id: undefined });
+  });
+
+  it('refuses 100,000 levels without recursing (no stack overflow)', () => {
+    expect(decodeClientMessage(frame(100_000, 'x'), 64)).toMatchObject({ ok: false, id: 'x' });
+    expect(decodeClientMessage(`{"event":"a","data":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}`, 64)).toMatchObject({ ok: false });
+  });
+
+  it('does not count brackets inside strings, escaped quotes included', () => {
+    const text = `{"event":"a","data":"${'[{'.repeat(500)}\\"${'['.repeat(100)}"}`;
+    expect(decodeClientMessage(text, 2)).toMatchObject({ ok: true });
+  });
+
+  it('agrees with a recursive depth count on random JSON', () => {
+    const depthOf = (value: unknown): number =>
+      typeof value === 'object' && value !== null ? 1 + Math.max(0, ...Object.values(value).map(depthOf)) : 0;
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 8 }), fc.integer({ min: 1, max: 10 }), (data, limit) => {
+        const message = { event: 'e', data };
+        expect(nestsDeeperThan(JSON.stringify(message), limit)).toBe(depthOf(message) > limit);
+      }),
+    );
+  });
+});
+
+describe('serializeData', () => {
+  it('throws UnserializableDataError naming the kind and event, never the value', () => {
+    const circular: Record<string, unknown> = { secret: 'hunter2' };
+    circular.self = circular;
+    const deep = JSON.parse(`${'['.repeat(200_000)}${']'.repeat(200_000)}`) as unknown;
+    const cases: Array<[unknown, string]> = [
+      [circular, 'circular structure'],
+      [{ n: 10n }, 'BigInt value'],
+      [deep, 'nested too deeply'],
+      [{ toJSON: () => { throw new Error('hunter2'); } }, 'toJSON failed'],
+    ];
+    for (const [value, reason] of cases) {
+      let error: unknown;
+      try {
+        serializeData(value, 'said', 'reply');
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(UnserializableDataError);
+      expect(error).toMatchObject({ kind: 'reply', event: 'said', reason });
+      expect((error as Error).message).toBe(`cannot serialise the reply of "said": ${reason}`);
+      expect((error as Error).message).not.toContain('hunter2');
+    }
+  });
+});
+
+describe('utf8Length', () => {
+  it('equals the UTF-8 byte length of any string, lone surrogates included', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (text) => {
+        expect(utf8Length(text)).toBe(new TextEncoder().encode(text).length);
+      }),
+    );
+    expect(utf8Length('\ud800a')).toBe(4);
+    expect(utf8Length('😀')).toBe(4);
   });
 });

@@ -56,13 +56,22 @@ export function isValidEventName(event: unknown): event is string {
   return typeof event === 'string' && event.length > 0 && event.length <= MAX_EVENT_NAME_LENGTH;
 }
 
-/** Parses and checks one text frame from a client. Never throws. */
-export function decodeClientMessage(text: string): DecodeResult {
+/** How deeply a client frame may nest objects and arrays, the envelope itself included. */
+export const DEFAULT_MAX_MESSAGE_DEPTH = 64;
+
+/**
+ * Parses and checks one text frame from a client. Never throws. A frame that nests deeper than
+ * `maxDepth` is refused before its value is used (its top-level `id` is still read for `ref`).
+ */
+export function decodeClientMessage(text: string, maxDepth = DEFAULT_MAX_MESSAGE_DEPTH): DecodeResult {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
     return { ok: false, reason: 'frame is not valid JSON' };
+  }
+  if (nestsDeeperThan(text, maxDepth)) {
+    return { ok: false, reason: `frame nests deeper than ${maxDepth} levels`, id: topLevelId(parsed) };
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { ok: false, reason: 'frame must be a JSON object' };
@@ -87,9 +96,100 @@ export function decodeClientMessage(text: string): DecodeResult {
   return { ok: true, message };
 }
 
-/** JSON for a payload; `undefined` becomes `null` so that every frame stays valid JSON. */
-export function serializeData(data: unknown): string {
-  return JSON.stringify(data) ?? 'null';
+function topLevelId(parsed: unknown): MessageId | undefined {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
+  const { id } = parsed as { id?: unknown };
+  return isValidMessageId(id) ? id : undefined;
+}
+
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether a JSON text nests objects and arrays deeper than `maxDepth`, in one pass over the text
+ * without recursion. Texts with no more opening brackets than `maxDepth` are cleared by counting.
+ */
+export function nestsDeeperThan(text: string, maxDepth: number): boolean {
+  if (countOpenings(text, maxDepth + 1) <= maxDepth) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text.charCodeAt(i);
+    if (inString) {
+      if (char === BACKSLASH) i++;
+      else if (char === QUOTE) inString = false;
+    } else if (char === QUOTE) {
+      inString = true;
+    } else if (char === OPEN_BRACE || char === OPEN_BRACKET) {
+      if (++depth > maxDepth) return true;
+    } else if (char === CLOSE_BRACE || char === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Occurrences of `{` and `[` (strings included), counted up to `stopAt`. */
+function countOpenings(text: string, stopAt: number): number {
+  let count = 0;
+  for (const bracket of ['{', '[']) {
+    for (let i = text.indexOf(bracket); i !== -1 && count < stopAt; i = text.indexOf(bracket, i + 1)) count++;
+  }
+  return count;
+}
+
+const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
+
+/** Thrown for a value that JSON cannot carry (circular, BigInt, too deep, a throwing `toJSON`). */
+export class UnserializableDataError extends Error {
+  constructor(
+    readonly kind: string,
+    readonly event: string,
+    readonly reason: string,
+  ) {
+    super(`cannot serialise the ${kind} of "${event}": ${reason}`);
+    this.name = 'UnserializableDataError';
+  }
+}
+
+/**
+ * JSON for a payload; `undefined` becomes `null` so that every frame stays valid JSON. Throws
+ * `UnserializableDataError` (naming `kind` and `event`, never the value) for what JSON cannot carry.
+ */
+export function serializeData(data: unknown, event = '', kind = 'data'): string {
+  try {
+    return JSON.stringify(data) ?? 'null';
+  } catch (error) {
+    throw new UnserializableDataError(kind, event, unserializableReason(error));
+  }
+}
+
+function unserializableReason(error: unknown): string {
+  if (error instanceof RangeError) return 'nested too deeply';
+  const message = error instanceof Error ? error.message : '';
+  if (/circular/i.test(message)) return 'circular structure';
+  if (/bigint/i.test(message)) return 'BigInt value';
+  return 'toJSON failed';
+}
+
+/** Bytes of a string in UTF-8, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (isHighSurrogate(code) && isLowSurrogate(text.charCodeAt(i + 1))) {
+      bytes += 2; // a surrogate pair: 4 bytes for 2 UTF-16 units
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
 }
 
 /**
@@ -100,6 +200,7 @@ export class PreparedPush {
   /** `{"event":…,"data":…` without the closing brace. */
   private readonly head: string;
   private unsequenced: string | undefined;
+  private bytes: number | undefined;
 
   /** @param id the broadcast's own id, when it came through the broadcast bus. */
   constructor(
@@ -110,6 +211,12 @@ export class PreparedPush {
     this.head = `{"event":${JSON.stringify(event)},"data":${dataJson}`;
   }
 
+  /** About the size of one recipient's frame in UTF-8 bytes (what a replay buffer holds for it). */
+  get byteLength(): number {
+    this.bytes ??= utf8Length(this.head) + PUSH_OVERHEAD_BYTES;
+    return this.bytes;
+  }
+
   /** One recipient's frame. */
   frame(seq: number | undefined): string {
     if (seq !== undefined) return `${this.head},"seq":${seq}}`;
@@ -117,6 +224,9 @@ export class PreparedPush {
     return this.unsequenced;
   }
 }
+
+/** `,"seq":<n>}` at its longest, plus what a replay entry costs beside its frame. */
+const PUSH_OVERHEAD_BYTES = 64;
 
 export function preparePush(event: string, dataJson: string, id?: string): PreparedPush {
   return new PreparedPush(event, dataJson, id);

@@ -10,3 +10,6 @@ export const ErrorCode = {
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The message of every `INTERNAL` error: internals never reach the client. */
+export const INTERNAL_ERROR_MESSAGE = 'Internal error';

@@ -1,17 +1,22 @@
+import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import {
   CloseCode,
   CloseReason,
   encodeFrame,
+  ErrorCode,
+  INTERNAL_ERROR_MESSAGE,
   preparePush,
   serializeData,
   type PreparedPush,
   SUBPROTOCOL,
   SystemEvent,
+  UnserializableDataError,
   type ErrorData,
   type MessageId,
 } from '../protocol/index.js';
+import { reportUnserializable } from './unserializable-log.js';
 import type { Session, SessionTransport } from './session.js';
 
 export interface BackpressureOptions {
@@ -23,6 +28,10 @@ export interface BackpressureOptions {
 export const SLOW_CONSUMER_CLOSE_GRACE_MS = 2000;
 
 const OPEN = 1;
+
+const MAX_UTF8_BYTES_PER_UNIT = 3;
+
+const closeListenerLog = new Logger('ReliableSocket');
 
 /**
  * The connection handed to gateway handlers: one physical WebSocket bound to a session.
@@ -74,23 +83,49 @@ export class ReliableSocket implements SessionTransport {
     return this.raw.readyState === OPEN;
   }
 
-  /** Pushes an event to this client: sequenced and, with sessions on, resumable. */
+  /**
+   * Pushes an event to this client: sequenced and, with sessions on, resumable. Throws
+   * `UnserializableDataError` for data JSON cannot carry (nothing is sent).
+   */
   send(event: string, data?: unknown): void {
-    this.session.push(preparePush(event, serializeData(data)));
+    this.session.push(preparePush(event, serializeData(data, event, 'push')));
   }
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
     this.raw.close(code, reason ?? CloseReason[code as CloseCode] ?? '');
   }
 
-  /** Answers a client message: `{ event, data, ref }`, never sequenced. */
+  /**
+   * Answers a client message: `{ event, data, ref }`, never sequenced. A reply JSON cannot carry
+   * is answered `$error INTERNAL` instead (and logged once per event).
+   */
   reply(event: string, data: unknown, ref: MessageId | undefined): void {
-    this.answer(ref, encodeFrame(event, serializeData(data), { ref }));
+    let dataJson: string;
+    try {
+      dataJson = serializeData(data, event, 'reply');
+    } catch (error) {
+      this.failUnserializable(error, ref);
+      return;
+    }
+    this.answer(ref, encodeFrame(event, dataJson, { ref }));
   }
 
-  /** Answers a client message with `$error`. */
+  /** Answers a client message with `$error`; one whose `details` JSON cannot carry goes as `INTERNAL`. */
   replyError(error: ErrorData): void {
-    this.answer(error.ref, encodeFrame(SystemEvent.ERROR, serializeData(error)));
+    let dataJson: string;
+    try {
+      dataJson = serializeData(error, SystemEvent.ERROR, `${error.code} error`);
+    } catch (failure) {
+      this.failUnserializable(failure, error.ref);
+      return;
+    }
+    this.answer(error.ref, encodeFrame(SystemEvent.ERROR, dataJson));
+  }
+
+  private failUnserializable(error: unknown, ref: MessageId | undefined): void {
+    if (!(error instanceof UnserializableDataError)) throw error;
+    reportUnserializable(error);
+    this.replyError({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE, ref });
   }
 
   /** Answers a client message whose handler returned nothing. */
@@ -170,13 +205,22 @@ export class ReliableSocket implements SessionTransport {
    */
   write(frame: string): void {
     if (!this.isOpen) return;
-    // The string's length stands for its size: exact for ASCII, and the bound is a guard, not an account.
-    if (this.raw.bufferedAmount + frame.length > this.backpressure.maxBufferedBytes) {
+    if (!this.fits(frame)) {
       this.cutSlowConsumer();
       return;
     }
     this.corkForThisTick();
     this.raw.send(frame);
+  }
+
+  /**
+   * Whether the frame's UTF-8 bytes fit beside the unsent data. A UTF-16 unit takes 1 to 3 bytes,
+   * so the string's length settles most frames without encoding them.
+   */
+  private fits(frame: string): boolean {
+    const room = this.backpressure.maxBufferedBytes - this.raw.bufferedAmount;
+    if (frame.length > room) return false;
+    return frame.length * MAX_UTF8_BYTES_PER_UNIT <= room || Buffer.byteLength(frame) <= room;
   }
 
   /** Corking the TCP socket makes the frames of one tick one write. */
@@ -207,7 +251,13 @@ export class ReliableSocket implements SessionTransport {
 
   /** Called once by the adapter when the underlying socket has closed. */
   notifyClosed(code: number): void {
-    for (const listener of this.closeListeners.splice(0)) listener(code);
+    for (const listener of this.closeListeners.splice(0)) {
+      try {
+        listener(code);
+      } catch (error) {
+        closeListenerLog.error(`a disconnect handler failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
   }
 
   private cutSlowConsumer(): void {

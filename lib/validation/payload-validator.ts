@@ -40,9 +40,14 @@ export async function validatePayload(
     return { ok: false, details: [{ property, constraints: { isObject: `${property} must be an object` } }] };
   }
   const { transformOptions, ...validatorOptions } = options;
-  const instance: object = plainToInstance(metatype as new () => object, value, transformOptions);
-  const errors = await validate(instance, validatorOptions);
-  return errors.length === 0 ? { ok: true, value: instance } : { ok: false, details: flattenValidationErrors(errors) };
+  try {
+    const instance: object = plainToInstance(metatype as new () => object, value, transformOptions);
+    const errors = await validate(instance, validatorOptions);
+    return errors.length === 0 ? { ok: true, value: instance } : { ok: false, details: flattenValidationErrors(errors) };
+  } catch {
+    // class-transformer and class-validator recurse: a payload they cannot walk is invalid, not a server fault.
+    return { ok: false, details: [{ property, constraints: { isValid: `${property} could not be validated` } }] };
+  }
 }
 
 function capitalize(text: string): string {
