@@ -30,7 +30,8 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
     },
     {
       provide: SessionRegistry,
-      useFactory: (options: ResolvedReliableWsOptions) => new SessionRegistry(options.resume),
+      useFactory: ({ resume, maxConnectionsPerIp }: ResolvedReliableWsOptions) =>
+        new SessionRegistry(resume && { ...resume, maxPerIp: maxConnectionsPerIp }),
       inject: [RELIABLE_WS_OPTIONS],
     },
     {

@@ -26,6 +26,7 @@ describe('resolveOptions: defaults', () => {
       allowedOrigins: 'same-origin',
       requireOrigin: false,
       maxPayloadBytes: 65536,
+      maxMessageDepth: 64,
       maxConnectionsPerIp: 1000,
       trustProxy: false,
       heartbeat: { intervalMs: 30000, timeoutMs: 10000 },
@@ -41,7 +42,13 @@ describe('resolveOptions: defaults', () => {
     const resolved = resolveOptions({ heartbeat: { intervalMs: 100 }, shutdown: { spreadMs: 500 }, resume: { ttlMs: 0 } });
     expect(resolved.heartbeat).toEqual({ intervalMs: 100, timeoutMs: 10000 });
     expect(resolved.shutdown).toEqual({ closeCode: 1001, spreadMs: 500, timeoutMs: 10000 });
-    expect(resolved.resume).toEqual({ bufferSize: 1000, ttlMs: 0 });
+    expect(resolved.resume).toEqual({
+      bufferSize: 1000,
+      maxBufferedBytes: 1048576,
+      ttlMs: 0,
+      maxTotalBytes: 268435456,
+      maxDetachedSessions: 10000,
+    });
   });
 
   it('keeps explicit values', () => {
@@ -144,6 +151,11 @@ describe('resolveOptions: errors name the option and the value', () => {
     ['spreadMs negative', { shutdown: { spreadMs: -1 } }, 'shutdown.spreadMs', 'got -1'],
     ['resume true', { resume: true }, 'resume', 'got true'],
     ['resume.bufferSize 0', { resume: { bufferSize: 0 } }, 'resume.bufferSize', 'got 0'],
+    ['resume.maxBufferedBytes 0', { resume: { maxBufferedBytes: 0 } }, 'resume.maxBufferedBytes', 'got 0'],
+    ['resume.maxTotalBytes a string', { resume: { maxTotalBytes: '256mb' } }, 'resume.maxTotalBytes', 'got "256mb"'],
+    ['resume.maxDetachedSessions negative', { resume: { maxDetachedSessions: -1 } }, 'resume.maxDetachedSessions', 'got -1'],
+    ['maxMessageDepth 0', { maxMessageDepth: 0 }, 'maxMessageDepth', 'got 0'],
+    ['maxMessageDepth a float', { maxMessageDepth: 2.5 }, 'maxMessageDepth', 'got 2.5'],
     ['health.path without slash', { health: { path: 'x' } }, 'health.path', 'got "x"'],
     ['health.path a number', { health: { path: 5 } }, 'health.path', 'got 5'],
     ['health true', { health: true }, 'health', 'got true'],

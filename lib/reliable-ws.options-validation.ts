@@ -1,5 +1,7 @@
 import {
   AUTH_MODES,
+  containExpiresAt,
+  containUserId,
   DEFAULT_AUTH_TIMEOUT_MS,
   defaultExpiresAt,
   defaultUserId,
@@ -125,6 +127,7 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
     allowedOrigins: origins(options.allowedOrigins),
     requireOrigin: boolean('requireOrigin', options.requireOrigin, d.requireOrigin),
     maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, d.maxPayloadBytes, 1),
+    maxMessageDepth: integer('maxMessageDepth', options.maxMessageDepth, d.maxMessageDepth, 1),
     maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, d.maxConnectionsPerIp, 1),
     trustProxy: trustProxy(options.trustProxy),
     heartbeat: {
@@ -159,7 +162,10 @@ function resume(value: unknown): ResolvedReliableWsOptions['resume'] {
   const shape = section('resume', value, defaults);
   return {
     bufferSize: integer('resume.bufferSize', shape.bufferSize, defaults.bufferSize, 1),
+    maxBufferedBytes: integer('resume.maxBufferedBytes', shape.maxBufferedBytes, defaults.maxBufferedBytes, 1),
     ttlMs: integer('resume.ttlMs', shape.ttlMs, defaults.ttlMs, 0),
+    maxTotalBytes: integer('resume.maxTotalBytes', shape.maxTotalBytes, defaults.maxTotalBytes, 1),
+    maxDetachedSessions: integer('resume.maxDetachedSessions', shape.maxDetachedSessions, defaults.maxDetachedSessions, 0),
   };
 }
 
@@ -196,8 +202,8 @@ function auth(value: unknown): ResolvedAuthOptions | false {
     mode: mode as AuthMode,
     timeoutMs: integer('auth.timeoutMs', value.timeoutMs, DEFAULT_AUTH_TIMEOUT_MS, 1),
     cookieName: cookieName as string | undefined,
-    userId: optionalFunction('auth.userId', value.userId) ?? defaultUserId,
-    expiresAt: optionalFunction('auth.expiresAt', value.expiresAt) ?? defaultExpiresAt,
+    userId: containUserId(optionalFunction('auth.userId', value.userId) ?? defaultUserId),
+    expiresAt: containExpiresAt(optionalFunction('auth.expiresAt', value.expiresAt) ?? defaultExpiresAt),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { DEFAULT_MAX_MESSAGE_DEPTH } from './protocol/index.js';
 import type { AuthOptions, ResolvedAuthOptions } from './auth/index.js';
 import type { BroadcastOptions } from './broadcast/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
@@ -13,8 +14,14 @@ export type OriginCheck = (origin: string, request: IncomingMessage) => boolean;
 export interface ResumeOptions {
   /** Pushes kept per session for replay after a reconnect. */
   bufferSize: number;
+  /** Bytes of pushes kept per session for replay; the oldest go first. */
+  maxBufferedBytes: number;
   /** How long a disconnected session is kept. */
   ttlMs: number;
+  /** Bytes of pushes kept for replay by all sessions together. */
+  maxTotalBytes: number;
+  /** Disconnected sessions kept for a resume, all addresses together. */
+  maxDetachedSessions: number;
 }
 
 /** Options of `ReliableWsModule.forRoot()`; every one is optional. */
@@ -25,6 +32,8 @@ export interface ReliableWsOptions {
   requireOrigin?: boolean;
   /** Largest accepted frame; larger ones close the connection with 1009. Default: 65536. */
   maxPayloadBytes?: number;
+  /** Deepest nesting of objects and arrays in a client frame (the envelope is level 1); deeper: `$error BAD_MESSAGE`. Default: 64. */
+  maxMessageDepth?: number;
   /** Open connections per client IP; beyond it the handshake gets HTTP 429. Default: 1000. */
   maxConnectionsPerIp?: number;
   /** `false` (the socket's address) or the number of proxies in front (read from X-Forwarded-For). */
@@ -51,6 +60,7 @@ export interface ResolvedReliableWsOptions {
   allowedOrigins: '*' | 'same-origin' | Array<string | RegExp> | OriginCheck;
   requireOrigin: boolean;
   maxPayloadBytes: number;
+  maxMessageDepth: number;
   maxConnectionsPerIp: number;
   trustProxy: false | number;
   heartbeat: HeartbeatOptions;
@@ -68,6 +78,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   allowedOrigins: 'same-origin',
   requireOrigin: false,
   maxPayloadBytes: 65536,
+  maxMessageDepth: DEFAULT_MAX_MESSAGE_DEPTH,
   maxConnectionsPerIp: 1000,
   trustProxy: false,
   heartbeat: { intervalMs: 30000, timeoutMs: 10000 },
@@ -76,7 +87,13 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true },
   backpressure: { maxBufferedBytes: 1024 * 1024 },
   broadcast: { channelPrefix: 'rws', canaryIntervalMs: 5000, sharded: false, connectTimeoutMs: 10000 },
-  resume: { bufferSize: 1000, ttlMs: 120000 },
+  resume: {
+    bufferSize: 1000,
+    maxBufferedBytes: 1024 * 1024,
+    ttlMs: 120000,
+    maxTotalBytes: 256 * 1024 * 1024,
+    maxDetachedSessions: 10000,
+  },
   shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },
   health: { path: '/health/ws' },
 };

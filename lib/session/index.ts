@@ -5,3 +5,4 @@ export * from './reliable-socket.js';
 export * from './inbound-message.js';
 export * from './replay-buffer.js';
 export * from './answer-cache.js';
+export * from './unserializable-log.js';

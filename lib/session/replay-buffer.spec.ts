@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { preparePush } from '../protocol/index.js';
-import { ReplayBuffer } from './replay-buffer.js';
+import { ReplayBudget, ReplayBuffer } from './replay-buffer.js';
 
 const push = (n: number) => preparePush('tick', JSON.stringify({ n }), `i:${n}`);
 const frame = (n: number, seq = n) => `{"event":"tick","data":{"n":${n}},"seq":${seq}}`;
@@ -102,6 +102,76 @@ describe('ReplayBuffer', () => {
             expect(frames).toEqual(expected);
           } else {
             expect(frames).toBeUndefined();
+          }
+        },
+      ),
+    );
+  });
+});
+
+describe('ReplayBuffer: byte bounds', () => {
+  const sized = (n: number, bytes: number) => preparePush('blob', JSON.stringify('x'.repeat(bytes)), `b:${n}`);
+
+  it('drops the oldest pushes beyond maxBytes, so a resume that needs them is not covered', () => {
+    const one = sized(0, 1000).byteLength;
+    const buffer = new ReplayBuffer(1000, one * 3);
+    for (let seq = 1; seq <= 5; seq++) buffer.append(seq, sized(seq, 1000));
+    expect([...buffer.entries()].map((e) => e.seq)).toEqual([3, 4, 5]);
+    expect(buffer.byteLength).toBe(one * 3);
+    expect(buffer.covers(2, 5)).toBe(true);
+    expect(buffer.covers(1, 5)).toBe(false);
+  });
+
+  it('keeps no push larger than maxBytes on its own', () => {
+    const buffer = new ReplayBuffer(10, 100);
+    buffer.append(1, sized(1, 500));
+    expect(buffer.size).toBe(0);
+    expect(buffer.byteLength).toBe(0);
+  });
+
+  it('accounts every byte in the shared budget and gives it back on trim and dispose', () => {
+    const budget = new ReplayBudget(Number.POSITIVE_INFINITY);
+    const a = new ReplayBuffer(10, Number.POSITIVE_INFINITY, budget);
+    const b = new ReplayBuffer(10, Number.POSITIVE_INFINITY, budget);
+    for (let seq = 1; seq <= 4; seq++) a.append(seq, sized(seq, 100));
+    b.append(1, sized(9, 2000));
+    expect(budget.used).toBe(a.byteLength + b.byteLength);
+    a.trimThrough(2);
+    expect(budget.used).toBe(a.byteLength + b.byteLength);
+    b.dispose();
+    b.append(2, sized(10, 100)); // a disposed buffer keeps nothing more
+    expect(b.size).toBe(0);
+    expect(budget.used).toBe(a.byteLength);
+  });
+
+  it('over the budget, asks for relief first, then drops its own oldest pushes', () => {
+    const one = sized(0, 1000).byteLength;
+    const relieved: number[] = [];
+    const budget = new ReplayBudget(one * 4, () => relieved.push(budget.used));
+    const other = new ReplayBuffer(10, Number.POSITIVE_INFINITY, budget);
+    other.append(1, sized(1, 1000));
+    const buffer = new ReplayBuffer(10, Number.POSITIVE_INFINITY, budget);
+    for (let seq = 1; seq <= 4; seq++) buffer.append(seq, sized(seq, 1000));
+    expect(relieved).toEqual([one * 5]);
+    expect(budget.used).toBeLessThanOrEqual(one * 4);
+    expect([...buffer.entries()].map((e) => e.seq)).toEqual([2, 3, 4]);
+  });
+
+  it('never lets the budget exceed its bound, whatever is appended, trimmed or disposed', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(2), fc.constantFrom('append', 'trim', 'dispose'), fc.nat(3000)), { maxLength: 200 }),
+        (steps) => {
+          const budget = new ReplayBudget(8000);
+          const buffers = [0, 1, 2].map(() => new ReplayBuffer(50, 4000, budget));
+          const seqs = [0, 0, 0];
+          for (const [index, action, size] of steps) {
+            if (action === 'append') buffers[index].append(++seqs[index], sized(seqs[index], size));
+            else if (action === 'trim') buffers[index].trimThrough(seqs[index] - 2);
+            else buffers[index].dispose();
+            expect(budget.used).toBeLessThanOrEqual(8000);
+            expect(budget.used).toBe(buffers.reduce((sum, buffer) => sum + buffer.byteLength, 0));
+            for (const buffer of buffers) expect(buffer.byteLength).toBeLessThanOrEqual(4000);
           }
         },
       ),

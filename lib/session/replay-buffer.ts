@@ -5,23 +5,57 @@ export interface ReplayEntry {
   push: PreparedPush;
 }
 
+/** The bytes held by all replay buffers of an instance together, against one bound. */
+export class ReplayBudget {
+  used = 0;
+
+  /** @param relieve frees bytes elsewhere (detached sessions) once the bound is exceeded */
+  constructor(
+    readonly maxBytes: number,
+    readonly relieve: () => void = () => undefined,
+  ) {}
+
+  get exceeded(): boolean {
+    return this.used > this.maxBytes;
+  }
+}
+
 /**
- * The pushes a session may still have to replay, oldest first, bounded by count. Entries share
- * their `PreparedPush` with every other recipient of the same broadcast.
+ * The pushes a session may still have to replay, oldest first, bounded by count, by bytes, and
+ * by the instance's budget for all buffers together. Entries share their `PreparedPush` with
+ * every other recipient of the same broadcast.
  */
 export class ReplayBuffer {
   private items: ReplayEntry[] = [];
   private head = 0;
+  private bytes = 0;
+  private disposed = false;
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+    private readonly budget?: ReplayBudget,
+  ) {}
 
   get size(): number {
     return this.items.length - this.head;
   }
 
+  /** The bytes of the pushes held (frame sizes, as `PreparedPush.byteLength` estimates them). */
+  get byteLength(): number {
+    return this.bytes;
+  }
+
+  /** Keeps a push, dropping the oldest ones beyond the bounds. Ignored once disposed. */
   append(seq: number, push: PreparedPush): void {
+    if (this.disposed) return;
     this.items.push({ seq, push });
-    if (this.size > this.capacity) this.head++;
+    this.account(push.byteLength);
+    while (this.size > this.capacity || this.bytes > this.maxBytes) this.dropOldest();
+    if (this.budget?.exceeded) {
+      this.budget.relieve();
+      while (this.size > 0 && this.budget.exceeded) this.dropOldest();
+    }
     this.compact();
   }
 
@@ -31,7 +65,7 @@ export class ReplayBuffer {
 
   /** Drops everything the client confirmed (cumulative ack). */
   trimThrough(seq: number): void {
-    while (this.head < this.items.length && this.items[this.head].seq <= seq) this.head++;
+    while (this.size > 0 && this.items[this.head].seq <= seq) this.dropOldest();
     this.compact();
   }
 
@@ -47,6 +81,24 @@ export class ReplayBuffer {
     const first = this.items[this.head];
     if (!first) return undefined;
     return this.items[this.head + (seq - first.seq)]?.push;
+  }
+
+  /** Gives every byte back to the budget; the buffer keeps nothing from now on. */
+  dispose(): void {
+    this.disposed = true;
+    this.account(-this.bytes);
+    this.items = [];
+    this.head = 0;
+  }
+
+  private dropOldest(): void {
+    this.account(-this.items[this.head].push.byteLength);
+    this.head++;
+  }
+
+  private account(delta: number): void {
+    this.bytes += delta;
+    if (this.budget) this.budget.used += delta;
   }
 
   private compact(): void {

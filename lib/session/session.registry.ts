@@ -1,8 +1,10 @@
-import type { OnApplicationShutdown } from '@nestjs/common';
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { CloseCode, SUBPROTOCOL } from '../protocol/index.js';
+import { DetachedSessions } from './detached-sessions.js';
 import type { ReliableSocket } from './reliable-socket.js';
+import { ReplayBudget } from './replay-buffer.js';
 import { secretsEqual } from './session-id.js';
-import { Session, type SessionSnapshot } from './session.js';
+import { Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
 export interface SessionObserver {
@@ -16,6 +18,14 @@ export interface SessionLifetime {
   bufferSize: number;
   /** How long a session outlives its connection. */
   ttlMs: number;
+  /** Bytes of pushes kept per session for replay. Default: unbounded. */
+  maxBufferedBytes?: number;
+  /** Bytes of pushes kept for replay by all sessions together. Default: unbounded. */
+  maxTotalBytes?: number;
+  /** Sessions kept for a resume after their connection dropped. Default: unbounded. */
+  maxDetachedSessions?: number;
+  /** Open connections plus detached sessions one address may hold. Default: unbounded. */
+  maxPerIp?: number;
 }
 
 export interface ResumeRequest {
@@ -24,22 +34,44 @@ export interface ResumeRequest {
   lastSeq: number;
 }
 
+/** Evictions are logged at the first and then once per this many. */
+const EVICTION_LOG_EVERY = 1000;
+
 /**
  * The open connections of this instance, with or without a started session, and the sessions,
  * which outlive a dropped connection for `ttlMs` so that the client can resume them.
  */
 export class SessionRegistry implements OnApplicationShutdown {
+  private readonly logger = new Logger(SessionRegistry.name);
   private readonly connections = new Set<ReliableSocket>();
+  private readonly connectionsByIp = new Map<string, number>();
   private readonly sessions = new Map<string, Session>();
+  private readonly detached = new DetachedSessions();
   private readonly expiryTimers = new Map<Session, NodeJS.Timeout>();
   private readonly observers: SessionObserver[] = [];
   private readonly emptyWaiters: Array<() => void> = [];
+  private readonly replayLimits: ReplayByteLimits | undefined;
+  private evictions = 0;
 
   /** @param lifetime `false` when sessions are off: no numbering, and a session ends with its connection. */
-  constructor(private readonly lifetime: SessionLifetime | false) {}
+  constructor(private readonly lifetime: SessionLifetime | false) {
+    if (!lifetime) return;
+    const budget = new ReplayBudget(lifetime.maxTotalBytes ?? Number.POSITIVE_INFINITY, () => this.evictWhile(() => budget.exceeded));
+    this.replayLimits = { maxBufferedBytes: lifetime.maxBufferedBytes ?? Number.POSITIVE_INFINITY, budget };
+  }
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Sessions waiting for their client to resume. */
+  get detachedCount(): number {
+    return this.detached.size;
+  }
+
+  /** Bytes of pushes kept for replay by all sessions. */
+  get bufferedBytes(): number {
+    return this.replayLimits?.budget?.used ?? 0;
   }
 
   observe(observer: SessionObserver): void {
@@ -48,6 +80,7 @@ export class SessionRegistry implements OnApplicationShutdown {
 
   add(socket: ReliableSocket): void {
     this.connections.add(socket);
+    this.connectionsByIp.set(socket.ip, (this.connectionsByIp.get(socket.ip) ?? 0) + 1);
   }
 
   /**
@@ -56,12 +89,16 @@ export class SessionRegistry implements OnApplicationShutdown {
    */
   remove(socket: ReliableSocket, closeCode: number): void {
     if (!this.connections.delete(socket)) return;
+    const left = (this.connectionsByIp.get(socket.ip) ?? 1) - 1;
+    if (left === 0) this.connectionsByIp.delete(socket.ip);
+    else this.connectionsByIp.set(socket.ip, left);
     if (socket.hasSession && socket.session.detach(socket)) {
       const { session } = socket;
       if (!this.lifetime || !session.resumable || closeCode === CloseCode.NORMAL || this.lifetime.ttlMs === 0) {
         this.endSession(session);
+      } else {
+        this.keepDetached(session, this.lifetime.ttlMs);
       }
-      else this.expireLater(session, this.lifetime.ttlMs);
     }
     if (this.connections.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
   }
@@ -72,11 +109,13 @@ export class SessionRegistry implements OnApplicationShutdown {
    */
   startSession(socket: ReliableSocket, principal: unknown): Session {
     const resumable = this.lifetime && socket.protocol === SUBPROTOCOL;
-    const session = new Session(this.lifetime !== false, resumable ? this.lifetime.bufferSize : 0);
+    const session = new Session(this.lifetime !== false, resumable ? this.lifetime.bufferSize : 0, undefined, this.replayLimits);
     session.principal = principal;
+    session.ip = socket.ip;
     this.sessions.set(session.id, session);
     socket.bindSession(session);
     for (const observer of this.observers) observer.sessionStarted(session);
+    this.keepAddressShare(socket.ip);
     return session;
   }
 
@@ -96,9 +135,9 @@ export class SessionRegistry implements OnApplicationShutdown {
       this.endSession(session);
       return undefined;
     }
-    clearTimeout(this.expiryTimers.get(session));
-    this.expiryTimers.delete(session);
+    this.stopWaiting(session);
     session.takeOver()?.terminate();
+    session.ip = socket.ip;
     socket.bindSession(session);
     return session;
   }
@@ -106,11 +145,11 @@ export class SessionRegistry implements OnApplicationShutdown {
   /** Takes in a session handed over by another instance; it waits for its client's resume. */
   adopt(snapshot: SessionSnapshot): Session | undefined {
     if (!this.lifetime || this.sessions.has(snapshot.id)) return undefined;
-    const session = Session.restore(snapshot, this.lifetime.bufferSize);
+    const session = Session.restore(snapshot, this.lifetime.bufferSize, this.replayLimits);
     this.sessions.set(session.id, session);
     for (const observer of this.observers) observer.sessionStarted(session);
-    this.expireLater(session, this.lifetime.ttlMs);
-    return session;
+    this.keepDetached(session, this.lifetime.ttlMs);
+    return this.sessions.get(session.id);
   }
 
   /** Lets go of a session handed over to another instance: its connection, if any, is cut. */
@@ -154,19 +193,58 @@ export class SessionRegistry implements OnApplicationShutdown {
     this.expiryTimers.clear();
   }
 
-  private expireLater(session: Session, ttlMs: number): void {
+  /**
+   * Keeps a session without connection for `ttlMs`, within the bounds: its address's share
+   * (connections plus detached sessions), the number of detached sessions, and the bytes.
+   */
+  private keepDetached(session: Session, ttlMs: number): void {
     const timer = setTimeout(() => {
       this.expiryTimers.delete(session);
       if (!session.attached) this.endSession(session);
     }, ttlMs);
     timer.unref();
     this.expiryTimers.set(session, timer);
+    this.detached.add(session);
+    this.keepAddressShare(session.ip);
+    const { maxDetachedSessions = Number.POSITIVE_INFINITY } = this.lifetime || {};
+    this.evictWhile(() => this.detached.size > maxDetachedSessions);
+  }
+
+  /** Evicts an address's oldest detached sessions while it holds more than its share. */
+  private keepAddressShare(ip: string): void {
+    const { maxPerIp = Number.POSITIVE_INFINITY } = this.lifetime || {};
+    const open = this.connectionsByIp.get(ip) ?? 0;
+    while (this.detached.countOf(ip) > 0 && open + this.detached.countOf(ip) > maxPerIp) {
+      this.evict(this.detached.oldestOf(ip)!);
+    }
+  }
+
+  /** Evicts detached sessions, the largest address's oldest first, while `over()` holds. */
+  private evictWhile(over: () => boolean): void {
+    for (let victim = this.detached.victim(); victim && over(); victim = this.detached.victim()) this.evict(victim);
+  }
+
+  /** Ends a detached session early: its client's resume will answer `missed: true`. */
+  private evict(session: Session): void {
+    this.endSession(session);
+    if (++this.evictions % EVICTION_LOG_EVERY === 1) {
+      this.logger.warn(
+        `evicted detached session(s) to stay within the resume bounds (${this.evictions} so far; ` +
+          `${this.detached.size} detached, ${this.bufferedBytes} bytes buffered)`,
+      );
+    }
+  }
+
+  private stopWaiting(session: Session): void {
+    clearTimeout(this.expiryTimers.get(session));
+    this.expiryTimers.delete(session);
+    this.detached.delete(session);
   }
 
   private endSession(session: Session): void {
     if (!this.sessions.delete(session.id)) return;
-    clearTimeout(this.expiryTimers.get(session));
-    this.expiryTimers.delete(session);
+    this.stopWaiting(session);
+    session.dispose();
     for (const observer of this.observers) observer.sessionEnded(session);
   }
 }

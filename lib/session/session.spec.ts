@@ -4,7 +4,7 @@ import type { WebSocket } from 'ws';
 import { preparePush, type PreparedPush } from '../protocol/index.js';
 import { ANSWER_PENDING } from './answer-cache.js';
 import { ReliableSocket } from './reliable-socket.js';
-import { SessionRegistry, type SessionObserver } from './session.registry.js';
+import { SessionRegistry, type SessionLifetime, type SessionObserver } from './session.registry.js';
 import { Session, type SessionTransport } from './session.js';
 
 const push = (n: number, id?: string) => preparePush('tick', JSON.stringify({ n }), id);
@@ -188,7 +188,7 @@ describe('Session', () => {
   });
 });
 
-function fakeSocket(protocol = 'rws.v1'): { socket: ReliableSocket; raw: { terminate: jest.Mock } } {
+function fakeSocket(protocol = 'rws.v1', ip = '127.0.0.1'): { socket: ReliableSocket; raw: { terminate: jest.Mock } } {
   const raw = {
     readyState: 1,
     bufferedAmount: 0,
@@ -197,7 +197,7 @@ function fakeSocket(protocol = 'rws.v1'): { socket: ReliableSocket; raw: { termi
     close: jest.fn(),
     terminate: jest.fn(),
   };
-  const socket = new ReliableSocket(raw as unknown as WebSocket, {} as IncomingMessage, '127.0.0.1', { maxBufferedBytes: 1 << 20 });
+  const socket = new ReliableSocket(raw as unknown as WebSocket, {} as IncomingMessage, ip, { maxBufferedBytes: 1 << 20 });
   return { socket, raw };
 }
 
@@ -322,5 +322,110 @@ describe('SessionRegistry', () => {
     sessions.release(live);
     expect(raw.terminate).toHaveBeenCalledTimes(1);
     expect(sessions.getSession(live.id)).toBeUndefined();
+  });
+});
+
+describe('SessionRegistry: bounds of detached sessions', () => {
+  const blob = (n: number, bytes: number) => preparePush('blob', JSON.stringify('x'.repeat(bytes)), `b:${n}`);
+
+  function bounded(bounds: Partial<SessionLifetime>) {
+    const sessions = new SessionRegistry({ bufferSize: 100, ttlMs: 60_000, ...bounds });
+    const ended: string[] = [];
+    sessions.observe({ sessionStarted: () => undefined, principalChanged: () => undefined, sessionEnded: (s) => ended.push(s.id) });
+    /** Opens a connection from `ip`, starts its session, optionally drops it; returns the session. */
+    const connect = (ip: string, drop = true): Session => {
+      const { socket } = fakeSocket('rws.v1', ip);
+      sessions.add(socket);
+      const session = sessions.startSession(socket, undefined);
+      if (drop) sessions.remove(socket, 1006);
+      return session;
+    };
+    const resume = (session: Session, ip: string, lastSeq = session.lastSeq) => {
+      const { socket } = fakeSocket('rws.v1', ip);
+      sessions.add(socket);
+      return sessions.resumeSession(socket, { sessionId: session.id, resumeToken: session.resumeToken, lastSeq }, () => true);
+    };
+    return { sessions, ended, connect, resume };
+  }
+
+  afterEach(() => jest.useRealTimers());
+
+  it('keeps at most maxDetachedSessions, evicting the oldest of the address holding the most', () => {
+    jest.useFakeTimers();
+    const { sessions, ended, connect, resume } = bounded({ maxDetachedSessions: 4 });
+    const quiet = connect('10.0.0.1');
+    const noisy = [connect('10.0.0.9'), connect('10.0.0.9'), connect('10.0.0.9')];
+    const late = connect('10.0.0.2'); // fifth: the noisy address loses its oldest
+    expect(ended).toEqual([noisy[0].id]);
+    connect('10.0.0.3');
+    expect(ended).toEqual([noisy[0].id, noisy[1].id]);
+    expect(sessions.detachedCount).toBe(4);
+    expect(resume(noisy[0], '10.0.0.9')).toBeUndefined(); // its client gets missed: true
+    expect(resume(quiet, '10.0.0.1')).toBe(quiet);
+    expect(resume(late, '10.0.0.2')).toBe(late);
+  });
+
+  it('with every address holding one, evicts the oldest detached session', () => {
+    jest.useFakeTimers();
+    const { ended, connect } = bounded({ maxDetachedSessions: 2 });
+    const [a, b] = [connect('10.0.0.1'), connect('10.0.0.2')];
+    connect('10.0.0.3');
+    expect(ended).toEqual([a.id]);
+    connect('10.0.0.4');
+    expect(ended).toEqual([a.id, b.id]);
+  });
+
+  it("an address's open connections and detached sessions together stay within maxPerIp", () => {
+    jest.useFakeTimers();
+    const { sessions, ended, connect } = bounded({ maxPerIp: 3 });
+    const other = connect('10.0.0.2');
+    const dropped = [connect('10.0.0.1'), connect('10.0.0.1')];
+    connect('10.0.0.1', false);
+    expect(ended).toEqual([]);
+    connect('10.0.0.1', false); // 2 open + 2 detached > 3: its own oldest goes, never another address's
+    expect(ended).toEqual([dropped[0].id]);
+    connect('10.0.0.1', false);
+    expect(ended).toEqual([dropped[0].id, dropped[1].id]);
+    expect(sessions.getSession(other.id)).toBe(other);
+  });
+
+  it('keeps the bytes of all replay buffers within maxTotalBytes, evicting detached sessions first', () => {
+    jest.useFakeTimers();
+    const one = blob(0, 10_000).byteLength;
+    const { sessions, ended, connect, resume } = bounded({ maxTotalBytes: one * 10 });
+    const detached = [connect('10.0.0.9'), connect('10.0.0.9'), connect('10.0.0.1')];
+    for (const session of detached) for (let n = 0; n < 3; n++) session.push(blob(n, 10_000));
+    const live = connect('10.0.0.2', false);
+    for (let n = 0; n < 3; n++) live.push(blob(n, 10_000));
+    expect(ended).toEqual([detached[0].id]);
+    expect(sessions.bufferedBytes).toBeLessThanOrEqual(one * 10);
+    for (let n = 0; n < 20; n++) live.push(blob(n, 10_000));
+    expect(ended).toEqual(detached.map((session) => session.id));
+    expect(sessions.bufferedBytes).toBeLessThanOrEqual(one * 10);
+    expect(resume(detached[2], '10.0.0.1', 0)).toBeUndefined();
+  });
+
+  it("a session's own buffer stays within maxBufferedBytes; a resume past what it dropped is refused", () => {
+    jest.useFakeTimers();
+    const one = blob(0, 1000).byteLength;
+    const { connect, resume } = bounded({ maxBufferedBytes: one * 5 });
+    const session = connect('10.0.0.1');
+    for (let n = 0; n < 50; n++) session.push(blob(n, 1000));
+    expect(session.bufferedBytes).toBe(one * 5);
+    expect(resume(session, '10.0.0.1', 45)).toBe(session);
+    const other = connect('10.0.0.1');
+    for (let n = 0; n < 50; n++) other.push(blob(n, 1000));
+    expect(resume(other, '10.0.0.1', 44)).toBeUndefined();
+  });
+
+  it('gives the bytes of ended sessions back', () => {
+    jest.useFakeTimers();
+    const { sessions, connect } = bounded({ ttlMs: 100 } as Partial<SessionLifetime>);
+    const session = connect('10.0.0.1');
+    session.push(blob(1, 5000));
+    expect(sessions.bufferedBytes).toBeGreaterThan(5000);
+    jest.advanceTimersByTime(101);
+    expect(sessions.bufferedBytes).toBe(0);
+    expect(sessions.detachedCount).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { preparePush, type PreparedPush } from '../protocol/index.js';
 import { AnswerCache } from './answer-cache.js';
-import { ReplayBuffer } from './replay-buffer.js';
+import { ReplayBuffer, type ReplayBudget } from './replay-buffer.js';
 import { randomSecret } from './session-id.js';
 
 /** Where a session's frames go while it has a live connection. */
@@ -11,10 +11,12 @@ export interface SessionTransport {
   terminate(): void;
 }
 
-/**
- * The state of one client across its connections: identity, principal, and the numbering of
- * pushes (`seq`) and of client messages (`lastId`).
- */
+/** Byte bounds of a session's replay buffer: its own, and the budget it shares with all others. */
+export interface ReplayByteLimits {
+  maxBufferedBytes: number;
+  budget?: ReplayBudget;
+}
+
 /** Everything needed to continue a session on another instance. */
 export interface SessionSnapshot {
   id: string;
@@ -26,8 +28,14 @@ export interface SessionSnapshot {
   rooms: string[];
   pushes: Array<{ seq: number; event: string; dataJson: string; id?: string }>;
   answers: Array<[number, string]>;
+  /** The client's address, for the per-address bounds of detached sessions. */
+  ip?: string;
 }
 
+/**
+ * The state of one client across its connections: identity, principal, and the numbering of
+ * pushes (`seq`) and of client messages (`lastId`).
+ */
 export class Session {
   readonly id: string;
   readonly resumeToken: string;
@@ -42,26 +50,32 @@ export class Session {
   ackedSeq = 0;
   /** Answers to recent client message ids, for duplicates. */
   readonly answers = new AnswerCache();
+  /** The address of the client's latest connection. */
+  ip = '';
   private transport: SessionTransport | undefined;
   private readonly buffer: ReplayBuffer | undefined;
 
   /**
    * @param sequenced whether pushes carry `seq`
    * @param bufferSize pushes kept for replay; 0 for a session that cannot be resumed
+   * @param bytes byte bounds of the replay buffer (none: bounded by count only)
    */
   constructor(
     readonly sequenced: boolean,
     bufferSize: number,
     identity?: { id: string; resumeToken: string },
+    bytes?: ReplayByteLimits,
   ) {
-    this.buffer = sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize) : undefined;
+    this.buffer =
+      sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize, bytes?.maxBufferedBytes, bytes?.budget) : undefined;
     this.id = identity?.id ?? randomSecret();
     this.resumeToken = identity?.resumeToken ?? randomSecret();
   }
 
-  static restore(snapshot: SessionSnapshot, bufferSize: number): Session {
-    const session = new Session(true, bufferSize, snapshot);
+  static restore(snapshot: SessionSnapshot, bufferSize: number, bytes?: ReplayByteLimits): Session {
+    const session = new Session(true, bufferSize, snapshot, bytes);
     session.principal = snapshot.principal;
+    session.ip = snapshot.ip ?? '';
     session.lastId = snapshot.lastId;
     session.ackedSeq = snapshot.ackedSeq;
     for (const room of snapshot.rooms) session.rooms.add(room);
@@ -82,7 +96,18 @@ export class Session {
       rooms: [...this.rooms],
       pushes: [...(this.buffer?.entries() ?? [])].map(({ seq, push }) => ({ seq, event: push.event, dataJson: push.dataJson, id: push.id })),
       answers: this.answers.settled(),
+      ip: this.ip,
     };
+  }
+
+  /** Bytes of pushes kept for replay. */
+  get bufferedBytes(): number {
+    return this.buffer?.byteLength ?? 0;
+  }
+
+  /** Releases the replay buffer of a session that has ended. */
+  dispose(): void {
+    this.buffer?.dispose();
   }
 
 
