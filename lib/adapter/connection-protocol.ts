@@ -14,6 +14,7 @@ import {
   type ClientMessage,
   type DecodeResult,
   type MessageId,
+  type ReadyData,
 } from '../protocol/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
@@ -73,7 +74,7 @@ export class ConnectionProtocol {
    * a resume was asked for and failed: the client must resync), then hands the connection to
    * the gateways.
    */
-  private startSession(connection: ConnectionState, principal: unknown, resume?: ResumeRequest): void {
+  private startSession(connection: ConnectionState, principal: unknown, resume?: ResumeRequest, helloId?: MessageId): void {
     const { socket, wss } = connection;
     clearTimeout(connection.helloTimer);
     const { sessions } = this.runtime;
@@ -81,16 +82,27 @@ export class ConnectionProtocol {
     const session = resumed ?? sessions.startSession(socket, principal);
     if (resumed) sessions.setPrincipal(session, principal);
     this.watchExpiry(connection, principal);
-    socket.sendSystem(SystemEvent.READY, {
+    const ready: ReadyData = {
       sessionId: session.id,
       ...(this.options.resume === false ? {} : { resumeToken: session.resumeToken }),
       resumed: resumed !== undefined,
       missed: resume !== undefined && resumed === undefined,
       lastId: session.lastId,
       heartbeatMs: this.options.heartbeat.intervalMs,
-    });
+    };
+    socket.write(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
     if (resumed && resume) socket.replayAfter(resume.lastSeq);
-    wss.emit('connection', socket, socket.request);
+    this.announce(wss, socket);
+  }
+
+  /** Hands the connection to the gateways; a `handleConnection` that throws closes it with 1011. */
+  private announce(wss: GatewayServer, socket: ReliableSocket): void {
+    try {
+      wss.emit('connection', socket, socket.request);
+    } catch (error) {
+      this.log.error(`a connection handler failed: ${error instanceof Error ? error.message : String(error)}`);
+      socket.close(CloseCode.INTERNAL_ERROR);
+    }
   }
 
   /** A session resumes only for the same user (when auth tells users apart). */
@@ -113,12 +125,13 @@ export class ConnectionProtocol {
 
   private onFrame(connection: ConnectionState, data: RawData, isBinary: boolean): void {
     const { socket } = connection;
+    if (!socket.isOpen) return;
     socket.markSeen();
     if (connection.verifying) {
-      connection.held.push([data, isBinary]);
+      if (!connection.hold(data, isBinary)) socket.close(CloseCode.POLICY_VIOLATION, 'too many frames while credentials are checked');
       return;
     }
-    const decoded = isBinary ? BINARY_FRAME : decodeClientMessage(data.toString());
+    const decoded = isBinary ? BINARY_FRAME : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
     if (!decoded.ok) {
       if (this.admitUnhandled(socket, decoded.id)) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: decoded.reason, ref: decoded.id });
@@ -128,6 +141,7 @@ export class ConnectionProtocol {
     const { message } = decoded;
     if (isAdvancingAck(socket, message)) {
       socket.session.acknowledge((message.data as { seq: number }).seq);
+      if (message.id !== undefined) this.answerAck(socket, message.id);
     } else if (isSystemEventName(message.event)) {
       if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
     } else if (!socket.hasSession) {
@@ -170,24 +184,44 @@ export class ConnectionProtocol {
     const { socket } = connection;
     const { event, data, id } = message;
     if (event === SystemEvent.PING) {
-      socket.sendSystem(SystemEvent.PONG, data ?? null);
+      this.pong(socket, data, id);
     } else if (event === SystemEvent.HELLO) {
       if (socket.hasSession) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'the session has already started', ref: id });
       } else {
-        clearTimeout(connection.helloTimer);
-        void this.whileVerifying(connection, () => this.onHello(connection, data));
+        // The $hello deadline keeps running while the credentials are checked.
+        void this.whileVerifying(connection, () => this.onHello(connection, data, id));
       }
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     } else if (event === SystemEvent.AUTH) {
-      void this.whileVerifying(connection, () => this.onAuth(connection, data, id));
-    } else if (event !== SystemEvent.ACK) {
+      const deadline = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
+      void this.whileVerifying(connection, () => this.onAuth(connection, data, id)).finally(() => clearTimeout(deadline));
+    } else if (event === SystemEvent.ACK) {
+      if (id !== undefined) this.answerAck(socket, id);
+    } else {
       socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `unknown system event "${event}"`, ref: id });
     }
   }
 
-  private async onHello(connection: ConnectionState, data: unknown): Promise<void> {
+  /** `$pong` with the `$ping`'s data (depth-checked on the way in) and its id as `ref`. */
+  private pong(socket: ReliableSocket, data: unknown, id: MessageId | undefined): void {
+    let dataJson: string;
+    try {
+      dataJson = serializeData(data ?? null, SystemEvent.PING);
+    } catch {
+      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: '$ping data cannot be echoed', ref: id });
+      return;
+    }
+    socket.write(encodeFrame(SystemEvent.PONG, dataJson, { ref: id }));
+  }
+
+  /** Every `$ack` that carries an id is answered, whether or not it moved the acknowledged seq. */
+  private answerAck(socket: ReliableSocket, id: MessageId): void {
+    socket.write(encodeFrame(SystemEvent.ACK, serializeData({ ref: id })));
+  }
+
+  private async onHello(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
     const principal = await this.helloPrincipal(connection, tokenOf(data));
     if (principal === REJECTED) {
       connection.socket.close(CloseCode.UNAUTHORIZED);
@@ -195,7 +229,7 @@ export class ConnectionProtocol {
     }
     const resume = resumeRequestOf(data);
     if (resume && this.options.resume !== false) await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken);
-    if (connection.socket.isOpen) this.startSession(connection, principal, resume);
+    if (connection.socket.isOpen) this.startSession(connection, principal, resume, id);
   }
 
   /** The principal a `$hello` establishes: the handshake's, or the one its token verifies to. */
@@ -233,9 +267,8 @@ export class ConnectionProtocol {
       await check();
     } finally {
       connection.verifying = false;
-      while (connection.held.length > 0 && !connection.verifying && connection.socket.isOpen) {
-        const [data, isBinary] = connection.held.shift()!;
-        this.onFrame(connection, data, isBinary);
+      for (let frame = connection.release(); frame && !connection.verifying && connection.socket.isOpen; frame = connection.release()) {
+        this.onFrame(connection, frame[0], frame[1]);
       }
     }
   }
@@ -254,12 +287,19 @@ const BINARY_FRAME: DecodeResult = { ok: false, reason: 'binary frames are not s
 /** Longest delay a Node timer can hold. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
+/** Frames held while credentials are checked, at most: beyond either bound the connection is closed 1008. */
+export const MAX_HELD_FRAMES = 32;
+export const MAX_HELD_BYTES = 256 * 1024;
+
+type HeldFrame = [data: RawData, isBinary: boolean, bytes: number];
+
 /** Per-connection protocol state that only the adapter needs. */
 class ConnectionState {
   helloTimer: NodeJS.Timeout | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
   verifying = false;
-  readonly held: Array<[RawData, boolean]> = [];
+  private held: HeldFrame[] = [];
+  private heldBytes = 0;
 
   constructor(
     readonly wss: GatewayServer,
@@ -267,10 +307,34 @@ class ConnectionState {
     readonly handshakePrincipal: unknown,
   ) {}
 
+  /** Keeps a frame for after the credential check; false (keeping nothing more) once over the bounds. */
+  hold(data: RawData, isBinary: boolean): boolean {
+    const bytes = Array.isArray(data) ? data.reduce((sum, part) => sum + part.byteLength, 0) : data.byteLength;
+    if (this.held.length >= MAX_HELD_FRAMES || this.heldBytes + bytes > MAX_HELD_BYTES) {
+      this.dropHeld();
+      return false;
+    }
+    this.held.push([data, isBinary, bytes]);
+    this.heldBytes += bytes;
+    return true;
+  }
+
+  /** The oldest held frame, taken out. */
+  release(): HeldFrame | undefined {
+    const frame = this.held.shift();
+    if (frame) this.heldBytes -= frame[2];
+    return frame;
+  }
+
   dispose(): void {
     clearTimeout(this.helloTimer);
     clearTimeout(this.expiryTimer);
-    this.held.length = 0;
+    this.dropHeld();
+  }
+
+  private dropHeld(): void {
+    this.held = [];
+    this.heldBytes = 0;
   }
 }
 
