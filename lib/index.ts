@@ -31,6 +31,7 @@ export {
   ErrorCode,
   SystemEvent,
   SUBPROTOCOL,
+  UnserializableDataError,
   type ClientMessage,
   type ServerMessage,
   type ErrorData,

@@ -404,10 +404,11 @@ describe('resume: session expiry', () => {
   });
 });
 
-describe('resume: a replay larger than backpressure.maxBufferedBytes (default options)', () => {
+describe('resume: a replay larger than backpressure.maxBufferedBytes', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startApp(BASE, [ResumeGateway]); // bufferSize 1000, maxBufferedBytes 1 MiB
+    // backpressure.maxBufferedBytes stays at its default (1 MiB); the replay buffer may hold 8 MiB
+    app = await startApp({ ...BASE, resume: { maxBufferedBytes: 8 * 1024 * 1024 } }, [ResumeGateway]);
   });
   afterAll(() => app.close());
 
@@ -429,6 +430,38 @@ describe('resume: a replay larger than backpressure.maxBufferedBytes (default op
       replayed: 1000,
       open: true,
     });
+  });
+});
+
+describe('resume: replay buffers are bounded in bytes (default resume.maxBufferedBytes, 1 MiB)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startApp(BASE, [ResumeGateway]);
+  });
+  afterAll(() => app.close());
+
+  it('a detached session keeps the newest 1 MiB of pushes: a resume that needs older ones gets missed: true', async () => {
+    const url = app.wsUrl('/ws');
+    const broadcast = app.app.get(BroadcastService);
+    const pad = 'x'.repeat(20_000);
+    const { client, ready } = track(await hello(url));
+    await drop(client);
+    for (let i = 0; i < 100; i++) await broadcast.toClient(ready.data.sessionId, 'big', { i, pad }); // ~2 MB
+    const next = track(await hello(url, resumeOf(ready, 0)));
+    expect(next.ready.data).toMatchObject({ resumed: false, missed: true });
+  });
+
+  it('a resume from within the newest 1 MiB replays exactly what it missed', async () => {
+    const url = app.wsUrl('/ws');
+    const broadcast = app.app.get(BroadcastService);
+    const pad = 'x'.repeat(20_000);
+    const { client, ready } = track(await hello(url));
+    await drop(client);
+    for (let i = 1; i <= 100; i++) await broadcast.toClient(ready.data.sessionId, 'big', { i, pad });
+    const next = track(await hello(url, resumeOf(ready, 80)));
+    expect(next.ready.data).toMatchObject({ resumed: true, missed: false });
+    await waitUntil(() => next.client.frames.filter((f) => f.event === 'big').length >= 20, { timeoutMs: 5000, what: 'the replay' });
+    expect(next.client.frames.filter((f) => f.event === 'big').map((f) => f.seq)).toEqual(Array.from({ length: 20 }, (_, k) => 81 + k));
   });
 });
 

@@ -267,7 +267,9 @@ export class ConnectionProtocol {
       await check();
     } finally {
       connection.verifying = false;
-      for (let frame = connection.release(); frame && !connection.verifying && connection.socket.isOpen; frame = connection.release()) {
+      while (!connection.verifying && connection.socket.isOpen) {
+        const frame = connection.release();
+        if (!frame) break;
         this.onFrame(connection, frame[0], frame[1]);
       }
     }

@@ -20,6 +20,7 @@ import {
   requestPath,
 } from './handshake.js';
 import { ConnectionProtocol, type HandshakeCredentials } from './connection-protocol.js';
+import { containGatewayLifecycles } from './gateway-lifecycle.js';
 import type { GatewayServer } from './gateway-server.js';
 import { MessageDispatcher } from './message-dispatcher.js';
 
@@ -48,6 +49,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.options = this.runtime.options;
     this.limiter = new ConnectionLimiter(this.options.maxConnectionsPerIp);
     this.protocol = new ConnectionProtocol(this.runtime, this.dispatcher);
+    containGatewayLifecycles(app);
   }
 
   override create(port: number, options: Record<string, unknown> = {}): GatewayServer {

@@ -210,7 +210,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 
   private async push(target: BroadcastTarget, event: string, data: unknown, except?: string): Promise<void> {
     const id = `${this.instanceId}:${++this.pushCounter}`;
-    const push = preparePush(event, serializeData(data), id);
+    const push = preparePush(event, serializeData(data, event, 'push'), id);
     const deliveredHere = this.deliver(target, push, except);
     if (target.kind === 'client' && deliveredHere) return;
     const envelope: PushEnvelope = { type: 'push', origin: this.instanceId, id, target, event, except, dataJson: push.dataJson };
