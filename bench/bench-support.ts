@@ -100,6 +100,11 @@ function pin(pid: number, cpus: string): boolean {
   }
 }
 
+/** Pins a child process: a server to the first core, clients to the others (where possible). */
+export function pinProcess(pid: number, role: 'server' | 'client'): boolean {
+  return pin(pid, role === 'server' ? SERVER_CPUS : CLIENT_CPUS);
+}
+
 /** Pins this process (the servers) to the first core; returns a function that undoes it. */
 export function pinServers(): { pinned: boolean; restore: () => void } {
   const pinned = pin(process.pid, SERVER_CPUS);
