@@ -5,7 +5,7 @@ import type { BroadcastOptions } from './broadcast/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
 import type { ModuleRateLimitOptions } from './rate-limit/index.js';
 import type { ValidationOptions } from './validation/index.js';
-import type { BackpressureOptions } from './session/index.js';
+import { DEFAULT_SESSION_MAX_BYTES, type BackpressureOptions } from './session/index.js';
 import type { ShutdownOptions } from './shutdown/index.js';
 import type { HealthOptions } from './health/index.js';
 
@@ -14,7 +14,7 @@ export type OriginCheck = (origin: string, request: IncomingMessage) => boolean;
 export interface ResumeOptions {
   /** Pushes kept per session for replay after a reconnect. */
   bufferSize: number;
-  /** Bytes of pushes kept per session for replay; the oldest go first. */
+  /** Bytes of pushes kept per session for replay (the oldest go first), and of answers kept for duplicate ids. */
   maxBufferedBytes: number;
   /** How long a disconnected session is kept. */
   ttlMs: number;
@@ -89,7 +89,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   broadcast: { channelPrefix: 'rws', canaryIntervalMs: 5000, sharded: false, connectTimeoutMs: 10000 },
   resume: {
     bufferSize: 1000,
-    maxBufferedBytes: 1024 * 1024,
+    maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES,
     ttlMs: 120000,
     maxTotalBytes: 256 * 1024 * 1024,
     maxDetachedSessions: 10000,

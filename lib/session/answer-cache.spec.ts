@@ -1,4 +1,5 @@
 import { ANSWER_CACHE_SIZE, ANSWER_PENDING, AnswerCache } from './answer-cache.js';
+import { ReplayBudget } from './replay-buffer.js';
 
 describe('AnswerCache', () => {
   it('keeps at least the last 100 answers (DESIGN) and evicts the oldest id first', () => {
@@ -35,5 +36,28 @@ describe('AnswerCache', () => {
       [1, 'one'],
       [3, 'three'],
     ]);
+  });
+
+  it('keeps answers within maxBytes, dropping the oldest; an answer larger than that is not kept', () => {
+    const big = 'x'.repeat(10_000);
+    const cache = new AnswerCache(35_000);
+    for (let id = 1; id <= 5; id++) cache.set(id, `${id}${big}`);
+    expect(cache.settled().map(([id]) => id)).toEqual([3, 4, 5]);
+    cache.set(6, 'y'.repeat(50_000));
+    expect(cache.get(6)).toBeUndefined();
+  });
+
+  it('accounts its bytes in the shared budget, asks for relief when over it, and gives them back on dispose', () => {
+    let relieved = 0;
+    const budget = new ReplayBudget(25_000, () => relieved++);
+    const cache = new AnswerCache(Number.POSITIVE_INFINITY, budget);
+    for (let id = 1; id <= 3; id++) cache.set(id, 'x'.repeat(10_000));
+    expect(relieved).toBe(1);
+    expect(budget.used).toBeLessThanOrEqual(25_000);
+    expect(cache.settled().map(([id]) => id)).toEqual([2, 3]);
+    cache.dispose();
+    expect(budget.used).toBe(0);
+    cache.set(4, 'late');
+    expect(cache.get(4)).toBeUndefined();
   });
 });

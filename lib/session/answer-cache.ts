@@ -1,14 +1,29 @@
+import type { ReplayBudget } from './replay-buffer.js';
+
 /** Answers kept for duplicate client ids; DESIGN promises at least the last 100. */
 export const ANSWER_CACHE_SIZE = 128;
 
 /** Marks an id whose handler still runs: its answer will come, a duplicate gets nothing now. */
 export const ANSWER_PENDING = Symbol('answer pending');
 
-/** The answers (frames) to the most recent client message ids of a session. */
-export class AnswerCache {
-  private readonly answers = new Map<number, string | typeof ANSWER_PENDING>();
+type Answer = string | typeof ANSWER_PENDING;
 
-  get(id: number): string | typeof ANSWER_PENDING | undefined {
+/**
+ * The answers (frames) to the most recent client message ids of a session, bounded by count, by
+ * bytes, and by the budget the session's replay buffer shares with all others. An answer too
+ * large to keep is still sent; its duplicate gets `$ack { duplicate: true }`.
+ */
+export class AnswerCache {
+  private readonly answers = new Map<number, Answer>();
+  private bytes = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly maxBytes = Number.POSITIVE_INFINITY,
+    private readonly budget?: ReplayBudget,
+  ) {}
+
+  get(id: number): Answer | undefined {
     return this.answers.get(id);
   }
 
@@ -27,11 +42,41 @@ export class AnswerCache {
     this.set(id, ANSWER_PENDING);
   }
 
-  set(id: number, answer: string | typeof ANSWER_PENDING): void {
+  set(id: number, answer: Answer): void {
+    if (this.disposed) return;
+    this.account(-sizeOf(this.answers.get(id)));
     this.answers.set(id, answer);
-    if (this.answers.size > ANSWER_CACHE_SIZE) {
-      const oldest = this.answers.keys().next().value as number;
-      this.answers.delete(oldest);
+    this.account(sizeOf(answer));
+    while (this.answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest();
+    if (this.budget?.exceeded) {
+      this.budget.relieve();
+      while (this.answers.size > 0 && this.budget.exceeded) this.dropOldest();
     }
   }
+
+  /** Gives every byte back to the budget; nothing is kept from now on. */
+  dispose(): void {
+    this.disposed = true;
+    this.account(-this.bytes);
+    this.answers.clear();
+  }
+
+  private dropOldest(): void {
+    const oldest = this.answers.keys().next().value as number;
+    this.account(-sizeOf(this.answers.get(oldest)));
+    this.answers.delete(oldest);
+  }
+
+  private account(delta: number): void {
+    this.bytes += delta;
+    if (this.budget) this.budget.used += delta;
+  }
 }
+
+/** What an answer costs: its frame (a string's length stands for its size) plus the entry. */
+function sizeOf(answer: Answer | undefined): number {
+  if (answer === undefined) return 0;
+  return (answer === ANSWER_PENDING ? 0 : answer.length) + ENTRY_OVERHEAD_BYTES;
+}
+
+const ENTRY_OVERHEAD_BYTES = 64;

@@ -4,7 +4,7 @@ import { DetachedSessions } from './detached-sessions.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { ReplayBudget } from './replay-buffer.js';
 import { secretsEqual } from './session-id.js';
-import { Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
+import { DEFAULT_SESSION_MAX_BYTES, Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
 export interface SessionObserver {
@@ -18,7 +18,7 @@ export interface SessionLifetime {
   bufferSize: number;
   /** How long a session outlives its connection. */
   ttlMs: number;
-  /** Bytes of pushes kept per session for replay. Default: unbounded. */
+  /** Bytes of pushes kept per session for replay, and of answers kept for duplicate ids. Default: unbounded. */
   maxBufferedBytes?: number;
   /** Bytes of pushes kept for replay by all sessions together. Default: unbounded. */
   maxTotalBytes?: number;
@@ -50,12 +50,16 @@ export class SessionRegistry implements OnApplicationShutdown {
   private readonly expiryTimers = new Map<Session, NodeJS.Timeout>();
   private readonly observers: SessionObserver[] = [];
   private readonly emptyWaiters: Array<() => void> = [];
-  private readonly replayLimits: ReplayByteLimits | undefined;
+  private readonly replayLimits: ReplayByteLimits;
   private evictions = 0;
 
   /** @param lifetime `false` when sessions are off: no numbering, and a session ends with its connection. */
   constructor(private readonly lifetime: SessionLifetime | false) {
-    if (!lifetime) return;
+    if (!lifetime) {
+      // Without sessions nothing is replayed, but an rws.v1 connection still keeps answers.
+      this.replayLimits = { maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES };
+      return;
+    }
     const budget = new ReplayBudget(lifetime.maxTotalBytes ?? Number.POSITIVE_INFINITY, () => this.evictWhile(() => budget.exceeded));
     this.replayLimits = { maxBufferedBytes: lifetime.maxBufferedBytes ?? Number.POSITIVE_INFINITY, budget };
   }
@@ -71,7 +75,7 @@ export class SessionRegistry implements OnApplicationShutdown {
 
   /** Bytes of pushes kept for replay by all sessions. */
   get bufferedBytes(): number {
-    return this.replayLimits?.budget?.used ?? 0;
+    return this.replayLimits.budget?.used ?? 0;
   }
 
   observe(observer: SessionObserver): void {

@@ -11,7 +11,13 @@ export interface SessionTransport {
   terminate(): void;
 }
 
-/** Byte bounds of a session's replay buffer: its own, and the budget it shares with all others. */
+/** Bytes a session keeps for replay, and separately of answers, unless configured otherwise. */
+export const DEFAULT_SESSION_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Byte bounds of a session's replay buffer and of its kept answers (each): its own, and the
+ * budget it shares with all other sessions.
+ */
 export interface ReplayByteLimits {
   maxBufferedBytes: number;
   budget?: ReplayBudget;
@@ -49,7 +55,7 @@ export class Session {
   /** The highest seq the client has confirmed receiving (cumulative `$ack`). */
   ackedSeq = 0;
   /** Answers to recent client message ids, for duplicates. */
-  readonly answers = new AnswerCache();
+  readonly answers: AnswerCache;
   /** The address of the client's latest connection. */
   ip = '';
   private transport: SessionTransport | undefined;
@@ -68,6 +74,7 @@ export class Session {
   ) {
     this.buffer =
       sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize, bytes?.maxBufferedBytes, bytes?.budget) : undefined;
+    this.answers = new AnswerCache(bytes?.maxBufferedBytes, bytes?.budget);
     this.id = identity?.id ?? randomSecret();
     this.resumeToken = identity?.resumeToken ?? randomSecret();
   }
@@ -105,9 +112,10 @@ export class Session {
     return this.buffer?.byteLength ?? 0;
   }
 
-  /** Releases the replay buffer of a session that has ended. */
+  /** Releases the replay buffer and the kept answers of a session that has ended. */
   dispose(): void {
     this.buffer?.dispose();
+    this.answers.dispose();
   }
 
 
