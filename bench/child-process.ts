@@ -112,6 +112,8 @@ export interface MemoryReport extends ChildMessage {
   rss: number;
   external: number;
   arrayBuffers: number;
+  /** CPU time (user + system) the process has used so far. */
+  cpuMs: number;
   /** Open connections. */
   connections: number;
   /** Sessions, connected or detached. */

@@ -127,13 +127,14 @@ class ChurnProgress {
 function printRuns(runs: ChurnRun[]): void {
   const mib = (bytes: number) => `${(bytes / MiB).toFixed(0)} MiB`;
   printTable(
-    ['source', 'cycles done', 'failed', 'cycles/s', 'per 10k cycles (cycles/s)', 'sessions kept', 'names kept', 'heap before', 'heap after', 'RSS after'],
+    ['source', 'cycles done', 'failed', 'cycles/s', 'per 10k cycles (cycles/s)', 'server CPU', 'sessions kept', 'names kept', 'heap before', 'heap after', 'RSS after'],
     runs.map((r) => [
       r.label,
       fmtInt(r.completed),
       fmtInt(r.failed),
       fmtInt((r.completed * 1000) / r.elapsedMs),
       r.segmentRates.map(fmtInt).join(' / ') || '-',
+      `${fmtInt(((r.after.cpuMs - r.before.cpuMs) * 1000) / (r.completed + r.failed))} µs/cycle, ${fmtInt(((r.after.cpuMs - r.before.cpuMs) / r.elapsedMs) * 100)} % busy`,
       fmtInt(r.after.sessions),
       fmtInt(r.after.app.names ?? NaN),
       mib(r.before.heapUsed),
@@ -145,7 +146,10 @@ function printRuns(runs: ChurnRun[]): void {
     const reasons = Object.entries(r.errors);
     if (reasons.length > 0) console.log(`${r.label}, failures: ${reasons.map(([reason, n]) => `${reason} × ${fmtInt(n)}`).join('; ')}`);
   }
-  console.log('heap: used after two full GCs in the server process; sessions kept: connected or detached, after the run');
+  console.log(
+    'server CPU: user + system time of the server process per cycle, and its share of the run (100 %: one core saturated); ' +
+      'heap: used after two full GCs in the server process; sessions kept: connected or detached, after the run',
+  );
 }
 
 function sum(values: number[]): number {

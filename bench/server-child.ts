@@ -45,7 +45,9 @@ async function answer(handlers: Record<string, RequestHandler>, message: Record<
 function memoryReport(registry: SessionRegistry, app: Record<string, number>): Record<string, unknown> {
   collectGarbage();
   const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage();
-  return { heapUsed, rss, external, arrayBuffers, connections: registry.connectionCount, sessions: count(registry.allSessions()), app };
+  const { user, system } = process.cpuUsage();
+  const cpuMs = (user + system) / 1000;
+  return { heapUsed, rss, external, arrayBuffers, cpuMs, connections: registry.connectionCount, sessions: count(registry.allSessions()), app };
 }
 
 function collectGarbage(): void {
