@@ -1,0 +1,182 @@
+import fc from 'fast-check';
+import {
+  ChannelSequencer,
+  decodeSequenced,
+  encodeSequenced,
+  type ChannelHistory,
+  type SequencedMessage,
+} from './channel-sequencer.js';
+
+/** A channel's history as Redis would hold it, and a sequencer reading it. */
+function setup({ historySize = 100, idleResetMs = 60_000 } = {}) {
+  let clock = 1_000_000;
+  const published: SequencedMessage[] = [];
+  let epoch = 'e1';
+  const delivered: string[] = [];
+  const lost: string[] = [];
+  let failReads = false;
+  const publish = (payload: string): SequencedMessage => {
+    const offset = (published.filter((m) => m.epoch === epoch).at(-1)?.offset ?? 0) + 1;
+    const message = { epoch, offset, payload };
+    published.push(message);
+    return message;
+  };
+  const readHistory = async (_channel: string, afterOffset: number): Promise<ChannelHistory> => {
+    await Promise.resolve();
+    if (failReads) throw new Error('Redis down');
+    const current = published.filter((m) => m.epoch === epoch);
+    const last = current.at(-1);
+    if (!last) return { head: undefined, messages: [] };
+    const kept = current.slice(-historySize);
+    return { head: { epoch, offset: last.offset }, messages: kept.filter((m) => m.offset > afterOffset) };
+  };
+  const sequencer = new ChannelSequencer(
+    { deliver: (_c, payload) => delivered.push(payload), readHistory, lost: (channel) => lost.push(channel) },
+    idleResetMs,
+    () => clock,
+  );
+  return {
+    sequencer,
+    delivered,
+    lost,
+    publish,
+    newEpoch: (next: string) => {
+      epoch = next;
+    },
+    wipe: () => {
+      published.length = 0;
+    },
+    advance: (ms: number) => {
+      clock += ms;
+    },
+    failReads: (fail: boolean) => {
+      failReads = fail;
+    },
+  };
+}
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+};
+
+describe('ChannelSequencer', () => {
+  it('delivers messages in order, once', () => {
+    const t = setup();
+    const messages = ['a', 'b', 'c'].map(t.publish);
+    for (const m of [messages[0], messages[1], messages[1], messages[2], messages[0]]) t.sequencer.receive('ch', m);
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+    expect(t.lost).toEqual([]);
+  });
+
+  it('fills a gap from the history, then delivers what came meanwhile, in order', async () => {
+    const t = setup();
+    const m = ['a', 'b', 'c', 'd', 'e'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.sequencer.receive('ch', m[3]); // b and c were missed
+    t.sequencer.receive('ch', m[4]);
+    await flush();
+    expect(t.delivered).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(t.sequencer.recovering).toBe(false);
+  });
+
+  it('catches up after a reconnect even when nothing new arrives', async () => {
+    const t = setup();
+    t.sequencer.receive('ch', t.publish('a'));
+    t.publish('b');
+    t.publish('c');
+    await t.sequencer.catchUp('ch');
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+    await t.sequencer.catchUp('ch');
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reports a loss when the history no longer holds the missed messages, and goes on from what it has', async () => {
+    const t = setup({ historySize: 2 });
+    t.sequencer.receive('ch', t.publish('a'));
+    for (const p of ['b', 'c', 'd', 'e']) t.publish(p);
+    await t.sequencer.catchUp('ch');
+    expect(t.lost).toEqual(['ch']);
+    expect(t.delivered).toEqual(['a', 'd', 'e']);
+    const next = t.publish('f');
+    t.sequencer.receive('ch', next);
+    expect(t.delivered.at(-1)).toBe('f');
+  });
+
+  it('reports a loss when Redis lost its data: no record, or a new epoch', async () => {
+    const t = setup();
+    t.sequencer.receive('ch', t.publish('a'));
+    t.wipe();
+    await t.sequencer.catchUp('ch');
+    expect(t.lost).toEqual(['ch']);
+    t.newEpoch('e2');
+    t.sequencer.receive('ch', t.publish('x'));
+    t.newEpoch('e3');
+    t.sequencer.receive('ch', t.publish('y'));
+    expect(t.lost).toEqual(['ch', 'ch']);
+    expect(t.delivered).toEqual(['a', 'x', 'y']);
+  });
+
+  it('a channel idle past idleResetMs may restart its epoch without a loss', async () => {
+    const t = setup({ idleResetMs: 1000 });
+    t.sequencer.receive('ch', t.publish('a'));
+    t.advance(1500);
+    t.newEpoch('e2');
+    t.sequencer.receive('ch', t.publish('b'));
+    expect(t.lost).toEqual([]);
+    expect(t.delivered).toEqual(['a', 'b']);
+  });
+
+  it('keeps what it held while Redis cannot be read, and delivers it at the next catch-up', async () => {
+    const t = setup();
+    const m = ['a', 'b', 'c'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.failReads(true);
+    t.sequencer.receive('ch', m[2]);
+    await flush();
+    expect(t.delivered).toEqual(['a']);
+    t.failReads(false);
+    await t.sequencer.catchUp('ch');
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+    expect(t.lost).toEqual([]);
+  });
+
+  it('property: any arrival order with drops and duplicates delivers every message once, in order, while the history covers', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(fc.tuple(fc.nat(39), fc.boolean()), { maxLength: 80 }),
+        async (count, arrivals) => {
+          const t = setup({ historySize: 100 });
+          const messages = Array.from({ length: count }, (_, k) => t.publish(`m${k + 1}`));
+          t.sequencer.receive('ch', messages[0]);
+          for (const [index, settle] of arrivals) {
+            t.sequencer.receive('ch', messages[index % count]);
+            if (settle) await flush();
+          }
+          await flush();
+          await t.sequencer.catchUp('ch');
+          await flush();
+          expect(t.delivered).toEqual(messages.map((m) => m.payload));
+          expect(t.lost).toEqual([]);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('encodeSequenced / decodeSequenced', () => {
+  it('round-trips any payload, spaces and newlines included', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9a-f]{1,32}$/), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.string(), (epoch, offset, payload) => {
+        expect(decodeSequenced(encodeSequenced(epoch, offset, payload))).toEqual({ epoch, offset, payload });
+      }),
+    );
+  });
+
+  it('refuses what is not a sequenced message', () => {
+    for (const text of ['', 'abc', 'e 0 x', 'e -1 x', 'e x y', ' 1 x', 'e 1.5 x', 'e 99999999999999999999 x']) {
+      expect(decodeSequenced(text)).toBeUndefined();
+    }
+  });
+});

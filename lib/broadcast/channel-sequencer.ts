@@ -1,0 +1,193 @@
+/** A message as published on a channel: the channel's epoch and offset, and the payload. */
+export interface SequencedMessage {
+  epoch: string;
+  offset: number;
+  payload: string;
+}
+
+/** What the channel's history in Redis holds after an offset, read in one step with its head. */
+export interface ChannelHistory {
+  /** The channel's epoch and latest offset, or undefined when Redis has no record of the channel. */
+  head: { epoch: string; offset: number } | undefined;
+  /** The messages after the asked offset, oldest first (as many as the history still holds). */
+  messages: SequencedMessage[];
+}
+
+export interface SequencerIo {
+  /** Hands a payload on, in channel order, exactly once. */
+  deliver(channel: string, payload: string): void;
+  readHistory(channel: string, afterOffset: number): Promise<ChannelHistory>;
+  /** Messages of the channel are gone for good (history trimmed, Redis lost its data). */
+  lost(channel: string): void;
+}
+
+interface ChannelState {
+  epoch: string;
+  offset: number;
+  lastSeenAt: number;
+  /** Messages received while a recovery runs, delivered after it. */
+  held: SequencedMessage[];
+  recovering: boolean;
+  /** A catch-up was asked for while a recovery ran: run another once it ends. */
+  again: boolean;
+}
+
+/** Separates the epoch and offset from the payload in a published message. */
+const SEPARATOR = ' ';
+
+export function encodeSequenced(epoch: string, offset: number, payload: string): string {
+  return `${epoch}${SEPARATOR}${offset}${SEPARATOR}${payload}`;
+}
+
+export function decodeSequenced(message: string): SequencedMessage | undefined {
+  const first = message.indexOf(SEPARATOR);
+  const second = first === -1 ? -1 : message.indexOf(SEPARATOR, first + 1);
+  if (second === -1) return undefined;
+  const offset = Number(message.slice(first + 1, second));
+  if (!Number.isSafeInteger(offset) || offset < 1 || first === 0) return undefined;
+  return { epoch: message.slice(0, first), offset, payload: message.slice(second + 1) };
+}
+
+/**
+ * Puts the messages of each subscribed channel in offset order, exactly once, and fills gaps
+ * from the channel's history: a gap seen in the offsets, or one left by a subscriber that was
+ * disconnected (`catchUp`). What the history no longer holds, or a new epoch (Redis lost its
+ * data), is reported as lost, never skipped silently.
+ */
+export class ChannelSequencer {
+  private readonly channels = new Map<string, ChannelState>();
+
+  /**
+   * @param idleResetMs a channel silent for this long may restart its epoch without loss (its
+   *   record in Redis expired along with its history)
+   */
+  constructor(
+    private readonly io: SequencerIo,
+    private readonly idleResetMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Whether any channel is still recovering what it missed. */
+  get recovering(): boolean {
+    for (const state of this.channels.values()) if (state.recovering) return true;
+    return false;
+  }
+
+  receive(channel: string, message: SequencedMessage): void {
+    const state = this.channels.get(channel);
+    if (!state) {
+      this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], recovering: false, again: false });
+      this.io.deliver(channel, message.payload);
+    } else if (state.recovering) {
+      state.held.push(message);
+    } else if (!this.apply(channel, state, message)) {
+      state.held.push(message);
+      void this.recover(channel, state);
+    }
+  }
+
+  /** Checks the channel against its history (after a reconnect) and delivers what was missed. */
+  catchUp(channel: string): Promise<void> {
+    const state = this.channels.get(channel);
+    if (!state) return Promise.resolve();
+    if (state.recovering) {
+      state.again = true;
+      return Promise.resolve();
+    }
+    return this.recover(channel, state);
+  }
+
+  /** Every channel with a known position, for a catch-up after a reconnect. */
+  tracked(): string[] {
+    return [...this.channels.keys()];
+  }
+
+  forget(channel: string): void {
+    this.channels.delete(channel);
+  }
+
+  /**
+   * Delivers a message that follows the channel's position; true when it was taken care of
+   * (delivered, a duplicate, or a reported loss), false when it leaves a gap to fill first.
+   */
+  private apply(channel: string, state: ChannelState, message: SequencedMessage): boolean {
+    if (message.epoch !== state.epoch) {
+      const expiredWhileIdle = message.offset === 1 && this.now() - state.lastSeenAt >= this.idleResetMs;
+      if (!expiredWhileIdle) this.io.lost(channel);
+      this.moveTo(state, message);
+      this.io.deliver(channel, message.payload);
+      return true;
+    }
+    if (message.offset <= state.offset) return true;
+    if (message.offset > state.offset + 1) return false;
+    this.moveTo(state, message);
+    this.io.deliver(channel, message.payload);
+    return true;
+  }
+
+  private async recover(channel: string, state: ChannelState): Promise<void> {
+    state.recovering = true;
+    try {
+      do {
+        state.again = false;
+        const history = await this.io.readHistory(channel, state.offset);
+        if (this.channels.get(channel) !== state) return;
+        this.applyHistory(channel, state, history);
+      } while (state.again);
+      this.drainHeld(channel, state);
+    } catch {
+      // Redis is unreachable: the next reconnect catches up again; keep what was held.
+      state.again = false;
+    } finally {
+      state.recovering = false;
+    }
+  }
+
+  private applyHistory(channel: string, state: ChannelState, { head, messages }: ChannelHistory): void {
+    if (!head) {
+      // No record: it expired with a long-idle channel, or Redis lost its data.
+      if (this.now() - state.lastSeenAt < this.idleResetMs) this.io.lost(channel);
+      this.channels.delete(channel);
+      this.drainAsNew(channel, state.held);
+      return;
+    }
+    if (head.epoch !== state.epoch || (head.offset > state.offset && messages[0]?.offset !== state.offset + 1)) {
+      this.io.lost(channel);
+      state.epoch = head.epoch;
+      state.offset = Math.max(0, (messages[0]?.offset ?? head.offset + 1) - 1);
+    }
+    for (const message of messages) if (message.epoch === state.epoch) this.apply(channel, state, message);
+    if (head.offset > state.offset) {
+      // The history ended before the head: trimmed while being read.
+      this.io.lost(channel);
+      state.offset = head.offset;
+    }
+  }
+
+  private drainHeld(channel: string, state: ChannelState): void {
+    const held = state.held.sort((a, b) => a.offset - b.offset);
+    state.held = [];
+    for (const message of held) {
+      if (!this.apply(channel, state, message)) {
+        // Still a gap after reading the history: those messages are gone.
+        this.io.lost(channel);
+        this.moveTo(state, message);
+        this.io.deliver(channel, message.payload);
+      }
+    }
+  }
+
+  private drainAsNew(channel: string, held: SequencedMessage[]): void {
+    for (const message of held.sort((a, b) => a.offset - b.offset)) this.receive(channel, message);
+  }
+
+  private moveTo(state: ChannelState, message: SequencedMessage): void {
+    state.epoch = message.epoch;
+    state.offset = message.offset;
+    state.lastSeenAt = this.now();
+  }
+}
+
+function position({ epoch, offset }: SequencedMessage): { epoch: string; offset: number } {
+  return { epoch, offset };
+}
