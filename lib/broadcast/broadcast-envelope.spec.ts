@@ -5,7 +5,7 @@ import { decodeEnvelope, encodeEnvelope, type BroadcastEnvelope, type BroadcastT
 const ORIGIN = '6f1c0c1e-2b43-4a39-9a43-1b2f5d1c7f00';
 
 function push(target: BroadcastTarget, data: unknown, extra: Partial<BroadcastEnvelope> = {}): BroadcastEnvelope {
-  return { type: 'push', origin: ORIGIN, target, event: 'said', dataJson: serializeData(data), ...extra } as BroadcastEnvelope;
+  return { type: 'push', origin: ORIGIN, id: `${ORIGIN}:1`, target, event: 'said', dataJson: serializeData(data), ...extra } as BroadcastEnvelope;
 }
 
 describe('encodeEnvelope / decodeEnvelope', () => {
@@ -172,5 +172,34 @@ describe('encodeEnvelope / decodeEnvelope', () => {
         { numRuns: 500 },
       );
     });
+  });
+});
+
+describe('decodeEnvelope: whatever arrives over the bus', () => {
+  it('refuses envelopes of the wrong shape instead of passing them on', () => {
+    const bad = [
+      '{"type":"push","origin":"o"}\n1',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"room"}}\n1',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"nope"}}\n1',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":null}\n1',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"},"except":5}\n1',
+      '{"type":"join","origin":"o","sessionId":1,"room":"r","request":"q"}',
+      '{"type":"handover-ready","origin":"o","request":"q","rooms":"r"}',
+      '{"type":"adopt-offer","origin":"o","sessions":[{"sessionId":"s"}]}',
+      '{"type":"__proto__","origin":"o"}',
+      '{"type":"toString","origin":"o"}',
+      '[1]\n2',
+      'null',
+      '"push"',
+    ];
+    for (const payload of bad) expect(decodeEnvelope(payload)).toBeUndefined();
+  });
+
+  it('never throws on random text', () => {
+    fc.assert(
+      fc.property(fc.string(), (text) => {
+        expect(() => decodeEnvelope(text)).not.toThrow();
+      }),
+    );
   });
 });

@@ -43,13 +43,78 @@ export function encodeEnvelope(envelope: BroadcastEnvelope): string {
   return `${JSON.stringify(header)}\n${dataJson}`;
 }
 
+/** Parses what came over the bus; anything that is not a well-formed envelope is undefined. */
 export function decodeEnvelope(payload: string): BroadcastEnvelope | undefined {
+  let envelope: unknown;
   try {
     const newline = payload.indexOf('\n');
-    if (newline === -1) return JSON.parse(payload) as BroadcastEnvelope;
-    const header = JSON.parse(payload.slice(0, newline)) as Omit<Extract<BroadcastEnvelope, { type: 'push' }>, 'dataJson'>;
-    return { ...header, dataJson: payload.slice(newline + 1) };
+    if (newline === -1) {
+      envelope = JSON.parse(payload);
+    } else {
+      const header: unknown = JSON.parse(payload.slice(0, newline));
+      envelope = isRecord(header) && header.type === 'push' ? { ...header, dataJson: payload.slice(newline + 1) } : undefined;
+    }
   } catch {
     return undefined;
   }
+  return isEnvelope(envelope) ? envelope : undefined;
+}
+
+type Fields = Record<string, unknown>;
+
+/** The string fields each kind of envelope must have. */
+const STRING_FIELDS: Readonly<Record<BroadcastEnvelope['type'], readonly string[]>> = {
+  push: ['origin', 'id', 'event', 'dataJson'],
+  join: ['origin', 'sessionId', 'room', 'request'],
+  leave: ['origin', 'sessionId', 'room', 'request'],
+  done: ['origin', 'request'],
+  'handover-prepare': ['origin', 'request', 'sessionId', 'resumeToken'],
+  'handover-ready': ['origin', 'request'],
+  'handover-commit': ['origin', 'request'],
+  'handover-done': ['origin', 'request', 'key'],
+  'handover-refused': ['origin', 'request'],
+  'adopt-offer': ['origin'],
+};
+
+function isEnvelope(value: unknown): value is BroadcastEnvelope {
+  if (!isRecord(value) || typeof value.type !== 'string' || !Object.hasOwn(STRING_FIELDS, value.type)) return false;
+  const type = value.type as BroadcastEnvelope['type'];
+  if (!STRING_FIELDS[type].every((field) => typeof value[field] === 'string')) return false;
+  switch (type) {
+    case 'push':
+      return isTarget(value.target) && optionalString(value.except);
+    case 'handover-ready':
+      return Array.isArray(value.rooms) && value.rooms.every((room) => typeof room === 'string') && optionalString(value.userId);
+    case 'adopt-offer':
+      return (
+        Array.isArray(value.sessions) &&
+        value.sessions.every((offer) => isRecord(offer) && typeof offer.sessionId === 'string' && typeof offer.resumeToken === 'string')
+      );
+    default:
+      return true;
+  }
+}
+
+function isTarget(target: unknown): target is BroadcastTarget {
+  if (!isRecord(target)) return false;
+  switch (target.kind) {
+    case 'all':
+      return true;
+    case 'room':
+      return typeof target.room === 'string';
+    case 'client':
+      return typeof target.sessionId === 'string';
+    case 'user':
+      return typeof target.userId === 'string';
+    default:
+      return false;
+  }
+}
+
+function isRecord(value: unknown): value is Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function optionalString(value: unknown): boolean {
+  return value === undefined || typeof value === 'string';
 }

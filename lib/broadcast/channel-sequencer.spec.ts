@@ -180,3 +180,35 @@ describe('encodeSequenced / decodeSequenced', () => {
     }
   });
 });
+
+describe('ChannelSequencer.start', () => {
+  it('a channel subscribed before anything was published catches up its first messages after a reconnect', async () => {
+    const t = setup();
+    t.sequencer.start('ch', undefined);
+    t.publish('a');
+    t.publish('b');
+    await t.sequencer.catchUp('ch');
+    expect(t.delivered).toEqual(['a', 'b']);
+    expect(t.lost).toEqual([]);
+  });
+
+  it('starts from the head: what was published before is not delivered, what follows is', async () => {
+    const t = setup();
+    t.publish('old');
+    t.sequencer.start('ch', { epoch: 'e1', offset: 1 });
+    const next = t.publish('new');
+    t.sequencer.receive('ch', next);
+    t.publish('missed');
+    await t.sequencer.catchUp('ch');
+    expect(t.delivered).toEqual(['new', 'missed']);
+  });
+
+  it('does not move a channel that already received messages', () => {
+    const t = setup();
+    const m = ['a', 'b'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.sequencer.start('ch', undefined);
+    t.sequencer.receive('ch', m[1]);
+    expect(t.delivered).toEqual(['a', 'b']);
+  });
+});

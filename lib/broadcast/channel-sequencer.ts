@@ -32,6 +32,9 @@ interface ChannelState {
   again: boolean;
 }
 
+/** The epoch of a channel that had no record in Redis when it was subscribed to. */
+const NO_RECORD = '';
+
 /** Separates the epoch and offset from the payload in a published message. */
 const SEPARATOR = ' ';
 
@@ -97,6 +100,16 @@ export class ChannelSequencer {
     return this.recover(channel, state);
   }
 
+  /**
+   * Sets the position of a channel just subscribed to, from its head in Redis (none: nothing was
+   * published yet), unless messages already arrived. From here on, nothing is missed silently.
+   */
+  start(channel: string, head: ChannelHistory['head']): void {
+    if (this.channels.has(channel)) return;
+    const { epoch, offset } = head ?? { epoch: NO_RECORD, offset: 0 };
+    this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], recovering: false, again: false });
+  }
+
   /** Every channel with a known position, for a catch-up after a reconnect. */
   tracked(): string[] {
     return [...this.channels.keys()];
@@ -111,6 +124,7 @@ export class ChannelSequencer {
    * (delivered, a duplicate, or a reported loss), false when it leaves a gap to fill first.
    */
   private apply(channel: string, state: ChannelState, message: SequencedMessage): boolean {
+    if (state.epoch === NO_RECORD) state.epoch = message.epoch;
     if (message.epoch !== state.epoch) {
       const expiredWhileIdle = message.offset === 1 && this.now() - state.lastSeenAt >= this.idleResetMs;
       if (!expiredWhileIdle) this.io.lost(channel);
@@ -145,12 +159,14 @@ export class ChannelSequencer {
 
   private applyHistory(channel: string, state: ChannelState, { head, messages }: ChannelHistory): void {
     if (!head) {
+      if (state.epoch === NO_RECORD) return;
       // No record: it expired with a long-idle channel, or Redis lost its data.
       if (this.now() - state.lastSeenAt < this.idleResetMs) this.io.lost(channel);
       this.channels.delete(channel);
       this.drainAsNew(channel, state.held);
       return;
     }
+    if (state.epoch === NO_RECORD) state.epoch = head.epoch;
     if (head.epoch !== state.epoch || (head.offset > state.offset && messages[0]?.offset !== state.offset + 1)) {
       this.io.lost(channel);
       state.epoch = head.epoch;
