@@ -2,6 +2,7 @@ import { ForbiddenException, Logger } from '@nestjs/common';
 import { ConnectedSocket, MessageBody, SubscribeMessage, type OnGatewayConnection } from '@nestjs/websockets';
 import { BroadcastService, ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
 import { NickDto, RoomDto, SayDto } from './chat.dto.js';
+import { PresenceBudget } from './presence-budget.js';
 
 /** The room every session joins on its first connect. */
 export const LOBBY = 'lobby';
@@ -21,7 +22,9 @@ export const MAX_ROOMS_PER_SESSION = 20;
  * Pushes (server → client): `welcome { sessionId, name, rooms }` on every connect (rooms: what the
  * session is in, kept across a resumed reconnect), and to a room's members `said { room, from,
  * text, at }`, `joined { room, name }` (after an explicit `join`), `left { room, name }`,
- * `renamed { room, from, to }` (the last three not to the session that caused them).
+ * `renamed { room, from, to }` (the last three not to the session that caused them). The last
+ * three are presence lines, best effort: at most `PRESENCE_LINES_PER_SECOND` per instance (see
+ * presence-budget.ts).
  *
  * A new session is put in the lobby quietly: announcing every anonymous connect to every lobby
  * member (connected or waiting for a resume) would cost O(lobby) per connect and fill the replay
@@ -47,6 +50,7 @@ export class ChatGateway implements OnGatewayConnection {
    * hash with the session's TTL, say).
    */
   private readonly names = new Map<string, string>();
+  private readonly presence = new PresenceBudget();
 
   /** Sessions this instance keeps a name for: every session it has seen that has not ended. */
   get nameCount(): number {
@@ -92,7 +96,7 @@ export class ChatGateway implements OnGatewayConnection {
     const sessionId = socket.id;
     if (this.broadcast.roomsOf(sessionId).includes(room)) {
       await this.broadcast.leave(sessionId, room);
-      await this.broadcast.toRoom(room, 'left', { room, name: this.nameOf(sessionId) }, { except: sessionId });
+      await this.announce(room, 'left', { room, name: this.nameOf(sessionId) }, sessionId);
     }
     return { ok: true, room, rooms: this.broadcast.roomsOf(sessionId) };
   }
@@ -113,9 +117,7 @@ export class ChatGateway implements OnGatewayConnection {
     this.names.set(sessionId, to);
     if (to !== from) {
       await Promise.all(
-        this.broadcast.roomsOf(sessionId).map((room) =>
-          this.broadcast.toRoom(room, 'renamed', { room, from, to }, { except: sessionId }),
-        ),
+        this.broadcast.roomsOf(sessionId).map((room) => this.announce(room, 'renamed', { room, from, to }, sessionId)),
       );
     }
     return { ok: true, name: to };
@@ -127,7 +129,12 @@ export class ChatGateway implements OnGatewayConnection {
     if (rooms.includes(room)) return;
     if (rooms.length >= MAX_ROOMS_PER_SESSION) throw new ForbiddenException(`at most ${MAX_ROOMS_PER_SESSION} rooms at a time`);
     await this.broadcast.join(sessionId, room);
-    await this.broadcast.toRoom(room, 'joined', { room, name: this.nameOf(sessionId) }, { except: sessionId });
+    await this.announce(room, 'joined', { room, name: this.nameOf(sessionId) }, sessionId);
+  }
+
+  /** Sends a presence line to a room's members but the session that caused it, within the budget. */
+  private async announce(room: string, event: 'joined' | 'left' | 'renamed', data: object, causedBy: string): Promise<void> {
+    if (this.presence.take()) await this.broadcast.toRoom(room, event, data, { except: causedBy });
   }
 
   private nameOf(sessionId: string): string {

@@ -4,6 +4,7 @@ import type { SampleConfig } from '../sample/app.module.js';
 import { SessionRegistry } from '../lib/index.js';
 import { createSampleApp } from '../sample/app.js';
 import { ChatGateway } from '../sample/chat.gateway.js';
+import { PRESENCE_BURST, PRESENCE_LINES_PER_SECOND } from '../sample/presence-budget.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
 import { sleep, waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
@@ -262,6 +263,23 @@ describe('sample chat app', () => {
     expect((await again.next('welcome')).data).toEqual({ sessionId, name: expect.any(String), rooms: ['keep'] });
     expect((await again.ask('say', { room: 'keep', text: 'back' })).data).toEqual({ ok: true });
     expect((await again.ask('say', { room: 'lobby', text: 'no' })).data).toMatchObject({ code: 'FORBIDDEN' });
+  });
+
+  // Spends the instance's presence budget: keep it after the tests that expect presence lines.
+  it('sends presence lines within the budget, and every chat line', async () => {
+    const started = Date.now();
+    const watcher = await connect();
+    await watcher.ask('join', { room: 'busy' });
+    const guests = await Promise.all(Array.from({ length: 3 * PRESENCE_BURST }, () => connect()));
+    await Promise.all(guests.map((guest) => guest.ask('join', { room: 'busy' })));
+    const refilled = Math.ceil(((Date.now() - started) / 1000) * PRESENCE_LINES_PER_SECOND);
+
+    // Pushes are in order: once the chat line is here, every `joined` that was sent is too.
+    await guests[0].ask('say', { room: 'busy', text: 'after the crowd' });
+    expect((await watcher.next('said', 'busy')).data.text).toBe('after the crowd');
+    const announced = watcher.pending('joined').length;
+    expect(announced).toBeGreaterThan(0);
+    expect(announced).toBeLessThanOrEqual(PRESENCE_BURST + refilled);
   });
 
   it('serves the health endpoint', async () => {
