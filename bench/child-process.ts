@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pinProcess } from './bench-support.js';
+import { pinProcess, sleep } from './bench-support.js';
 
 export interface ChildMessage {
   type: string;
@@ -131,6 +131,15 @@ export async function startServerChild(name: string, script: string, args: strin
   } catch (error) {
     await child.stop();
     throw error;
+  }
+}
+
+/** Waits until every connection the server had is closed on its side. */
+export async function untilNoConnection(server: BenchChild, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await server.request<ChildMessage & { connections: number }>({ type: 'counts' }, timeoutMs)).connections > 0) {
+    if (Date.now() > deadline) throw new Error(`${server.name} still has connections after ${timeoutMs} ms`);
+    await sleep(100);
   }
 }
 

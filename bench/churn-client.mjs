@@ -1,9 +1,10 @@
 // Benchmark client (not a test): a child process that churns anonymous sessions as fast as it
 // can: connect (subprotocol rws.v1, from the next of its source addresses), `$hello`, wait for
-// the `until` event, then drop the connection (no close frame), so the session is kept detached.
+// the `until` event, optionally `join` a room and wait for the answer, then drop the connection
+// (no close frame), so the session is kept detached.
 // Started by bench/churn.bench.ts with child_process.fork(this file, [JSON config]).
 //
-// config: { url, addresses, cycles, concurrency, until, lifetimeMs }
+// config: { url, addresses, cycles, concurrency, until, join, lifetimeMs }
 //   addresses: source addresses, used in turn; null: the system's choice. A socket bound to an
 //   address before connecting cannot take over a port in TIME_WAIT, so a single address is best
 //   left to the system (127.0.0.1 here), or its ephemeral ports run out after ~28,000 cycles.
@@ -12,8 +13,9 @@
 // Parent -> child: { type: 'exit' }.
 import { WebSocket } from 'ws';
 
-const { url, addresses, cycles, concurrency = 32, until = '$ready', lifetimeMs = 600000 } = JSON.parse(process.argv[2]);
+const { url, addresses, cycles, concurrency = 32, until = '$ready', join, lifetimeMs = 600000 } = JSON.parse(process.argv[2]);
 const HELLO = '{"event":"$hello","data":{}}';
+const JOIN = join === undefined ? undefined : JSON.stringify({ event: 'join', data: { room: join }, id: 1 });
 const ERRORS_KEPT = 10;
 
 setTimeout(() => process.exit(3), lifetimeMs).unref();
@@ -47,9 +49,10 @@ function cycle(localAddress) {
     };
     ws.on('open', () => ws.send(HELLO));
     ws.on('message', (data) => {
-      const { event } = JSON.parse(data.toString());
-      if (event === until) finish();
-      else if (event === '$error') finish(`$error ${data.toString().slice(0, 120)}`);
+      const { event, ref } = JSON.parse(data.toString());
+      if (event === '$error') finish(`$error ${data.toString().slice(0, 120)}`);
+      else if (event === until && JOIN) ws.send(JOIN);
+      else if (event === until || (JOIN && ref === 1)) finish();
     });
     ws.on('error', (error) => finish(error.message));
     ws.on('close', (code) => finish(`closed ${code}`));

@@ -12,7 +12,9 @@
  * The sample keeps the default `maxConnectionsPerIp` (1000), and detached sessions count toward
  * their address's share; the clients spread over CHURN_ADDRESSES loopback source addresses
  * (127.0.0.2 …), and a second run churns from one address only (127.0.0.1), which keeps at most
- * 1000 sessions: beyond, its own oldest detached sessions are evicted.
+ * 1000 sessions: beyond, its own oldest detached sessions are evicted. A third run adds a `join`
+ * of one room to every cycle: each join is a presence line to every member of the room, within
+ * the sample's presence budget.
  *
  * Environment: BENCH_CHURN_CYCLES (default 50000), BENCH_CHURN_ADDRESSES (default 20).
  * Run with `npm run bench` (or `node dist-bench/bench/run-all.js churn`).
@@ -26,6 +28,7 @@ import {
   plainScript,
   shareOf,
   startServerChild,
+  untilNoConnection,
   type ChildMessage,
   type MemoryReport,
 } from './child-process.js';
@@ -63,12 +66,13 @@ export async function run(): Promise<ChurnRun[]> {
   const runs = [
     await churn(`${CHURN_ADDRESSES} addresses`, loopbackAddresses(CHURN_ADDRESSES)),
     await churn('1 address', [null]),
+    await churn(`${CHURN_ADDRESSES} addresses, join #churn`, loopbackAddresses(CHURN_ADDRESSES), 'churn'),
   ];
   printRuns(runs);
   return runs;
 }
 
-async function churn(label: string, addresses: Array<string | null>): Promise<ChurnRun> {
+async function churn(label: string, addresses: Array<string | null>, join?: string): Promise<ChurnRun> {
   const { child: server, port } = await startServerChild('churn server', compiledScript('churn-server.js'));
   const clients: BenchChild[] = [];
   try {
@@ -76,12 +80,13 @@ async function churn(label: string, addresses: Array<string | null>): Promise<Ch
     const progress = new ChurnProgress(CLIENT_PROCESSES);
     const started = performance.now();
     for (let i = 0; i < CLIENT_PROCESSES; i++) {
-      const client = startClient(`ws://127.0.0.1:${port}/ws`, addresses, shareOf(CHURN_CYCLES, CLIENT_PROCESSES, i));
+      const client = startClient(`ws://127.0.0.1:${port}/ws`, addresses, shareOf(CHURN_CYCLES, CLIENT_PROCESSES, i), join);
       client.on('progress', (message) => progress.update(i, Number(message.completed), performance.now() - started));
       clients.push(client);
     }
     const results = await Promise.all(clients.map((client) => client.next<ClientDone>('done', RUN_TIMEOUT_MS)));
     const elapsedMs = performance.now() - started;
+    await untilNoConnection(server, 30000);
     const after = await memoryOf(server);
     return {
       label,
@@ -99,8 +104,8 @@ async function churn(label: string, addresses: Array<string | null>): Promise<Ch
   }
 }
 
-function startClient(url: string, addresses: Array<string | null>, cycles: number): BenchChild {
-  const config = { url, addresses, cycles, concurrency: IN_FLIGHT_PER_PROCESS, until: 'welcome', lifetimeMs: RUN_TIMEOUT_MS };
+function startClient(url: string, addresses: Array<string | null>, cycles: number, join?: string): BenchChild {
+  const config = { url, addresses, cycles, concurrency: IN_FLIGHT_PER_PROCESS, until: 'welcome', join, lifetimeMs: RUN_TIMEOUT_MS };
   return new BenchChild('churn client', plainScript('churn-client.mjs'), { args: [JSON.stringify(config)], role: 'client' });
 }
 

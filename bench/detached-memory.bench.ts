@@ -16,7 +16,7 @@
  * Environment: BENCH_DETACHED_SESSIONS (default 10000).
  * Run with `npm run bench` (or `node dist-bench/bench/run-all.js detached-memory`).
  */
-import { fmtInt, MiB, printTable, sleep } from './bench-support.js';
+import { fmtInt, MiB, printTable } from './bench-support.js';
 import {
   BenchChild,
   compiledScript,
@@ -25,6 +25,7 @@ import {
   plainScript,
   shareOf,
   startServerChild,
+  untilNoConnection,
   type ChildMessage,
   type MemoryReport,
 } from './child-process.js';
@@ -87,7 +88,7 @@ async function measure(scenario: Scenario): Promise<Measurement> {
     );
     const connected = await memoryOf(server);
     await Promise.all(clients.map((client) => client.request({ type: 'drop' }, STEP_TIMEOUT_MS)));
-    await untilNoConnection(server);
+    await untilNoConnection(server, STEP_TIMEOUT_MS);
     const detached = await memoryOf(server);
     return { scenario, sessions: detached.sessions, empty, connected, detached };
   } finally {
@@ -104,14 +105,6 @@ function startClient(url: string, addresses: string[], count: number): BenchChil
 async function expectAllOpened(client: BenchChild): Promise<void> {
   const opened = await client.next<ChildMessage & { failed: number; errors: string[] }>('opened', STEP_TIMEOUT_MS);
   if (opened.failed > 0) throw new Error(`${opened.failed} connections failed: ${opened.errors.join('; ')}`);
-}
-
-async function untilNoConnection(server: BenchChild): Promise<void> {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  while ((await server.request<ChildMessage & { connections: number }>({ type: 'counts' }, STEP_TIMEOUT_MS)).connections > 0) {
-    if (Date.now() > deadline) throw new Error('the server still has connections');
-    await sleep(100);
-  }
 }
 
 /** Bytes of push payload each session holds for replay (the serialised `data` of each push, shared or not). */
