@@ -213,7 +213,8 @@ export class PreparedPush {
 
   /** About the size of one recipient's frame in UTF-8 bytes (what a replay buffer holds for it). */
   get byteLength(): number {
-    this.bytes ??= utf8Length(this.head) + PUSH_OVERHEAD_BYTES;
+    // From the parts: measuring the concatenated head would flatten it into a second copy of the payload.
+    this.bytes ??= utf8Length(this.dataJson) + utf8Length(this.event) + PUSH_OVERHEAD_BYTES;
     return this.bytes;
   }
 
@@ -225,7 +226,7 @@ export class PreparedPush {
   }
 }
 
-/** `,"seq":<n>}` at its longest, plus what a replay entry costs beside its frame. */
+/** The envelope around event and data (`{"event":,"data":,"seq":<n>}`), plus what a replay entry costs beside its frame. */
 const PUSH_OVERHEAD_BYTES = 64;
 
 export function preparePush(event: string, dataJson: string, id?: string): PreparedPush {
