@@ -231,7 +231,16 @@ function validation(value: unknown): ResolvedReliableWsOptions['validation'] {
   return { ...DEFAULT_OPTIONS.validation, ...value };
 }
 
-const BROADCAST_KEYS = ['redis', 'channelPrefix', 'canaryIntervalMs', 'sharded', 'connectTimeoutMs'] as const;
+const BROADCAST_KEYS = [
+  'redis',
+  'channelPrefix',
+  'canaryIntervalMs',
+  'sharded',
+  'connectTimeoutMs',
+  'historySize',
+  'historyTtlMs',
+  'commandTimeoutMs',
+] as const;
 
 function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
   const defaults = DEFAULT_OPTIONS.broadcast;
@@ -239,8 +248,8 @@ function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
   if (!isPlainObject(value)) throw new ReliableWsOptionsError('broadcast', value, 'an object');
   checkKeys('broadcast', value, BROADCAST_KEYS);
   const prefix = value.channelPrefix ?? defaults.channelPrefix;
-  if (typeof prefix !== 'string' || !/^[^\s*?[\]]+$/.test(prefix)) {
-    throw new ReliableWsOptionsError('broadcast.channelPrefix', prefix, 'a non-empty string without spaces or glob characters');
+  if (typeof prefix !== 'string' || !/^[^\s*?[\]{}]+$/.test(prefix)) {
+    throw new ReliableWsOptionsError('broadcast.channelPrefix', prefix, 'a non-empty string without spaces, braces or glob characters');
   }
   return {
     redis: redisOption(value.redis),
@@ -248,6 +257,9 @@ function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
     canaryIntervalMs: integer('broadcast.canaryIntervalMs', value.canaryIntervalMs, defaults.canaryIntervalMs, 1),
     sharded: boolean('broadcast.sharded', value.sharded, defaults.sharded),
     connectTimeoutMs: integer('broadcast.connectTimeoutMs', value.connectTimeoutMs, defaults.connectTimeoutMs, 1),
+    historySize: integer('broadcast.historySize', value.historySize, defaults.historySize, 1),
+    historyTtlMs: integer('broadcast.historyTtlMs', value.historyTtlMs, defaults.historyTtlMs, 1000),
+    commandTimeoutMs: integer('broadcast.commandTimeoutMs', value.commandTimeoutMs, defaults.commandTimeoutMs, 1),
   };
 }
 

@@ -86,7 +86,15 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   rateLimit: { points: 50, durationMs: 1000, maxViolations: 20 },
   validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true },
   backpressure: { maxBufferedBytes: 1024 * 1024 },
-  broadcast: { channelPrefix: 'rws', canaryIntervalMs: 5000, sharded: false, connectTimeoutMs: 10000 },
+  broadcast: {
+    channelPrefix: 'rws',
+    canaryIntervalMs: 5000,
+    sharded: false,
+    connectTimeoutMs: 10000,
+    historySize: 1000,
+    historyTtlMs: 300000,
+    commandTimeoutMs: 2000,
+  },
   resume: {
     bufferSize: 1000,
     maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES,

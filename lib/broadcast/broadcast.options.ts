@@ -11,6 +11,12 @@ export interface BroadcastOptions {
   sharded: boolean;
   /** How long startup waits for Redis before failing bootstrap. */
   connectTimeoutMs: number;
+  /** Messages kept per channel in Redis, so that an instance whose subscriber was cut recovers them. */
+  historySize: number;
+  /** How long a channel's history (and its record) is kept after its last message. */
+  historyTtlMs: number;
+  /** How long a publish (or a history read) may take before it rejects. */
+  commandTimeoutMs: number;
 }
 
 /** Canary intervals that may pass without the canary before the subscriber counts as dead. */

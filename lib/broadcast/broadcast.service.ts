@@ -36,6 +36,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   private requestCounter = 0;
   private pushCounter = 0;
   private readonly channels: { all: string; direct: string; room: (room: string) => string };
+  private readonly roomPrefix: string;
   private readonly handover: SessionHandover;
 
   constructor(
@@ -48,8 +49,9 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     this.channels = {
       all: `${channelPrefix}:all`,
       direct: `${channelPrefix}:direct`,
-      room: (room) => `${channelPrefix}:room:${room}`,
+      room: (room) => `${channelPrefix}:room:${encodeURIComponent(room)}`,
     };
+    this.roomPrefix = `${channelPrefix}:room:`;
     sessions.observe(this);
     this.handover = new SessionHandover(sessions, {
       instanceId,
@@ -65,7 +67,25 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 
   /** Subscribes before the app listens, so `app.listen()` resolves with delivery live. */
   onApplicationBootstrap(): Promise<void> {
-    return this.transport.start([this.channels.all, this.channels.direct], (_, payload) => this.receive(payload));
+    return this.transport.start(
+      [this.channels.all, this.channels.direct],
+      (_, payload) => this.receive(payload),
+      (channel) => this.onLoss(channel),
+    );
+  }
+
+  /**
+   * Broadcasts of a channel are gone for good: the sessions they were for are ended and their
+   * connections closed with 1012, so that their clients resume with `missed: true` and resync.
+   */
+  private onLoss(channel: string): void {
+    const room = channel.startsWith(this.roomPrefix) ? decodeURIComponent(channel.slice(this.roomPrefix.length)) : undefined;
+    const affected = [...(room === undefined ? this.sessions.allSessions() : (this.members.roomMembers(room) ?? []))];
+    for (const session of affected) this.sessions.interrupt(session);
+    this.logger.warn(
+      `broadcasts on ${channel} were lost (history trimmed, or Redis lost its data): ` +
+        `${affected.length} session(s) ended, their connections closed with 1012; their resume gets missed: true`,
+    );
   }
 
   /** Runs after the sockets are gone. */

@@ -1,12 +1,15 @@
 /** Receives what other instances published on the channels this instance listens to. */
 export type TransportListener = (channel: string, payload: string) => void;
 
+/** Told when messages of a channel are gone for good (history trimmed, Redis lost its data). */
+export type LossListener = (channel: string) => void;
+
 /** Carries broadcasts between instances. */
 export interface BroadcastTransport {
   /** True when there are no other instances to reach (the in-memory default). */
   readonly local: boolean;
   /** Connects and subscribes to the given channels; resolves once they are live. */
-  start(channels: string[], listener: TransportListener): Promise<void>;
+  start(channels: string[], listener: TransportListener, onLoss: LossListener): Promise<void>;
   /** Resolves once the message is handed to the broker; rejects when it cannot be. */
   publish(channel: string, payload: string): Promise<void>;
   /** Resolves once messages on the channel are received. */

@@ -30,6 +30,8 @@ interface ChannelState {
   recovering: boolean;
   /** A catch-up was asked for while a recovery ran: run another once it ends. */
   again: boolean;
+  /** The last recovery could not read the history: a catch-up is still due. */
+  behind: boolean;
 }
 
 /** The epoch of a channel that had no record in Redis when it was subscribed to. */
@@ -76,10 +78,16 @@ export class ChannelSequencer {
     return false;
   }
 
+  /** No channel is recovering, and none is left behind by a history read that failed. */
+  get caughtUp(): boolean {
+    for (const state of this.channels.values()) if (state.recovering || state.behind) return false;
+    return true;
+  }
+
   receive(channel: string, message: SequencedMessage): void {
     const state = this.channels.get(channel);
     if (!state) {
-      this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], recovering: false, again: false });
+      this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], recovering: false, again: false, behind: false });
       this.io.deliver(channel, message.payload);
     } else if (state.recovering) {
       state.held.push(message);
@@ -107,7 +115,7 @@ export class ChannelSequencer {
   start(channel: string, head: ChannelHistory['head']): void {
     if (this.channels.has(channel)) return;
     const { epoch, offset } = head ?? { epoch: NO_RECORD, offset: 0 };
-    this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], recovering: false, again: false });
+    this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], recovering: false, again: false, behind: false });
   }
 
   /** Every channel with a known position, for a catch-up after a reconnect. */
@@ -148,10 +156,12 @@ export class ChannelSequencer {
         if (this.channels.get(channel) !== state) return;
         this.applyHistory(channel, state, history);
       } while (state.again);
+      state.behind = false;
       this.drainHeld(channel, state);
     } catch {
-      // Redis is unreachable: the next reconnect catches up again; keep what was held.
+      // Redis is unreachable: the next catch-up tries again; keep what was held.
       state.again = false;
+      state.behind = true;
     } finally {
       state.recovering = false;
     }

@@ -1,7 +1,13 @@
 import { Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { CANARY_MISSED_INTERVALS, type BroadcastOptions } from './broadcast.options.js';
-import type { BroadcastTransport, TransportListener } from './broadcast.transport.js';
+import type { BroadcastTransport, LossListener, TransportListener } from './broadcast.transport.js';
+import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
+import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
+
+/** How soon a catch-up that could not read the history is tried again. */
+const CATCH_UP_RETRY_MS = 250;
 
 /** A URL with its password, if any, replaced, for error messages. */
 function describeRedis(redis: BroadcastOptions['redis']): string {
@@ -12,8 +18,10 @@ function describeRedis(redis: BroadcastOptions['redis']): string {
 
 /**
  * Broadcast over Redis pub/sub (or sharded pub/sub) with two connections: a publisher and a
- * subscriber. ioredis resubscribes after every reconnect; a canary the instance publishes to
- * itself detects a subscriber that is connected but receives nothing.
+ * subscriber. Every message is numbered in its channel and kept in a bounded history in the same
+ * round trip as its publish, so that a subscriber that was cut (and resubscribed by ioredis)
+ * recovers what it missed, in order, and reports what it cannot recover. A canary the instance
+ * publishes to itself detects a subscriber that is connected but receives nothing.
  */
 export class RedisBroadcastTransport implements BroadcastTransport {
   readonly local = false;
@@ -25,7 +33,18 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = Date.now();
   private canaryLate = false;
+  private subscriberUp = false;
+  private publishFailing = false;
+  private started = false;
+  private closing = false;
+  private catchUpTimer: NodeJS.Timeout | undefined;
   private listener: TransportListener = () => undefined;
+  private onLoss: LossListener = () => undefined;
+  private readonly sequencer: ChannelSequencer;
+  private readonly subscribed = new Set<string>();
+  /** Unique per publish: the epoch a channel gets if Redis has no record of it (new, or its data lost). */
+  private readonly epochBase = randomBytes(6).toString('hex');
+  private epochCounter = 0;
 
   constructor(
     private readonly options: BroadcastOptions,
@@ -45,33 +64,62 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     for (const connection of [this.publisher, this.subscriber]) {
       connection.on('error', (error: Error) => this.logger.warn(`Redis: ${error.message}`));
     }
+    this.sequencer = new ChannelSequencer(
+      {
+        deliver: (channel, payload) => this.listener(channel, payload),
+        readHistory: (channel, afterOffset) => this.withinCommandTimeout(readHistory(this.publisher, channel, afterOffset)),
+        lost: (channel) => this.onLoss(channel),
+      },
+      options.historyTtlMs,
+    );
   }
 
+  /** Receiving, caught up, and publishing: false from the moment the subscriber connection drops. */
   get healthy(): boolean {
-    return !this.canaryLate;
+    return this.subscriberUp && !this.canaryLate && !this.publishFailing && this.sequencer.caughtUp;
   }
 
-  async start(channels: string[], listener: TransportListener): Promise<void> {
+  async start(channels: string[], listener: TransportListener, onLoss: LossListener): Promise<void> {
     this.listener = listener;
+    this.onLoss = onLoss;
     const event = this.options.sharded ? 'smessage' : 'message';
     this.subscriber.on(event, (channel: string, payload: string) => this.receive(channel, payload));
+    this.subscriber.on('close', () => this.subscriberLost());
+    this.subscriber.on('ready', () => void this.subscriberBack());
     await this.withinConnectTimeout(async () => {
       await Promise.all([connect(this.publisher), connect(this.subscriber)]);
-      await this.subscribeAll([...channels, this.canaryChannel]);
+      await this.subscribeAll([this.canaryChannel]);
+      await Promise.all(channels.map((channel) => this.subscribe(channel)));
     });
+    this.started = true;
+    this.subscriberUp = true;
     this.startCanary();
   }
 
+  /** Resolves once the message is numbered, kept in the channel's history and published. */
   async publish(channel: string, payload: string): Promise<void> {
-    if (this.options.sharded) await this.publisher.spublish(channel, payload);
-    else await this.publisher.publish(channel, payload);
+    const epoch = `${this.epochBase}${(++this.epochCounter).toString(36)}`;
+    try {
+      await this.withinCommandTimeout(publishSequenced(this.publisher, channel, payload, epoch, this.options, this.options.sharded));
+      this.publishFailing = false;
+    } catch (error) {
+      this.publishFailing = true;
+      throw error;
+    }
   }
 
-  subscribe(channel: string): Promise<void> {
-    return this.subscribeAll([channel]);
+  /** Subscribes and takes the channel's position, so that nothing published from here on is missed. */
+  async subscribe(channel: string): Promise<void> {
+    // A position kept from an earlier subscription would make the messages of the time between count as missed.
+    this.sequencer.forget(channel);
+    this.subscribed.add(channel);
+    await this.subscribeAll([channel]);
+    this.sequencer.start(channel, await this.withinCommandTimeout(readHead(this.publisher, channel)));
   }
 
   async unsubscribe(channel: string): Promise<void> {
+    this.subscribed.delete(channel);
+    this.sequencer.forget(channel);
     if (this.options.sharded) await this.subscriber.sunsubscribe(channel);
     else await this.subscriber.unsubscribe(channel);
   }
@@ -85,7 +133,9 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.canaryTimer);
+    clearTimeout(this.catchUpTimer);
     const owned = this.ownsPublisher ? [this.publisher, this.subscriber] : [this.subscriber];
     await Promise.all(owned.map(closeConnection));
   }
@@ -104,7 +154,40 @@ export class RedisBroadcastTransport implements BroadcastTransport {
       this.lastCanaryAt = Date.now();
       return;
     }
-    this.listener(channel, payload);
+    if (!this.subscribed.has(channel)) return; // still in flight when it was unsubscribed
+    const message = decodeSequenced(payload);
+    if (message) this.sequencer.receive(channel, message);
+  }
+
+  private subscriberLost(): void {
+    if (!this.started || !this.subscriberUp) return;
+    this.subscriberUp = false;
+    this.logger.warn('Redis subscriber connection lost: health is degraded until it is back and caught up');
+  }
+
+  /** After ioredis reconnected and resubscribed: recovers what every channel missed meanwhile. */
+  private async subscriberBack(): Promise<void> {
+    if (!this.started) return;
+    try {
+      // ioredis queues the resubscriptions right after 'ready': a PING behind them answers once they hold.
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.withinCommandTimeout(this.subscriber.ping());
+      if (!this.subscriberUp) this.logger.log('Redis subscriber back; catching up');
+      this.subscriberUp = true;
+      await this.catchUpAll();
+    } catch (error) {
+      this.logger.warn(`Redis subscriber back, catching up failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  /** Catches every channel up, and tries again shortly while one is left behind (Redis still coming back). */
+  private async catchUpAll(): Promise<void> {
+    clearTimeout(this.catchUpTimer);
+    await Promise.all(this.sequencer.tracked().map((channel) => this.sequencer.catchUp(channel)));
+    if (!this.sequencer.caughtUp && this.subscriberUp && !this.closing) {
+      this.catchUpTimer = setTimeout(() => void this.catchUpAll(), CATCH_UP_RETRY_MS);
+      this.catchUpTimer.unref();
+    }
   }
 
   private startCanary(): void {
@@ -112,9 +195,31 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.lastCanaryAt = Date.now();
     this.canaryTimer = setInterval(() => {
       this.checkCanary(Date.now());
-      this.publish(this.canaryChannel, String(Date.now())).catch(() => undefined);
+      this.publishCanary().catch(() => undefined);
     }, canaryIntervalMs);
     this.canaryTimer.unref();
+  }
+
+  private async publishCanary(): Promise<void> {
+    const payload = String(Date.now());
+    const published = this.options.sharded
+      ? this.publisher.spublish(this.canaryChannel, payload)
+      : this.publisher.publish(this.canaryChannel, payload);
+    await this.withinCommandTimeout(published);
+  }
+
+  /** Rejects a Redis command that has not answered within `commandTimeoutMs` (it may still run). */
+  private async withinCommandTimeout<T>(command: Promise<T>): Promise<T> {
+    const { commandTimeoutMs } = this.options;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
+    });
+    try {
+      return await Promise.race([command, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private checkCanary(now: number): void {

@@ -156,6 +156,16 @@ export class SessionRegistry implements OnApplicationShutdown {
     return this.sessions.get(session.id);
   }
 
+  /**
+   * Ends a session that missed pushes for good: its connection is closed with 1012 (service
+   * restart) and its client's resume gets `missed: true`.
+   */
+  interrupt(session: Session): void {
+    const transport = session.takeOver();
+    this.endSession(session);
+    transport?.close(CloseCode.SERVICE_RESTART);
+  }
+
   /** Lets go of a session handed over to another instance: its connection, if any, is cut. */
   release(session: Session): void {
     session.takeOver()?.terminate();

@@ -13,11 +13,15 @@ const frame = (n: number, seq: number) => `{"event":"tick","data":{"n":${n}},"se
 class Recorder implements SessionTransport {
   frames: string[] = [];
   terminated = 0;
+  closedWith: number[] = [];
   deliver(push: PreparedPush, seq: number | undefined): void {
     this.write(push.frame(seq));
   }
   write(frame: string): void {
     this.frames.push(frame);
+  }
+  close(code: number): void {
+    this.closedWith.push(code);
   }
   terminate(): void {
     this.terminated++;

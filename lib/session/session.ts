@@ -8,6 +8,7 @@ export interface SessionTransport {
   /** Hands over a numbered push (the session keeps it for replay when it is resumable). */
   deliver(push: PreparedPush, seq: number | undefined): void;
   write(frame: string): void;
+  close(code: number): void;
   terminate(): void;
 }
 

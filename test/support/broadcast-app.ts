@@ -156,6 +156,8 @@ export function httpJson(
 export interface Peer {
   client: TestClient;
   sessionId: string;
+  /** The session's resume token (resumable peers only). */
+  resumeToken?: string;
 }
 
 /** Opens a plain client and waits for its `$ready`. */
@@ -168,7 +170,7 @@ export async function connectPeer(url: string, { resumable = false } = {}): Prom
   await client.open();
   if (resumable) client.send({ event: '$hello', data: {} });
   const ready = await client.next((frame) => frame.event === '$ready');
-  return { client, sessionId: ready.data.sessionId as string };
+  return { client, sessionId: ready.data.sessionId as string, resumeToken: ready.data.resumeToken as string | undefined };
 }
 
 /** Pushes recorded by a client for an event (not removed from the record). */

@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import type { ChannelHistory, SequencedMessage } from './channel-sequencer.js';
+import { decodeSequenced } from './channel-sequencer.js';
+
+/**
+ * Publishes in one round trip: numbers the message in its channel (epoch + offset, kept in a
+ * hash), appends it to the channel's history (a stream bounded by count and age), and
+ * publishes it. KEYS: head hash, history stream. ARGV: channel, payload, epoch candidate (used
+ * when the channel has no record), history size, history age in ms, '1' for sharded pub/sub.
+ */
+const PUBLISH = `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local message = epoch .. ' ' .. offset .. ' ' .. ARGV[2]
+local now = redis.call('TIME')
+local oldest = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - tonumber(ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'm', message)
+redis.call('XTRIM', KEYS[2], 'MINID', '~', oldest)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[6] == '1' then
+  redis.call('SPUBLISH', ARGV[1], message)
+else
+  redis.call('PUBLISH', ARGV[1], message)
+end
+return offset
+`;
+
+/**
+ * Reads a channel's head and the messages after an offset, in one step. KEYS: head hash,
+ * history stream. ARGV: the offset. Returns {} when the channel has no record.
+ */
+const READ_HISTORY = `
+local head = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
+if not head[1] then return {} end
+local missed = tonumber(head[2]) - tonumber(ARGV[1])
+local entries = {}
+if missed > 0 then entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed) end
+return {head[1], head[2], entries}
+`;
+
+type Connection = Redis | Cluster;
+
+/** A Lua script run by its SHA1, loaded on first use (and again after a Redis restart). */
+class Script {
+  private readonly sha: string;
+
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(connection: Connection, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await connection.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return connection.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+const publishScript = new Script(PUBLISH);
+const readHistoryScript = new Script(READ_HISTORY);
+
+/**
+ * The keys of a channel. The channel's name is their hash tag, so that in a Redis Cluster they
+ * live in the channel's slot (room names are URI-encoded, so a channel name has no braces).
+ */
+export function channelKeys(channel: string): [head: string, history: string] {
+  return [`{${channel}}:head`, `{${channel}}:history`];
+}
+
+export interface HistoryBounds {
+  historySize: number;
+  historyTtlMs: number;
+}
+
+export function publishSequenced(
+  connection: Connection,
+  channel: string,
+  payload: string,
+  epochCandidate: string,
+  bounds: HistoryBounds,
+  sharded: boolean,
+): Promise<unknown> {
+  const args = [channel, payload, epochCandidate, bounds.historySize, bounds.historyTtlMs, sharded ? '1' : '0'];
+  return publishScript.run(connection, channelKeys(channel), args);
+}
+
+export async function readHistory(connection: Connection, channel: string, afterOffset: number): Promise<ChannelHistory> {
+  const reply = (await readHistoryScript.run(connection, channelKeys(channel), [afterOffset])) as unknown[];
+  if (!Array.isArray(reply) || reply.length < 3) return { head: undefined, messages: [] };
+  const [epoch, offset, entries] = reply as [string, string, Array<[string, string[]]>];
+  const messages: SequencedMessage[] = [];
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const message = decodeSequenced(String(entries[i]?.[1]?.[1] ?? ''));
+    if (message) messages.push(message);
+  }
+  return { head: { epoch: String(epoch), offset: Number(offset) }, messages };
+}
+
+/** The head of a channel, or undefined when nothing was published on it (or it expired). */
+export async function readHead(connection: Connection, channel: string): Promise<ChannelHistory['head']> {
+  const [epoch, offset] = await connection.hmget(channelKeys(channel)[0], 'epoch', 'offset');
+  return epoch && offset ? { epoch, offset: Number(offset) } : undefined;
+}
