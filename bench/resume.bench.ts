@@ -226,6 +226,7 @@ function sessionPushCost(): PushCostRow[] {
   const transport = {
     deliver: (delivered: typeof push, seq: number | undefined) => void (sink += delivered.frame(seq).length),
     write: (frame: string) => void (sink += frame.length),
+    close: () => undefined,
     terminate: () => undefined,
   };
   const variants: Array<{ variant: string; make: () => Session; ackEvery: number }> = [
