@@ -649,6 +649,25 @@ describe('robustness (property-based)', () => {
     expect(inheritedProbes()).toEqual([]);
   });
 
+  it('holds nothing behind a $auth when no auth is configured: 40 frames pipelined after it are answered', async () => {
+    const client = await TestClient.ready(t.wsUrl('/ws'));
+    try {
+      const auth = '{"event":"$auth","data":{"token":"t"},"id":"auth"}';
+      const frames: Rendered[] = [{ payload: auth, binary: false, expected: ['"auth"|error:*', '"auth"|ack'] }];
+      for (let i = 0; i < 40; i++) {
+        frames.push({ payload: `{"event":"$ping","data":${i},"id":${i}}`, binary: false, expected: [`${i}|pong:${i}`] });
+      }
+      // Corked, the frames reach the server in one read, as they do over a real network.
+      const tcp = (client.raw as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+      tcp.cork();
+      const expected = sendAll(client, frames);
+      tcp.uncork();
+      expect(await problemsOf(client, expected, 'auth-sentinel')).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
   it('every random frame gets exactly the answer the protocol prescribes, on concurrent clients', async () => {
     let totalFrames = 0;
     const memoryAfterRun: MemoryAfterGc[] = [];
