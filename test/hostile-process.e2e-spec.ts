@@ -319,7 +319,8 @@ describe('hostile input against a server in its own process', () => {
       intervalMs: 50,
       what: 'every hostile frame to be answered',
     });
-    expect(await floodCloses).toEqual(Array.from({ length: FLOOD_CYCLES }, () => 1008));
+    // Beside the flood the $hello deadline may pass before a connection's extra frames are read: 4008 then.
+    expect((await floodCloses).filter((code) => code !== 1008 && code !== 4008)).toEqual([]);
     // A well-formed request after all that is answered correctly, on every hostile connection.
     for (const [c, client] of hostile.entries()) {
       expect(await client.request('echo', { fine: c }, `well-formed-${c}`)).toEqual({ event: 'echo', data: { fine: c }, ref: `well-formed-${c}` });
