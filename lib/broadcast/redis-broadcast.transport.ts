@@ -160,7 +160,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 
   private subscriberLost(): void {
-    if (!this.started || !this.subscriberUp) return;
+    if (!this.started || !this.subscriberUp || this.closing) return;
     this.subscriberUp = false;
     this.logger.warn('Redis subscriber connection lost: health is degraded until it is back and caught up');
   }

@@ -5,19 +5,23 @@ import { decodeSequenced } from './channel-sequencer.js';
 
 /**
  * Publishes in one round trip: numbers the message in its channel (epoch + offset, kept in a
- * hash), appends it to the channel's history (a stream bounded by count and age), and
- * publishes it. KEYS: head hash, history stream. ARGV: channel, payload, epoch candidate (used
+ * hash), appends it to the channel's history (a stream bounded by count, trimmed by age every
+ * 64 messages, and expiring with the channel's record once the channel is idle), and publishes it. KEYS: head hash, history stream. ARGV: channel, payload, epoch candidate (used
  * when the channel has no record), history size, history age in ms, '1' for sharded pub/sub.
  */
 const PUBLISH = `
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local epoch = offset > 1 and redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
 local message = epoch .. ' ' .. offset .. ' ' .. ARGV[2]
-local now = redis.call('TIME')
-local oldest = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - tonumber(ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'm', message)
-redis.call('XTRIM', KEYS[2], 'MINID', '~', oldest)
+if offset % 64 == 0 then
+  local now = redis.call('TIME')
+  redis.call('XTRIM', KEYS[2], 'MINID', '~', (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) - tonumber(ARGV[5]))
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 if ARGV[6] == '1' then
