@@ -55,3 +55,43 @@ describe('session handover between instances (Redis)', () => {
     expect(c2.frames).toEqual([]);
   });
 });
+
+describe('session handover is safe (Redis)', () => {
+  const prefix = `handover-safe-${process.pid}-${Date.now()}`;
+  const USERS: Record<string, { id: string }> = { ann: { id: 'ann' }, bob: { id: 'bob' } };
+  const options = {
+    broadcast: { redis: REDIS_URL, channelPrefix: prefix },
+    auth: { verify: (token: string) => USERS[token] ?? null },
+  };
+  let a: TestApp, b: TestApp;
+  beforeAll(async () => {
+    a = await startApp(options, [RoomGateway]);
+    b = await startApp(options, [RoomGateway]);
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  async function hello(app: TestApp, data: Record<string, unknown>): Promise<{ client: TestClient; ready: { data: any } }> {
+    const client = new TestClient(app.wsUrl('/ws'), 'rws.v1');
+    await client.open();
+    client.send({ event: '$hello', data });
+    return { client, ready: await client.next((f) => f.event === '$ready') };
+  }
+
+  it("another user's resume, or a wrong token, from another instance never cuts the owner's live connection", async () => {
+    const owner = await hello(a, { token: 'ann' });
+    const { sessionId, resumeToken } = owner.ready.data;
+    const asBob = await hello(b, { token: 'bob', resume: { sessionId, resumeToken, lastSeq: 0 } });
+    expect(asBob.ready.data).toMatchObject({ resumed: false, missed: true });
+    const wrongToken = await hello(b, { token: 'ann', resume: { sessionId, resumeToken: `${resumeToken}x`, lastSeq: 0 } });
+    expect(wrongToken.ready.data).toMatchObject({ resumed: false, missed: true });
+    expect(owner.client.raw.readyState).toBe(owner.client.raw.OPEN);
+    expect((await owner.client.request('join', 'r', 1)).event).toBe('$ack');
+    // the rightful resume still moves it
+    const moved = await hello(b, { token: 'ann', resume: { sessionId, resumeToken, lastSeq: 0 } });
+    expect(moved.ready.data).toMatchObject({ resumed: true, missed: false, sessionId, resumeToken });
+    for (const c of [owner, asBob, wrongToken, moved]) c.client.terminate();
+  });
+});

@@ -84,7 +84,7 @@ export class ConnectionProtocol {
     this.watchExpiry(connection, principal);
     const ready: ReadyData = {
       sessionId: session.id,
-      ...(this.options.resume === false ? {} : { resumeToken: session.resumeToken }),
+      ...(this.options.resume === false ? {} : { resumeToken: resumed && resume ? resume.resumeToken : session.resumeToken }),
       resumed: resumed !== undefined,
       missed: resume !== undefined && resumed === undefined,
       lastId: session.lastId,
@@ -228,7 +228,9 @@ export class ConnectionProtocol {
       return;
     }
     const resume = resumeRequestOf(data);
-    if (resume && this.options.resume !== false) await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken);
+    if (resume && this.options.resume !== false) {
+      await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken, principal);
+    }
     if (connection.socket.isOpen) this.startSession(connection, principal, resume, id);
   }
 

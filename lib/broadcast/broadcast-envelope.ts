@@ -18,12 +18,24 @@ export type PushEnvelope = {
 
 /** Moving a session to the instance its client resumes on (see SessionHandover). */
 export type HandoverEnvelope =
-  | { type: 'handover-prepare'; origin: string; request: string; sessionId: string; resumeToken: string }
+  | {
+      type: 'handover-prepare';
+      origin: string;
+      request: string;
+      sessionId: string;
+      /** `claimProof` of the resume token's hash and this request (a client's resume). */
+      proof?: string;
+      /** The claiming client's user id, for the owner to compare. */
+      userId?: string;
+      /** A claim of a session its owner offered at shutdown. */
+      adopt?: true;
+    }
   | { type: 'handover-ready'; origin: string; request: string; rooms: string[]; userId?: string }
   | { type: 'handover-commit'; origin: string; request: string }
   | { type: 'handover-done'; origin: string; request: string; key: string }
+  | { type: 'handover-taken'; origin: string; request: string }
   | { type: 'handover-refused'; origin: string; request: string }
-  | { type: 'adopt-offer'; origin: string; sessions: Array<{ sessionId: string; resumeToken: string }> };
+  | { type: 'adopt-offer'; origin: string; sessionIds: string[] };
 
 /** A push, a membership change, or a handover step travelling between instances. */
 export type BroadcastEnvelope =
@@ -68,10 +80,11 @@ const STRING_FIELDS: Readonly<Record<BroadcastEnvelope['type'], readonly string[
   join: ['origin', 'sessionId', 'room', 'request'],
   leave: ['origin', 'sessionId', 'room', 'request'],
   done: ['origin', 'request'],
-  'handover-prepare': ['origin', 'request', 'sessionId', 'resumeToken'],
+  'handover-prepare': ['origin', 'request', 'sessionId'],
   'handover-ready': ['origin', 'request'],
   'handover-commit': ['origin', 'request'],
   'handover-done': ['origin', 'request', 'key'],
+  'handover-taken': ['origin', 'request'],
   'handover-refused': ['origin', 'request'],
   'adopt-offer': ['origin'],
 };
@@ -85,11 +98,10 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
       return isTarget(value.target) && optionalString(value.except);
     case 'handover-ready':
       return Array.isArray(value.rooms) && value.rooms.every((room) => typeof room === 'string') && optionalString(value.userId);
+    case 'handover-prepare':
+      return optionalString(value.proof) && optionalString(value.userId) && (value.adopt === undefined || value.adopt === true);
     case 'adopt-offer':
-      return (
-        Array.isArray(value.sessions) &&
-        value.sessions.every((offer) => isRecord(offer) && typeof offer.sessionId === 'string' && typeof offer.resumeToken === 'string')
-      );
+      return Array.isArray(value.sessionIds) && value.sessionIds.every((id) => typeof id === 'string');
     default:
       return true;
   }

@@ -159,8 +159,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
    * Brings a session that lives on another instance here, for its client's resume. Resolves
    * with the session, or undefined when no instance hands it over.
    */
-  claimSession(sessionId: string, resumeToken: string): Promise<Session | undefined> {
-    return this.handover.claim(sessionId, resumeToken);
+  claimSession(sessionId: string, resumeToken: string, principal: unknown): Promise<Session | undefined> {
+    return this.handover.claim(sessionId, resumeToken, this.userIdString(principal));
   }
 
   /** Offers this instance's sessions to the other instances (graceful shutdown). */
@@ -232,7 +232,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     const id = `${this.instanceId}:${++this.pushCounter}`;
     const push = preparePush(event, serializeData(data, event, 'push'), id);
     const deliveredHere = this.deliver(target, push, except);
-    if (target.kind === 'client' && deliveredHere) return;
+    // A session moving to another instance must hear it there too.
+    if (target.kind === 'client' && deliveredHere && !this.sessions.getSession(target.sessionId)?.moving) return;
     const envelope: PushEnvelope = { type: 'push', origin: this.instanceId, id, target, event, except, dataJson: push.dataJson };
     this.handover.hear(envelope);
     await this.publish(this.channelOf(target), envelope);

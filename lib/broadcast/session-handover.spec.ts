@@ -1,5 +1,6 @@
+import { jest } from '@jest/globals';
 import { preparePush } from '../protocol/index.js';
-import { SessionRegistry, type Session } from '../session/index.js';
+import { hashSecret, SessionRegistry, type Session } from '../session/index.js';
 import type { HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
 import { SessionHandover, type HandoverBus } from './session-handover.js';
 
@@ -10,21 +11,27 @@ import { SessionHandover, type HandoverBus } from './session-handover.js';
  */
 function cluster() {
   const stored = new Map<string, string>();
+  /** Everything that went over the bus or into the store, as text. */
+  const wire: string[] = [];
   const nodes = new Map<string, { registry: SessionRegistry; handover: SessionHandover }>();
-  let beforeDeliver: (envelope: HandoverEnvelope, to: string) => void = () => undefined;
+  let beforeDeliver: (envelope: HandoverEnvelope, to: string) => boolean | void = () => undefined;
+  let failStore = false;
   const busFor = (instanceId: string): HandoverBus => ({
     instanceId,
     local: false,
     async publish(envelope) {
+      wire.push(JSON.stringify(envelope));
       for (const [id, node] of nodes) {
         if (id === instanceId) continue;
         await Promise.resolve();
-        beforeDeliver(envelope, id);
+        if (beforeDeliver(envelope, id) === false) continue; // dropped
         node.handover.receive(envelope);
       }
     },
     subscribeRoom: async () => undefined,
     async store(key, value) {
+      if (failStore) throw new Error('store failed');
+      wire.push(value);
       stored.set(key, value);
     },
     async take(key) {
@@ -32,7 +39,7 @@ function cluster() {
       stored.delete(key);
       return value;
     },
-    userIdOf: () => undefined,
+    userIdOf: (principal) => (principal as { id?: string } | null)?.id,
     keyFor: (request) => `handover:${request}`,
   });
   for (const id of ['A', 'B']) {
@@ -42,8 +49,12 @@ function cluster() {
   return {
     a: nodes.get('A')!,
     b: nodes.get('B')!,
+    wire,
     onDeliver(hook: typeof beforeDeliver) {
       beforeDeliver = hook;
+    },
+    failStore(fail: boolean) {
+      failStore = fail;
     },
     shutdown() {
       for (const node of nodes.values()) node.registry.onApplicationShutdown();
@@ -53,11 +64,12 @@ function cluster() {
 
 /** A session living on A, detached (its client is reconnecting), with pushes 1..3. */
 function sessionOnA(a: { registry: SessionRegistry }): Session {
+  // owned by user 'ann'; claims below come for 'ann' unless a test says otherwise
   // SessionRegistry makes sessions only for sockets or from snapshots: adopt a fresh one
   const session = a.registry.adopt({
     id: 'session-1',
-    resumeToken: 'token-1',
-    principal: null,
+    resumeTokenHash: hashSecret('token-1'),
+    principal: { id: 'ann' },
     lastSeq: 0,
     lastId: 0,
     ackedSeq: 0,
@@ -99,8 +111,9 @@ describe('SessionHandover', () => {
         b.handover.hear(envelope(4));
       }
     });
-    const moved = await b.handover.claim('session-1', 'token-1');
+    const moved = await b.handover.claim('session-1', 'token-1', 'ann');
     expect(moved?.id).toBe('session-1');
+    await settle();
     expect(a.registry.getSession('session-1')).toBeUndefined();
     expect(moved!.lastSeq).toBe(4);
     expect(replayAfter(moved!, 0)).toEqual([frame(1), frame(2), frame(3), frame(4)]);
@@ -113,7 +126,7 @@ describe('SessionHandover', () => {
     onDeliver((env, to) => {
       if (env.type === 'handover-done' && to === 'B') b.handover.hear(envelope(4)); // A no longer has it
     });
-    const moved = await b.handover.claim('session-1', 'token-1');
+    const moved = await b.handover.claim('session-1', 'token-1', 'ann');
     expect(replayAfter(moved!, 3)).toEqual([frame(4)]);
     shutdown();
   });
@@ -129,7 +142,7 @@ describe('SessionHandover', () => {
         session.acknowledge(4);
       }
     });
-    const moved = await b.handover.claim('session-1', 'token-1');
+    const moved = await b.handover.claim('session-1', 'token-1', 'ann');
     // the client has seq 1..4 and resumes with lastSeq 4: nothing must be replayed
     expect(moved!.lastSeq).toBe(4);
     expect(replayAfter(moved!, 4)).toEqual([]);
@@ -139,7 +152,7 @@ describe('SessionHandover', () => {
   it('a wrong resume token is refused; the session stays where it is', async () => {
     const { a, b, shutdown } = cluster();
     sessionOnA(a);
-    expect(await b.handover.claim('session-1', 'not-the-token')).toBeUndefined();
+    expect(await b.handover.claim('session-1', 'not-the-token', 'ann')).toBeUndefined();
     expect(a.registry.getSession('session-1')).toBeDefined();
     shutdown();
   });
@@ -148,11 +161,85 @@ describe('SessionHandover', () => {
     const { a, b, shutdown } = cluster();
     sessionOnA(a);
     const [first, second] = await Promise.all([
-      b.handover.claim('session-1', 'token-1'),
-      b.handover.claim('session-1', 'token-1'),
+      b.handover.claim('session-1', 'token-1', 'ann'),
+      b.handover.claim('session-1', 'token-1', 'ann'),
     ]);
     expect(first?.id).toBe('session-1');
     expect(second?.id).toBe('session-1');
     shutdown();
   });
+
+  it("a claim for another user's session is refused and never disturbs the owner's connection", async () => {
+    const { a, b, shutdown } = cluster();
+    const session = sessionOnA(a);
+    const owner = { deliver: jest.fn(), write: jest.fn(), close: jest.fn(), terminate: jest.fn() };
+    session.attach(owner);
+    expect(await b.handover.claim('session-1', 'token-1', 'bob')).toBeUndefined();
+    expect(await b.handover.claim('session-1', 'token-1', undefined)).toBeUndefined();
+    expect(owner.terminate).not.toHaveBeenCalled();
+    expect(session.attached).toBe(true);
+    expect(a.registry.getSession('session-1')).toBe(session);
+    shutdown();
+  });
+
+  it('a claim with a wrong token running at the same time does not spoil the rightful one', async () => {
+    const { a, b, shutdown } = cluster();
+    sessionOnA(a);
+    const [wrong, right] = await Promise.all([
+      b.handover.claim('session-1', 'not-the-token', 'ann'),
+      b.handover.claim('session-1', 'token-1', 'ann'),
+    ]);
+    expect(wrong).toBeUndefined();
+    expect(right?.id).toBe('session-1');
+    shutdown();
+  });
+
+  it('a snapshot that cannot be stored leaves the session with its owner', async () => {
+    const { a, b, failStore, shutdown } = cluster();
+    sessionOnA(a);
+    failStore(true);
+    expect(await b.handover.claim('session-1', 'token-1', 'ann')).toBeUndefined();
+    await settle();
+    const kept = a.registry.getSession('session-1');
+    expect(kept?.moving).toBe(false);
+    expect(replayAfter(kept!, 0)).toEqual([frame(1), frame(2), frame(3)]);
+    expect(b.registry.getSession('session-1')).toBeUndefined();
+    shutdown();
+  });
+
+  it('a commit whose answer never reaches the claimer leaves the session with its owner, not lost on both sides', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      const { a, b, onDeliver, shutdown } = cluster();
+      sessionOnA(a);
+      onDeliver((env) => (env.type === 'handover-done' ? false : undefined));
+      const claimed = b.handover.claim('session-1', 'token-1', 'ann');
+      for (let i = 0; i < 50 && jest.getTimerCount() > 0; i++) {
+        await jest.advanceTimersByTimeAsync(500);
+      }
+      expect(await claimed).toBeUndefined();
+      expect(a.registry.getSession('session-1')?.moving).toBe(false);
+      expect(b.registry.getSession('session-1')).toBeUndefined();
+      shutdown();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('neither the bus nor the store ever carries the resume token', async () => {
+    const { a, b, wire, shutdown } = cluster();
+    sessionOnA(a);
+    await b.handover.claim('session-1', 'not-the-token', 'ann');
+    expect(await b.handover.claim('session-1', 'token-1', 'ann')).toBeDefined();
+    expect(wire.length).toBeGreaterThan(4);
+    for (const text of wire) {
+      expect(text).not.toContain('token-1');
+      expect(text).not.toContain('not-the-token');
+    }
+    shutdown();
+  });
 });
+
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+};

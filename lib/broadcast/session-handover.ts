@@ -1,6 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { preparePush } from '../protocol/index.js';
-import { secretsEqual, type Session, type SessionRegistry, type SessionSnapshot } from '../session/index.js';
+import {
+  claimProof,
+  hashSecret,
+  secretsEqual,
+  type Session,
+  type SessionRegistry,
+  type SessionSnapshot,
+} from '../session/index.js';
 import type { BroadcastTarget, HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
 
 /** How long each step of a handover waits for the other instance. */
@@ -32,23 +39,32 @@ interface Claim {
 /**
  * Moves a session to the instance its client resumes on, without a Redis write per push:
  *
- * 1. the claiming instance asks (`prepare`, with the resume token) and the owner answers with the
- *    session's rooms and user, still delivering to it;
+ * 1. the claiming instance asks (`prepare`, with a proof that it holds the resume token, bound to
+ *    this request, and its client's user); the owner checks both, and answers with the session's
+ *    rooms and user, still delivering to it (a wrong token or user never disturbs the owner's
+ *    connection);
  * 2. the claimer subscribes to those rooms and starts keeping every push addressed to the session;
- * 3. it asks the owner to `commit`: the owner freezes the session (cuts its old connection),
- *    stores a snapshot in Redis and forgets it; pub/sub order guarantees that every push
- *    published before the commit is in the snapshot;
- * 4. the claimer restores the snapshot and appends the pushes it kept that the snapshot lacks
- *    (by broadcast id), in order.
+ * 3. it asks the owner to `commit`: the owner freezes the session (cuts its old connection) and
+ *    stores a snapshot in Redis, keeping the session until the move is settled;
+ * 4. the claimer takes the snapshot (GETDEL: whoever takes it owns the session), restores it,
+ *    appends the pushes it kept that the snapshot lacks (by broadcast id), and says `taken`; the
+ *    owner then forgets the session. Without `taken` in time, the owner takes the snapshot back
+ *    itself: if it gets it, the session stays with it; a failed store keeps it there too.
  *
- * Graceful shutdown offers an instance's sessions for adoption the same way.
+ * Graceful shutdown offers an instance's sessions for adoption the same way (the offer stands for
+ * the proof). Resume tokens never travel: only their hashes, inside snapshots.
  */
 export class SessionHandover {
   private readonly logger = new Logger(SessionHandover.name);
   private readonly claims = new Map<string, Claim>();
-  private readonly claimsBySession = new Map<string, Promise<Session | undefined>>();
+  /** Running claims by session and credentials: a claim with other credentials never shares another's outcome. */
+  private readonly claimsByCredentials = new Map<string, Promise<Session | undefined>>();
   /** Sessions of this instance promised to a claimer (session id → request). */
   private readonly reserved = new Map<string, string>();
+  /** Committed moves waiting for the claimer's `taken` (request → resolve). */
+  private readonly awaitingTaken = new Map<string, () => void>();
+  /** Sessions offered for adoption at shutdown. */
+  private offered = new Set<string>();
   private counter = 0;
   /** When another instance last asked for one of this instance's sessions. */
   private lastAskedAt = 0;
@@ -62,31 +78,38 @@ export class SessionHandover {
 
   /**
    * Brings a session living on another instance here; undefined when no instance hands it over.
-   * Concurrent claims of one session (a quick retry, an adoption) share one handover.
+   * `resumeToken` is the client's (none: an adoption the owner offered), `userId` its user's.
+   * Concurrent claims of one session with the same credentials (a quick retry) share one handover.
    */
-  claim(sessionId: string, resumeToken: string): Promise<Session | undefined> {
+  claim(sessionId: string, resumeToken?: string, userId?: string): Promise<Session | undefined> {
     const local = this.sessions.getSession(sessionId);
     if (this.bus.local || this.leaving || local) return Promise.resolve(local);
-    let claim = this.claimsBySession.get(sessionId);
+    const credentials = resumeToken === undefined ? `${sessionId}\u0000adopt` : `${sessionId}\u0000${hashSecret(resumeToken)}\u0000${userId ?? ''}`;
+    let claim = this.claimsByCredentials.get(credentials);
     if (!claim) {
-      claim = this.move(sessionId, resumeToken).finally(() => this.claimsBySession.delete(sessionId));
-      this.claimsBySession.set(sessionId, claim);
+      claim = this.move(sessionId, resumeToken, userId).finally(() => this.claimsByCredentials.delete(credentials));
+      this.claimsByCredentials.set(credentials, claim);
     }
     return claim;
   }
 
-  private async move(sessionId: string, resumeToken: string): Promise<Session | undefined> {
+  private async move(sessionId: string, resumeToken: string | undefined, userId: string | undefined): Promise<Session | undefined> {
     const request = `${this.bus.instanceId}:${++this.counter}`;
     const claim: Claim = { sessionId };
     this.claims.set(request, claim);
     try {
-      const ready = await this.step(claim, { type: 'handover-prepare', origin: this.bus.instanceId, request, sessionId, resumeToken });
+      const credentials = resumeToken === undefined ? { adopt: true as const } : { proof: claimProof(hashSecret(resumeToken), request), userId };
+      const ready = await this.step(claim, { type: 'handover-prepare', origin: this.bus.instanceId, request, sessionId, ...credentials });
       if (ready?.type !== 'handover-ready') return undefined;
       await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
       Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
       const done = await this.step(claim, { type: 'handover-commit', origin: this.bus.instanceId, request });
       if (done?.type !== 'handover-done') return undefined;
-      return this.restore(await this.bus.take(done.key), claim.heard ?? []);
+      const stored = await this.bus.take(done.key);
+      if (stored === undefined) return undefined; // the owner took it back
+      const session = this.restore(stored, claim.heard ?? [], resumeToken);
+      void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request }).catch(() => undefined);
+      return session;
     } catch (error) {
       this.logger.warn(`handover of a session failed: ${error instanceof Error ? error.message : String(error)}`);
       return undefined;
@@ -101,13 +124,14 @@ export class SessionHandover {
    */
   async offerAll(timeoutMs: number): Promise<void> {
     this.leaving = true;
-    const offered = [...this.sessions.allSessions()].map(({ id, resumeToken }) => ({ sessionId: id, resumeToken }));
+    const offered = [...this.sessions.allSessions()].map(({ id }) => id);
     if (this.bus.local || offered.length === 0) return;
-    await this.bus.publish({ type: 'adopt-offer', origin: this.bus.instanceId, sessions: offered });
+    this.offered = new Set(offered);
+    await this.bus.publish({ type: 'adopt-offer', origin: this.bus.instanceId, sessionIds: offered });
     const deadline = Date.now() + timeoutMs;
     this.lastAskedAt = Date.now();
     const waiting = (): boolean =>
-      offered.some(({ sessionId }) => this.sessions.getSession(sessionId)) &&
+      offered.some((sessionId) => this.sessions.getSession(sessionId)) &&
       Date.now() < deadline &&
       (this.reserved.size > 0 || Date.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
     while (waiting()) await new Promise((resolve) => setTimeout(resolve, OFFER_POLL_MS));
@@ -127,7 +151,10 @@ export class SessionHandover {
       case 'handover-commit':
         return this.onCommit(envelope);
       case 'adopt-offer':
-        for (const { sessionId, resumeToken } of envelope.sessions) void this.claim(sessionId, resumeToken);
+        for (const sessionId of envelope.sessionIds) void this.claim(sessionId);
+        return;
+      case 'handover-taken':
+        this.awaitingTaken.get(envelope.request)?.();
         return;
       default:
         for (const claim of this.claims.values()) claim.answer?.(envelope);
@@ -139,7 +166,7 @@ export class SessionHandover {
     if (!session) return;
     this.lastAskedAt = Date.now();
     const { origin, request } = envelope;
-    if (!secretsEqual(session.resumeToken, envelope.resumeToken) || this.reserved.has(session.id)) {
+    if (!this.authorizes(session, envelope) || this.reserved.has(session.id) || session.moving) {
       void this.bus.publish({ type: 'handover-refused', origin: this.bus.instanceId, request }).catch(() => undefined);
       return;
     }
@@ -156,31 +183,70 @@ export class SessionHandover {
   }
 
   /**
-   * Cuts the session's connection, lets handlers still running answer (bounded), then takes the
-   * snapshot and forgets the session in one step: nothing is delivered here after it. Pushes
-   * delivered here meanwhile are in the snapshot, and the claimer drops its copies of them.
+   * Whether a claim may take the session: it was offered for adoption, or the claim proves it
+   * holds the resume token (for this very request) and comes for the session's own user.
+   */
+  private authorizes(session: Session, envelope: Extract<HandoverEnvelope, { type: 'handover-prepare' }>): boolean {
+    if (envelope.adopt) return this.leaving && this.offered.has(session.id);
+    const expected = claimProof(session.resumeTokenHash, envelope.request);
+    return envelope.proof !== undefined && secretsEqual(envelope.proof, expected) && this.bus.userIdOf(session.principal) === envelope.userId;
+  }
+
+  /**
+   * Cuts the session's connection, lets handlers still running answer (bounded), stores a
+   * snapshot and keeps the session until the claimer has taken it. Pushes delivered here
+   * meanwhile are in the snapshot or heard by the claimer, which drops its copies of them.
    */
   private onCommit(envelope: Extract<HandoverEnvelope, { type: 'handover-commit' }>): void {
     const sessionId = [...this.reserved].find(([, request]) => request === envelope.request)?.[0];
     const session = sessionId === undefined ? undefined : this.sessions.getSession(sessionId);
     if (!session) return;
     this.reserved.delete(session.id);
+    session.moving = true;
     session.takeOver()?.terminate();
-    const key = this.bus.keyFor(envelope.request);
-    void settled(session)
-      .then(() => {
-        const snapshot = session.snapshot();
-        this.sessions.release(session);
-        return this.bus.store(key, JSON.stringify(snapshot), this.sessions.ttlMs);
-      })
-      .then(() => this.bus.publish({ type: 'handover-done', origin: this.bus.instanceId, request: envelope.request, key }))
-      .catch((error: unknown) => this.logger.error(`handover of a session failed, it is lost: ${String(error)}`));
+    void this.commit(session, envelope.request);
   }
 
-  private restore(stored: string | undefined, heard: PushEnvelope[]): Session | undefined {
-    if (stored === undefined) return undefined;
+  private async commit(session: Session, request: string): Promise<void> {
+    const key = this.bus.keyFor(request);
+    await settled(session);
+    try {
+      await this.bus.store(key, JSON.stringify(session.snapshot()), this.sessions.ttlMs);
+    } catch (error) {
+      this.logger.warn(`handover of a session failed, it stays here: ${error instanceof Error ? error.message : String(error)}`);
+      this.keep(session);
+      return;
+    }
+    const taken = new Promise<boolean>((resolve) => {
+      this.awaitingTaken.set(request, () => resolve(true));
+      setTimeout(() => resolve(false), 2 * HANDOVER_STEP_TIMEOUT_MS).unref();
+    });
+    await this.bus.publish({ type: 'handover-done', origin: this.bus.instanceId, request, key }).catch(() => undefined);
+    const claimed = await taken;
+    this.awaitingTaken.delete(request);
+    if (claimed || (await this.takenByClaimer(key))) this.sessions.release(session);
+    else this.keep(session);
+  }
+
+  /** Takes the snapshot back: whoever takes it owns the session. Unknown (Redis down) counts as "not taken". */
+  private async takenByClaimer(key: string): Promise<boolean> {
+    try {
+      return (await this.bus.take(key)) === undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The move did not happen: the session stays here, waiting for its client. */
+  private keep(session: Session): void {
+    session.moving = false;
+    session.keepAcknowledged = false;
+    session.trimAcknowledged();
+  }
+
+  private restore(stored: string, heard: PushEnvelope[], resumeToken: string | undefined): Session | undefined {
     const snapshot = JSON.parse(stored) as SessionSnapshot;
-    const session = this.sessions.adopt(snapshot);
+    const session = this.sessions.adopt(snapshot, resumeToken);
     if (!session) return this.sessions.getSession(snapshot.id);
     const kept = new Set(snapshot.pushes.map((push) => push.id).filter(Boolean));
     for (const envelope of heard) {

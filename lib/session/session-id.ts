@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const SECRET_BYTES = 16;
 
@@ -12,4 +12,17 @@ export function secretsEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** What travels between instances instead of a resume token: its SHA-256 (the token is 128 random bits). */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
+
+/**
+ * Proof that a claim for a session comes from someone who holds its resume token, bound to one
+ * request so that it cannot be replayed: an HMAC of the request, keyed by the token's hash.
+ */
+export function claimProof(resumeTokenHash: string, request: string): string {
+  return createHmac('sha256', resumeTokenHash).update(request).digest('base64url');
 }

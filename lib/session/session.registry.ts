@@ -3,7 +3,6 @@ import { CloseCode, SUBPROTOCOL } from '../protocol/index.js';
 import { DetachedSessions } from './detached-sessions.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { ReplayBudget } from './replay-buffer.js';
-import { secretsEqual } from './session-id.js';
 import { DEFAULT_SESSION_MAX_BYTES, Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
@@ -134,7 +133,7 @@ export class SessionRegistry implements OnApplicationShutdown {
     accepted: (session: Session) => boolean,
   ): Session | undefined {
     const session = this.sessions.get(request.sessionId);
-    if (!session || !secretsEqual(session.resumeToken, request.resumeToken) || !accepted(session)) return undefined;
+    if (!session || session.moving || !session.acceptsToken(request.resumeToken) || !accepted(session)) return undefined;
     if (!session.canReplayAfter(request.lastSeq)) {
       this.endSession(session);
       return undefined;
@@ -147,9 +146,9 @@ export class SessionRegistry implements OnApplicationShutdown {
   }
 
   /** Takes in a session handed over by another instance; it waits for its client's resume. */
-  adopt(snapshot: SessionSnapshot): Session | undefined {
+  adopt(snapshot: SessionSnapshot, resumeToken?: string): Session | undefined {
     if (!this.lifetime || this.sessions.has(snapshot.id)) return undefined;
-    const session = Session.restore(snapshot, this.lifetime.bufferSize, this.replayLimits);
+    const session = Session.restore(snapshot, this.lifetime.bufferSize, this.replayLimits, resumeToken);
     this.sessions.set(session.id, session);
     for (const observer of this.observers) observer.sessionStarted(session);
     this.keepDetached(session, this.lifetime.ttlMs);

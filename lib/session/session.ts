@@ -1,7 +1,7 @@
 import { preparePush, type PreparedPush } from '../protocol/index.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReplayBuffer, type ReplayBudget } from './replay-buffer.js';
-import { randomSecret } from './session-id.js';
+import { hashSecret, randomSecret, secretsEqual } from './session-id.js';
 
 /** Where a session's frames go while it has a live connection. */
 export interface SessionTransport {
@@ -27,7 +27,8 @@ export interface ReplayByteLimits {
 /** Everything needed to continue a session on another instance. */
 export interface SessionSnapshot {
   id: string;
-  resumeToken: string;
+  /** The resume token's hash: the token itself never leaves the instance. */
+  resumeTokenHash: string;
   principal: unknown;
   lastSeq: number;
   lastId: number;
@@ -45,7 +46,11 @@ export interface SessionSnapshot {
  */
 export class Session {
   readonly id: string;
+  /** The secret a client resumes with; '' on an instance that adopted the session without it. */
   readonly resumeToken: string;
+  private tokenHash: string | undefined;
+  /** Set while the session is handed over to another instance: it is not resumed here meanwhile. */
+  moving = false;
   principal: unknown;
   /** The seq of the last push numbered for this session. */
   lastSeq = 0;
@@ -70,18 +75,30 @@ export class Session {
   constructor(
     readonly sequenced: boolean,
     bufferSize: number,
-    identity?: { id: string; resumeToken: string },
+    identity?: { id: string; resumeToken?: string; resumeTokenHash?: string },
     bytes?: ReplayByteLimits,
   ) {
     this.buffer =
       sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize, bytes?.maxBufferedBytes, bytes?.budget) : undefined;
     this.answers = new AnswerCache(bytes?.maxBufferedBytes, bytes?.budget);
     this.id = identity?.id ?? randomSecret();
-    this.resumeToken = identity?.resumeToken ?? randomSecret();
+    this.resumeToken = identity?.resumeToken ?? (identity?.resumeTokenHash ? '' : randomSecret());
+    this.tokenHash = identity?.resumeTokenHash;
   }
 
-  static restore(snapshot: SessionSnapshot, bufferSize: number, bytes?: ReplayByteLimits): Session {
-    const session = new Session(true, bufferSize, snapshot, bytes);
+  get resumeTokenHash(): string {
+    this.tokenHash ??= hashSecret(this.resumeToken);
+    return this.tokenHash;
+  }
+
+  /** Whether a client's resume token is this session's (compared in constant time). */
+  acceptsToken(token: string): boolean {
+    return this.resumeToken ? secretsEqual(this.resumeToken, token) : secretsEqual(this.resumeTokenHash, hashSecret(token));
+  }
+
+  /** @param resumeToken the token, when the client that resumes brought it */
+  static restore(snapshot: SessionSnapshot, bufferSize: number, bytes?: ReplayByteLimits, resumeToken?: string): Session {
+    const session = new Session(true, bufferSize, { id: snapshot.id, resumeToken, resumeTokenHash: snapshot.resumeTokenHash }, bytes);
     session.principal = snapshot.principal;
     session.ip = snapshot.ip ?? '';
     session.lastId = snapshot.lastId;
@@ -96,7 +113,7 @@ export class Session {
   snapshot(): SessionSnapshot {
     return {
       id: this.id,
-      resumeToken: this.resumeToken,
+      resumeTokenHash: this.resumeTokenHash,
       principal: this.principal,
       lastSeq: this.lastSeq,
       lastId: this.lastId,
