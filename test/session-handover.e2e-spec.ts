@@ -1,7 +1,7 @@
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
-import { TestClient } from './support/ws-client.js';
+import { TestClient, type Frame } from './support/ws-client.js';
 
 @ReliableGateway({ path: '/ws' })
 class RoomGateway {
@@ -73,7 +73,7 @@ describe('session handover is safe (Redis)', () => {
     await b.close();
   });
 
-  async function hello(app: TestApp, data: Record<string, unknown>): Promise<{ client: TestClient; ready: { data: any } }> {
+  async function hello(app: TestApp, data: Record<string, unknown>): Promise<{ client: TestClient; ready: Frame }> {
     const client = new TestClient(app.wsUrl('/ws'), 'rws.v1');
     await client.open();
     client.send({ event: '$hello', data });

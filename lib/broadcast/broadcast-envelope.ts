@@ -35,7 +35,9 @@ export type HandoverEnvelope =
   | { type: 'handover-done'; origin: string; request: string; key: string }
   | { type: 'handover-taken'; origin: string; request: string }
   | { type: 'handover-refused'; origin: string; request: string }
-  | { type: 'adopt-offer'; origin: string; sessionIds: string[] };
+  | { type: 'adopt-call'; origin: string; call: string }
+  | { type: 'adopt-here'; origin: string; call: string }
+  | { type: 'adopt-offer'; origin: string; adopter: string; sessionIds: string[] };
 
 /** A push, a membership change, or a handover step travelling between instances. */
 export type BroadcastEnvelope =
@@ -86,7 +88,9 @@ const STRING_FIELDS: Readonly<Record<BroadcastEnvelope['type'], readonly string[
   'handover-done': ['origin', 'request', 'key'],
   'handover-taken': ['origin', 'request'],
   'handover-refused': ['origin', 'request'],
-  'adopt-offer': ['origin'],
+  'adopt-call': ['origin', 'call'],
+  'adopt-here': ['origin', 'call'],
+  'adopt-offer': ['origin', 'adopter'],
 };
 
 function isEnvelope(value: unknown): value is BroadcastEnvelope {

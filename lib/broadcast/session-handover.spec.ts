@@ -9,7 +9,7 @@ import { SessionHandover, type HandoverBus } from './session-handover.js';
  * asynchronously and in order, like Redis pub/sub; `beforeDeliver` lets a test act at an exact
  * step of the protocol.
  */
-function cluster() {
+function cluster(ids: string[] = ['A', 'B']) {
   const stored = new Map<string, string>();
   /** Everything that went over the bus or into the store, as text. */
   const wire: string[] = [];
@@ -42,13 +42,14 @@ function cluster() {
     userIdOf: (principal) => (principal as { id?: string } | null)?.id,
     keyFor: (request) => `handover:${request}`,
   });
-  for (const id of ['A', 'B']) {
+  for (const id of ids) {
     const registry = new SessionRegistry({ bufferSize: 100, ttlMs: 60_000 });
     nodes.set(id, { registry, handover: new SessionHandover(registry, busFor(id)) });
   }
   return {
     a: nodes.get('A')!,
     b: nodes.get('B')!,
+    node: (id: string) => nodes.get(id)!,
     wire,
     onDeliver(hook: typeof beforeDeliver) {
       beforeDeliver = hook;
@@ -238,7 +239,27 @@ describe('SessionHandover', () => {
     }
     shutdown();
   });
+
+  it('a shutdown offers each session to one instance only: three instances, no session claimed twice', async () => {
+    const { a, node, wire, shutdown } = cluster(['A', 'B', 'C']);
+    for (let k = 1; k <= 30; k++) {
+      a.registry.adopt({ ...snapshotOf(`s-${k}`), principal: null });
+    }
+    await a.handover.offerAll(5000);
+    const prepares = wire.map((text) => JSON.parse(text) as { type?: string; sessionId?: string }).filter((env) => env.type === 'handover-prepare');
+    expect(prepares.length).toBe(30);
+    expect(new Set(prepares.map((env) => env.sessionId)).size).toBe(30);
+    expect([...a.registry.allSessions()]).toEqual([]);
+    const adopted = ['B', 'C'].map((id) => [...node(id).registry.allSessions()].length);
+    expect(adopted[0] + adopted[1]).toBe(30);
+    expect(Math.min(...adopted)).toBeGreaterThan(0);
+    shutdown();
+  });
 });
+
+function snapshotOf(id: string) {
+  return { id, resumeTokenHash: hashSecret(`token-${id}`), principal: null, lastSeq: 0, lastId: 0, ackedSeq: 0, rooms: [], pushes: [], answers: [] };
+}
 
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));

@@ -12,6 +12,10 @@ import type { BroadcastTarget, HandoverEnvelope, PushEnvelope } from './broadcas
 
 /** How long each step of a handover waits for the other instance. */
 export const HANDOVER_STEP_TIMEOUT_MS = 1000;
+/** How long a shutting-down instance waits for the others to answer its roll call. */
+const ROLL_CALL_MS = 200;
+/** Adoption claims an instance runs at once. */
+const ADOPTION_CONCURRENCY = 64;
 /** How often a shutting-down instance looks whether its offered sessions were taken. */
 const OFFER_POLL_MS = 20;
 
@@ -65,6 +69,8 @@ export class SessionHandover {
   private readonly awaitingTaken = new Map<string, () => void>();
   /** Sessions offered for adoption at shutdown. */
   private offered = new Set<string>();
+  /** Roll calls of a shutting-down instance: who answered. */
+  private readonly rollCalls = new Map<string, Set<string>>();
   private counter = 0;
   /** When another instance last asked for one of this instance's sessions. */
   private lastAskedAt = 0;
@@ -119,22 +125,58 @@ export class SessionHandover {
   }
 
   /**
-   * Offers this instance's sessions to the others (graceful shutdown) and waits until they are
-   * taken, until no instance has asked for one for a handover step's time, or `timeoutMs`.
+   * Offers this instance's sessions to the others (graceful shutdown): a roll call finds who is
+   * there, each session is offered to one of them (round robin), and each adopter claims only its
+   * own. Waits until they are taken, until no instance has asked for one for a handover step's
+   * time, or `timeoutMs`.
    */
   async offerAll(timeoutMs: number): Promise<void> {
     this.leaving = true;
     const offered = [...this.sessions.allSessions()].map(({ id }) => id);
     if (this.bus.local || offered.length === 0) return;
     this.offered = new Set(offered);
-    await this.bus.publish({ type: 'adopt-offer', origin: this.bus.instanceId, sessionIds: offered });
     const deadline = Date.now() + timeoutMs;
+    const adopters = await this.rollCall(Math.min(ROLL_CALL_MS, timeoutMs));
+    if (adopters.length === 0) return;
+    await Promise.all(
+      adopters.map((adopter, index) =>
+        this.bus.publish({
+          type: 'adopt-offer',
+          origin: this.bus.instanceId,
+          adopter,
+          sessionIds: offered.filter((_, position) => position % adopters.length === index),
+        }),
+      ),
+    );
     this.lastAskedAt = Date.now();
     const waiting = (): boolean =>
       offered.some((sessionId) => this.sessions.getSession(sessionId)) &&
       Date.now() < deadline &&
       (this.reserved.size > 0 || Date.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
     while (waiting()) await new Promise((resolve) => setTimeout(resolve, OFFER_POLL_MS));
+  }
+
+  /** The instances that answer a roll call within `windowMs`. */
+  private async rollCall(windowMs: number): Promise<string[]> {
+    const call = `${this.bus.instanceId}:call:${++this.counter}`;
+    const answered = new Set<string>();
+    this.rollCalls.set(call, answered);
+    try {
+      await this.bus.publish({ type: 'adopt-call', origin: this.bus.instanceId, call });
+      await new Promise((resolve) => setTimeout(resolve, windowMs));
+      return [...answered].sort();
+    } finally {
+      this.rollCalls.delete(call);
+    }
+  }
+
+  /** Claims the sessions offered to this instance, a bounded number at a time. */
+  private async adopt(sessionIds: string[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < sessionIds.length) await this.claim(sessionIds[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(ADOPTION_CONCURRENCY, sessionIds.length) }, worker));
   }
 
   /** Keeps a push that a session being claimed must not miss. */
@@ -150,8 +192,14 @@ export class SessionHandover {
         return this.onPrepare(envelope);
       case 'handover-commit':
         return this.onCommit(envelope);
+      case 'adopt-call':
+        if (!this.leaving) void this.bus.publish({ type: 'adopt-here', origin: this.bus.instanceId, call: envelope.call }).catch(() => undefined);
+        return;
+      case 'adopt-here':
+        this.rollCalls.get(envelope.call)?.add(envelope.origin);
+        return;
       case 'adopt-offer':
-        for (const sessionId of envelope.sessionIds) void this.claim(sessionId);
+        if (envelope.adopter === this.bus.instanceId) void this.adopt(envelope.sessionIds);
         return;
       case 'handover-taken':
         this.awaitingTaken.get(envelope.request)?.();

@@ -225,6 +225,7 @@ export class SessionRegistry implements OnApplicationShutdown {
 
   /** Evicts an address's oldest detached sessions while it holds more than its share. */
   private keepAddressShare(ip: string): void {
+    if (ip === '') return; // unknown (a session from an older instance): no address to hold to a share
     const { maxPerIp = Number.POSITIVE_INFINITY } = this.lifetime || {};
     const open = this.connectionsByIp.get(ip) ?? 0;
     while (this.detached.countOf(ip) > 0 && open + this.detached.countOf(ip) > maxPerIp) {
