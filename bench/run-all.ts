@@ -15,6 +15,7 @@ const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<un
   { name: 'fanout-local', load: () => import('./fanout-local.bench.js') },
   { name: 'reconnect-storm', load: () => import('./reconnect-storm.bench.js') },
   { name: 'resume', load: () => import('./resume.bench.js') },
+  { name: 'adoption', load: () => import('./adoption.bench.js') },
   { name: 'churn', load: () => import('./churn.bench.js') },
   { name: 'detached-memory', load: () => import('./detached-memory.bench.js') },
 ];
