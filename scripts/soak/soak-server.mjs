@@ -5,7 +5,8 @@
 //   SOAK_TICK_MS       how often the room "active" gets a push (default 1000)
 // Tokens "user-<n>" verify to { id }, "hang" never settles, "slow" settles after 4 s, anything
 // else is refused. Handlers: echo, join (the room "active"), and circular, bigint, too-deep
-// (return values JSON cannot carry). GET /probe answers { rss, heapUsed }.
+// (return values JSON cannot carry). GET /probe answers { rss, heapUsed }; GET /probe/gc
+// collects garbage first (start it with --expose-gc).
 // Prints "LISTENING <port>" on stdout once it listens.
 import 'reflect-metadata';
 import { Controller, Get, Module } from '@nestjs/common';
@@ -80,8 +81,16 @@ class ProbeController {
     const { rss, heapUsed } = process.memoryUsage();
     return { rss, heapUsed };
   }
+
+  /** The heap right after a full collection (the process runs with --expose-gc). */
+  collected() {
+    globalThis.gc();
+    return this.probe();
+  }
 }
-Get('probe')(ProbeController.prototype, 'probe', Object.getOwnPropertyDescriptor(ProbeController.prototype, 'probe'));
+for (const [path, method] of [['probe', 'probe'], ['probe/gc', 'collected']]) {
+  Get(path)(ProbeController.prototype, method, Object.getOwnPropertyDescriptor(ProbeController.prototype, method));
+}
 Controller()(ProbeController);
 
 const options = {

@@ -38,6 +38,8 @@ const FD_HEADROOM = 150;
 const FD_SLACK = 100;
 const RSS_GROWTH_LIMIT = 0.15;
 const HTTP_TIMEOUT_MS = 60000;
+/** How often the server's heap is measured after a full collection: once a minute, or 10 times in a short run. */
+const COLLECT_EVERY_MS = Math.min(60000, (MINUTES * 60000) / 10);
 const MINUTE_MS = 60000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,7 +71,7 @@ function getJson(url, timeoutMs = 10000) {
 async function startServer() {
   const logPath = join(tmpdir(), `rws-soak-server-${process.pid}.log`);
   const logFile = createWriteStream(logPath);
-  const child = spawn(process.execPath, [join(HERE, 'soak-server.mjs')], {
+  const child = spawn(process.execPath, ['--expose-gc', join(HERE, 'soak-server.mjs')], {
     env: { ...process.env, SOAK_HEARTBEAT_MS: String(HEARTBEAT_MS) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -163,32 +165,40 @@ function fdLimitOf(pid) {
  * One sample: RSS and descriptors from /proc (they need nothing from the server), connections and
  * heap over HTTP, with how long the health endpoint took to answer (a flood keeps the server busy).
  */
-async function sample(server, phase, started) {
+async function sample(server, phase, started, { collect = false } = {}) {
   const at = Date.now();
   const rss = rssOf(server.pid);
   const fds = fdsOf(server.pid);
   const health = await getJson(`http://127.0.0.1:${server.port}/health/ws`, HTTP_TIMEOUT_MS).catch(() => undefined);
   const healthMs = Date.now() - at;
   const probe = await getJson(`http://127.0.0.1:${server.port}/probe`, HTTP_TIMEOUT_MS).catch(() => undefined);
+  const collected = collect ? await getJson(`http://127.0.0.1:${server.port}/probe/gc`, HTTP_TIMEOUT_MS).catch(() => undefined) : undefined;
   return {
     phase,
     atS: Math.round((at - started) / 1000),
     rss,
     fds,
     heapUsed: probe?.body.heapUsed,
+    heapAfterGc: collected?.body.heapUsed,
     connections: health?.body.connections,
     healthStatus: health?.status ?? 'no answer',
     healthMs,
   };
 }
 
-/** Samples every SAMPLE_MS until `until` settles; returns the samples. */
+/**
+ * Samples every SAMPLE_MS until `until` settles, and every COLLECT_EVERY_MS also the heap after a
+ * full collection (a retained-memory measure that RSS, which the allocator keeps, only hints at).
+ */
 async function sampleWhile(server, phase, started, until, samples) {
   let done = false;
+  let collectedAt = Date.now();
   const finished = until.finally(() => (done = true));
   finished.catch(() => undefined); // the caller sees the failure through `until`
   while (!done && server.exit.value === undefined) {
-    samples.push(await sample(server, phase, started));
+    const collect = Date.now() - collectedAt >= COLLECT_EVERY_MS;
+    if (collect) collectedAt = Date.now();
+    samples.push(await sample(server, phase, started, { collect }));
     await Promise.race([sleep(SAMPLE_MS), finished.catch(() => undefined)]);
   }
   return until;
@@ -286,15 +296,15 @@ async function steadyPhase(server, idle, samples, started) {
 
 const mean = (values) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 
-/** RSS of the steady phase after warm-up: mean of the first and the last third. */
-function rssTrend(samples) {
+/** A measure of the steady phase after warm-up: mean of its first and its last third. */
+function trendOf(samples, measure) {
   const steady = samples.filter((s) => s.phase === 'steady');
   const warmUpS = Math.min(60, (MINUTES * 60) / 5);
-  const after = steady.filter((s) => s.atS - steady[0].atS >= warmUpS);
-  const third = Math.floor(after.length / 3);
-  const first = mean(after.slice(0, third).map((s) => s.rss));
-  const last = mean(after.slice(after.length - third).map((s) => s.rss));
-  return { first, last, growth: last / first - 1, samples: after.length };
+  const values = steady.filter((s) => s.atS - steady[0].atS >= warmUpS && s[measure] !== undefined).map((s) => s[measure]);
+  const third = Math.floor(values.length / 3);
+  const first = mean(values.slice(0, third));
+  const last = mean(values.slice(values.length - third));
+  return { first, last, growth: last / first - 1, samples: values.length };
 }
 
 function sum(reports, key) {
@@ -313,12 +323,11 @@ function table(rows) {
 }
 
 function timeline(samples) {
-  const rows = [['t (s)', 'phase', 'RSS MB', 'heap MB', 'fds', 'connections', 'health ms']];
-  let lastAt = -Infinity;
+  const rows = [['t (s)', 'phase', 'RSS MB', 'heap MB', 'heap after GC MB', 'fds', 'connections', 'health ms']];
+  const orNone = (bytes) => (bytes === undefined ? '-' : mb(bytes));
   for (const s of samples) {
-    if (s.atS - lastAt < 60 && s !== samples[samples.length - 1]) continue;
-    lastAt = s.atS;
-    rows.push([s.atS, s.phase, mb(s.rss), s.heapUsed === undefined ? '-' : mb(s.heapUsed), s.fds, s.connections ?? '-', s.healthMs]);
+    if (s.heapAfterGc === undefined && s !== samples[0] && s !== samples[samples.length - 1]) continue;
+    rows.push([s.atS, s.phase, mb(s.rss), orNone(s.heapUsed), orNone(s.heapAfterGc), s.fds, s.connections ?? '-', s.healthMs]);
   }
   return table(rows);
 }
@@ -376,7 +385,8 @@ function hostileChecks({ hostile, afterHostile, baselineFds }) {
 
 function serverChecks({ samples, steady, idle, atEnd, baselineFds }) {
   if (!steady) return [];
-  const trend = rssTrend(samples);
+  const trend = trendOf(samples, 'rss');
+  const heap = trendOf(samples, 'heapAfterGc');
   const withCount = samples.filter((s) => s.phase === 'steady' && s.connections !== undefined);
   const fdExcess = Math.max(...withCount.map((s) => s.fds - s.connections - baselineFds));
   const outsideHostile = samples.filter((s) => s.phase !== 'hostile');
@@ -384,6 +394,7 @@ function serverChecks({ samples, steady, idle, atEnd, baselineFds }) {
   return [
     check('every connection opened', opened === idle + ACTIVE && sum(steady.opened, 'failed') === 0, `${opened}/${idle + ACTIVE}`),
     check(`RSS flat (last third within +${RSS_GROWTH_LIMIT * 100}% of the first, after warm-up)`, trend.samples >= 6 && trend.growth <= RSS_GROWTH_LIMIT, `${mb(trend.first)} → ${mb(trend.last)} MB (${(trend.growth * 100).toFixed(1)} %, ${trend.samples} samples)`),
+    check(`heap after full GC flat (last third within +${RSS_GROWTH_LIMIT * 100}% of the first)`, heap.samples >= 3 && heap.growth <= RSS_GROWTH_LIMIT, `${mb(heap.first)} → ${mb(heap.last)} MB (${(heap.growth * 100).toFixed(1)} %, ${heap.samples} samples)`),
     check(`descriptors = baseline + connections (± ${FD_SLACK}) throughout`, fdExcess <= FD_SLACK, `max excess ${fdExcess}`),
     check('descriptors back to baseline at the end', atEnd?.connections === 0 && atEnd.fds <= baselineFds + 2, `${atEnd?.fds} (baseline ${baselineFds}, connections ${atEnd?.connections})`),
     check('health 200 outside the hostile phase', outsideHostile.every((s) => s.healthStatus === 200), `${outsideHostile.filter((s) => s.healthStatus !== 200).length} other answers`),
@@ -416,7 +427,8 @@ function logCheck(server) {
 function summary({ hostile, steady, idle, samples, baselineFds }) {
   const steadySamples = samples.filter((s) => s.phase === 'steady');
   const hostileSamples = samples.filter((s) => s.phase === 'hostile');
-  const trend = rssTrend(samples);
+  const trend = trendOf(samples, 'rss');
+  const heap = trendOf(samples, 'heapAfterGc');
   const active = steady.reports[steady.reports.length - 1];
   const idlePings = sum(steady.reports.slice(0, -1), 'pings') / Math.max(1, idle);
   const range = (values) => `${mb(Math.min(...values))} / ${mb(Math.max(...values))} MB`;
@@ -431,6 +443,7 @@ function summary({ hostile, steady, idle, samples, baselineFds }) {
     ['server RSS, steady (first → last third)', `${mb(trend.first)} → ${mb(trend.last)} MB (${(trend.growth * 100).toFixed(1)} %)`],
     ['server RSS, steady min / max', range(steadySamples.map((s) => s.rss))],
     ['server heap used, steady min / max', range(steadySamples.map((s) => s.heapUsed).filter((h) => h !== undefined))],
+    ['server heap after full GC, steady (first → last third)', `${mb(heap.first)} → ${mb(heap.last)} MB (${(heap.growth * 100).toFixed(1)} %)`],
     ['server fds: baseline / max steady', `${baselineFds} / ${Math.max(...steadySamples.map((s) => s.fds))}`],
     ['heartbeat pings per idle connection', idlePings.toFixed(1)],
     ['active: requests answered', `${active.answered} / ${active.requests}`],
@@ -454,7 +467,7 @@ async function main() {
     logCheck(server),
   ];
   if (run.steady) console.log(`\n${summary(run)}`);
-  console.log(`\nTimeline (one sample a minute):\n${timeline(run.samples)}\n`);
+  console.log(`\nTimeline (the samples with a full collection):\n${timeline(run.samples)}\n`);
   console.log(table([['check', 'result', 'measured'], ...checks.map((c) => [c.name, c.ok ? 'PASS' : 'FAIL', c.value])]));
   const failed = checks.filter((c) => !c.ok);
   log(failed.length === 0 ? `soak passed in ${((Date.now() - started) / MINUTE_MS).toFixed(1)} min` : `soak FAILED: ${failed.length} check(s)`);
