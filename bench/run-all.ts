@@ -12,6 +12,7 @@ const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<un
   { name: 'interceptors', load: () => import('./interceptors.bench.js') },
   { name: 'adapter-roundtrip', load: () => import('./adapter-roundtrip.bench.js') },
   { name: 'broadcast-redis', load: () => import('./broadcast-redis.bench.js') },
+  { name: 'redis-faults', load: () => import('./redis-faults.bench.js') },
   { name: 'fanout-local', load: () => import('./fanout-local.bench.js') },
   { name: 'reconnect-storm', load: () => import('./reconnect-storm.bench.js') },
   { name: 'resume', load: () => import('./resume.bench.js') },

@@ -20,6 +20,11 @@
 //   { type: 'report' }   answers { type: 'result', complete: false, … } at once (on a timeout).
 //   { type: 'rr', total, window, payloadBytes, warmup }   request/reply over the connections
 //        (total split evenly, at most `window` outstanding per connection); answers 'result'.
+//   { type: 'track', event, field }   from now on, record for every client the receipt time and
+//        data[field] (a number) of each `event` message, in receipt order, and when the connection
+//        closed (code). Answers { type: 'tracking' }.
+//   { type: 'collect' }   answers one { type: 'trace', client, indices, at, closedAt, closeCode }
+//        per client (at: wall-clock ms, 0.01 ms precision), then { type: 'traced', clients }.
 //   { type: 'exit' }
 // Child -> parent: { type: 'ready', opened, failed, errors }, { type: 'armed' }, { type: 'result', … }.
 import { WebSocket } from 'ws';
@@ -92,7 +97,10 @@ async function openOne() {
       }
     });
     ws.on('error', (error) => done(false, error.message));
-    ws.on('close', (code) => done(false, `closed ${code}`));
+    ws.on('close', (code) => {
+      if (settled) client.closed ??= { code, at: now() };
+      done(false, `closed ${code}`);
+    });
   });
 }
 
@@ -105,7 +113,9 @@ async function openSocketIo() {
       socket.once('connect_error', reject);
     });
     if (room) await socket.timeout(20000).emitWithAck('join', room);
-    clients.push({ socket, close: () => socket.disconnect() });
+    const client = { socket, close: () => socket.disconnect() };
+    socket.on('disconnect', (reason) => (client.closed ??= { code: reason, at: now() }));
+    clients.push(client);
   } catch (error) {
     failed++;
     if (errors.length < 5) errors.push(String(error?.message ?? error));
@@ -255,12 +265,48 @@ async function requestReply({ total, window, payloadBytes }) {
   send({ type: 'result', complete: true, elapsedMs, messages: n, latency: latencySummary(latencies, n), errors });
 }
 
+// ---------------------------------------------------------------- tracking every message
+
+let traces;
+
+function track({ event, field }) {
+  traces = clients.map(() => ({ indices: [], at: [] }));
+  clients.forEach((client, index) => {
+    const trace = traces[index];
+    const record = (at, data) => {
+      trace.indices.push(data?.[field]);
+      trace.at.push(Math.round(at * 100) / 100);
+    };
+    if (kind === 'sio') {
+      client.socket.off(event);
+      client.socket.on(event, (data) => record(now(), data));
+      return;
+    }
+    client.onText = (raw) => {
+      const at = now();
+      const frame = JSON.parse(raw.toString());
+      if (frame.event === event) record(at, frame.data);
+    };
+  });
+  send({ type: 'tracking' });
+}
+
+function collect() {
+  clients.forEach((client, index) => {
+    const trace = traces?.[index] ?? { indices: [], at: [] };
+    send({ type: 'trace', client: index, indices: trace.indices, at: trace.at, closedAt: client.closed?.at, closeCode: client.closed?.code });
+  });
+  send({ type: 'traced', clients: clients.length });
+}
+
 // ---------------------------------------------------------------- control
 
 process.on('message', (message) => {
   if (message?.type === 'arm') arm(message);
   else if (message?.type === 'report') send(round ? roundResult(false) : { type: 'result', complete: false });
   else if (message?.type === 'rr') void requestReply(message);
+  else if (message?.type === 'track') track(message);
+  else if (message?.type === 'collect') collect();
   else if (message?.type === 'exit') {
     // A normal close (1000) ends a ReliableWs session for good: nothing is kept for a resume.
     for (const client of clients) client.close();
