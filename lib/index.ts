@@ -10,6 +10,7 @@ export {
   type BroadcastOptions,
   type BroadcastOptionsPerCall,
   type BroadcastTransport,
+  type RedisClusterConfig,
 } from './broadcast/index.js';
 export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode } from './auth/index.js';
 export { ReliableWsAdapter } from './adapter/index.js';

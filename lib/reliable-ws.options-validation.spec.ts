@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { Cluster } from 'ioredis';
 import { isOriginAllowed } from './adapter/handshake.js';
 import { ReliableWsOptionsError, resolveOptions } from './reliable-ws.options-validation.js';
 import { DEFAULT_OPTIONS, type ReliableWsOptions } from './reliable-ws.options.js';
@@ -160,6 +161,11 @@ describe('resolveOptions: errors name the option and the value', () => {
     ['health.path a number', { health: { path: 5 } }, 'health.path', 'got 5'],
     ['health true', { health: true }, 'health', 'got true'],
     ['a function value', { maxPayloadBytes: () => 1 }, 'maxPayloadBytes', 'got a function'],
+    ['broadcast.redis a number', { broadcast: { redis: 6379 } }, 'broadcast.redis', 'got 6379'],
+    ['a cluster without sharded', { broadcast: { redis: { cluster: [7000] } } }, 'broadcast.sharded', 'got false'],
+    ['a cluster without nodes', { broadcast: { sharded: true, redis: { cluster: [] } } }, 'broadcast.redis.cluster', 'got []'],
+    ['a cluster node not a node', { broadcast: { sharded: true, redis: { cluster: [7000, true] } } }, 'broadcast.redis.cluster', 'got [7000,true]'],
+    ['cluster options a string', { broadcast: { sharded: true, redis: { cluster: [7000], options: 'x' } } }, 'broadcast.redis.options', 'got "x"'],
   ];
 
   it.each(cases)('%s', (_name, raw, option, got) => {
@@ -176,5 +182,25 @@ describe('resolveOptions: errors name the option and the value', () => {
     expect(errorOf({ maxPayloadBytes: circular }).message).toContain('"maxPayloadBytes"');
     expect(errorOf({ maxPayloadBytes: Symbol('s') }).message).toContain('Symbol(s)');
     expect(errorOf({ allowedOrigins: ['https://a.com', /x/, 'nope'] }).message).toContain('allowedOrigins[2]');
+  });
+
+  it('shows no password of a cluster config it rejects', () => {
+    const unknownKey = errorOf({ broadcast: { sharded: true, redis: { cluster: [7000], password: 's3cret' } } });
+    expect(unknownKey.message).toContain('invalid option "broadcast.redis.password"');
+    const badNodes = errorOf({
+      broadcast: { sharded: true, redis: { cluster: ['redis://:s3cret@a:7000', { host: 'b', port: 7001, password: 's3cret' }, null] } },
+    });
+    expect(badNodes.message).toContain('invalid option "broadcast.redis.cluster"');
+    for (const error of [unknownKey, badNodes]) expect(error.message).not.toContain('s3cret');
+  });
+});
+
+describe('resolveOptions: a Redis Cluster', () => {
+  it('accepts `{ cluster, options }` and an ioredis Cluster, with sharded: true, as given', () => {
+    const config = { cluster: [{ host: '127.0.0.1', port: 7000 }, '127.0.0.1:7001', 7002], options: { redisOptions: { password: 'p' } } };
+    expect(resolveOptions({ broadcast: { redis: config, sharded: true } }).broadcast.redis).toBe(config);
+    const cluster = new Cluster([7000], { lazyConnect: true });
+    expect(resolveOptions({ broadcast: { redis: cluster, sharded: true } }).broadcast.redis).toBe(cluster);
+    expect(errorOf({ broadcast: { redis: cluster } }).message).toContain('invalid option "broadcast.sharded"');
   });
 });

@@ -8,7 +8,7 @@ import {
   type AuthMode,
   type ResolvedAuthOptions,
 } from './auth/index.js';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { CloseCode } from './protocol/index.js';
 import {
   DEFAULT_OPTIONS,
@@ -251,11 +251,12 @@ function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
   if (typeof prefix !== 'string' || !/^[^\s*?[\]{}]+$/.test(prefix)) {
     throw new ReliableWsOptionsError('broadcast.channelPrefix', prefix, 'a non-empty string without spaces, braces or glob characters');
   }
+  const sharded = boolean('broadcast.sharded', value.sharded, defaults.sharded);
   return {
-    redis: redisOption(value.redis),
+    redis: redisOption(value.redis, sharded),
     channelPrefix: prefix,
     canaryIntervalMs: integer('broadcast.canaryIntervalMs', value.canaryIntervalMs, defaults.canaryIntervalMs, 1),
-    sharded: boolean('broadcast.sharded', value.sharded, defaults.sharded),
+    sharded,
     connectTimeoutMs: integer('broadcast.connectTimeoutMs', value.connectTimeoutMs, defaults.connectTimeoutMs, 1),
     historySize: integer('broadcast.historySize', value.historySize, defaults.historySize, 1),
     historyTtlMs: integer('broadcast.historyTtlMs', value.historyTtlMs, defaults.historyTtlMs, 1000),
@@ -263,12 +264,61 @@ function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
   };
 }
 
-function redisOption(value: unknown): ResolvedReliableWsOptions['broadcast']['redis'] {
-  if (value === undefined || value instanceof Redis || isPlainObject(value)) return value as Redis | undefined;
+type RedisOption = ResolvedReliableWsOptions['broadcast']['redis'];
+
+function redisOption(value: unknown, sharded: boolean): RedisOption {
+  if (value instanceof Cluster || (isPlainObject(value) && 'cluster' in value)) {
+    if (!sharded) {
+      throw new ReliableWsOptionsError(
+        'broadcast.sharded',
+        sharded,
+        'true with a Redis Cluster in "broadcast.redis" (only sharded pub/sub is supported across a cluster)',
+      );
+    }
+    return value instanceof Cluster ? value : clusterConfig(value);
+  }
+  if (value === undefined || value instanceof Redis || isPlainObject(value)) return value as RedisOption;
   if (typeof value === 'string' && /^rediss?:\/\//.test(value)) return value;
   throw new ReliableWsOptionsError(
     'broadcast.redis',
-    typeof value === 'string' ? value.replace(/\/\/[^@/]*@/, '//[redacted]@') : value,
-    "a redis:// or rediss:// URL, ioredis options, or an ioredis instance",
+    typeof value === 'string' ? redactUrl(value) : value,
+    'a redis:// or rediss:// URL, ioredis options, an ioredis instance, { cluster: [{ host, port }, …], options? } or an ioredis Cluster',
   );
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//[redacted]@');
+}
+
+/** `{ cluster: [nodes…], options?: ClusterOptions }`; values that may hold passwords are not shown in errors. */
+function clusterConfig(value: Shape): RedisOption {
+  const unknown = Object.keys(value).find((key) => key !== 'cluster' && key !== 'options');
+  if (unknown !== undefined) {
+    throw new ReliableWsOptionsError(`broadcast.redis.${unknown}`, '[redacted]', 'one of the known options (cluster, options)');
+  }
+  const { cluster, options } = value;
+  if (!Array.isArray(cluster) || cluster.length === 0 || !cluster.every(isClusterNode)) {
+    throw new ReliableWsOptionsError(
+      'broadcast.redis.cluster',
+      Array.isArray(cluster) ? cluster.map(shownNode) : cluster,
+      'a non-empty array of cluster nodes ({ host, port }, "host:port" or a port)',
+    );
+  }
+  if (options !== undefined && !isPlainObject(options)) {
+    throw new ReliableWsOptionsError('broadcast.redis.options', options, "ioredis' ClusterOptions (an object)");
+  }
+  return value as RedisOption;
+}
+
+function isClusterNode(node: unknown): boolean {
+  if (typeof node === 'string') return node.length > 0;
+  if (typeof node === 'number') return Number.isInteger(node) && node > 0 && node < 65536;
+  if (!isPlainObject(node)) return false;
+  return (node.host === undefined || typeof node.host === 'string') && (node.port === undefined || typeof node.port === 'number');
+}
+
+/** A cluster node as an error message may show it: its URL's password and other fields left out. */
+function shownNode(node: unknown): unknown {
+  if (typeof node === 'string') return redactUrl(node);
+  return isPlainObject(node) ? { host: node.host, port: node.port } : node;
 }

@@ -1,39 +1,60 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
-import { CANARY_MISSED_INTERVALS, type BroadcastOptions } from './broadcast.options.js';
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { CANARY_MISSED_INTERVALS, type BroadcastOptions, type RedisClusterConfig } from './broadcast.options.js';
 import type { BroadcastTransport, LossListener, TransportListener } from './broadcast.transport.js';
 import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
 import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
+import { ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 
 /** How soon a catch-up that could not read the history is tried again. */
 const CATCH_UP_RETRY_MS = 250;
 
+type Connection = Redis | Cluster;
+
 /** A URL with its password, if any, replaced, for error messages. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//[redacted]@');
+}
+
+/** Where `broadcast.redis` points, without passwords, for error messages. */
 function describeRedis(redis: BroadcastOptions['redis']): string {
-  if (typeof redis === 'string') return redis.replace(/\/\/([^@/]*)@/, '//[redacted]@');
+  if (typeof redis === 'string') return redactUrl(redis);
   if (redis instanceof Redis) return 'the given ioredis instance';
+  if (redis instanceof Cluster) return 'the given ioredis Cluster';
+  if (isClusterConfig(redis)) return `the cluster at ${redis.cluster.map(describeNode).join(', ')}`;
   return `${redis?.host ?? '127.0.0.1'}:${redis?.port ?? 6379}`;
+}
+
+function describeNode(node: ClusterNode): string {
+  if (typeof node === 'object') return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
+  return typeof node === 'string' ? redactUrl(node) : `127.0.0.1:${node}`;
+}
+
+function isClusterConfig(redis: BroadcastOptions['redis']): redis is RedisClusterConfig {
+  return typeof redis === 'object' && !(redis instanceof Redis) && !(redis instanceof Cluster) && 'cluster' in redis;
 }
 
 /**
  * Broadcast over Redis pub/sub (or sharded pub/sub) with two connections: a publisher and a
- * subscriber. Every message is numbered in its channel and kept in a bounded history in the same
- * round trip as its publish, so that a subscriber that was cut (and resubscribed by ioredis)
- * recovers what it missed, in order, and reports what it cannot recover. A canary the instance
- * publishes to itself detects a subscriber that is connected but receives nothing.
+ * subscriber (with a Redis Cluster: an ioredis Cluster, and a subscriber connection per shard).
+ * Every message is numbered in its channel and kept in a bounded history in the same round trip
+ * as its publish, so that a subscriber that was cut (and resubscribed by ioredis) recovers what it
+ * missed, in order, and reports what it cannot recover. A canary the instance publishes to itself
+ * detects a subscriber that is connected but receives nothing.
  */
 export class RedisBroadcastTransport implements BroadcastTransport {
   readonly local = false;
   private readonly logger = new Logger(RedisBroadcastTransport.name);
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
+  private readonly publisher: Connection;
+  private readonly subscriber: Redis | ShardSubscribers;
   private readonly ownsPublisher: boolean;
   private readonly canaryChannel: string;
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = Date.now();
   private canaryLate = false;
-  private subscriberUp = false;
+  /** Subscriber connections (one per shard of a cluster, named by its master) that dropped and are not back yet. */
+  private readonly subscribersDown = new Set<string>();
   private publishFailing = false;
   private started = false;
   private closing = false;
@@ -51,19 +72,16 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     instanceId: string,
   ) {
     const { redis } = options;
-    this.ownsPublisher = !(redis instanceof Redis);
-    if (redis instanceof Redis) {
-      this.publisher = redis;
-      this.subscriber = redis.duplicate({ lazyConnect: true });
-    } else {
-      const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1 };
-      this.publisher = createRedis(redis, { ...base, enableOfflineQueue: false });
-      this.subscriber = createRedis(redis, base);
+    this.ownsPublisher = !(redis instanceof Redis || redis instanceof Cluster);
+    this.publisher = createPublisher(redis);
+    if (this.publisher instanceof Cluster && !options.sharded) {
+      throw new Error('ReliableWsModule: a Redis Cluster in "broadcast.redis" needs "broadcast.sharded: true"');
     }
+    this.subscriber =
+      this.publisher instanceof Cluster ? new ShardSubscribers(this.publisher, this.shardEvents()) : createSubscriber(redis);
     this.canaryChannel = `${options.channelPrefix}:canary:${instanceId}`;
-    for (const connection of [this.publisher, this.subscriber]) {
-      connection.on('error', (error: Error) => this.logger.warn(`Redis: ${error.message}`));
-    }
+    this.publisher.on('error', (error: Error) => this.warnRedisError(error));
+    if (this.subscriber instanceof Redis) this.subscriber.on('error', (error: Error) => this.warnRedisError(error));
     this.sequencer = new ChannelSequencer(
       {
         deliver: (channel, payload) => this.listener(channel, payload),
@@ -76,23 +94,20 @@ export class RedisBroadcastTransport implements BroadcastTransport {
 
   /** Receiving, caught up, and publishing: false from the moment the subscriber connection drops. */
   get healthy(): boolean {
-    return this.subscriberUp && !this.canaryLate && !this.publishFailing && this.sequencer.caughtUp;
+    return this.subscribersDown.size === 0 && !this.canaryLate && !this.publishFailing && this.sequencer.caughtUp;
   }
 
   async start(channels: string[], listener: TransportListener, onLoss: LossListener): Promise<void> {
     this.listener = listener;
     this.onLoss = onLoss;
-    const event = this.options.sharded ? 'smessage' : 'message';
-    this.subscriber.on(event, (channel: string, payload: string) => this.receive(channel, payload));
-    this.subscriber.on('close', () => this.subscriberLost());
-    this.subscriber.on('ready', () => void this.subscriberBack());
+    if (this.subscriber instanceof Redis) this.listenTo(this.subscriber);
     await this.withinConnectTimeout(async () => {
-      await Promise.all([connect(this.publisher), connect(this.subscriber)]);
+      const subscriber = this.subscriber;
+      await Promise.all([connect(this.publisher), subscriber instanceof Redis && connect(subscriber)]);
       await this.subscribeAll([this.canaryChannel]);
       await Promise.all(channels.map((channel) => this.subscribe(channel)));
     });
     this.started = true;
-    this.subscriberUp = true;
     this.startCanary();
   }
 
@@ -120,8 +135,9 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   async unsubscribe(channel: string): Promise<void> {
     this.subscribed.delete(channel);
     this.sequencer.forget(channel);
-    if (this.options.sharded) await this.subscriber.sunsubscribe(channel);
-    else await this.subscriber.unsubscribe(channel);
+    const subscriber = this.subscriber;
+    if (subscriber instanceof Redis && !this.options.sharded) await subscriber.unsubscribe(channel);
+    else await subscriber.sunsubscribe(channel);
   }
 
   async store(key: string, value: string, ttlMs: number): Promise<void> {
@@ -136,16 +152,20 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.closing = true;
     clearInterval(this.canaryTimer);
     clearTimeout(this.catchUpTimer);
-    const owned = this.ownsPublisher ? [this.publisher, this.subscriber] : [this.subscriber];
-    await Promise.all(owned.map(closeConnection));
+    const subscriber = this.subscriber;
+    await Promise.all([
+      subscriber instanceof ShardSubscribers ? subscriber.close() : closeConnection(subscriber),
+      this.ownsPublisher && closeConnection(this.publisher),
+    ]);
   }
 
   private async subscribeAll(channels: string[]): Promise<void> {
-    if (this.options.sharded) {
-      // Sharded channels may live on different shards: one SSUBSCRIBE per channel.
-      await Promise.all(channels.map((channel) => this.subscriber.ssubscribe(channel)));
+    const subscriber = this.subscriber;
+    if (subscriber instanceof Redis && !this.options.sharded) {
+      await subscriber.subscribe(...channels);
     } else {
-      await this.subscriber.subscribe(...channels);
+      // Sharded channels may live on different shards: one SSUBSCRIBE per channel.
+      await Promise.all(channels.map((channel) => subscriber.ssubscribe(channel)));
     }
   }
 
@@ -159,21 +179,47 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     if (message) this.sequencer.receive(channel, message);
   }
 
-  private subscriberLost(): void {
-    if (!this.started || !this.subscriberUp || this.closing) return;
-    this.subscriberUp = false;
-    this.logger.warn('Redis subscriber connection lost: health is degraded until it is back and caught up');
+  private listenTo(subscriber: Redis): void {
+    const event = this.options.sharded ? 'smessage' : 'message';
+    const name = describeRedis(this.options.redis);
+    subscriber.on(event, (channel: string, payload: string) => this.receive(channel, payload));
+    subscriber.on('close', () => this.subscriberLost(name));
+    subscriber.on('ready', () => void this.subscriberBack(name, subscriber));
+  }
+
+  private shardEvents(): ShardSubscriberEvents {
+    return {
+      message: (channel, payload) => this.receive(channel, payload),
+      lost: (shard) => this.subscriberLost(shard),
+      back: (shard, connection) => void this.subscriberBack(shard, connection),
+      gone: (shard) => this.subscribersDown.delete(shard),
+      moved: (channel) => void this.catchUpMoved(channel),
+      error: (error) => this.warnRedisError(error),
+    };
+  }
+
+  private warnRedisError(error: Error): void {
+    this.logger.warn(`Redis: ${error.message}`);
+  }
+
+  private subscriberLost(subscriber: string): void {
+    if (!this.started || this.closing || this.subscribersDown.has(subscriber)) return;
+    this.subscribersDown.add(subscriber);
+    if (this.subscribersDown.size === 1) {
+      this.logger.warn(`Redis subscriber connection lost (${subscriber}): health is degraded until it is back and caught up`);
+    }
   }
 
   /** After ioredis reconnected and resubscribed: recovers what every channel missed meanwhile. */
-  private async subscriberBack(): Promise<void> {
+  private async subscriberBack(subscriber: string, connection: Redis): Promise<void> {
     if (!this.started) return;
     try {
       // ioredis queues the resubscriptions right after 'ready': a PING behind them answers once they hold.
       await new Promise((resolve) => setImmediate(resolve));
-      await this.withinCommandTimeout(this.subscriber.ping());
-      if (!this.subscriberUp) this.logger.log('Redis subscriber back; catching up');
-      this.subscriberUp = true;
+      await this.withinCommandTimeout(connection.ping());
+      if (this.subscribersDown.delete(subscriber) && this.subscribersDown.size === 0) {
+        this.logger.log('Redis subscriber back; catching up');
+      }
       await this.catchUpAll();
     } catch (error) {
       this.logger.warn(`Redis subscriber back, catching up failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -184,10 +230,20 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private async catchUpAll(): Promise<void> {
     clearTimeout(this.catchUpTimer);
     await Promise.all(this.sequencer.tracked().map((channel) => this.sequencer.catchUp(channel)));
-    if (!this.sequencer.caughtUp && this.subscriberUp && !this.closing) {
-      this.catchUpTimer = setTimeout(() => void this.catchUpAll(), CATCH_UP_RETRY_MS);
-      this.catchUpTimer.unref();
-    }
+    this.retryWhileBehind();
+  }
+
+  /** A channel now subscribed on the master its slot moved to: recovers what was published there meanwhile. */
+  private async catchUpMoved(channel: string): Promise<void> {
+    await this.sequencer.catchUp(channel);
+    this.retryWhileBehind();
+  }
+
+  private retryWhileBehind(): void {
+    if (this.sequencer.caughtUp || this.subscribersDown.size > 0 || this.closing) return;
+    clearTimeout(this.catchUpTimer);
+    this.catchUpTimer = setTimeout(() => void this.catchUpAll(), CATCH_UP_RETRY_MS);
+    this.catchUpTimer.unref();
   }
 
   private startCanary(): void {
@@ -248,12 +304,28 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 }
 
+/** A given `Redis` or `Cluster` publishes; otherwise a connection (or a Cluster) made for it. */
+function createPublisher(redis: BroadcastOptions['redis']): Connection {
+  if (redis instanceof Redis || redis instanceof Cluster) return redis;
+  if (isClusterConfig(redis)) {
+    const redisOptions = { ...redis.options?.redisOptions, maxRetriesPerRequest: 1 };
+    return new Cluster(redis.cluster, { ...redis.options, redisOptions, lazyConnect: true, enableOfflineQueue: false });
+  }
+  return createRedis(redis, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+}
+
+/** The subscriber of a single Redis: a duplicate of a given instance, or a connection made for it. */
+function createSubscriber(redis: BroadcastOptions['redis']): Redis {
+  if (redis instanceof Redis) return redis.duplicate({ lazyConnect: true });
+  return createRedis(redis as string | RedisOptions | undefined, { lazyConnect: true, maxRetriesPerRequest: 1 });
+}
+
 function createRedis(redis: string | RedisOptions | undefined, overrides: RedisOptions): Redis {
   return typeof redis === 'string' ? new Redis(redis, overrides) : new Redis({ ...redis, ...overrides });
 }
 
 /** Connects a lazily created connection; an instance given by the application may already be connecting or ready. */
-async function connect(connection: Redis): Promise<void> {
+async function connect(connection: Connection): Promise<void> {
   if (connection.status === 'ready') return;
   if (connection.status === 'wait') {
     await connection.connect();
@@ -265,7 +337,7 @@ async function connect(connection: Redis): Promise<void> {
   });
 }
 
-async function closeConnection(connection: Redis): Promise<void> {
+async function closeConnection(connection: Connection): Promise<void> {
   if (connection.status === 'end') return;
   if (connection.status === 'ready') {
     await connection.quit().catch(() => connection.disconnect());

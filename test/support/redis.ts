@@ -67,6 +67,13 @@ export async function clientsNamed(admin: Redis, name: string): Promise<string[]
 const started = new Set<ChildProcess>();
 let guardInstalled = false;
 
+/** Kills the child (SIGKILL) if the test process exits before it does. */
+export function killOnExit(child: ChildProcess): void {
+  installExitGuard();
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+}
+
 function installExitGuard(): void {
   if (guardInstalled) return;
   guardInstalled = true;
@@ -136,15 +143,13 @@ export class ThrowawayRedis {
 
   /** Starts the server and waits (bounded) until it answers PING. */
   async start(timeoutMs = 5000): Promise<void> {
-    installExitGuard();
     const child = spawn(
       'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
       { stdio: 'ignore' },
     );
     this.child = child;
-    started.add(child);
-    child.once('exit', () => started.delete(child));
+    killOnExit(child);
     await waitUntil(() => pingPort(this.port, 200), { timeoutMs, intervalMs: 50, what: `redis-server on port ${this.port}` });
   }
 
