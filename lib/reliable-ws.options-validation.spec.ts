@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { isOriginAllowed } from './adapter/handshake.js';
 import { ReliableWsOptionsError, resolveOptions } from './reliable-ws.options-validation.js';
 import { DEFAULT_OPTIONS, type ReliableWsOptions } from './reliable-ws.options.js';
@@ -202,5 +202,11 @@ describe('resolveOptions: a Redis Cluster', () => {
     const cluster = new Cluster([7000], { lazyConnect: true });
     expect(resolveOptions({ broadcast: { redis: cluster, sharded: true } }).broadcast.redis).toBe(cluster);
     expect(errorOf({ broadcast: { redis: cluster } }).message).toContain('invalid option "broadcast.sharded"');
+  });
+
+  it('takes an ioredis Redis (which has a `cluster` method) for a single Redis, sharded or not', () => {
+    const redis = new Redis({ lazyConnect: true });
+    expect(resolveOptions({ broadcast: { redis } }).broadcast.redis).toBe(redis);
+    expect(resolveOptions({ broadcast: { redis, sharded: true } }).broadcast.redis).toBe(redis);
   });
 });

@@ -267,6 +267,7 @@ function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
 type RedisOption = ResolvedReliableWsOptions['broadcast']['redis'];
 
 function redisOption(value: unknown, sharded: boolean): RedisOption {
+  if (value instanceof Redis) return value;
   if (value instanceof Cluster || (isPlainObject(value) && 'cluster' in value)) {
     if (!sharded) {
       throw new ReliableWsOptionsError(
@@ -277,7 +278,7 @@ function redisOption(value: unknown, sharded: boolean): RedisOption {
     }
     return value instanceof Cluster ? value : clusterConfig(value);
   }
-  if (value === undefined || value instanceof Redis || isPlainObject(value)) return value as RedisOption;
+  if (value === undefined || isPlainObject(value)) return value as RedisOption;
   if (typeof value === 'string' && /^rediss?:\/\//.test(value)) return value;
   throw new ReliableWsOptionsError(
     'broadcast.redis',

@@ -1,9 +1,12 @@
+import { Cluster } from 'ioredis';
+import { createServer } from 'node:net';
 import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
+import { createApp } from './support/app-with-logger.js';
 import { BroadcastGateway, call, closeAll, connectPeer, pushesOf, waitForPushes, type Peer } from './support/broadcast-app.js';
 import { getHealth } from './support/health.js';
 import { ThrowawayRedisCluster } from './support/redis-cluster.js';
-import { shardNumsub, uniquePrefix, waitForCount } from './support/redis.js';
+import { freePort, shardNumsub, uniquePrefix, waitForCount } from './support/redis.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 import { TestClient } from './support/ws-client.js';
@@ -181,6 +184,49 @@ describe('broadcast across instances through a Redis Cluster (sharded pub/sub)',
     expect(dataOf(a2, 'client')).toEqual(['B to a2']);
     for (const p of [a1, b1]) expect(dataOf(p, 'user')).toEqual(['B to u1']);
     for (const p of [a2, b2]) expect(dataOf(p, 'user')).toEqual([]);
+  });
+
+  it('an ioredis Cluster given as broadcast.redis carries broadcasts and stays open after app.close()', async () => {
+    const prefix = uniquePrefix('cluster');
+    const own = new Cluster(cluster.nodes);
+    try {
+      const A = await instance('A', prefix, own);
+      const B = await instance('B', prefix);
+      const x = await peer(B, 'ux.1');
+      await A.service.toAll('via-own', 1);
+      await waitForPushes(x.client, 'via-own', 1);
+      instances.splice(instances.indexOf(A), 1);
+      await within(A.app.close(), 10000, 'app.close()');
+      expect(own.status).toBe('ready');
+      await expect(own.ping()).resolves.toBe('PONG');
+    } finally {
+      own.disconnect();
+    }
+  });
+
+  it('a cluster nobody answers for: listen() rejects naming broadcast.redis and the nodes; nothing keeps trying after close()', async () => {
+    const port = await freePort();
+    const redis = { cluster: [{ host: '127.0.0.1', port }] };
+    const app = await createApp({ broadcast: { redis, sharded: true, connectTimeoutMs: 500 } }, [BroadcastGateway], {
+      logger: false,
+      abortOnError: false,
+    });
+    try {
+      await expect(within(app.listen(0, '127.0.0.1'), 5000, 'a failing listen()')).rejects.toThrow(
+        `"broadcast.redis" (the cluster at 127.0.0.1:${port})`,
+      );
+    } finally {
+      await within(app.close(), 5000, 'app.close() after a failed listen');
+    }
+    let attempts = 0;
+    const listener = createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => listener.listen(port, '127.0.0.1', resolve));
+    await sleep(1500);
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
+    expect(attempts).toBe(0);
   });
 
   it('join and leave of a session on the other instance, for rooms on different shards', async () => {
