@@ -13,8 +13,9 @@ import { TestClient } from './support/ws-client.js';
 
 /**
  * DESIGN.md §8.2: `sharded: true` against a real Redis Cluster of three masters started for this
- * file. Broadcasts, rooms on every shard, direct pushes, remote joins, recovery across pubsub
- * kills on every node and a cut instance, and a session handed over between instances.
+ * file. Broadcasts, rooms on every shard, direct pushes, remote joins, a given ioredis Cluster and
+ * an unreachable one, recovery across pubsub kills on every node and a cut instance, a slot moved
+ * while broadcasting, and a session handed over between instances.
  */
 
 /** Time given to a duplicate to show up before counting. */
