@@ -270,6 +270,9 @@ describe('no loss across subscriber reconnects on a cluster', () => {
     try {
       for (let kill = 0; kill < 6; kill++) {
         await sleep(200);
+        await waitUntil(async () => (await cluster.pubsubClients()).every((count) => count >= 2), {
+          what: 'both instances subscribed on every node again',
+        });
         expect(await cluster.killPubsubClients()).toBeGreaterThanOrEqual(2 * cluster.ports.length);
       }
       await sleep(300);
@@ -280,7 +283,7 @@ describe('no loss across subscriber reconnects on a cluster', () => {
       for (const [i, room] of rooms.entries()) await expectExactlyOnceInOrder(p, room, loops[i]!.resolved);
       await expectExactlyOnceInOrder(p, 'all', all.resolved);
     }
-    expect(loops.every((loop) => loop.resolved.length > 150)).toBe(true);
+    expect(loops.every((loop) => loop.resolved.length > 100)).toBe(true);
     for (const on of [A, B]) await waitUntil(async () => (await healthStatus(on)) === 200, { what: `${on.name} healthy again` });
   }, 30000);
 

@@ -64,6 +64,12 @@ export class ThrowawayRedisCluster {
     return killed.reduce((sum: number, count) => sum + Number(count), 0);
   }
 
+  /** How many connections in pub/sub mode each master has. */
+  async pubsubClients(): Promise<number[]> {
+    const lists = await Promise.all(this.admins.map((admin) => admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub') as Promise<string>));
+    return lists.map((list) => list.split('\n').filter((line) => line.trim()).length);
+  }
+
   /** The port of the master serving a key's (or a sharded channel's) slot. */
   async masterOf(key: string): Promise<number> {
     const admin = this.admins[0]!;
