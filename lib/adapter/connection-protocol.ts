@@ -194,6 +194,8 @@ export class ConnectionProtocol {
       }
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
+    } else if (event === SystemEvent.AUTH && !this.runtime.authenticator) {
+      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'authentication is not configured', ref: id });
     } else if (event === SystemEvent.AUTH) {
       const deadline = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
       void this.whileVerifying(connection, () => this.onAuth(connection, data, id)).finally(() => clearTimeout(deadline));
@@ -246,11 +248,7 @@ export class ConnectionProtocol {
 
   private async onAuth(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
     const { socket } = connection;
-    const auth = this.runtime.authenticator;
-    if (!auth) {
-      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'authentication is not configured', ref: id });
-      return;
-    }
+    const auth = this.runtime.authenticator!;
     const token = tokenOf(data);
     const principal = typeof token === 'string' ? await auth.verify(token, socket.request) : undefined;
     if (principal === undefined) {
