@@ -248,16 +248,7 @@ export class Swarm {
 
   /** Closes the connections and ends the child (bounded; killed if it does not exit). */
   async stop(timeoutMs = 5000): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    try {
-      this.child.send({ type: 'exit' });
-    } catch {
-      // the channel is already closed
-    }
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    await exited;
-    clearTimeout(timer);
+    if (!this.exited) await stopChild(this.child, timeoutMs);
   }
 
   private next(type: string, timeoutMs: number): Promise<SwarmMessage> {
@@ -286,6 +277,19 @@ export class Swarm {
   private wake(): void {
     for (const waiter of this.waiters.splice(0)) waiter();
   }
+}
+
+/** Asks a child to exit (an IPC `{ type: 'exit' }`) and kills it if it has not within `timeoutMs`. */
+export async function stopChild(child: ChildProcess, timeoutMs: number): Promise<void> {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    child.send({ type: 'exit' });
+  } catch {
+    // the channel is already closed
+  }
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 // ---------------------------------------------------------------- Nest apps

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pinProcess, sleep } from './bench-support.js';
+import { pinProcess, sleep, stopChild } from './bench-support.js';
 
 export interface ChildMessage {
   type: string;
@@ -88,16 +88,7 @@ export class BenchChild {
 
   /** Asks the child to exit, and kills it if it has not within `timeoutMs`. */
   async stop(timeoutMs = 10000): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise<void>((resolvePromise) => this.child.once('exit', () => resolvePromise()));
-    try {
-      this.child.send({ type: 'exit' });
-    } catch {
-      // the channel is already closed
-    }
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    await exited;
-    clearTimeout(timer);
+    if (!this.exited) await stopChild(this.child, timeoutMs);
   }
 
   private wake(): void {
