@@ -347,7 +347,7 @@ describe('hostile input against a server in its own process', () => {
     });
     const after = await probe();
     expect(Math.max(...rssSamples, after.rss)).toBeLessThan(MAX_RSS_BYTES);
-    expect(rssSamples.length).toBeGreaterThan(0) // sampled while the frames were flowing (how often depends on the load);
+    expect(rssSamples.length).toBeGreaterThan(0); // sampled while the frames flowed (how often depends on the load)
     expect({ changes: after.prototypeChanges, inherited: after.inherited }).toEqual({ changes: [], inherited: [] });
     // Logged without stack traces and without the payloads (DESIGN.md §8.1: "logged once, without the payload").
     const output = server.output();
