@@ -231,15 +231,17 @@ class ThrowawayRedis {
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
       stdio: 'ignore',
     });
+    let spawnError: Error | undefined;
+    child.on('error', (error) => (spawnError = error)); // e.g. no redis-server on the PATH
     const killOnExit = () => child.kill('SIGKILL');
     process.once('exit', killOnExit);
     child.once('exit', () => process.off('exit', killOnExit));
     const server = new ThrowawayRedis(child, port);
     const deadline = Date.now() + 10000;
     while (!(await answersPing(port))) {
-      if (child.exitCode !== null || Date.now() > deadline) {
+      if (spawnError || child.exitCode !== null || Date.now() > deadline) {
         await server.stop();
-        throw new Error(`redis-server on port ${port} did not start`);
+        throw new Error(`redis-server on port ${port} did not start${spawnError ? `: ${spawnError.message}` : ''}`);
       }
       await sleep(50);
     }
@@ -247,7 +249,7 @@ class ThrowawayRedis {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    if (this.child.pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.kill('SIGKILL');
     await within(exited, 5000, 'redis-server to exit').catch(() => undefined);
@@ -560,7 +562,13 @@ async function runBench(placement: string, redis: ThrowawayRedis): Promise<Summa
 
 export async function run(): Promise<Summary[]> {
   // Started before the servers are pinned, so that redis-server does not inherit their CPU (as the shared Redis would not).
-  const redis = await ThrowawayRedis.start();
+  let redis: ThrowawayRedis;
+  try {
+    redis = await ThrowawayRedis.start();
+  } catch (error) {
+    console.log(`\n## redis-faults\n\nskipped: ${error instanceof Error ? error.message : String(error)}`);
+    return [];
+  }
   try {
     return await runPinned((placement) => runBench(placement, redis));
   } finally {
