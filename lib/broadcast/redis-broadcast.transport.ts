@@ -4,6 +4,7 @@ import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { CANARY_MISSED_INTERVALS, type BroadcastOptions, type RedisClusterConfig } from './broadcast.options.js';
 import type { BroadcastTransport, LossListener, TransportListener } from './broadcast.transport.js';
 import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
+import { CommandWatchdog } from './command-watchdog.js';
 import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
 import { ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 
@@ -63,6 +64,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private onLoss: LossListener = () => undefined;
   private readonly sequencer: ChannelSequencer;
   private readonly subscribed = new Set<string>();
+  private readonly watchdog: CommandWatchdog;
   /** Unique per publish: the epoch a channel gets if Redis has no record of it (new, or its data lost). */
   private readonly epochBase = randomBytes(6).toString('hex');
   private epochCounter = 0;
@@ -82,6 +84,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.canaryChannel = `${options.channelPrefix}:canary:${instanceId}`;
     this.publisher.on('error', (error: Error) => this.warnRedisError(error));
     if (this.subscriber instanceof Redis) this.subscriber.on('error', (error: Error) => this.warnRedisError(error));
+    this.watchdog = new CommandWatchdog(options.commandTimeoutMs);
     this.sequencer = new ChannelSequencer(
       {
         deliver: (channel, payload) => this.listener(channel, payload),
@@ -100,6 +103,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   async start(channels: string[], listener: TransportListener, onLoss: LossListener): Promise<void> {
     this.listener = listener;
     this.onLoss = onLoss;
+    this.watchdog.start();
     if (this.subscriber instanceof Redis) this.listenTo(this.subscriber);
     await this.withinConnectTimeout(async () => {
       const subscriber = this.subscriber;
@@ -150,6 +154,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.watchdog.stop();
     clearInterval(this.canaryTimer);
     clearTimeout(this.catchUpTimer);
     const subscriber = this.subscriber;
@@ -264,18 +269,9 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     await this.withinCommandTimeout(published);
   }
 
-  /** Rejects a Redis command that has not answered within `commandTimeoutMs` (it may still run). */
-  private async withinCommandTimeout<T>(command: Promise<T>): Promise<T> {
-    const { commandTimeoutMs } = this.options;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${commandTimeoutMs} ms`)), commandTimeoutMs);
-    });
-    try {
-      return await Promise.race([command, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  /** Rejects a Redis command that gets no answer within `commandTimeoutMs` (it may still run). */
+  private withinCommandTimeout<T>(command: Promise<T>): Promise<T> {
+    return this.watchdog.watch(command);
   }
 
   private checkCanary(now: number): void {

@@ -1,0 +1,37 @@
+import { CommandWatchdog } from './command-watchdog.js';
+
+const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
+
+describe('CommandWatchdog', () => {
+  it('rejects commands waiting longer than the timeout once nothing has been answered for that long', async () => {
+    const watchdog = new CommandWatchdog(100);
+    const start = Date.now();
+    const hanging = watchdog.watch(never());
+    watchdog.check(start + 50);
+    watchdog.check(start + 150);
+    await expect(hanging).rejects.toThrow('Redis did not answer within 100 ms');
+  });
+
+  it('keeps waiting while other commands are answered (a slow reply, not a silent Redis)', async () => {
+    const watchdog = new CommandWatchdog(100);
+    let settled = false;
+    void watchdog.watch(never()).then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 130));
+    await watchdog.watch(Promise.resolve('answered just now'));
+    watchdog.check(Date.now() + 10);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    watchdog.check(Date.now() + 200);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(true);
+  });
+
+  it('passes answers and errors through', async () => {
+    const watchdog = new CommandWatchdog(100);
+    await expect(watchdog.watch(Promise.resolve(7))).resolves.toBe(7);
+    await expect(watchdog.watch(Promise.reject(new Error('WRONGTYPE')))).rejects.toThrow('WRONGTYPE');
+  });
+});

@@ -1,0 +1,56 @@
+interface Watched {
+  startedAt: number;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Fails Redis commands that get no answer, without a timer per command: once no command has been
+ * answered for `timeoutMs`, those waiting at least that long reject. The check runs after the
+ * event loop has read what arrived, so a busy process never mistakes its own delay for a silent
+ * Redis (and a broadcast that was delivered is never reported as failed for that reason).
+ */
+export class CommandWatchdog {
+  private readonly waiting = new Set<Watched>();
+  private lastAnswerAt = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => setImmediate(() => this.check(Date.now())), Math.max(MIN_CHECK_MS, this.timeoutMs / 4));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  watch<T>(command: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const watched: Watched = { startedAt: Date.now(), reject };
+      this.waiting.add(watched);
+      command.then(
+        (value) => this.settle(watched, () => resolve(value)),
+        (error: unknown) => this.settle(watched, () => reject(error)),
+      );
+    });
+  }
+
+  check(now: number): void {
+    if (now - this.lastAnswerAt < this.timeoutMs) return;
+    for (const watched of this.waiting) {
+      if (now - watched.startedAt < this.timeoutMs) continue;
+      this.waiting.delete(watched);
+      watched.reject(new Error(`Redis did not answer within ${this.timeoutMs} ms`));
+    }
+  }
+
+  private settle(watched: Watched, finish: () => void): void {
+    this.lastAnswerAt = Date.now();
+    if (this.waiting.delete(watched)) finish();
+  }
+}
+
+const MIN_CHECK_MS = 10;
