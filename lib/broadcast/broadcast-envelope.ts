@@ -1,3 +1,6 @@
+/** A channel and a position in it: `[channel, epoch, offset]`. */
+export type ChannelMark = [channel: string, epoch: string, offset: number];
+
 /** What a broadcast is addressed to. */
 export type BroadcastTarget =
   | { kind: 'all' }
@@ -31,7 +34,13 @@ export type HandoverEnvelope =
       adopt?: true;
     }
   | { type: 'handover-ready'; origin: string; request: string; rooms: string[]; userId?: string }
-  | { type: 'handover-commit'; origin: string; request: string }
+  | {
+      type: 'handover-commit';
+      origin: string;
+      request: string;
+      /** Where the claimer started hearing each of the session's channels: the owner delivers up to there first. */
+      positions?: ChannelMark[];
+    }
   | { type: 'handover-done'; origin: string; request: string; key: string }
   | { type: 'handover-taken'; origin: string; request: string }
   | { type: 'handover-refused'; origin: string; request: string }
@@ -102,6 +111,8 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
       return isTarget(value.target) && optionalString(value.except);
     case 'handover-ready':
       return Array.isArray(value.rooms) && value.rooms.every((room) => typeof room === 'string') && optionalString(value.userId);
+    case 'handover-commit':
+      return value.positions === undefined || (Array.isArray(value.positions) && value.positions.every(isChannelMark));
     case 'handover-prepare':
       return optionalString(value.proof) && optionalString(value.userId) && (value.adopt === undefined || value.adopt === true);
     case 'adopt-offer':
@@ -109,6 +120,16 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
     default:
       return true;
   }
+}
+
+function isChannelMark(mark: unknown): mark is ChannelMark {
+  return (
+    Array.isArray(mark) &&
+    mark.length === 3 &&
+    typeof mark[0] === 'string' &&
+    typeof mark[1] === 'string' &&
+    Number.isSafeInteger(mark[2])
+  );
 }
 
 function isTarget(target: unknown): target is BroadcastTarget {

@@ -6,6 +6,7 @@ import {
   encodeEnvelope,
   type BroadcastEnvelope,
   type BroadcastTarget,
+  type ChannelMark,
   type PushEnvelope,
 } from './broadcast-envelope.js';
 import type { BroadcastTransport } from './broadcast.transport.js';
@@ -62,7 +63,20 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
       take: (key) => transport.take(key),
       userIdOf: (principal) => this.userIdString(principal),
       keyFor: (request) => `${channelPrefix}:handover:${request}`,
+      positions: (rooms) => this.positions(rooms),
+      whenDelivered: async (marks, timeoutMs) =>
+        (await Promise.all(marks.map(([channel, epoch, offset]) => transport.whenDelivered(channel, { epoch, offset }, timeoutMs)))).every(Boolean),
     });
+  }
+
+  /** How far the channels of a session in these rooms are delivered here. */
+  private positions(rooms: string[]): ChannelMark[] {
+    const marks: ChannelMark[] = [];
+    for (const channel of [this.channels.all, this.channels.direct, ...rooms.map(this.channels.room)]) {
+      const position = this.transport.position(channel);
+      if (position) marks.push([channel, position.epoch, position.offset]);
+    }
+    return marks;
   }
 
   /** Subscribes before the app listens, so `app.listen()` resolves with delivery live. */

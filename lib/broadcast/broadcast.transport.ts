@@ -1,6 +1,12 @@
 /** Receives what other instances published on the channels this instance listens to. */
 export type TransportListener = (channel: string, payload: string) => void;
 
+/** Where a channel stands on an instance: its epoch and the offset of its last message delivered. */
+export interface ChannelPosition {
+  epoch: string;
+  offset: number;
+}
+
 /** Told when messages of a channel are gone for good (history trimmed, Redis lost its data). */
 export type LossListener = (channel: string) => void;
 
@@ -19,6 +25,10 @@ export interface BroadcastTransport {
   store(key: string, value: string, ttlMs: number): Promise<void>;
   /** Reads and deletes a stored value. */
   take(key: string): Promise<string | undefined>;
+  /** How far a subscribed channel is delivered here (none: not known, or not numbered). */
+  position(channel: string): ChannelPosition | undefined;
+  /** Resolves once a channel is delivered here up to `position`, or after `timeoutMs` (false). */
+  whenDelivered(channel: string, position: ChannelPosition, timeoutMs: number): Promise<boolean>;
   /** False while the transport knows it is not receiving (e.g. its canary is late). */
   readonly healthy: boolean;
   close(): Promise<void>;
@@ -43,6 +53,14 @@ export class LocalBroadcastTransport implements BroadcastTransport {
 
   async take(): Promise<undefined> {
     return undefined;
+  }
+
+  position(): undefined {
+    return undefined;
+  }
+
+  async whenDelivered(): Promise<boolean> {
+    return true;
   }
 
   async close(): Promise<void> {}

@@ -212,3 +212,20 @@ describe('ChannelSequencer.start', () => {
     expect(t.delivered).toEqual(['a', 'b']);
   });
 });
+
+describe('ChannelSequencer positions', () => {
+  it('reports how far a channel is delivered and resolves a wait once it gets there', async () => {
+    const t = setup();
+    const m = ['a', 'b', 'c'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    expect(t.sequencer.position('ch')).toEqual({ epoch: 'e1', offset: 1 });
+    expect(t.sequencer.position('other')).toBeUndefined();
+    await expect(t.sequencer.whenDelivered('ch', { epoch: 'e1', offset: 1 }, 1000)).resolves.toBe(true);
+    const waiting = t.sequencer.whenDelivered('ch', { epoch: 'e1', offset: 3 }, 1000);
+    t.sequencer.receive('ch', m[1]);
+    t.sequencer.receive('ch', m[2]);
+    await expect(waiting).resolves.toBe(true);
+    await expect(t.sequencer.whenDelivered('ch', { epoch: 'e1', offset: 9 }, 30)).resolves.toBe(false);
+    await expect(t.sequencer.whenDelivered('gone', { epoch: 'e1', offset: 9 }, 30)).resolves.toBe(true);
+  });
+});

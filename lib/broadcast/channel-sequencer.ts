@@ -1,9 +1,12 @@
+import type { ChannelPosition } from './broadcast.transport.js';
+
 /** A message as published on a channel: the channel's epoch and offset, and the payload. */
 export interface SequencedMessage {
   epoch: string;
   offset: number;
   payload: string;
 }
+
 
 /** What the channel's history in Redis holds after an offset, read in one step with its head. */
 export interface ChannelHistory {
@@ -61,6 +64,7 @@ export function decodeSequenced(message: string): SequencedMessage | undefined {
  */
 export class ChannelSequencer {
   private readonly channels = new Map<string, ChannelState>();
+  private readonly deliveryWaiters = new Set<() => void>();
 
   /**
    * @param idleResetMs a channel silent for this long may restart its epoch without loss (its
@@ -118,6 +122,37 @@ export class ChannelSequencer {
     this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], recovering: false, again: false, behind: false });
   }
 
+  /** How far the channel is delivered here: its epoch and the offset of its last message. */
+  position(channel: string): ChannelPosition | undefined {
+    const state = this.channels.get(channel);
+    return state && state.epoch !== NO_RECORD ? { epoch: state.epoch, offset: state.offset } : undefined;
+  }
+
+  /**
+   * Resolves once the channel is delivered here at least up to `position` (or has moved to
+   * another epoch, or is not subscribed), or after `timeoutMs`; true when it got there.
+   */
+  whenDelivered(channel: string, position: ChannelPosition, timeoutMs: number): Promise<boolean> {
+    const reached = (): boolean => {
+      const state = this.channels.get(channel);
+      return !state || (state.epoch !== NO_RECORD && (state.epoch !== position.epoch || state.offset >= position.offset));
+    };
+    if (reached()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!reached()) return;
+        finish(true);
+      };
+      const finish = (value: boolean): void => {
+        clearTimeout(timer);
+        this.deliveryWaiters.delete(check);
+        resolve(value);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.deliveryWaiters.add(check);
+    });
+  }
+
   /** Every channel with a known position, for a catch-up after a reconnect. */
   tracked(): string[] {
     return [...this.channels.keys()];
@@ -125,6 +160,7 @@ export class ChannelSequencer {
 
   forget(channel: string): void {
     this.channels.delete(channel);
+    this.notifyWaiters();
   }
 
   /**
@@ -155,6 +191,7 @@ export class ChannelSequencer {
         const history = await this.io.readHistory(channel, state.offset);
         if (this.channels.get(channel) !== state) return;
         this.applyHistory(channel, state, history);
+        this.notifyWaiters();
       } while (state.again);
       state.behind = false;
       this.drainHeld(channel, state);
@@ -211,6 +248,11 @@ export class ChannelSequencer {
     state.epoch = message.epoch;
     state.offset = message.offset;
     state.lastSeenAt = this.now();
+    this.notifyWaiters();
+  }
+
+  private notifyWaiters(): void {
+    for (const check of this.deliveryWaiters) check();
   }
 }
 

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
 import { CANARY_MISSED_INTERVALS, type BroadcastOptions, type RedisClusterConfig } from './broadcast.options.js';
-import type { BroadcastTransport, LossListener, TransportListener } from './broadcast.transport.js';
+import type { BroadcastTransport, ChannelPosition, LossListener, TransportListener } from './broadcast.transport.js';
 import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
 import { CommandWatchdog } from './command-watchdog.js';
 import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
@@ -125,6 +125,14 @@ export class RedisBroadcastTransport implements BroadcastTransport {
       this.publishFailing = true;
       throw error;
     }
+  }
+
+  position(channel: string): ChannelPosition | undefined {
+    return this.sequencer.position(channel);
+  }
+
+  whenDelivered(channel: string, position: ChannelPosition, timeoutMs: number): Promise<boolean> {
+    return this.sequencer.whenDelivered(channel, position, timeoutMs);
   }
 
   /** Subscribes and takes the channel's position, so that nothing published from here on is missed. */

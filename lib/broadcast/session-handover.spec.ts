@@ -16,6 +16,8 @@ function cluster(ids: string[] = ['A', 'B']) {
   const nodes = new Map<string, { registry: SessionRegistry; handover: SessionHandover }>();
   let beforeDeliver: (envelope: HandoverEnvelope, to: string) => boolean | void = () => undefined;
   let failStore = false;
+  /** What the owner does when asked to deliver up to the claimer's marks (default: it already has). */
+  let whenDelivered: (marks: unknown[]) => Promise<boolean> = async () => true;
   const busFor = (instanceId: string): HandoverBus => ({
     instanceId,
     local: false,
@@ -41,6 +43,8 @@ function cluster(ids: string[] = ['A', 'B']) {
     },
     userIdOf: (principal) => (principal as { id?: string } | null)?.id,
     keyFor: (request) => `handover:${request}`,
+    positions: (rooms) => rooms.map((room) => [`room:${room}`, 'e1', 7] as [string, string, number]),
+    whenDelivered: (marks) => whenDelivered(marks),
   });
   for (const id of ids) {
     const registry = new SessionRegistry({ bufferSize: 100, ttlMs: 60_000 });
@@ -56,6 +60,9 @@ function cluster(ids: string[] = ['A', 'B']) {
     },
     failStore(fail: boolean) {
       failStore = fail;
+    },
+    onWhenDelivered(hook: typeof whenDelivered) {
+      whenDelivered = hook;
     },
     shutdown() {
       for (const node of nodes.values()) node.registry.onApplicationShutdown();
@@ -253,6 +260,34 @@ describe('SessionHandover', () => {
     const adopted = ['B', 'C'].map((id) => [...node(id).registry.allSessions()].length);
     expect(adopted[0] + adopted[1]).toBe(30);
     expect(Math.min(...adopted)).toBeGreaterThan(0);
+    shutdown();
+  });
+
+  it('the owner first delivers what the claimer will not hear (pushes of a lagging shard land in the snapshot)', async () => {
+    const { a, b, onWhenDelivered, shutdown } = cluster();
+    const session = sessionOnA(a);
+    session.rooms.add('r');
+    const asked: unknown[][] = [];
+    onWhenDelivered(async (marks) => {
+      asked.push(marks);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      session.push(preparePush('tick', '4', 'origin:4')); // arrives late on A's shard connection
+      return true;
+    });
+    const moved = await b.handover.claim('session-1', 'token-1', 'ann');
+    expect(asked).toEqual([[['room:r', 'e1', 7]]]);
+    expect(replayAfter(moved!, 0)).toEqual([frame(1), frame(2), frame(3), frame(4)]);
+    shutdown();
+  });
+
+  it('an owner that cannot catch up with the claimer keeps the session', async () => {
+    const { a, b, onWhenDelivered, shutdown } = cluster();
+    sessionOnA(a);
+    onWhenDelivered(async () => false);
+    expect(await b.handover.claim('session-1', 'token-1', 'ann')).toBeUndefined();
+    await settle();
+    expect(a.registry.getSession('session-1')?.moving).toBe(false);
+    expect(b.registry.getSession('session-1')).toBeUndefined();
     shutdown();
   });
 });

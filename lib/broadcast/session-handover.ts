@@ -8,10 +8,14 @@ import {
   type SessionRegistry,
   type SessionSnapshot,
 } from '../session/index.js';
-import type { BroadcastTarget, HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
+import type { BroadcastTarget, ChannelMark, HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
 
 /** How long each step of a handover waits for the other instance. */
 export const HANDOVER_STEP_TIMEOUT_MS = 1000;
+/** How long the owner waits to have delivered what the claimer will not hear. */
+const POSITIONS_TIMEOUT_MS = HANDOVER_STEP_TIMEOUT_MS / 2;
+/** How long the claimer waits for `done`: the owner's delivery wait, running handlers, and the store. */
+const COMMIT_TIMEOUT_MS = 2 * HANDOVER_STEP_TIMEOUT_MS;
 /** How long a shutting-down instance waits for the others to answer its roll call. */
 const ROLL_CALL_MS = 200;
 /** Adoption claims an instance runs at once. */
@@ -29,6 +33,10 @@ export interface HandoverBus {
   take(key: string): Promise<string | undefined>;
   userIdOf(principal: unknown): string | undefined;
   keyFor(request: string): string;
+  /** How far each channel a session with these rooms listens to is delivered here. */
+  positions(rooms: string[]): ChannelMark[];
+  /** Resolves true once every channel is delivered here up to its mark, false after `timeoutMs`. */
+  whenDelivered(marks: ChannelMark[], timeoutMs: number): Promise<boolean>;
 }
 
 interface Claim {
@@ -109,7 +117,9 @@ export class SessionHandover {
       if (ready?.type !== 'handover-ready') return undefined;
       await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
       Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
-      const done = await this.step(claim, { type: 'handover-commit', origin: this.bus.instanceId, request });
+      const positions = this.bus.positions(ready.rooms);
+      const commit: HandoverEnvelope = { type: 'handover-commit', origin: this.bus.instanceId, request, positions };
+      const done = await this.step(claim, commit, COMMIT_TIMEOUT_MS);
       if (done?.type !== 'handover-done') return undefined;
       const stored = await this.bus.take(done.key);
       if (stored === undefined) return undefined; // the owner took it back
@@ -252,11 +262,21 @@ export class SessionHandover {
     this.reserved.delete(session.id);
     session.moving = true;
     session.takeOver()?.terminate();
-    void this.commit(session, envelope.request);
+    void this.commit(session, envelope.request, envelope.positions ?? []);
   }
 
-  private async commit(session: Session, request: string): Promise<void> {
+  /**
+   * Delivers here everything the claimer will not hear (up to where it started hearing each
+   * channel: with one connection per shard, channels may arrive out of step), then stores the
+   * snapshot and keeps the session until the claimer has taken it.
+   */
+  private async commit(session: Session, request: string, positions: ChannelMark[]): Promise<void> {
     const key = this.bus.keyFor(request);
+    if (!(await this.bus.whenDelivered(positions, POSITIONS_TIMEOUT_MS))) {
+      this.logger.warn('handover of a session abandoned: this instance lags behind the claimer; the session stays here');
+      this.keep(session);
+      return;
+    }
     await settled(session);
     try {
       await this.bus.store(key, JSON.stringify(session.snapshot()), this.sessions.ttlMs);
@@ -305,14 +325,14 @@ export class SessionHandover {
   }
 
   /** Publishes a step and waits for the owner's answer to it. */
-  private async step(claim: Claim, envelope: HandoverEnvelope): Promise<HandoverEnvelope | undefined> {
+  private async step(claim: Claim, envelope: HandoverEnvelope, timeoutMs = HANDOVER_STEP_TIMEOUT_MS): Promise<HandoverEnvelope | undefined> {
     const { request } = envelope as { request: string };
     let timer: NodeJS.Timeout | undefined;
     const answered = new Promise<HandoverEnvelope | undefined>((resolve) => {
       claim.answer = (answer) => {
         if ((answer as { request?: string }).request === request) resolve(answer);
       };
-      timer = setTimeout(() => resolve(undefined), HANDOVER_STEP_TIMEOUT_MS);
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
     });
     try {
       await this.bus.publish(envelope);
