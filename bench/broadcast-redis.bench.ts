@@ -15,8 +15,6 @@
 import 'reflect-metadata';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { Redis } from 'ioredis';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import {
   fmtInt,
@@ -34,6 +32,7 @@ import {
   type SwarmKind,
   runPinned,
 } from './bench-support.js';
+import { startSocketIoRedisPair } from './socket-io-redis.js';
 
 const CLIENTS = 200;
 const WARMUP_MESSAGES = 200;
@@ -93,38 +92,13 @@ async function reliableSystem(): Promise<System> {
 }
 
 async function socketIoSystem(): Promise<System> {
-  const { Server } = await import('socket.io');
-  const { createAdapter } = await import('@socket.io/redis-adapter');
-  const key = uniquePrefix('sio');
-  const redisClients: Redis[] = [];
-  const start = async () => {
-    const pub = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    const sub = pub.duplicate();
-    redisClients.push(pub, sub);
-    const http = createServer();
-    const io = new Server(http, { adapter: createAdapter(pub, sub, { key }), serveClient: false, transports: ['websocket'] });
-    io.on('connection', (socket) => {
-      socket.on('join', (room: string, ack: (ok: boolean) => void) => {
-        void Promise.resolve(socket.join(room)).then(() => ack(true));
-      });
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    return { io, port: (http.address() as AddressInfo).port };
-  };
-  const a = await start();
-  const b = await start();
-  await sleep(200); // the adapters' PSUBSCRIBE / SUBSCRIBE are sent at construction
+  const pair = await startSocketIoRedisPair(REDIS_URL, uniquePrefix('sio'));
   return {
     name: 'Socket.IO + redis-adapter (to(room).emit)',
     kind: 'sio',
-    url: `http://127.0.0.1:${b.port}`,
-    send: (tick) => {
-      a.io.to(ROOM).emit(EVENT, tick);
-    },
-    close: async () => {
-      await Promise.all([a.io.close(), b.io.close()]);
-      await Promise.all(redisClients.map((client) => client.quit().catch(() => client.disconnect())));
-    },
+    url: `http://127.0.0.1:${pair.portOfB}`,
+    send: (tick) => pair.emitToRoom(ROOM, EVENT, tick),
+    close: () => pair.close(),
   };
 }
 

@@ -24,7 +24,6 @@ import { NestFactory } from '@nestjs/core';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { Redis } from 'ioredis';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { BroadcastService, ReliableGateway, ReliableWsAdapter, ReliableWsModule, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
 import {
@@ -40,6 +39,7 @@ import {
   within,
   type SwarmKind,
 } from './bench-support.js';
+import { startSocketIoRedisPair } from './socket-io-redis.js';
 import { BenchChild, plainScript, type ChildMessage } from './child-process.js';
 
 const CLIENTS = Number(process.env.BENCH_FAULT_CLIENTS ?? 200);
@@ -143,39 +143,13 @@ async function reliableSystem(redisUrl: string): Promise<System> {
 }
 
 async function socketIoSystem(redisUrl: string): Promise<System> {
-  const { Server } = await import('socket.io');
-  const { createAdapter } = await import('@socket.io/redis-adapter');
-  const key = uniquePrefix('sio-faults');
-  const redisClients: Redis[] = [];
-  const start = async () => {
-    const pub = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-    const sub = pub.duplicate();
-    for (const client of [pub, sub]) client.on('error', () => undefined); // the kills: ioredis reconnects
-    redisClients.push(pub, sub);
-    const http = createHttpServer();
-    const io = new Server(http, { adapter: createAdapter(pub, sub, { key }), serveClient: false, transports: ['websocket'] });
-    io.on('connection', (socket) => {
-      socket.on('join', (room: string, ack: (ok: boolean) => void) => {
-        void Promise.resolve(socket.join(room)).then(() => ack(true));
-      });
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    return { io, port: (http.address() as AddressInfo).port };
-  };
-  const a = await start();
-  const b = await start();
-  await sleep(200); // the adapters' PSUBSCRIBE / SUBSCRIBE are sent at construction
+  const pair = await startSocketIoRedisPair(redisUrl, uniquePrefix('sio-faults'), true);
   return {
     name: 'Socket.IO + @socket.io/redis-adapter',
     kind: 'sio',
-    url: `http://127.0.0.1:${b.port}`,
-    send: (tick) => {
-      a.io.to(ROOM).emit(EVENT, tick);
-    },
-    close: async () => {
-      await Promise.all([a.io.close(), b.io.close()]);
-      await Promise.all(redisClients.map((client) => client.quit().catch(() => client.disconnect())));
-    },
+    url: `http://127.0.0.1:${pair.portOfB}`,
+    send: (tick) => pair.emitToRoom(ROOM, EVENT, tick),
+    close: () => pair.close(),
   };
 }
 
