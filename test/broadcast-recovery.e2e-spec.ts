@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from '../lib/index.js';
 import type { TestApp } from './support/app.js';
 import { startApp } from './support/app.js';
+import { broadcastLoop, expectExactlyOnceInOrder } from './support/broadcast-loop.js';
 import { BroadcastGateway, call, closeAll, connectPeer, pushesOf, type Peer } from './support/broadcast-app.js';
 import { getHealth } from './support/health.js';
 import { adminConnection, freePort, ThrowawayRedis, uniquePrefix } from './support/redis.js';
@@ -62,36 +63,6 @@ const ticks = (client: TestClient, event: string): number[] => pushesOf(client, 
 
 async function healthStatus(on: Instance): Promise<number> {
   return (await getHealth(on.app.httpUrl('/health/ws'))).status;
-}
-
-/** Broadcasts numbered pushes every `everyMs` until stopped; records which ones resolved. */
-function broadcastLoop(send: (n: number) => Promise<void>, everyMs: number, max = 5000) {
-  const resolved: number[] = [];
-  let stop = false;
-  const done = (async () => {
-    for (let n = 0; n < max && !stop; n++) {
-      await send(n).then(
-        () => resolved.push(n),
-        () => undefined,
-      );
-      await sleep(everyMs);
-    }
-  })();
-  return {
-    resolved,
-    stop: async () => {
-      stop = true;
-      await within(done, 10000, 'the broadcast loop');
-    },
-  };
-}
-
-/** Every resolved broadcast arrived exactly once, in order (unresolved ones at most once, in order). */
-function expectExactlyOnceInOrder(received: number[], resolved: number[]): void {
-  expect(received).toEqual([...received].sort((a, b) => a - b));
-  expect(new Set(received).size).toBe(received.length);
-  const got = new Set(received);
-  expect(resolved.filter((n) => !got.has(n))).toEqual([]);
 }
 
 beforeAll(async () => {
