@@ -3,16 +3,14 @@
 //   RWS_LIB             absolute path of the compiled lib/index.js (required)
 //   RWS_AUTH_TIMEOUT_MS auth.timeoutMs (default 1000)
 //   RWS_SLOW_VERIFY_MS  how long `verify` takes for the token "slow" (default 3000)
-// Tokens: "user-<n>" verifies to { id: "user-<n>" }, "hang" never settles, "slow" settles late,
-// anything else is refused. Handlers: echo (returns its input), circular, bigint, too-deep (return
-// values JSON cannot carry) and push-circular (pushes one).
+// The gateway and the tokens: see hostile-gateway.mjs.
 // GET /probe answers { rss, heapUsed, prototypeChanges, inherited }.
 // Prints "LISTENING <port>" on stdout once it listens.
 import 'reflect-metadata';
 import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { pathToFileURL } from 'node:url';
+import { hostileGateway, hostileVerify } from './hostile-gateway.mjs';
 
 // Never outlive a test that forgot this process by much (unref: does not keep it alive).
 setTimeout(() => {
@@ -46,55 +44,10 @@ function prototypeChanges() {
   return changed;
 }
 
-const { ReliableGateway, ReliableWsAdapter, ReliableWsModule } = await import(pathToFileURL(process.env.RWS_LIB).href);
-const slowVerifyMs = Number(process.env.RWS_SLOW_VERIFY_MS ?? 3000);
-
-function verify(token) {
-  if (token === 'hang') return new Promise(() => undefined);
-  if (token === 'slow') return new Promise((resolve) => setTimeout(() => resolve({ id: 'slow' }), slowVerifyMs));
-  return /^user-\d+$/.test(token) ? { id: token } : null;
-}
-
-function circularValue() {
-  const value = { a: 1 };
-  value.self = value;
-  return value;
-}
-
-function deeplyNested(levels) {
-  let value = [];
-  for (let level = 1; level < levels; level++) value = [value];
-  return value;
-}
-
-class HostileGateway {
-  echo(data) {
-    return data;
-  }
-
-  circular() {
-    return circularValue();
-  }
-
-  bigint() {
-    return { n: 10n };
-  }
-
-  tooDeep() {
-    return deeplyNested(100000);
-  }
-
-  pushCircular(socket) {
-    socket.send('never', circularValue());
-  }
-}
-const handlers = { echo: 'echo', circular: 'circular', bigint: 'bigint', 'too-deep': 'tooDeep', 'push-circular': 'pushCircular' };
-for (const [event, method] of Object.entries(handlers)) {
-  SubscribeMessage(event)(HostileGateway.prototype, method, Object.getOwnPropertyDescriptor(HostileGateway.prototype, method));
-}
-MessageBody()(HostileGateway.prototype, 'echo', 0);
-ConnectedSocket()(HostileGateway.prototype, 'pushCircular', 0);
-ReliableGateway({ path: '/ws' })(HostileGateway);
+const lib = await import(pathToFileURL(process.env.RWS_LIB).href);
+const { ReliableWsAdapter, ReliableWsModule } = lib;
+const HostileGateway = hostileGateway(lib, 'room');
+const verify = hostileVerify(Number(process.env.RWS_SLOW_VERIFY_MS ?? 3000));
 
 class ProbeController {
   probe() {
