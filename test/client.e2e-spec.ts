@@ -207,9 +207,9 @@ describe('ReliableWsClient: connecting and the offline queue', () => {
     expect(ready.sessionId.length).toBeGreaterThanOrEqual(16);
     expect(client.sessionId).toBe(ready.sessionId);
     expect(client.state).toBe('open');
-    expect(seen.of('$state')).toEqual(['open']);
-    // $state 'open' comes before $ready
-    expect(seen.events.map((e) => e.name).filter((n) => n === '$state' || n === '$ready')).toEqual(['$state', '$ready']);
+    // A listener attached right after construction hears 'connecting' too; 'open' comes before $ready.
+    expect(seen.of('$state')).toEqual(['connecting', 'open']);
+    expect(seen.events.map((e) => e.name).filter((n) => n === '$state' || n === '$ready')).toEqual(['$state', '$state', '$ready']);
     expect(server.connections).toBe(1);
   });
 
@@ -285,15 +285,15 @@ describe('ReliableWsClient: connecting and the offline queue', () => {
   });
 
   it('throws QueueFullError when queue.maxBytes would be exceeded', async () => {
-    const client = makeClient(`ws://127.0.0.1:${await deadPort()}/ws`, { queue: { maxBytes: 100 } });
+    const client = makeClient(`ws://127.0.0.1:${await deadPort()}/ws`, { queue: { maxBytes: 170 } });
     await next(client, '$reconnecting');
-    const big = { text: 'x'.repeat(40) }; // ~55 bytes with the event name
+    const big = { text: 'x'.repeat(60) }; // 107 bytes with the event name and the envelope
     client.send('note', big);
     expect(() => client.send('note', big)).toThrow(QueueFullError);
     try {
       client.send('note', big);
     } catch (error) {
-      expect(error).toMatchObject({ limit: 'maxBytes', value: 100 });
+      expect(error).toMatchObject({ limit: 'maxBytes', value: 170 });
     }
     expect(client.queueLength).toBe(1);
     client.send('note', { text: 'small' }); // still fits
@@ -357,7 +357,7 @@ describe('ReliableWsClient: connecting and the offline queue', () => {
     expect(failed).toBeInstanceOf(Error);
     expect(client.state).toBe('failed');
     expect(seen.of('$reconnecting').map((r) => r.attempt)).toEqual([1, 2, 3]);
-    expect(seen.of('$state')).toEqual(['reconnecting', 'failed']);
+    expect(seen.of('$state')).toEqual(['connecting', 'reconnecting', 'failed']);
     expect((await pending).code).toBe('CLOSED');
     expect(() => client.send('note', { text: 'late' })).toThrow();
     await sleep(300);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { checkReconnectOptions, DEFAULT_RECONNECT, reconnectDelay, type ReconnectOptions } from './backoff.js';
-import { ReliableWsClient, type WebSocketLike } from './reliable-ws-client.js';
+import { ReliableWsClient } from './reliable-ws-client.js';
+import type { WebSocketLike } from './reliable-ws-client.interfaces.js';
 
 const opts = (overrides: Partial<ReconnectOptions> = {}): ReconnectOptions => ({
   initialDelayMs: 100,
@@ -239,6 +240,7 @@ describe('ReliableWsClient reconnect schedule (fake timers, fake WebSocket)', ()
     for (const name of ['$state', '$reconnecting', '$failed', '$ready', '$close'] as const) {
       client.on(name, (data: unknown) => events.push([name, data]));
     }
+    jest.runAllTicks(); // the client connects in a microtask, once listeners could be attached
     const sockets = FakeWebSocket.instances;
     return { client, events, sockets };
   }
@@ -273,7 +275,7 @@ describe('ReliableWsClient reconnect schedule (fake timers, fake WebSocket)', ()
     expect(failed[0]![1]).toBeInstanceOf(Error);
     expect(String((failed[0]![1] as Error).message)).toMatch(/5/);
     expect(events.filter(([name]) => name === '$reconnecting')).toHaveLength(reconnect.maxRetries);
-    expect(events.filter(([name]) => name === '$state').map(([, s]) => s)).toEqual(['reconnecting', 'failed']);
+    expect(events.filter(([name]) => name === '$state').map(([, s]) => s)).toEqual(['connecting', 'reconnecting', 'failed']);
 
     jest.advanceTimersByTime(10 * 60_000);
     expect(sockets).toHaveLength(1 + reconnect.maxRetries); // the initial connect + maxRetries attempts, no more

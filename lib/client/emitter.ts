@@ -3,6 +3,12 @@ type Listener = (payload: any) => void;
 /** A minimal event emitter that runs in browsers and Node alike. */
 export class Emitter {
   private readonly listeners = new Map<string, Set<Listener>>();
+  /** Hears every event before its own listeners (a shared worker forwarding to its tabs). */
+  private relay: ((event: string, payload: unknown) => void) | undefined;
+
+  relayTo(relay: (event: string, payload: unknown) => void): void {
+    this.relay = relay;
+  }
 
   on(event: string, listener: Listener): () => void {
     let set = this.listeners.get(event);
@@ -20,6 +26,7 @@ export class Emitter {
 
   /** Calls every listener; one that throws is reported and does not stop the others or the client. */
   emit(event: string, payload?: unknown): void {
+    this.relay?.(event, payload);
     for (const listener of [...(this.listeners.get(event) ?? [])]) {
       try {
         listener(payload);

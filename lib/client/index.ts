@@ -1,15 +1,16 @@
-export {
-  ReliableWsClient,
-  type ClientState,
-  type ClientSystemEvents,
-  type ClientHeartbeatOptions,
-  type QueueOptions,
-  type ReadyInfo,
-  type ReliableWsClientOptions,
-  type RequestOptions,
-  type WebSocketConstructor,
-  type WebSocketLike,
-} from './reliable-ws-client.js';
+export { ReliableWsClient } from './reliable-ws-client.js';
+export type {
+  ClientState,
+  ClientSystemEvents,
+  ClientHeartbeatOptions,
+  QueueOptions,
+  ReadyInfo,
+  ReliableWsClientOptions,
+  RequestOptions,
+  ShareOptions,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './reliable-ws-client.interfaces.js';
 export { reconnectDelay, rateLimitedDelay, DEFAULT_RECONNECT, type ReconnectOptions } from './backoff.js';
 export { QueueFullError, RequestError, ClientErrorCode } from './errors.js';
 export {

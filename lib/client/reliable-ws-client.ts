@@ -1,205 +1,53 @@
-import {
-  CloseCode,
-  decodeServerMessage,
-  isSystemEventName,
-  isValidEventName,
-  serializeData,
-  SUBPROTOCOL,
-  SystemEvent,
-  type ErrorData,
-  type HelloData,
-  type ReadyData,
-  type ServerMessage,
-} from '../protocol/index.js';
-import {
-  checkReconnectOptions,
-  DEFAULT_RECONNECT,
-  rateLimitedDelay,
-  reconnectDelay,
-  type ReconnectOptions,
-} from './backoff.js';
-import { Emitter } from './emitter.js';
-import { ClientErrorCode, QueueFullError, RequestError } from './errors.js';
-
-export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'failed';
-
-/** The part of the WebSocket API the client uses: the browser's, Node 22's, or `ws`'s. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  readonly bufferedAmount: number;
-  // Event parameters are loosely typed so that every implementation's own event types fit.
-  onopen: ((event: any) => void) | null;
-  onmessage: ((event: any) => void) | null;
-  onclose: ((event: any) => void) | null;
-  onerror: ((event: any) => void) | null;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-}
-
-export type WebSocketConstructor = new (url: string, protocols: string) => WebSocketLike;
-
-export interface ClientHeartbeatOptions {
-  /** How often the client sends `$ping`. */
-  intervalMs: number;
-  /** How long it waits for any frame after a `$ping` before it reconnects. */
-  timeoutMs: number;
-}
-
-export interface QueueOptions {
-  /** Unanswered sends kept (queued or in flight). */
-  maxMessages: number;
-  /** Their total size in bytes. */
-  maxBytes: number;
-}
-
-export interface ReliableWsClientOptions {
-  /** Sent in `$hello`; a function is called again on every (re)connect. */
-  token?: string | (() => string | undefined | Promise<string | undefined>);
-  /** WebSocket constructor; default `globalThis.WebSocket`. */
-  WebSocket?: WebSocketConstructor;
-  reconnect?: Partial<ReconnectOptions>;
-  heartbeat?: Partial<ClientHeartbeatOptions> | false;
-  queue?: Partial<QueueOptions>;
-  /** Resume the session after a reconnect (replay of missed pushes, no duplicate handling). */
-  resume?: boolean;
-  /** Bound on opening a connection, up to `$ready`. */
-  connectTimeoutMs?: number;
-  /** Socket `bufferedAmount` above which sends wait in the queue. */
-  maxBufferedBytes?: number;
-  /** Delay before a cumulative `$ack` of received pushes. */
-  ackDelayMs?: number;
-}
-
-export interface ReadyInfo {
-  sessionId: string;
-  resumed: boolean;
-  missed: boolean;
-}
-
-/** Payloads of the client's own events. */
-export interface ClientSystemEvents {
-  $state: ClientState;
-  $ready: ReadyInfo;
-  $reconnecting: { attempt: number; delayMs: number };
-  $close: { code: number; reason: string };
-  $failed: Error;
-  /** A `$error` answering a `send()` (a `request()` rejects instead) or no message at all. */
-  $error: ErrorData;
-}
-
-export interface RequestOptions {
-  timeoutMs?: number;
-}
+import type { ClientConnection } from './client-connection.js';
+import { ReliableConnection } from './reliable-connection.js';
+import type { ClientSystemEvents, ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions } from './reliable-ws-client.interfaces.js';
+import { SharedConnection } from './shared-connection.js';
 
 type EventMap = Record<string, any>;
-
-interface OutboxEntry {
-  event: string;
-  dataJson: string;
-  bytes: number;
-  id?: number;
-  /** The connection it was last written to; written again on a later one until answered. */
-  sentOn?: number;
-  request?: PendingRequest;
-}
-
-interface PendingRequest {
-  resolve(data: unknown): void;
-  reject(error: RequestError): void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs: 10000 };
-const DEFAULT_QUEUE: QueueOptions = { maxMessages: 1000, maxBytes: 1024 * 1024 };
-const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 10000;
-const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
-const DEFAULT_ACK_DELAY_MS = 200;
-/** How often a send held back by a full socket buffer checks again (browsers have no drain event). */
-const DRAIN_POLL_MS = 50;
-const OPEN = 1;
-const TERMINAL_CLOSE_CODES: readonly number[] = [CloseCode.POLICY_VIOLATION, CloseCode.FORBIDDEN];
-/** Close code of a connection the client abandons to reconnect: anything but 1000 keeps the session. */
-const ABANDON_CLOSE_CODE = 4000;
-
-const encoder = new TextEncoder();
 
 /**
  * A WebSocket client for `ReliableWsModule` servers: reconnects with exponential backoff and
  * jitter, queues sends while offline, checks liveness with `$ping`, fetches a fresh token on
- * every connect, correlates requests with replies, and resumes its session.
+ * every connect, correlates requests with replies, and resumes its session. With `share`, every
+ * tab of the origin uses one connection held by a SharedWorker.
  */
 export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEvents extends EventMap = EventMap> {
-  private readonly emitter = new Emitter();
-  private readonly WebSocketImpl: WebSocketConstructor;
-  private readonly reconnectOptions: ReconnectOptions;
-  private readonly heartbeatOptions: ClientHeartbeatOptions | false;
-  private readonly queueOptions: QueueOptions;
-  private currentState: ClientState = 'connecting';
-  private ws: WebSocketLike | undefined;
-  private connection = 0;
-  private session: { id: string; resumeToken?: string } | undefined;
-  private lastSeq = 0;
-  private ackedSeq = 0;
-  private nextId = 0;
-  private attempt = 0;
-  private retriedUnauthorized = false;
-  private readonly outbox: OutboxEntry[] = [];
-  private readonly awaitingAnswer = new Map<number, OutboxEntry>();
-  private queuedBytes = 0;
-  /** While `$ready` listeners run: where their sends go, ahead of the older queue; undefined otherwise. */
-  private resyncInsertAt: number | undefined;
-  private lastInboundAt = 0;
-  private pingSentAt = 0;
-  private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'drain', ReturnType<typeof setTimeout>>> = {};
-  private readonly onOnline = (): void => this.reconnectNow();
+  /** Whether this client is a tab's share of a SharedWorker's connection (`share` where SharedWorker exists). */
+  readonly shared: boolean;
+  private readonly connection: ClientConnection;
 
-  constructor(
-    private readonly url: string,
-    private readonly options: ReliableWsClientOptions = {},
-  ) {
-    const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (!WebSocketImpl) {
-      throw new TypeError('ReliableWsClient: no WebSocket here; pass one as the "WebSocket" option (e.g. from "ws")');
-    }
-    this.WebSocketImpl = WebSocketImpl;
-    this.reconnectOptions = checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect });
-    this.heartbeatOptions = options.heartbeat === false ? false : { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
-    this.queueOptions = { ...DEFAULT_QUEUE, ...options.queue };
-    (globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.(
-      'online',
-      this.onOnline,
-    );
-    void this.connect();
+  constructor(url: string, options: ReliableWsClientOptions = {}) {
+    const shared = options.share ? SharedConnection.open(url, options as ReliableWsClientOptions & { share: ShareOptions }) : undefined;
+    this.shared = shared !== undefined;
+    this.connection = shared ?? new ReliableConnection(url, options);
   }
 
   get state(): ClientState {
-    return this.currentState;
+    return this.connection.state;
   }
 
   get sessionId(): string | undefined {
-    return this.session?.id;
+    return this.connection.sessionId;
   }
 
-  /** Sends (or queues) whose answer has not arrived yet. */
+  /** Sends (or queues) whose answer has not arrived yet; with `share`, this tab's. */
   get queueLength(): number {
-    return this.outbox.length;
+    return this.connection.queueLength;
   }
 
   on<K extends keyof ClientSystemEvents>(event: K, listener: (data: ClientSystemEvents[K]) => void): () => void;
   on<K extends keyof ServerEvents & string>(event: K, listener: (data: ServerEvents[K]) => void): () => void;
   on(event: string, listener: (data: any) => void): () => void {
-    return this.emitter.on(event, listener);
+    return this.connection.emitter.on(event, listener);
   }
 
   off(event: string, listener: (data: any) => void): void {
-    this.emitter.off(event, listener);
+    this.connection.emitter.off(event, listener);
   }
 
   /** Sends an event; queued while offline and sent again after a reconnect until answered. */
   send<K extends keyof ClientEvents & string>(event: K, data?: ClientEvents[K]): void {
-    this.enqueue(event, data);
-    this.flush();
+    this.connection.send(event, data);
   }
 
   /** Sends an event and resolves with the handler's reply, or rejects with a `RequestError`. */
@@ -208,351 +56,14 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     data?: ClientEvents[K],
     options: RequestOptions = {},
   ): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      const entry = this.enqueue(event, data);
-      const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-      entry.request = {
-        resolve: resolve as (data: unknown) => void,
-        reject,
-        timer: setTimeout(() => {
-          this.settle(entry);
-          reject(new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${event}" within ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
-      this.flush();
-    });
+    return this.connection.request(event, data, options) as Promise<R>;
   }
 
-  /** Closes with 1000 and stops for good: no reconnect; pending requests reject. */
+  /**
+   * Closes with 1000 and stops for good: no reconnect; pending requests reject. With `share`,
+   * detaches this tab only; the last tab's `close()` closes the shared connection.
+   */
   close(): void {
-    if (this.currentState === 'closed' || this.currentState === 'failed') return;
-    this.setState('closed');
-    this.shutdown(new RequestError(ClientErrorCode.CLOSED, 'the client was closed'));
-    this.ws?.close(CloseCode.NORMAL);
-  }
-
-  private enqueue(event: string, data: unknown): OutboxEntry {
-    if (!isValidEventName(event) || isSystemEventName(event)) {
-      throw new TypeError(`ReliableWsClient: invalid event name ${JSON.stringify(event)}`);
-    }
-    if (this.currentState === 'closed' || this.currentState === 'failed') {
-      throw new Error(`ReliableWsClient: cannot send on a ${this.currentState} client`);
-    }
-    const dataJson = serializeData(data);
-    const bytes = encoder.encode(dataJson).length + encoder.encode(event).length;
-    const { maxMessages, maxBytes } = this.queueOptions;
-    if (this.outbox.length >= maxMessages) throw new QueueFullError('maxMessages', maxMessages);
-    if (this.queuedBytes + bytes > maxBytes) throw new QueueFullError('maxBytes', maxBytes);
-    const entry: OutboxEntry = { event, dataJson, bytes };
-    if (this.resyncInsertAt === undefined) this.outbox.push(entry);
-    else this.outbox.splice(this.resyncInsertAt++, 0, entry);
-    this.queuedBytes += bytes;
-    return entry;
-  }
-
-  /** Writes what this connection has not carried yet, unless the socket's buffer is full. */
-  private flush(): void {
-    const ws = this.ws;
-    if (this.currentState !== 'open' || this.resyncInsertAt !== undefined || !ws || ws.readyState !== OPEN) return;
-    const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
-    for (const entry of this.outbox) {
-      if (entry.sentOn === this.connection) continue;
-      if (ws.bufferedAmount > limit) {
-        this.timers.drain ??= setTimeout(() => {
-          this.timers.drain = undefined;
-          this.flush();
-        }, DRAIN_POLL_MS);
-        return;
-      }
-      entry.id ??= ++this.nextId;
-      this.awaitingAnswer.set(entry.id, entry);
-      entry.sentOn = this.connection;
-      ws.send(`{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${entry.id}}`);
-    }
-  }
-
-  private async connect(): Promise<void> {
-    const connection = ++this.connection;
-    let token: string | undefined;
-    try {
-      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-    } catch (error) {
-      if (connection === this.connection) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${String(error)}`);
-      return;
-    }
-    if (connection !== this.connection || this.isStopped()) return;
-    let ws: WebSocketLike;
-    try {
-      ws = new this.WebSocketImpl(this.url, SUBPROTOCOL);
-    } catch (error) {
-      this.fail(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    this.ws = ws;
-    this.lastInboundAt = Date.now();
-    this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-    ws.onopen = () => {
-      if (connection === this.connection) this.sendHello(ws, token);
-    };
-    ws.onmessage = (event: { data: unknown }) => {
-      if (connection === this.connection) this.receive(String(event.data));
-    };
-    ws.onclose = (event: { code: number; reason: string }) => {
-      if (connection === this.connection) this.onClose(event.code, event.reason);
-    };
-    ws.onerror = () => undefined;
-  }
-
-  private sendHello(ws: WebSocketLike, token: string | undefined): void {
-    const hello: HelloData = {};
-    if (token !== undefined) hello.token = token;
-    if (this.options.resume !== false && this.session?.resumeToken) {
-      hello.resume = { sessionId: this.session.id, resumeToken: this.session.resumeToken, lastSeq: this.lastSeq };
-    }
-    ws.send(JSON.stringify({ event: SystemEvent.HELLO, data: hello }));
-  }
-
-  private receive(text: string): void {
-    this.lastInboundAt = Date.now();
-    const message = decodeServerMessage(text);
-    if (!message) return;
-    switch (message.event) {
-      case SystemEvent.READY:
-        return this.onReady(message.data as ReadyData);
-      case SystemEvent.PONG:
-        return;
-      case SystemEvent.ACK:
-        return this.answer((message.data as { ref?: number })?.ref, { ok: true, data: undefined });
-      case SystemEvent.ERROR:
-        return this.onError(message.data as ErrorData);
-    }
-    if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
-    else this.onPush(message);
-  }
-
-  private onReady(ready: ReadyData): void {
-    clearTimeout(this.timers.connect);
-    if (!ready.resumed) this.startNewSession();
-    else this.continueSession(ready.lastId);
-    this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
-    this.attempt = 0;
-    this.retriedUnauthorized = false;
-    this.startHeartbeat();
-    // What the application sends while it learns of the session (a resync) goes before the older queue.
-    this.resyncInsertAt = 0;
-    try {
-      this.setState('open');
-      this.emitter.emit('$ready', { sessionId: ready.sessionId, resumed: ready.resumed, missed: ready.missed });
-    } finally {
-      this.resyncInsertAt = undefined;
-    }
-    this.flush();
-  }
-
-  /**
-   * A fresh session numbers ids from 1 again and knows nothing of the old one: requests already
-   * sent in it fail with SESSION_LOST (their outcome is unknown); everything else is sent anew.
-   */
-  private startNewSession(): void {
-    const hadSession = this.session !== undefined;
-    this.nextId = 0;
-    this.lastSeq = 0;
-    this.ackedSeq = 0;
-    this.awaitingAnswer.clear();
-    for (const entry of [...this.outbox]) {
-      if (hadSession && entry.request && entry.sentOn !== undefined) {
-        this.settle(entry);
-        entry.request.reject(new RequestError(ClientErrorCode.SESSION_LOST, 'the session was lost before the answer arrived'));
-        continue;
-      }
-      entry.id = undefined;
-      entry.sentOn = undefined;
-    }
-  }
-
-  /**
-   * After a resume, sends the server already took (id ≤ lastId) are done, and requests among
-   * them are asked again for their cached answer. The server took no id above lastId, so those
-   * are numbered afresh, in queue order: ids must reach the server in increasing order.
-   */
-  private continueSession(lastId: number): void {
-    this.nextId = lastId;
-    for (const entry of [...this.outbox]) {
-      if (entry.id === undefined) continue;
-      if (entry.id > lastId) {
-        this.awaitingAnswer.delete(entry.id);
-        entry.id = undefined;
-      } else if (!entry.request) {
-        this.settle(entry);
-      }
-    }
-  }
-
-  private onError(error: ErrorData): void {
-    if (error?.ref !== undefined && this.awaitingAnswer.has(Number(error.ref))) {
-      this.answer(error.ref, { ok: false, error });
-    } else {
-      this.emitter.emit('$error', error);
-    }
-  }
-
-  private answer(ref: unknown, outcome: { ok: true; data: unknown } | { ok: false; error: ErrorData }): void {
-    const entry = typeof ref === 'number' ? this.awaitingAnswer.get(ref) : undefined;
-    if (!entry) return;
-    this.settle(entry);
-    if (entry.request) {
-      if (outcome.ok) entry.request.resolve(outcome.data);
-      else entry.request.reject(new RequestError(outcome.error.code, outcome.error.message, outcome.error.details, outcome.error.retryAfterMs));
-    } else if (!outcome.ok) {
-      this.emitter.emit('$error', outcome.error);
-    }
-  }
-
-  /** Removes an entry from the queue once it has its answer (or its request gave up). */
-  private settle(entry: OutboxEntry): void {
-    const index = this.outbox.indexOf(entry);
-    if (index === -1) return;
-    this.outbox.splice(index, 1);
-    this.queuedBytes -= entry.bytes;
-    if (entry.id !== undefined) this.awaitingAnswer.delete(entry.id);
-    if (entry.request) clearTimeout(entry.request.timer);
-  }
-
-  private onPush(message: ServerMessage): void {
-    if (typeof message.seq === 'number') {
-      if (message.seq <= this.lastSeq) return;
-      this.lastSeq = message.seq;
-      this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
-    }
-    this.emitter.emit(message.event, message.data);
-  }
-
-  private sendAck(): void {
-    this.timers.ack = undefined;
-    if (this.lastSeq <= this.ackedSeq || this.ws?.readyState !== OPEN) return;
-    this.ackedSeq = this.lastSeq;
-    this.ws.send(JSON.stringify({ event: SystemEvent.ACK, data: { seq: this.lastSeq } }));
-  }
-
-  private startHeartbeat(): void {
-    clearInterval(this.timers.ping);
-    if (!this.heartbeatOptions) return;
-    this.timers.ping = setInterval(() => {
-      if (this.timers.pong === undefined) this.ping();
-    }, this.heartbeatOptions.intervalMs);
-  }
-
-  private ping(): void {
-    if (!this.heartbeatOptions || this.ws?.readyState !== OPEN) return;
-    const { timeoutMs } = this.heartbeatOptions;
-    this.pingSentAt = Date.now();
-    this.ws.send(JSON.stringify({ event: SystemEvent.PING, data: this.pingSentAt }));
-    const connection = this.connection;
-    this.timers.pong = setTimeout(() => {
-      this.timers.pong = undefined;
-      if (connection !== this.connection || this.lastInboundAt >= this.pingSentAt) return;
-      // A check that ran far too late was throttled (a background tab): silence cannot be told
-      // from sleep, so ask again instead of reconnecting.
-      if (Date.now() - this.pingSentAt > 2 * timeoutMs) this.ping();
-      else this.drop(connection, 'heartbeat timeout');
-    }, timeoutMs);
-  }
-
-  /** Gives up on a connection that hangs (connect or heartbeat timeout) and reconnects. */
-  private drop(connection: number, reason: string): void {
-    if (connection !== this.connection || this.isStopped()) return;
-    const ws = this.ws as (WebSocketLike & { terminate?: () => void }) | undefined;
-    this.connection++;
-    // A stalled peer would not answer a close handshake: Node's `ws` can cut the socket at once.
-    if (ws?.terminate) ws.terminate();
-    else ws?.close(ABANDON_CLOSE_CODE, reason);
-    this.onClose(CloseCode.GOING_AWAY, reason);
-  }
-
-  private onClose(code: number, reason: string): void {
-    this.stopConnectionTimers();
-    this.ws = undefined;
-    this.emitter.emit('$close', { code, reason });
-    if (this.isStopped()) return;
-    if (TERMINAL_CLOSE_CODES.includes(code)) {
-      this.fail(new Error(`closed by the server with ${code}${reason ? ` (${reason})` : ''}`));
-    } else if (code === CloseCode.UNAUTHORIZED) {
-      if (this.retriedUnauthorized || typeof this.options.token !== 'function') {
-        this.fail(new Error(`unauthorized (4001)${reason ? `: ${reason}` : ''}`));
-      } else {
-        this.retriedUnauthorized = true;
-        this.scheduleReconnect(code, reason, 0);
-      }
-    } else {
-      const delay = code === CloseCode.RATE_LIMITED ? rateLimitedDelay(this.reconnectOptions) : undefined;
-      this.scheduleReconnect(code, reason, delay);
-    }
-  }
-
-  private scheduleReconnect(code: number, reason: string, delayMs?: number): void {
-    this.attempt++;
-    if (this.attempt > this.reconnectOptions.maxRetries) {
-      this.fail(new Error(`gave up after ${this.reconnectOptions.maxRetries} reconnect attempts (last close ${code}${reason ? `: ${reason}` : ''})`));
-      return;
-    }
-    const delay = delayMs ?? reconnectDelay(this.attempt, this.reconnectOptions);
-    this.setState('reconnecting');
-    this.emitter.emit('$reconnecting', { attempt: this.attempt, delayMs: delay });
-    clearTimeout(this.timers.reconnect);
-    this.timers.reconnect = setTimeout(() => {
-      this.timers.reconnect = undefined;
-      void this.connect();
-    }, delay);
-  }
-
-  /** The browser is back online: skip the wait. */
-  private reconnectNow(): void {
-    if (this.currentState !== 'reconnecting' || this.timers.reconnect === undefined) return;
-    clearTimeout(this.timers.reconnect);
-    this.timers.reconnect = undefined;
-    void this.connect();
-  }
-
-  private fail(error: Error): void {
-    this.setState('failed');
-    this.shutdown(new RequestError(ClientErrorCode.CLOSED, `the client failed: ${error.message}`));
-    this.emitter.emit('$failed', error);
-  }
-
-  /** Stops every timer and listener and rejects what waits for an answer. */
-  private shutdown(reason: RequestError): void {
-    this.stopConnectionTimers();
-    clearTimeout(this.timers.reconnect);
-    (globalThis as { removeEventListener?: (type: string, listener: () => void) => void }).removeEventListener?.(
-      'online',
-      this.onOnline,
-    );
-    for (const entry of this.outbox.splice(0)) {
-      if (entry.request) {
-        clearTimeout(entry.request.timer);
-        entry.request.reject(reason);
-      }
-    }
-    this.awaitingAnswer.clear();
-    this.queuedBytes = 0;
-  }
-
-  private stopConnectionTimers(): void {
-    clearTimeout(this.timers.connect);
-    clearInterval(this.timers.ping);
-    clearTimeout(this.timers.pong);
-    clearTimeout(this.timers.ack);
-    clearTimeout(this.timers.drain);
-    this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.drain = undefined;
-  }
-
-  private isStopped(): boolean {
-    return this.currentState === 'closed' || this.currentState === 'failed';
-  }
-
-  private setState(state: ClientState): void {
-    if (this.currentState === state) return;
-    this.currentState = state;
-    this.emitter.emit('$state', state);
+    this.connection.close();
   }
 }

@@ -1,0 +1,13 @@
+import type { Emitter } from './emitter.js';
+import type { ClientState, RequestOptions } from './reliable-ws-client.interfaces.js';
+
+/** What `ReliableWsClient` drives: a connection of its own, or a tab's share of a worker's. */
+export interface ClientConnection {
+  readonly emitter: Emitter;
+  readonly state: ClientState;
+  readonly sessionId: string | undefined;
+  readonly queueLength: number;
+  send(event: string, data: unknown): void;
+  request(event: string, data: unknown, options?: RequestOptions): Promise<unknown>;
+  close(): void;
+}

@@ -1,0 +1,159 @@
+import type { ErrorData } from '../protocol/index.js';
+import { ClientErrorCode, RequestError } from './errors.js';
+import type { OutgoingMessage } from './outgoing-message.js';
+import { ReliableConnection } from './reliable-connection.js';
+import type { RequestFailure, SharedConnectionOptions, TabMessage, WorkerMessage } from './shared-connection.messages.js';
+
+/** The part of `MessagePort` the hub uses. */
+export interface TabPort {
+  postMessage(message: WorkerMessage): void;
+}
+
+interface Tab {
+  port: TabPort;
+  tokenFromTab: boolean;
+}
+
+interface TokenAsk {
+  tabId: string;
+  settle(outcome: { token?: string; error?: string }): void;
+}
+
+/** How long a tab may take to hand over a token before another tab is asked. */
+const TOKEN_TIMEOUT_MS = 10000;
+/** Each tab bounds its own queue; the shared connection holds the sum. */
+const UNBOUNDED_QUEUE = { maxMessages: Number.POSITIVE_INFINITY, maxBytes: Number.POSITIVE_INFINITY };
+
+/**
+ * Runs in the shared worker: one `ReliableConnection` for every tab attached with the same url.
+ * Every event goes to every tab; a send's answer goes to the tab that sent it; the token comes
+ * from a live tab; the last tab to leave closes the connection with 1000.
+ */
+export class ConnectionHub {
+  private readonly tabs = new Map<string, Tab>();
+  private readonly connection: ReliableConnection;
+  private nextAskId = 0;
+  private readonly tokenAsks = new Map<number, TokenAsk>();
+
+  constructor(
+    url: string,
+    options: SharedConnectionOptions,
+    private readonly onEmpty: () => void,
+  ) {
+    const staticToken = options.token;
+    this.connection = new ReliableConnection(url, {
+      ...options,
+      queue: UNBOUNDED_QUEUE,
+      token: () => (this.tokenFromTabs() ? this.askToken() : staticToken),
+    });
+    this.connection.emitter.relayTo((event, payload) =>
+      this.toAll({ type: 'event', event, data: event === '$failed' ? (payload as Error).message : payload }),
+    );
+  }
+
+  get stopped(): boolean {
+    return this.connection.state === 'closed' || this.connection.state === 'failed';
+  }
+
+  attach(tabId: string, port: TabPort, tokenFromTab: boolean): void {
+    this.tabs.set(tabId, { port, tokenFromTab });
+    const { state, sessionId } = this.connection;
+    port.postMessage({ type: 'attached', state, sessionId, tabs: this.tabs.size });
+    this.toAll({ type: 'event', event: '$tabs', data: this.tabs.size }, tabId);
+  }
+
+  /** The tab is gone: what it waited for is dropped, what it sent still goes out. */
+  detach(tabId: string): void {
+    if (!this.tabs.delete(tabId)) return;
+    for (const ask of [...this.tokenAsks.values()]) {
+      if (ask.tabId === tabId) ask.settle({ error: 'the tab closed' });
+    }
+    if (this.tabs.size > 0) return this.toAll({ type: 'event', event: '$tabs', data: this.tabs.size });
+    this.connection.close();
+    this.onEmpty();
+  }
+
+  handle(tabId: string, message: TabMessage): void {
+    const tab = this.tabs.get(tabId);
+    if (!tab) return;
+    switch (message.type) {
+      case 'send':
+        return this.send(tab, message.callId, message.message);
+      case 'request':
+        return this.request(tab, message.callId, message.message, message.timeoutMs);
+      case 'token':
+        return this.tokenAsks.get(message.askId)?.settle(message);
+      case 'detach':
+        return this.detach(tabId);
+    }
+  }
+
+  private send(tab: Tab, callId: number, message: OutgoingMessage): void {
+    const settled = (): void => tab.port.postMessage({ type: 'settled', callId });
+    try {
+      this.connection.submit(message, {
+        onSettled: settled,
+        onError: (error: ErrorData) => tab.port.postMessage({ type: 'event', event: '$error', data: error }),
+      });
+    } catch {
+      settled();
+    }
+  }
+
+  private request(tab: Tab, callId: number, message: OutgoingMessage, timeoutMs: number | undefined): void {
+    const settled = (): void => tab.port.postMessage({ type: 'settled', callId });
+    let answer: Promise<unknown>;
+    try {
+      answer = this.connection.submitRequest(message, timeoutMs, { onSettled: settled });
+    } catch (error) {
+      settled();
+      answer = Promise.reject(error);
+    }
+    answer.then(
+      (data) => tab.port.postMessage({ type: 'answer', callId, data }),
+      (error: unknown) => tab.port.postMessage({ type: 'failure', callId, error: failure(error) }),
+    );
+  }
+
+  private tokenFromTabs(): boolean {
+    for (const tab of this.tabs.values()) if (tab.tokenFromTab) return true;
+    return false;
+  }
+
+  /** Asks the live tabs for a token, one after the other, until one hands one over. */
+  private async askToken(): Promise<string | undefined> {
+    let lastError = 'no tab could provide a token';
+    for (const [tabId, tab] of [...this.tabs]) {
+      if (!tab.tokenFromTab || !this.tabs.has(tabId)) continue;
+      const outcome = await this.askTab(tabId, tab);
+      if (outcome.error === undefined) return outcome.token;
+      lastError = outcome.error;
+    }
+    throw new Error(lastError);
+  }
+
+  private askTab(tabId: string, tab: Tab): Promise<{ token?: string; error?: string }> {
+    const askId = ++this.nextAskId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle({ error: 'the tab did not provide a token in time' }), TOKEN_TIMEOUT_MS);
+      const settle = (outcome: { token?: string; error?: string }): void => {
+        clearTimeout(timer);
+        this.tokenAsks.delete(askId);
+        resolve(outcome);
+      };
+      this.tokenAsks.set(askId, { tabId, settle });
+      tab.port.postMessage({ type: 'token', askId });
+    });
+  }
+
+  private toAll(message: WorkerMessage, exceptTabId?: string): void {
+    for (const [tabId, tab] of this.tabs) if (tabId !== exceptTabId) tab.port.postMessage(message);
+  }
+}
+
+function failure(error: unknown): RequestFailure {
+  if (error instanceof RequestError) {
+    return { code: error.code, message: error.message, details: error.details, retryAfterMs: error.retryAfterMs };
+  }
+  return { code: ClientErrorCode.CLOSED, message: error instanceof Error ? error.message : String(error) };
+}

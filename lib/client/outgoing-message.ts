@@ -1,0 +1,57 @@
+import { isSystemEventName, isValidEventName, serializeData } from '../protocol/index.js';
+import { QueueFullError } from './errors.js';
+import type { QueueOptions } from './reliable-ws-client.interfaces.js';
+
+/** A send, serialized once: what the queue keeps and what crosses to a shared worker. */
+export interface OutgoingMessage {
+  event: string;
+  dataJson: string;
+  /** Its size in the queue: UTF-8 bytes of event and data plus the envelope around them. */
+  bytes: number;
+}
+
+/** `{"event":…,"data":…,"id":…}` around the event and the data, with a six-digit id. */
+const ENVELOPE_BYTES = 32;
+
+const encoder = new TextEncoder();
+
+export const DEFAULT_QUEUE: QueueOptions = { maxMessages: 100_000, maxBytes: 1024 * 1024 };
+
+/** Checks the event name and serializes the data; throws where the client's `send` must. */
+export function encodeOutgoing(event: string, data: unknown): OutgoingMessage {
+  if (!isValidEventName(event) || isSystemEventName(event)) {
+    throw new TypeError(`ReliableWsClient: invalid event name ${JSON.stringify(event)}`);
+  }
+  const dataJson = serializeData(data);
+  return { event, dataJson, bytes: encoder.encode(dataJson).length + encoder.encode(event).length + ENVELOPE_BYTES };
+}
+
+/** What the unanswered sends of one client hold, bounded by `queue` (bytes first). */
+export class QueueBudget {
+  private count = 0;
+  private bytes = 0;
+
+  constructor(private readonly limits: QueueOptions) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Takes room for a message or throws `QueueFullError`, taking nothing. */
+  reserve(bytes: number): void {
+    if (this.bytes + bytes > this.limits.maxBytes) throw new QueueFullError('maxBytes', this.limits.maxBytes);
+    if (this.count >= this.limits.maxMessages) throw new QueueFullError('maxMessages', this.limits.maxMessages);
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  release(bytes: number): void {
+    this.count--;
+    this.bytes -= bytes;
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.bytes = 0;
+  }
+}

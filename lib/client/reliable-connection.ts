@@ -1,0 +1,488 @@
+import {
+  CloseCode,
+  decodeServerMessage,
+  SUBPROTOCOL,
+  SystemEvent,
+  type ErrorData,
+  type HelloData,
+  type ReadyData,
+  type ServerMessage,
+} from '../protocol/index.js';
+import {
+  checkReconnectOptions,
+  DEFAULT_RECONNECT,
+  rateLimitedDelay,
+  reconnectDelay,
+  type ReconnectOptions,
+} from './backoff.js';
+import { Emitter } from './emitter.js';
+import { ClientErrorCode, RequestError } from './errors.js';
+import { DEFAULT_QUEUE, encodeOutgoing, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
+import type {
+  ClientHeartbeatOptions,
+  ClientState,
+  ReliableWsClientOptions,
+  RequestOptions,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './reliable-ws-client.interfaces.js';
+
+/** Where the answer to one send goes when it is not the connection's own listeners (a shared worker's tab). */
+export interface SendHooks {
+  /** A `$error` answering the send, instead of a `$error` event. */
+  onError?(error: ErrorData): void;
+  /** The send is done: answered, or given up. */
+  onSettled?(): void;
+}
+
+interface OutboxEntry extends OutgoingMessage {
+  hooks?: SendHooks;
+  id?: number;
+  /** The connection it was last written to; written again on a later one until answered. */
+  sentOn?: number;
+  request?: PendingRequest;
+}
+
+interface PendingRequest {
+  resolve(data: unknown): void;
+  reject(error: RequestError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs: 10000 };
+const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10000;
+const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+const DEFAULT_ACK_DELAY_MS = 200;
+/** How often a send held back by a full socket buffer checks again (browsers have no drain event). */
+const DRAIN_POLL_MS = 50;
+const OPEN = 1;
+const TERMINAL_CLOSE_CODES: readonly number[] = [CloseCode.POLICY_VIOLATION, CloseCode.FORBIDDEN];
+/** Close code of a connection the client abandons to reconnect: anything but 1000 keeps the session. */
+const ABANDON_CLOSE_CODE = 4000;
+
+/**
+ * One reliable connection: reconnects with exponential backoff and jitter, queues sends while
+ * offline, checks liveness with `$ping`, fetches a fresh token on every connect, correlates
+ * requests with replies, and resumes its session. `ReliableWsClient` runs one in the page, or a
+ * shared worker runs one for all tabs.
+ */
+export class ReliableConnection {
+  readonly emitter = new Emitter();
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly reconnectOptions: ReconnectOptions;
+  private readonly heartbeatOptions: ClientHeartbeatOptions | false;
+  private readonly budget: QueueBudget;
+  private currentState: ClientState = 'connecting';
+  private ws: WebSocketLike | undefined;
+  private connection = 0;
+  private session: { id: string; resumeToken?: string } | undefined;
+  private lastSeq = 0;
+  private ackedSeq = 0;
+  private nextId = 0;
+  private attempt = 0;
+  private retriedUnauthorized = false;
+  private readonly outbox: OutboxEntry[] = [];
+  private readonly awaitingAnswer = new Map<number, OutboxEntry>();
+  /** While `$ready` listeners run: where their sends go, ahead of the older queue; undefined otherwise. */
+  private resyncInsertAt: number | undefined;
+  private lastInboundAt = 0;
+  private pingSentAt = 0;
+  private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'drain', ReturnType<typeof setTimeout>>> = {};
+  private readonly onOnline = (): void => this.reconnectNow();
+
+  constructor(
+    private readonly url: string,
+    private readonly options: ReliableWsClientOptions = {},
+  ) {
+    const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!WebSocketImpl) {
+      throw new TypeError('ReliableWsClient: no WebSocket here; pass one as the "WebSocket" option (e.g. from "ws")');
+    }
+    this.WebSocketImpl = WebSocketImpl;
+    this.reconnectOptions = checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect });
+    this.heartbeatOptions = options.heartbeat === false ? false : { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
+    this.budget = new QueueBudget({ ...DEFAULT_QUEUE, ...options.queue });
+    (globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.(
+      'online',
+      this.onOnline,
+    );
+    // Connects once the caller had the chance to listen: it sees `$state` 'connecting' too.
+    queueMicrotask(() => {
+      if (this.isStopped()) return;
+      this.emitter.emit('$state', this.currentState);
+      void this.connect();
+    });
+  }
+
+  get state(): ClientState {
+    return this.currentState;
+  }
+
+  get sessionId(): string | undefined {
+    return this.session?.id;
+  }
+
+  /** Sends (or queues) whose answer has not arrived yet. */
+  get queueLength(): number {
+    return this.outbox.length;
+  }
+
+  /** Sends an event; queued while offline and sent again after a reconnect until answered. */
+  send(event: string, data: unknown): void {
+    this.submit(encodeOutgoing(event, data));
+  }
+
+  /** Sends an event and resolves with the handler's reply, or rejects with a `RequestError`. */
+  request(event: string, data: unknown, options: RequestOptions = {}): Promise<unknown> {
+    return this.submitRequest(encodeOutgoing(event, data), options.timeoutMs);
+  }
+
+  /** Queues an encoded send and writes it if the connection is open. */
+  submit(message: OutgoingMessage, hooks?: SendHooks): void {
+    this.enqueue(message, hooks);
+    this.flush();
+  }
+
+  /** Queues an encoded request; its promise settles with the reply, an `$error` or a timeout. */
+  submitRequest(message: OutgoingMessage, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, hooks?: SendHooks): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const entry = this.enqueue(message, hooks);
+      entry.request = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.settle(entry);
+          reject(new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${message.event}" within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      this.flush();
+    });
+  }
+
+  /** Closes with 1000 and stops for good: no reconnect; pending requests reject. */
+  close(): void {
+    if (this.currentState === 'closed' || this.currentState === 'failed') return;
+    this.setState('closed');
+    this.shutdown(new RequestError(ClientErrorCode.CLOSED, 'the client was closed'));
+    this.ws?.close(CloseCode.NORMAL);
+  }
+
+  private enqueue(message: OutgoingMessage, hooks: SendHooks | undefined): OutboxEntry {
+    if (this.isStopped()) throw new Error(`ReliableWsClient: cannot send on a ${this.currentState} client`);
+    this.budget.reserve(message.bytes);
+    const entry: OutboxEntry = { ...message, hooks };
+    if (this.resyncInsertAt === undefined) this.outbox.push(entry);
+    else this.outbox.splice(this.resyncInsertAt++, 0, entry);
+    return entry;
+  }
+
+  /** Writes what this connection has not carried yet, unless the socket's buffer is full. */
+  private flush(): void {
+    const ws = this.ws;
+    if (this.currentState !== 'open' || this.resyncInsertAt !== undefined || !ws || ws.readyState !== OPEN) return;
+    const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    for (const entry of this.outbox) {
+      if (entry.sentOn === this.connection) continue;
+      if (ws.bufferedAmount > limit) {
+        this.timers.drain ??= setTimeout(() => {
+          this.timers.drain = undefined;
+          this.flush();
+        }, DRAIN_POLL_MS);
+        return;
+      }
+      entry.id ??= ++this.nextId;
+      this.awaitingAnswer.set(entry.id, entry);
+      entry.sentOn = this.connection;
+      ws.send(`{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${entry.id}}`);
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const connection = ++this.connection;
+    let token: string | undefined;
+    try {
+      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    } catch (error) {
+      if (connection === this.connection) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${String(error)}`);
+      return;
+    }
+    if (connection !== this.connection || this.isStopped()) return;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WebSocketImpl(this.url, SUBPROTOCOL);
+    } catch (error) {
+      this.fail(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.ws = ws;
+    this.lastInboundAt = Date.now();
+    this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    ws.onopen = () => {
+      if (connection === this.connection) this.sendHello(ws, token);
+    };
+    ws.onmessage = (event: { data: unknown }) => {
+      if (connection === this.connection) this.receive(String(event.data));
+    };
+    ws.onclose = (event: { code: number; reason: string }) => {
+      if (connection === this.connection) this.onClose(event.code, event.reason);
+    };
+    ws.onerror = () => undefined;
+  }
+
+  private sendHello(ws: WebSocketLike, token: string | undefined): void {
+    const hello: HelloData = {};
+    if (token !== undefined) hello.token = token;
+    if (this.options.resume !== false && this.session?.resumeToken) {
+      hello.resume = { sessionId: this.session.id, resumeToken: this.session.resumeToken, lastSeq: this.lastSeq };
+    }
+    ws.send(JSON.stringify({ event: SystemEvent.HELLO, data: hello }));
+  }
+
+  private receive(text: string): void {
+    this.lastInboundAt = Date.now();
+    const message = decodeServerMessage(text);
+    if (!message) return;
+    switch (message.event) {
+      case SystemEvent.READY:
+        return this.onReady(message.data as ReadyData);
+      case SystemEvent.PONG:
+        return;
+      case SystemEvent.ACK:
+        return this.answer((message.data as { ref?: number })?.ref, { ok: true, data: undefined });
+      case SystemEvent.ERROR:
+        return this.onError(message.data as ErrorData);
+    }
+    if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
+    else this.onPush(message);
+  }
+
+  private onReady(ready: ReadyData): void {
+    clearTimeout(this.timers.connect);
+    if (!ready.resumed) this.startNewSession();
+    else this.continueSession(ready.lastId);
+    this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
+    this.attempt = 0;
+    this.retriedUnauthorized = false;
+    this.startHeartbeat();
+    // What the application sends while it learns of the session (a resync) goes before the older queue.
+    this.resyncInsertAt = 0;
+    try {
+      this.setState('open');
+      this.emitter.emit('$ready', { sessionId: ready.sessionId, resumed: ready.resumed, missed: ready.missed });
+    } finally {
+      this.resyncInsertAt = undefined;
+    }
+    this.flush();
+  }
+
+  /**
+   * A fresh session numbers ids from 1 again and knows nothing of the old one: requests already
+   * sent in it fail with SESSION_LOST (their outcome is unknown); everything else is sent anew.
+   */
+  private startNewSession(): void {
+    const hadSession = this.session !== undefined;
+    this.nextId = 0;
+    this.lastSeq = 0;
+    this.ackedSeq = 0;
+    this.awaitingAnswer.clear();
+    for (const entry of [...this.outbox]) {
+      if (hadSession && entry.request && entry.sentOn !== undefined) {
+        this.settle(entry);
+        entry.request.reject(new RequestError(ClientErrorCode.SESSION_LOST, 'the session was lost before the answer arrived'));
+        continue;
+      }
+      entry.id = undefined;
+      entry.sentOn = undefined;
+    }
+  }
+
+  /**
+   * After a resume, sends the server already took (id ≤ lastId) are done, and requests among
+   * them are asked again for their cached answer. The server took no id above lastId, so those
+   * are numbered afresh, in queue order: ids must reach the server in increasing order.
+   */
+  private continueSession(lastId: number): void {
+    this.nextId = lastId;
+    for (const entry of [...this.outbox]) {
+      if (entry.id === undefined) continue;
+      if (entry.id > lastId) {
+        this.awaitingAnswer.delete(entry.id);
+        entry.id = undefined;
+      } else if (!entry.request) {
+        this.settle(entry);
+      }
+    }
+  }
+
+  private onError(error: ErrorData): void {
+    if (error?.ref !== undefined && this.awaitingAnswer.has(Number(error.ref))) {
+      this.answer(error.ref, { ok: false, error });
+    } else {
+      this.emitter.emit('$error', error);
+    }
+  }
+
+  private answer(ref: unknown, outcome: { ok: true; data: unknown } | { ok: false; error: ErrorData }): void {
+    const entry = typeof ref === 'number' ? this.awaitingAnswer.get(ref) : undefined;
+    if (!entry) return;
+    this.settle(entry);
+    if (entry.request) {
+      if (outcome.ok) entry.request.resolve(outcome.data);
+      else entry.request.reject(new RequestError(outcome.error.code, outcome.error.message, outcome.error.details, outcome.error.retryAfterMs));
+    } else if (!outcome.ok) {
+      if (entry.hooks?.onError) entry.hooks.onError(outcome.error);
+      else this.emitter.emit('$error', outcome.error);
+    }
+  }
+
+  /** Removes an entry from the queue once it has its answer (or its request gave up). */
+  private settle(entry: OutboxEntry): void {
+    const index = this.outbox.indexOf(entry);
+    if (index === -1) return;
+    this.outbox.splice(index, 1);
+    this.budget.release(entry.bytes);
+    if (entry.id !== undefined) this.awaitingAnswer.delete(entry.id);
+    if (entry.request) clearTimeout(entry.request.timer);
+    entry.hooks?.onSettled?.();
+  }
+
+  private onPush(message: ServerMessage): void {
+    if (typeof message.seq === 'number') {
+      if (message.seq <= this.lastSeq) return;
+      this.lastSeq = message.seq;
+      this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
+    }
+    this.emitter.emit(message.event, message.data);
+  }
+
+  private sendAck(): void {
+    this.timers.ack = undefined;
+    if (this.lastSeq <= this.ackedSeq || this.ws?.readyState !== OPEN) return;
+    this.ackedSeq = this.lastSeq;
+    this.ws.send(JSON.stringify({ event: SystemEvent.ACK, data: { seq: this.lastSeq } }));
+  }
+
+  private startHeartbeat(): void {
+    clearInterval(this.timers.ping);
+    if (!this.heartbeatOptions) return;
+    this.timers.ping = setInterval(() => {
+      if (this.timers.pong === undefined) this.ping();
+    }, this.heartbeatOptions.intervalMs);
+  }
+
+  private ping(): void {
+    if (!this.heartbeatOptions || this.ws?.readyState !== OPEN) return;
+    const { timeoutMs } = this.heartbeatOptions;
+    this.pingSentAt = Date.now();
+    this.ws.send(JSON.stringify({ event: SystemEvent.PING, data: this.pingSentAt }));
+    const connection = this.connection;
+    this.timers.pong = setTimeout(() => {
+      this.timers.pong = undefined;
+      if (connection !== this.connection || this.lastInboundAt >= this.pingSentAt) return;
+      // A check that ran far too late was throttled (a background tab): silence cannot be told
+      // from sleep, so ask again instead of reconnecting.
+      if (Date.now() - this.pingSentAt > 2 * timeoutMs) this.ping();
+      else this.drop(connection, 'heartbeat timeout');
+    }, timeoutMs);
+  }
+
+  /** Gives up on a connection that hangs (connect or heartbeat timeout) and reconnects. */
+  private drop(connection: number, reason: string): void {
+    if (connection !== this.connection || this.isStopped()) return;
+    const ws = this.ws as (WebSocketLike & { terminate?: () => void }) | undefined;
+    this.connection++;
+    // A stalled peer would not answer a close handshake: Node's `ws` can cut the socket at once.
+    if (ws?.terminate) ws.terminate();
+    else ws?.close(ABANDON_CLOSE_CODE, reason);
+    this.onClose(CloseCode.GOING_AWAY, reason);
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.stopConnectionTimers();
+    this.ws = undefined;
+    this.emitter.emit('$close', { code, reason });
+    if (this.isStopped()) return;
+    if (TERMINAL_CLOSE_CODES.includes(code)) {
+      this.fail(new Error(`closed by the server with ${code}${reason ? ` (${reason})` : ''}`));
+    } else if (code === CloseCode.UNAUTHORIZED) {
+      if (this.retriedUnauthorized || typeof this.options.token !== 'function') {
+        this.fail(new Error(`unauthorized (4001)${reason ? `: ${reason}` : ''}`));
+      } else {
+        this.retriedUnauthorized = true;
+        this.scheduleReconnect(code, reason, 0);
+      }
+    } else {
+      const delay = code === CloseCode.RATE_LIMITED ? rateLimitedDelay(this.reconnectOptions) : undefined;
+      this.scheduleReconnect(code, reason, delay);
+    }
+  }
+
+  private scheduleReconnect(code: number, reason: string, delayMs?: number): void {
+    this.attempt++;
+    if (this.attempt > this.reconnectOptions.maxRetries) {
+      this.fail(new Error(`gave up after ${this.reconnectOptions.maxRetries} reconnect attempts (last close ${code}${reason ? `: ${reason}` : ''})`));
+      return;
+    }
+    const delay = delayMs ?? reconnectDelay(this.attempt, this.reconnectOptions);
+    this.setState('reconnecting');
+    this.emitter.emit('$reconnecting', { attempt: this.attempt, delayMs: delay });
+    clearTimeout(this.timers.reconnect);
+    this.timers.reconnect = setTimeout(() => {
+      this.timers.reconnect = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  /** The browser is back online: skip the wait. */
+  private reconnectNow(): void {
+    if (this.currentState !== 'reconnecting' || this.timers.reconnect === undefined) return;
+    clearTimeout(this.timers.reconnect);
+    this.timers.reconnect = undefined;
+    void this.connect();
+  }
+
+  private fail(error: Error): void {
+    this.setState('failed');
+    this.shutdown(new RequestError(ClientErrorCode.CLOSED, `the client failed: ${error.message}`));
+    this.emitter.emit('$failed', error);
+  }
+
+  /** Stops every timer and listener and rejects what waits for an answer. */
+  private shutdown(reason: RequestError): void {
+    this.stopConnectionTimers();
+    clearTimeout(this.timers.reconnect);
+    (globalThis as { removeEventListener?: (type: string, listener: () => void) => void }).removeEventListener?.(
+      'online',
+      this.onOnline,
+    );
+    for (const entry of this.outbox.splice(0)) {
+      if (entry.request) {
+        clearTimeout(entry.request.timer);
+        entry.request.reject(reason);
+      }
+      entry.hooks?.onSettled?.();
+    }
+    this.awaitingAnswer.clear();
+    this.budget.clear();
+  }
+
+  private stopConnectionTimers(): void {
+    clearTimeout(this.timers.connect);
+    clearInterval(this.timers.ping);
+    clearTimeout(this.timers.pong);
+    clearTimeout(this.timers.ack);
+    clearTimeout(this.timers.drain);
+    this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.drain = undefined;
+  }
+
+  private isStopped(): boolean {
+    return this.currentState === 'closed' || this.currentState === 'failed';
+  }
+
+  private setState(state: ClientState): void {
+    if (this.currentState === state) return;
+    this.currentState = state;
+    this.emitter.emit('$state', state);
+  }
+}

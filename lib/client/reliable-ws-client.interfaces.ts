@@ -1,0 +1,86 @@
+import type { ErrorData } from '../protocol/index.js';
+import type { ReconnectOptions } from './backoff.js';
+
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'failed';
+
+/** The part of the WebSocket API the client uses: the browser's, Node 22's, or `ws`'s. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  readonly bufferedAmount: number;
+  // Event parameters are loosely typed so that every implementation's own event types fit.
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export type WebSocketConstructor = new (url: string, protocols: string) => WebSocketLike;
+
+export interface ClientHeartbeatOptions {
+  /** How often the client sends `$ping`. */
+  intervalMs: number;
+  /** How long it waits for any frame after a `$ping` before it reconnects. */
+  timeoutMs: number;
+}
+
+export interface QueueOptions {
+  /** Unanswered sends kept (queued or in flight). */
+  maxMessages: number;
+  /** Their total size in bytes. */
+  maxBytes: number;
+}
+
+export interface ReliableWsClientOptions {
+  /** Sent in `$hello`; a function is called again on every (re)connect. */
+  token?: string | (() => string | undefined | Promise<string | undefined>);
+  /** WebSocket constructor; default `globalThis.WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  reconnect?: Partial<ReconnectOptions>;
+  heartbeat?: Partial<ClientHeartbeatOptions> | false;
+  queue?: Partial<QueueOptions>;
+  /** Resume the session after a reconnect (replay of missed pushes, no duplicate handling). */
+  resume?: boolean;
+  /** Bound on opening a connection, up to `$ready`. */
+  connectTimeoutMs?: number;
+  /** Socket `bufferedAmount` above which sends wait in the queue. */
+  maxBufferedBytes?: number;
+  /** Delay before a cumulative `$ack` of received pushes. */
+  ackDelayMs?: number;
+  /**
+   * Share one connection (one session, one WebSocket) among every tab of the origin that uses the
+   * same url and `name`, through a SharedWorker. Ignored where SharedWorker is missing.
+   */
+  share?: ShareOptions;
+}
+
+export interface ShareOptions {
+  /** URL of `nestjs-reliable-ws/client/shared-worker` (dist/browser/reliable-ws-shared-worker.js) as served to the page. */
+  workerUrl: string | URL;
+  /** Tabs with the same url and name share a connection; default: the url. */
+  name?: string;
+}
+
+export interface ReadyInfo {
+  sessionId: string;
+  resumed: boolean;
+  missed: boolean;
+}
+
+/** Payloads of the client's own events. */
+export interface ClientSystemEvents {
+  $state: ClientState;
+  $ready: ReadyInfo;
+  $reconnecting: { attempt: number; delayMs: number };
+  $close: { code: number; reason: string };
+  $failed: Error;
+  /** A `$error` answering a `send()` (a `request()` rejects instead) or no message at all. */
+  $error: ErrorData;
+  /** How many tabs share the connection (with `share`; 1 otherwise, never emitted). */
+  $tabs: number;
+}
+
+export interface RequestOptions {
+  timeoutMs?: number;
+}
