@@ -8,27 +8,12 @@
  * browser of its own. Set SAMPLE_SCREENSHOT=/path.png to keep a screenshot of the sample page.
  */
 import type { INestApplication } from '@nestjs/common';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { CLIENT_BUNDLE, CLIENT_DIR } from '../sample/app.module.js';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createSampleApp } from '../sample/app.js';
+import { ensureBrowserBundles, launchChromium } from './support/chromium.js';
 import { sleep, within } from './support/wait.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const WAIT_MS = 8000;
 
 /** The test page: imports the bundle and keeps what each client reported. */
@@ -76,19 +61,6 @@ declare global {
   interface Window {
     harness: Harness;
   }
-}
-
-/** Whether dist/browser has the bundle, newer than every source file of the client and protocol. */
-function isBundleFresh(): boolean {
-  const bundle = join(CLIENT_DIR, CLIENT_BUNDLE);
-  if (!existsSync(bundle)) return false;
-  const builtAt = statSync(bundle).mtimeMs;
-  const lib = fileURLToPath(new URL('../lib/', import.meta.url));
-  return ['client', 'protocol'].every((dir) =>
-    readdirSync(join(lib, dir))
-      .filter((file) => file.endsWith('.ts'))
-      .every((file) => statSync(join(lib, dir, file)).mtimeMs <= builtAt),
-  );
 }
 
 describe('browser bundle in headless Chromium', () => {
@@ -143,15 +115,9 @@ describe('browser bundle in headless Chromium', () => {
     page.evaluate((list) => list.map((n) => (window.harness.clients[n].client.close(), window.harness.clients[n].client.state)), names);
 
   beforeAll(async () => {
-    // `npm test` builds first (pretest); a lone jest run may not have, or may find a bundle older
-    // than the client's sources: bundle just the client then.
-    if (!isBundleFresh()) {
-      const script = fileURLToPath(new URL('../scripts/bundle-browser.mjs', import.meta.url));
-      execFileSync(process.execPath, [script], { stdio: 'ignore', timeout: 60000 });
-    }
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+    ensureBrowserBundles();
     await startApp(0);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+    browser = await launchChromium();
     context = await browser.newContext();
     context.setDefaultTimeout(WAIT_MS);
     page = await context.newPage();
@@ -171,7 +137,7 @@ describe('browser bundle in headless Chromium', () => {
     await page.evaluate(() => window.harness.create('a'));
     await waitForState('a', 'open');
     const first = await seen('a');
-    expect(first.states.map((s) => s.state)).toEqual(['open']); // 'connecting' is the initial state
+    expect(first.states.map((s) => s.state)).toEqual(['connecting', 'open']); // heard right after construction
     expect(first.ready).toEqual([{ sessionId: expect.any(String), resumed: false, missed: false, at: expect.any(Number) }]);
 
     const reply = await page.evaluate(() => window.harness.clients.a.client.request('say', { room: 'lobby', text: 'hi from chromium' }));

@@ -18,6 +18,8 @@ interface Pipe {
  *   future connections, until `resume()` forwards them in order.
  * - `cutAll()`: destroys every connection at once (both sides, no close frames).
  * - `blackhole: true`: accepts TCP connections and never forwards anything (no upstream at all).
+ * - `targetPort` may be changed: connections made after that go to the new port (a server that
+ *   moved, behind the same address).
  */
 export class TcpProxy {
   /** TCP connections accepted from clients so far. */
@@ -34,7 +36,7 @@ export class TcpProxy {
 
   private constructor(
     private readonly server: Server,
-    readonly targetPort: number,
+    public targetPort: number,
     private readonly blackhole: boolean,
   ) {
     server.on('connection', (client) => this.onConnection(client));
