@@ -1,7 +1,7 @@
 import { ForbiddenException, Logger } from '@nestjs/common';
 import { ConnectedSocket, MessageBody, SubscribeMessage, type OnGatewayConnection } from '@nestjs/websockets';
 import { BroadcastService, ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
-import { NickDto, RoomDto, SayDto } from './chat.dto.js';
+import { JoinDto, NickDto, RoomDto, SayDto } from './chat.dto.js';
 import { PresenceBudget } from './presence-budget.js';
 
 /** The room every session joins on its first connect. */
@@ -86,8 +86,8 @@ export class ChatGateway implements OnGatewayConnection {
   }
 
   @SubscribeMessage('join')
-  async join(@MessageBody() { room }: RoomDto, @ConnectedSocket() socket: ReliableSocket) {
-    await this.enter(socket.id, room);
+  async join(@MessageBody() { room, quiet }: JoinDto, @ConnectedSocket() socket: ReliableSocket) {
+    await this.enter(socket.id, room, quiet === true);
     return { ok: true, room, rooms: this.broadcast.roomsOf(socket.id) };
   }
 
@@ -109,13 +109,19 @@ export class ChatGateway implements OnGatewayConnection {
     return { ok: true };
   }
 
+  /** The session's name and rooms: what `welcome` says, for a page that missed it (a tab sharing a connection). */
+  @SubscribeMessage('whoami')
+  whoami(@ConnectedSocket() socket: ReliableSocket) {
+    return { sessionId: socket.id, name: this.nameOf(socket.id), rooms: this.broadcast.roomsOf(socket.id) };
+  }
+
   @SubscribeMessage('nick')
   async nick(@MessageBody() message: NickDto, @ConnectedSocket() socket: ReliableSocket) {
     const sessionId = socket.id;
     const from = this.nameOf(sessionId);
     const to = message.name.trim() || from;
     this.names.set(sessionId, to);
-    if (to !== from) {
+    if (to !== from && !message.quiet) {
       await Promise.all(
         this.broadcast.roomsOf(sessionId).map((room) => this.announce(room, 'renamed', { room, from, to }, sessionId)),
       );
@@ -123,13 +129,13 @@ export class ChatGateway implements OnGatewayConnection {
     return { ok: true, name: to };
   }
 
-  /** Joins a room and tells its other members; nothing happens when the session is already in it. */
-  private async enter(sessionId: string, room: string): Promise<void> {
+  /** Joins a room and tells its other members unless quiet; nothing happens when the session is already in it. */
+  private async enter(sessionId: string, room: string, quiet: boolean): Promise<void> {
     const rooms = this.broadcast.roomsOf(sessionId);
     if (rooms.includes(room)) return;
     if (rooms.length >= MAX_ROOMS_PER_SESSION) throw new ForbiddenException(`at most ${MAX_ROOMS_PER_SESSION} rooms at a time`);
     await this.broadcast.join(sessionId, room);
-    await this.announce(room, 'joined', { room, name: this.nameOf(sessionId) }, sessionId);
+    if (!quiet) await this.announce(room, 'joined', { room, name: this.nameOf(sessionId) }, sessionId);
   }
 
   /** Sends a presence line to a room's members but the session that caused it, within the budget. */

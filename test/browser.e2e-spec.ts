@@ -299,6 +299,31 @@ describe('browser bundle in headless Chromium', () => {
     }
   });
 
+  it('shares one connection among sample pages opened with ?share=1', async () => {
+    const pages = [await context.newPage(), await context.newPage()];
+    const errors: string[] = [];
+    try {
+      for (const page of pages) {
+        page.on('pageerror', (error) => errors.push(error.message));
+        await page.goto(`${base}/?share=1`);
+        await page.waitForSelector('#state[data-state="open"]');
+      }
+      for (const page of pages) await page.waitForSelector('#tabs:has-text("shared by 2 tabs")');
+      expect(await pages[1]!.isChecked('#share')).toBe(true);
+      // The second tab asked who it is: same session, same rooms.
+      await pages[1]!.waitForSelector('#rooms li[data-room="lobby"]:not(.pending)');
+      expect(await pages[1]!.textContent('#session')).toBe(await pages[0]!.textContent('#session'));
+      await pages[1]!.fill('#text', 'one connection, two tabs');
+      await pages[1]!.press('#text', 'Enter');
+      for (const page of pages) await page.waitForSelector('li.said:has-text("one connection, two tabs")');
+      await pages[0]!.close();
+      await pages[1]!.waitForSelector('#tabs:has-text("shared by 1 tab")');
+      expect(errors).toEqual([]);
+    } finally {
+      for (const page of pages) if (!page.isClosed()) await page.close();
+    }
+  });
+
   it('resyncs the sample page on a new session: rooms and nick first, then the lines queued meanwhile', async () => {
     const sample = await context.newPage();
     const errors: string[] = [];
@@ -320,17 +345,26 @@ describe('browser bundle in headless Chromium', () => {
       await sample.fill('#text', 'typed while away');
       await sample.press('#text', 'Enter');
       expect(await sample.textContent('#queue')).toBe('1 unsent');
+      // Shown as pending, in its room, until answered.
+      await sample.waitForSelector('li.outgoing[data-room="resync-room"]:has-text("typed while away")');
       await startApp(port);
 
       await sample.waitForSelector('#state[data-state="open"]', { timeout: 20000 });
       await sample.waitForSelector('li.system:has-text("Reconnected with a new session")');
       expect(await sample.textContent('#session')).not.toBe(sessionBefore);
+      // The selected room stays selected through the rejoin.
+      expect(await sample.getAttribute('#rooms li[data-room="resync-room"] .select', 'aria-current')).toBe('true');
       // The queued line went to the room after the resync's join (else FORBIDDEN), under the old nick.
       const line = await sample.waitForSelector('li.said[data-room="resync-room"]:has-text("typed while away")');
       expect(await line.textContent()).toContain('phoenix');
-      await sample.waitForSelector('#rooms li[data-room="resync-room"]:not(.pending)');
+      await sample.waitForSelector('#rooms li[data-room="resync-room"]:not(.pending) .select[aria-current="true"]');
+      await sample.waitForSelector('li.outgoing', { state: 'detached' });
       expect(await sample.$$eval('li.error', (items) => items.map((item) => item.textContent))).toEqual([]);
       expect(await sample.textContent('#queue')).toBe('');
+      // A quiet rejoin: one welcome, one rename, as before the restart.
+      const system = await sample.$$eval('li.system', (items) => items.map((item) => item.textContent ?? ''));
+      expect(system.filter((text) => text.startsWith('Welcome'))).toHaveLength(1);
+      expect(system.filter((text) => text.includes('You are now phoenix'))).toHaveLength(1);
       expect(errors).toEqual([]);
     } finally {
       await sample.close();

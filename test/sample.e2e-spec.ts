@@ -186,6 +186,23 @@ describe('sample chat app', () => {
     expect(bob.pending('said')).toEqual([]);
   });
 
+  it('rejoins quietly: join and nick with quiet: true tell the room nothing; whoami says who and where', async () => {
+    const alice = await connect();
+    const bob = await connect();
+    await alice.next('welcome');
+    const bobWelcome = (await bob.next('welcome')).data;
+    await alice.ask('join', { room: 'quiet-1' });
+    expect((await bob.ask('join', { room: 'quiet-1', quiet: true })).data).toMatchObject({ ok: true, rooms: ['lobby', 'quiet-1'] });
+    expect((await bob.ask('nick', { name: 'ghost', quiet: true })).data).toEqual({ ok: true, name: 'ghost' });
+    expect((await bob.ask('whoami', {})).data).toEqual({ sessionId: bobWelcome.sessionId, name: 'ghost', rooms: ['lobby', 'quiet-1'] });
+    // The line after them is the barrier: pushes are in order, so nothing was announced before it.
+    await bob.ask('say', { room: 'quiet-1', text: 'boo' });
+    expect((await alice.next('said', 'quiet-1')).data).toMatchObject({ from: 'ghost', text: 'boo' });
+    expect(alice.pending('joined')).toEqual([]);
+    expect(alice.pending('renamed')).toEqual([]);
+    expect((await bob.ask('join', { room: 'quiet-2', quiet: 'yes' })).data).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
   it('answers a say to a room the session is not in with FORBIDDEN', async () => {
     const alice = await connect();
     const bob = await connect();

@@ -2,6 +2,8 @@
 // `nestjs-reliable-ws/client`, served by the sample app at /client/ from dist/browser/.
 // The client reconnects with backoff and jitter (at once when the browser comes back online),
 // keeps sends in a bounded queue while offline, pings to check liveness and correlates replies.
+// With ?share=1 every tab of this origin shares one connection and one session, held by the
+// SharedWorker script of the package (`share` option).
 import { ReliableWsClient, RequestError } from '/client/reliable-ws-client.js';
 
 const SAY_TIMEOUT_MS = 60_000; // a line typed while offline waits this long in the queue
@@ -23,16 +25,24 @@ const ui = {
   text: $('#text'),
   nickForm: $('#nick-form'),
   nick: $('#nick'),
+  share: $('#share'),
+  tabs: $('#tabs'),
 };
 
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-const client = new ReliableWsClient(`${scheme}://${location.host}/ws`);
+const sharing = new URLSearchParams(location.search).get('share') === '1';
+const client = new ReliableWsClient(
+  `${scheme}://${location.host}/ws`,
+  sharing ? { share: { workerUrl: '/client/reliable-ws-shared-worker.js' } } : {},
+);
 let everReady = false;
+let welcomed = false; // a new session's welcome after the first is no news either
 let resumed = false; // whether the current session is a resumed one (then `welcome` is no news)
 let nick = ''; // the name set with the nick form, set again on a new session
 
 // Rooms: what the server last said the session is in, plus joins and leaves still under way
-// (they may wait in the client's queue while offline). The current room is where lines go.
+// (they may wait in the client's queue while offline). The current room is where lines go: it
+// changes when the person picks, joins or leaves a room, never because a new session rejoins.
 let rooms = new Set();
 const joining = new Map(); // room → the pending request
 const leaving = new Map();
@@ -40,10 +50,27 @@ let current = '';
 
 // --- connection ------------------------------------------------------------------------
 
+ui.share.checked = sharing;
+ui.share.addEventListener('change', () => {
+  const url = new URL(location.href);
+  if (ui.share.checked) url.searchParams.set('share', '1');
+  else url.searchParams.delete('share');
+  location.assign(url);
+});
+if (sharing && !client.shared) ui.tabs.textContent = 'no SharedWorker here: own connection';
+client.on('$tabs', (count) => {
+  ui.tabs.textContent = `shared by ${count} tab${count === 1 ? '' : 's'}`;
+});
+
 client.on('$state', (state) => {
   setState(state);
   if (state !== 'open') return;
   ui.retry.textContent = '';
+  // A tab that joins a shared connection already open hears no $ready (it follows 'open' at
+  // once otherwise) and no welcome: it asks.
+  queueMicrotask(() => {
+    if (!everReady) void catchUp();
+  });
   if (document.activeElement !== ui.nick && document.activeElement !== ui.room) ui.text.focus();
 });
 
@@ -69,21 +96,35 @@ client.on('$ready', ({ sessionId, resumed: isResumed, missed }) => {
   if (isResumed) {
     addLine('system', 'Reconnected, nothing missed.');
   } else if (missed || everReady) {
-    addLine('system', 'Reconnected with a new session; messages meanwhile may be missing. Joining your rooms again.');
+    addLine('system', 'Reconnected with a new session; messages meanwhile may be missing.');
     resync();
   }
   everReady = true;
   showQueue();
 });
 
-/** Joins again the rooms the page believes it is in (the new session knows none of them). */
+/**
+ * Joins again, quietly, the rooms the page believes it is in (the new session knows none of
+ * them), after setting the nick again: the room sees neither a join nor a rename.
+ */
 function resync() {
   const wanted = new Set([...rooms, ...joining.keys()]);
+  if (current) wanted.add(current);
   for (const room of leaving.keys()) wanted.delete(room);
   rooms = new Set();
-  for (const room of wanted) void joinRoom(room, { select: false });
-  if (nick) void setNick(nick);
+  if (nick) void setNick(nick, { quiet: true });
+  for (const room of wanted) void joinRoom(room, { select: false, quiet: true });
   renderRooms();
+}
+
+/** Who this session is and where it is, for a tab that came after the connection opened. */
+async function catchUp() {
+  const me = await request('whoami', {});
+  if (!me || everReady) return;
+  everReady = true;
+  ui.session.textContent = me.sessionId;
+  ui.name.textContent = me.name;
+  setRooms(me.rooms);
 }
 
 // A `$error` that answers no request of ours (requests reject with a RequestError instead).
@@ -96,7 +137,8 @@ client.on('welcome', ({ name, rooms: serverRooms }) => {
   ui.nick.placeholder = name;
   // The server's list as of now; joins of a resync still under way stay listed as pending.
   setRooms(serverRooms);
-  if (!resumed) addLine('system', `Welcome, ${name}. You are in ${serverRooms.map((room) => `#${room}`).join(', ') || 'no room'}.`);
+  if (!resumed && !welcomed) addLine('system', `Welcome, ${name}. You are in ${serverRooms.map((room) => `#${room}`).join(', ') || 'no room'}.`);
+  welcomed = true;
 });
 client.on('said', (message) => addMessage(message));
 client.on('joined', ({ room, name }) => addLine('system', `${name} joined`, room));
@@ -120,14 +162,15 @@ async function request(event, data, options) {
   }
 }
 
-async function joinRoom(room, { select = true } = {}) {
-  const pending = request('join', { room }, { timeoutMs: ROOM_TIMEOUT_MS });
+async function joinRoom(room, { select = true, quiet = false } = {}) {
+  const pending = request('join', quiet ? { room, quiet } : { room }, { timeoutMs: ROOM_TIMEOUT_MS });
   joining.set(room, pending);
   if (!current) current = room;
   renderRooms();
   const reply = await pending;
   if (joining.get(room) === pending) joining.delete(room);
   if (reply) setRooms(reply.rooms);
+  else if (room === current) current = ''; // the join failed: pick another room
   if (reply && select) selectRoom(room);
   else renderRooms();
 }
@@ -138,16 +181,25 @@ async function leaveRoom(room) {
   renderRooms();
   const reply = await pending;
   if (leaving.get(room) === pending) leaving.delete(room);
+  if (reply && room === current) current = '';
   if (reply) setRooms(reply.rooms);
   else renderRooms();
 }
 
-async function setNick(name) {
-  const reply = await request('nick', { name });
+async function setNick(name, { quiet = false } = {}) {
+  const reply = await request('nick', quiet ? { name, quiet } : { name });
   if (!reply) return;
   ui.nick.value = nick = reply.name;
   ui.name.textContent = reply.name;
-  addLine('system', `You are now ${reply.name}`);
+  if (!quiet) addLine('system', `You are now ${reply.name}`);
+}
+
+/** A line on its way: shown as pending (greyed) until the server answers, then the room's own copy shows. */
+async function say(room, text) {
+  const line = addLine('outgoing', text, room);
+  line.title = 'not answered yet';
+  await request('say', { room, text }, { timeoutMs: SAY_TIMEOUT_MS });
+  line.remove();
 }
 
 // --- rendering -------------------------------------------------------------------------
@@ -165,12 +217,14 @@ function selectRoom(room) {
 
 /** The room list (joined and pending, sorted) and the say form's room. */
 function renderRooms() {
-  const shown = [...new Set([...rooms, ...joining.keys()])].sort();
-  if (!shown.includes(current)) current = shown.includes('lobby') ? 'lobby' : (shown[0] ?? '');
+  const known = [...rooms, ...joining.keys()];
+  if (!current) current = known.includes('lobby') ? 'lobby' : (known.sort()[0] ?? '');
+  // The current room stays listed while a new session rejoins it.
+  const shown = [...new Set(current ? [...known, current] : known)].sort();
   const items = shown.map((room) => {
     const item = document.createElement('li');
     item.dataset.room = room;
-    const pending = joining.has(room) || leaving.has(room);
+    const pending = joining.has(room) || leaving.has(room) || !rooms.has(room);
     item.classList.toggle('pending', pending);
     const select = document.createElement('button');
     select.type = 'button';
@@ -275,7 +329,7 @@ ui.sayForm.addEventListener('submit', (submit) => {
   submit.preventDefault();
   if (!current) return;
   // Validated by the server: an empty or too long line comes back as VALIDATION_FAILED.
-  void request('say', { room: current, text: ui.text.value }, { timeoutMs: SAY_TIMEOUT_MS });
+  void say(current, ui.text.value);
   ui.text.value = '';
 });
 
