@@ -13,7 +13,7 @@ export {
   type RedisClusterConfig,
 } from './broadcast/index.js';
 export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode } from './auth/index.js';
-export { ReliableWsAdapter } from './adapter/index.js';
+export { ReliableWsAdapter, ReliableWsServer, GatewayClients } from './adapter/index.js';
 export {
   RateLimit,
   SkipRateLimit,
