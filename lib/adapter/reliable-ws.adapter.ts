@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { handshakeToken } from '../auth/index.js';
 import { SUBPROTOCOL } from '../protocol/index.js';
+import { missingModuleError } from '../missing-module.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import type { ReliableSocket } from '../session/index.js';
@@ -150,8 +151,6 @@ function resolveRuntime(app: INestApplicationContext): ReliableWsRuntime {
   try {
     return app.get(ModuleRef).get(ReliableWsRuntime, { strict: false });
   } catch {
-    throw new Error(
-      'ReliableWsAdapter needs ReliableWsModule: add ReliableWsModule.forRoot() to the imports of your root module',
-    );
+    throw missingModuleError(ReliableWsAdapter.name);
   }
 }
