@@ -21,7 +21,9 @@ await build({
   format: 'esm',
   platform: 'browser',
   target: 'es2020',
+  // The map carries the sources themselves: lib/ is not in the package.
   sourcemap: true,
+  sourcesContent: true,
   tsconfig: resolve(root, 'tsconfig.build.json'),
   logLevel: 'warning',
 });
