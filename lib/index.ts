@@ -13,7 +13,7 @@ export {
   type RedisClusterConfig,
 } from './broadcast/index.js';
 export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode } from './auth/index.js';
-export { ReliableWsAdapter } from './adapter/index.js';
+export { ReliableWsAdapter, ReliableWsServer, GatewayClients } from './adapter/index.js';
 export {
   RateLimit,
   SkipRateLimit,
@@ -25,7 +25,7 @@ export { WsValidationInterceptor, type ValidationOptions } from './validation/in
 export { WsErrorFilter, ReliableWsException, type ValidationDetail } from './errors/index.js';
 export { HeartbeatService, type HeartbeatOptions } from './heartbeat/index.js';
 export { ShutdownService, type ShutdownOptions } from './shutdown/index.js';
-export type { HealthOptions, HealthReport } from './health/index.js';
+export { ReliableWsHealth, type HealthOptions, type HealthReport } from './health/index.js';
 export { ReliableSocket, SessionRegistry, type BackpressureOptions } from './session/index.js';
 export {
   CloseCode,

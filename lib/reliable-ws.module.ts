@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Authenticator, defaultUserId, WsAuthGuard } from './auth/index.js';
 import { BroadcastService, LocalBroadcastTransport, RedisBroadcastTransport } from './broadcast/index.js';
 import { WsErrorFilter } from './errors/index.js';
-import { HealthEndpoint } from './health/index.js';
+import { HealthEndpoint, ReliableWsHealth } from './health/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
 import { SessionRegistry } from './session/index.js';
 import { ShutdownService } from './shutdown/index.js';
@@ -58,23 +58,12 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
       },
       inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
     },
+    ReliableWsHealth,
     {
       provide: HealthEndpoint,
-      useFactory: (
-        options: ResolvedReliableWsOptions,
-        httpAdapterHost: HttpAdapterHost,
-        sessions: SessionRegistry,
-        shutdown: ShutdownService,
-        broadcast: BroadcastService,
-      ) =>
-        options.health === false
-          ? null
-          : new HealthEndpoint(options.health, httpAdapterHost, () => ({
-              status: shutdown.draining ? 'draining' : broadcast.healthy ? 'ok' : 'degraded',
-              connections: sessions.connectionCount,
-              ...(broadcast.healthy ? {} : { broadcast: 'subscriber not receiving' }),
-            })),
-      inject: [RELIABLE_WS_OPTIONS, HttpAdapterHost, SessionRegistry, ShutdownService, BroadcastService],
+      useFactory: (options: ResolvedReliableWsOptions, httpAdapterHost: HttpAdapterHost, health: ReliableWsHealth) =>
+        options.health === false ? null : new HealthEndpoint(options.health, httpAdapterHost, health),
+      inject: [RELIABLE_WS_OPTIONS, HttpAdapterHost, ReliableWsHealth],
     },
     {
       provide: Authenticator,
@@ -102,6 +91,7 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
     BroadcastService,
     SessionRegistry,
     ShutdownService,
+    ReliableWsHealth,
     Authenticator,
     RateLimiter,
     WS_VALIDATION_OPTIONS,

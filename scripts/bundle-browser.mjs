@@ -13,6 +13,7 @@ const common = {
   bundle: true,
   platform: 'browser',
   target: 'es2020',
+  // The map carries the sources themselves: lib/ is not in the package.
   sourcemap: true,
   sourcesContent: true,
   tsconfig: resolve(root, 'tsconfig.build.json'),

@@ -19,7 +19,7 @@ import {
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
-import type { GatewayServer } from './gateway-server.js';
+import type { ReliableWsServer } from './gateway-server.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
 
 /**
@@ -38,7 +38,7 @@ export class ConnectionProtocol {
   }
 
   accept(
-    wss: GatewayServer,
+    wss: ReliableWsServer,
     ws: WebSocket,
     request: IncomingMessage,
     ip: string,
@@ -53,6 +53,7 @@ export class ConnectionProtocol {
     ws.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
     ws.once('close', (code) => {
       connection.dispose();
+      wss.forget(socket);
       sessions.remove(socket, code);
       socket.notifyClosed(code);
     });
@@ -96,9 +97,9 @@ export class ConnectionProtocol {
   }
 
   /** Hands the connection to the gateways; a `handleConnection` that throws closes it with 1011. */
-  private announce(wss: GatewayServer, socket: ReliableSocket): void {
+  private announce(wss: ReliableWsServer, socket: ReliableSocket): void {
     try {
-      wss.emit('connection', socket, socket.request);
+      wss.announce(socket);
     } catch (error) {
       this.log.error(`a connection handler failed: ${error instanceof Error ? error.message : String(error)}`);
       socket.close(CloseCode.INTERNAL_ERROR);
@@ -304,7 +305,7 @@ class ConnectionState {
   private heldBytes = 0;
 
   constructor(
-    readonly wss: GatewayServer,
+    readonly wss: ReliableWsServer,
     readonly socket: ReliableSocket,
     readonly handshakePrincipal: unknown,
   ) {}

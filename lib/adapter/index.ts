@@ -1,2 +1,3 @@
 export * from './reliable-ws.adapter.js';
+export { GatewayClients, ReliableWsServer } from './gateway-server.js';
 export * from './missing-adapter.js';

@@ -5,9 +5,9 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
-import { WebSocketServer } from 'ws';
 import { handshakeToken } from '../auth/index.js';
 import { SUBPROTOCOL } from '../protocol/index.js';
+import { missingModuleError } from '../missing-module.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import type { ReliableSocket } from '../session/index.js';
@@ -21,7 +21,7 @@ import {
 } from './handshake.js';
 import { ConnectionProtocol, type HandshakeCredentials } from './connection-protocol.js';
 import { containGatewayLifecycles } from './gateway-lifecycle.js';
-import type { GatewayServer } from './gateway-server.js';
+import { ReliableWsServer } from './gateway-server.js';
 import { MessageDispatcher } from './message-dispatcher.js';
 
 const SHARED_HTTP_SERVER_PORT = 0;
@@ -38,7 +38,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly limiter: ConnectionLimiter;
   private readonly dispatcher = new MessageDispatcher();
   private readonly protocol: ConnectionProtocol;
-  private readonly gatewaysByHttpServer = new Map<HttpServer, GatewayServer[]>();
+  private readonly gatewaysByHttpServer = new Map<HttpServer, ReliableWsServer[]>();
   private readonly upgradeListeners = new Map<HttpServer, (...args: [IncomingMessage, Duplex, Buffer]) => void>();
   /** HTTP servers this adapter started for gateways on a port of their own. */
   private readonly ownHttpServers = new Map<number, HttpServer>();
@@ -52,19 +52,16 @@ export class ReliableWsAdapter extends WsAdapter {
     containGatewayLifecycles(app);
   }
 
-  override create(port: number, options: Record<string, unknown> = {}): GatewayServer {
+  override create(port: number, options: Record<string, unknown> = {}): ReliableWsServer {
     const { server, path, namespace, ...wsOptions } = options;
     if (namespace) throw new Error('ReliableWsAdapter does not support namespaces; use a separate path instead');
     if (server) throw new Error('ReliableWsAdapter creates its own WebSocket servers; remove the "server" gateway option');
     const httpServer = port === SHARED_HTTP_SERVER_PORT ? this.sharedHttpServer() : this.ownHttpServer(port);
-    const wss = new WebSocketServer({
+    const wss = new ReliableWsServer(normalizeGatewayPath(path as string | undefined), {
       ...wsOptions,
-      noServer: true,
-      clientTracking: false,
       maxPayload: this.options.maxPayloadBytes,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
-    }) as GatewayServer;
-    wss.path = normalizeGatewayPath(path as string | undefined);
+    });
     wss.on('error', (error) => this.log.error(error));
     this.register(httpServer, wss);
     return wss;
@@ -82,7 +79,7 @@ export class ReliableWsAdapter extends WsAdapter {
     client.onClose(callback);
   }
 
-  override async close(server: GatewayServer): Promise<void> {
+  override async close(server: ReliableWsServer): Promise<void> {
     for (const socket of this.runtime.sessions) socket.raw.terminate();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -112,7 +109,7 @@ export class ReliableWsAdapter extends WsAdapter {
     return httpServer;
   }
 
-  private register(httpServer: HttpServer, wss: GatewayServer): void {
+  private register(httpServer: HttpServer, wss: ReliableWsServer): void {
     const gateways = this.gatewaysByHttpServer.get(httpServer) ?? [];
     gateways.push(wss);
     this.gatewaysByHttpServer.set(httpServer, gateways);
@@ -123,7 +120,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.upgradeListeners.set(httpServer, listener);
   }
 
-  private handleUpgrade(gateways: GatewayServer[], request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  private handleUpgrade(gateways: ReliableWsServer[], request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = requestPath(request);
     const wss = gateways.find((gateway) => gateway.path === path);
@@ -154,8 +151,6 @@ function resolveRuntime(app: INestApplicationContext): ReliableWsRuntime {
   try {
     return app.get(ModuleRef).get(ReliableWsRuntime, { strict: false });
   } catch {
-    throw new Error(
-      'ReliableWsAdapter needs ReliableWsModule: add ReliableWsModule.forRoot() to the imports of your root module',
-    );
+    throw missingModuleError(ReliableWsAdapter.name);
   }
 }

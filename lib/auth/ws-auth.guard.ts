@@ -1,5 +1,6 @@
-import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Inject, Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { ReliableWsException } from '../errors/index.js';
+import { missingModuleError } from '../missing-module.js';
 import { ErrorCode } from '../protocol/index.js';
 import { Authenticator } from './authenticator.js';
 
@@ -9,7 +10,10 @@ import { Authenticator } from './authenticator.js';
  */
 @Injectable()
 export class WsAuthGuard implements CanActivate {
-  constructor(@Inject(Authenticator) private readonly authenticator: Authenticator | null) {}
+  /** @param authenticator `null` when `auth` is not configured; absent without `ReliableWsModule`. */
+  constructor(@Optional() @Inject(Authenticator) private readonly authenticator?: Authenticator | null) {
+    if (authenticator === undefined) throw missingModuleError(WsAuthGuard.name);
+  }
 
   canActivate(context: ExecutionContext): boolean {
     if (!this.authenticator) return true;

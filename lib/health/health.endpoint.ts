@@ -1,18 +1,11 @@
 import { Logger, type OnModuleInit } from '@nestjs/common';
 import type { HttpAdapterHost } from '@nestjs/core';
+import type { ReliableWsHealth } from './reliable-ws-health.service.js';
 
 export interface HealthOptions {
   /** HTTP path of the endpoint. */
   path: string;
 }
-
-export interface HealthReport {
-  status: 'ok' | 'draining' | 'degraded';
-  connections: number;
-  [detail: string]: unknown;
-}
-
-export type HealthSource = () => HealthReport;
 
 const HTTP_OK = 200;
 const HTTP_SERVICE_UNAVAILABLE = 503;
@@ -24,7 +17,7 @@ export class HealthEndpoint implements OnModuleInit {
   constructor(
     private readonly options: HealthOptions,
     private readonly httpAdapterHost: HttpAdapterHost,
-    private readonly report: HealthSource,
+    private readonly health: ReliableWsHealth,
   ) {}
 
   onModuleInit(): void {
@@ -34,7 +27,7 @@ export class HealthEndpoint implements OnModuleInit {
       return;
     }
     httpAdapter.get(this.options.path, (_request: unknown, response: unknown) => {
-      const report = this.report();
+      const report = this.health.report();
       httpAdapter.reply(response, report, report.status === 'ok' ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE);
     });
   }

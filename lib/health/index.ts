@@ -1,1 +1,2 @@
 export * from './health.endpoint.js';
+export * from './reliable-ws-health.service.js';

@@ -1,7 +1,8 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { ReliableWsException } from '../errors/index.js';
+import { missingModuleError } from '../missing-module.js';
 import { ErrorCode } from '../protocol/index.js';
 import { ReliableSocket } from '../session/index.js';
 import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA } from './rate-limit.decorator.js';
@@ -15,9 +16,11 @@ import { RateLimiter } from './rate-limiter.js';
 @Injectable()
 export class WsRateLimitInterceptor implements NestInterceptor {
   constructor(
-    private readonly limiter: RateLimiter,
+    @Optional() private readonly limiter: RateLimiter,
     private readonly reflector: Reflector,
-  ) {}
+  ) {
+    if (limiter === undefined) throw missingModuleError(WsRateLimitInterceptor.name);
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const socket = context.switchToWs().getClient<unknown>();

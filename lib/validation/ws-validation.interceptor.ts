@@ -1,6 +1,7 @@
-import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Inject, Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { from, mergeMap, type Observable } from 'rxjs';
 import { ReliableWsException } from '../errors/index.js';
+import { missingModuleError } from '../missing-module.js';
 import { ErrorCode } from '../protocol/index.js';
 import { bodyParameters } from './body-parameter.js';
 import { validatePayload } from './payload-validator.js';
@@ -19,7 +20,9 @@ const WHOLE_PAYLOAD = 'data';
  */
 @Injectable()
 export class WsValidationInterceptor implements NestInterceptor {
-  constructor(@Inject(WS_VALIDATION_OPTIONS) private readonly options: ValidationOptions | false) {}
+  constructor(@Optional() @Inject(WS_VALIDATION_OPTIONS) private readonly options: ValidationOptions | false) {
+    if (options === undefined) throw missingModuleError(WsValidationInterceptor.name);
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (this.options === false) return next.handle();

@@ -27,7 +27,7 @@ export function buildLibrary(timeoutMs = 120000): Promise<BuiltLibrary> {
   return new Promise((resolvePromise, reject) => {
     execFile(
       process.execPath,
-      [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', outDir, '--sourceMap', 'false', '--declaration', 'false'],
+      [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', outDir, '--sourceMap', 'false', '--inlineSources', 'false', '--declaration', 'false'],
       { cwd: ROOT, timeout: timeoutMs },
       (error, stdout, stderr) => {
         const indexJs = join(outDir, 'lib', 'index.js');

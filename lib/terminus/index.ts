@@ -1,0 +1,1 @@
+export * from './reliable-ws.health-indicator.js';
