@@ -213,6 +213,15 @@ describe('ReliableWsClient: connecting and the offline queue', () => {
     expect(server.connections).toBe(1);
   });
 
+  it('with share where SharedWorker is missing (Node): a connection of its own, shared false', async () => {
+    const client = makeClient(t.wsUrl('/ws'), { share: { workerUrl: '/reliable-ws-shared-worker.js' } });
+    expect(client.shared).toBe(false);
+    await next(client, '$ready');
+    client.send('note', { text: 'fallback' });
+    await waitUntil(() => server.notes.includes('fallback'), { timeoutMs: 3000, what: 'the note' });
+    expect(server.connections).toBe(1);
+  });
+
   it('queues sends made before the session is open and delivers them in order after $ready', async () => {
     const client = makeClient(t.wsUrl('/ws'));
     client.send('note', { text: 'a' });
