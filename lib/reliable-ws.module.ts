@@ -30,8 +30,12 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
     },
     {
       provide: SessionRegistry,
-      useFactory: ({ resume, maxConnectionsPerIp }: ResolvedReliableWsOptions) =>
-        new SessionRegistry(resume && { ...resume, maxPerIp: maxConnectionsPerIp }),
+      useFactory: ({ resume, maxConnectionsPerIp, maxTransferBytes, maxPayloadBytes, backpressure }: ResolvedReliableWsOptions) =>
+        new SessionRegistry(resume && { ...resume, maxPerIp: maxConnectionsPerIp }, {
+          maxTransferBytes,
+          maxFrameBytes: maxPayloadBytes,
+          window: backpressure.maxBufferedBytes,
+        }),
       inject: [RELIABLE_WS_OPTIONS],
     },
     {

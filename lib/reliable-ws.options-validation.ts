@@ -128,6 +128,7 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
     requireOrigin: boolean('requireOrigin', options.requireOrigin, d.requireOrigin),
     maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, d.maxPayloadBytes, 1),
     maxMessageDepth: integer('maxMessageDepth', options.maxMessageDepth, d.maxMessageDepth, 1),
+    maxTransferBytes: integer('maxTransferBytes', options.maxTransferBytes, d.maxTransferBytes, 0),
     maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, d.maxConnectionsPerIp, 1),
     trustProxy: trustProxy(options.trustProxy),
     heartbeat: {

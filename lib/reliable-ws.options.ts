@@ -6,6 +6,7 @@ import type { HeartbeatOptions } from './heartbeat/index.js';
 import type { ModuleRateLimitOptions } from './rate-limit/index.js';
 import type { ValidationOptions } from './validation/index.js';
 import { DEFAULT_SESSION_MAX_BYTES, type BackpressureOptions } from './session/index.js';
+import { DEFAULT_MAX_TRANSFER_BYTES } from './transfer/index.js';
 import type { ShutdownOptions } from './shutdown/index.js';
 import type { HealthOptions } from './health/index.js';
 
@@ -34,6 +35,8 @@ export interface ReliableWsOptions {
   maxPayloadBytes?: number;
   /** Deepest nesting of objects and arrays in a client frame (the envelope is level 1); deeper: `$error BAD_MESSAGE`. Default: 64. */
   maxMessageDepth?: number;
+  /** Bytes of chunked transfers (uploads and streams) in progress per session; beyond: `$error PAYLOAD_TOO_LARGE`. Default: 16 MiB. */
+  maxTransferBytes?: number;
   /** Open connections per client IP; beyond it the handshake gets HTTP 429. Default: 1000. */
   maxConnectionsPerIp?: number;
   /** `false` (the socket's address) or the number of proxies in front (read from X-Forwarded-For). */
@@ -61,6 +64,7 @@ export interface ResolvedReliableWsOptions {
   requireOrigin: boolean;
   maxPayloadBytes: number;
   maxMessageDepth: number;
+  maxTransferBytes: number;
   maxConnectionsPerIp: number;
   trustProxy: false | number;
   heartbeat: HeartbeatOptions;
@@ -79,6 +83,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   requireOrigin: false,
   maxPayloadBytes: 65536,
   maxMessageDepth: DEFAULT_MAX_MESSAGE_DEPTH,
+  maxTransferBytes: DEFAULT_MAX_TRANSFER_BYTES,
   maxConnectionsPerIp: 1000,
   trustProxy: false,
   heartbeat: { intervalMs: 30000, timeoutMs: 10000 },

@@ -1,4 +1,5 @@
 import type { ErrorCode } from './error-code.js';
+import { binaryHeaderJson, encodeBinaryHead, isBinaryData, type BinaryFrame, type OutgoingFrame } from './binary-frame.js';
 import { MAX_EVENT_NAME_LENGTH } from './system-event.js';
 
 /** A message id: a client's own correlation value, echoed back as `ref`. */
@@ -194,43 +195,69 @@ export function utf8Length(text: string): number {
 
 /**
  * A push serialised once for any number of recipients: each recipient's frame is the shared
- * head plus its own `seq`, or one shared frame when pushes carry no `seq`.
+ * head plus its own `seq`, or one shared frame when pushes carry no `seq`. A binary push keeps
+ * its payload once; each recipient's frame is its own small header plus that same payload.
  */
 export class PreparedPush {
   /** `{"event":…,"data":…` without the closing brace. */
   private readonly head: string;
   private unsequenced: string | undefined;
+  private unsequencedBinary: BinaryFrame | undefined;
   private bytes: number | undefined;
 
-  /** @param id the broadcast's own id, when it came through the broadcast bus. */
+  /**
+   * @param dataJson the serialised data; '' for a binary push
+   * @param id the broadcast's own id, when it came through the broadcast bus.
+   * @param payload the bytes of a binary push
+   */
   constructor(
     readonly event: string,
     readonly dataJson: string,
     readonly id?: string,
+    readonly payload?: Uint8Array,
   ) {
-    this.head = `{"event":${JSON.stringify(event)},"data":${dataJson}`;
+    this.head = payload ? '' : `{"event":${JSON.stringify(event)},"data":${dataJson}`;
   }
 
-  /** About the size of one recipient's frame in UTF-8 bytes (what a replay buffer holds for it). */
+  /** About the size of one recipient's frame in bytes (what a replay buffer holds for it). */
   get byteLength(): number {
     // From the parts: measuring the concatenated head would flatten it into a second copy of the payload.
-    this.bytes ??= utf8Length(this.dataJson) + utf8Length(this.event) + PUSH_OVERHEAD_BYTES;
+    this.bytes ??=
+      (this.payload ? this.payload.byteLength : utf8Length(this.dataJson)) + utf8Length(this.event) + PUSH_OVERHEAD_BYTES;
     return this.bytes;
   }
 
-  /** One recipient's frame. */
+  /** One recipient's frame: JSON text, or a binary frame for a binary push. */
+  wireFrame(seq: number | undefined): OutgoingFrame {
+    if (!this.payload) return this.frame(seq);
+    if (seq !== undefined) return this.binaryFrame(seq);
+    this.unsequencedBinary ??= this.binaryFrame(undefined);
+    return this.unsequencedBinary;
+  }
+
+  /** One recipient's text frame (of a push that is not binary). */
   frame(seq: number | undefined): string {
     if (seq !== undefined) return `${this.head},"seq":${seq}}`;
     this.unsequenced ??= `${this.head}}`;
     return this.unsequenced;
+  }
+
+  private binaryFrame(seq: number | undefined): BinaryFrame {
+    return { head: encodeBinaryHead(binaryHeaderJson(this.event, { seq })), payload: this.payload! };
   }
 }
 
 /** The envelope around event and data (`{"event":,"data":,"seq":<n>}`), plus what a replay entry costs beside its frame. */
 const PUSH_OVERHEAD_BYTES = 64;
 
-export function preparePush(event: string, dataJson: string, id?: string): PreparedPush {
-  return new PreparedPush(event, dataJson, id);
+/** A push of JSON data, or of bytes when `payload` is given (then `dataJson` is ''). */
+export function preparePush(event: string, dataJson: string, id?: string, payload?: Uint8Array): PreparedPush {
+  return new PreparedPush(event, dataJson, id, payload);
+}
+
+/** A push of `data`: binary for a `Uint8Array`, JSON otherwise (throws `UnserializableDataError`). */
+export function preparePushOf(event: string, data: unknown, id?: string): PreparedPush {
+  return isBinaryData(data) ? new PreparedPush(event, '', id, data) : new PreparedPush(event, serializeData(data, event, 'push'), id);
 }
 
 /**

@@ -12,6 +12,12 @@ export const SystemEvent = {
   ACK: '$ack',
   AUTH: '$auth',
   ERROR: '$error',
+  /** Chunked transfer (see transfer.ts). */
+  UPLOAD: '$upload',
+  STREAM: '$stream',
+  CHUNK: '$chunk',
+  CHUNK_ACK: '$chunk-ack',
+  CANCEL: '$cancel',
 } as const;
 
 export type SystemEvent = (typeof SystemEvent)[keyof typeof SystemEvent];

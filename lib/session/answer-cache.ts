@@ -1,3 +1,4 @@
+import { frameSize, type OutgoingFrame } from '../protocol/index.js';
 import type { ReplayBudget } from './replay-buffer.js';
 
 /** Answers kept for duplicate client ids; DESIGN promises at least the last 100. */
@@ -6,7 +7,7 @@ export const ANSWER_CACHE_SIZE = 128;
 /** Marks an id whose handler still runs: its answer will come, a duplicate gets nothing now. */
 export const ANSWER_PENDING = Symbol('answer pending');
 
-type Answer = string | typeof ANSWER_PENDING;
+type Answer = OutgoingFrame | typeof ANSWER_PENDING;
 
 /**
  * The answers (frames) to the most recent client message ids of a session, bounded by count, by
@@ -28,8 +29,8 @@ export class AnswerCache {
   }
 
   /** The answers already known, oldest first. */
-  settled(): Array<[number, string]> {
-    return [...this.answers].filter((entry): entry is [number, string] => entry[1] !== ANSWER_PENDING);
+  settled(): Array<[number, OutgoingFrame]> {
+    return [...this.answers].filter((entry): entry is [number, OutgoingFrame] => entry[1] !== ANSWER_PENDING);
   }
 
   /** Whether a handler of this session is still running. */
@@ -73,10 +74,10 @@ export class AnswerCache {
   }
 }
 
-/** What an answer costs: its frame (a string's length stands for its size) plus the entry. */
+/** What an answer costs: its frame (a string's length stands for its size; a binary one's bytes) plus the entry. */
 function sizeOf(answer: Answer | undefined): number {
   if (answer === undefined) return 0;
-  return (answer === ANSWER_PENDING ? 0 : answer.length) + ENTRY_OVERHEAD_BYTES;
+  return (answer === ANSWER_PENDING ? 0 : frameSize(answer)) + ENTRY_OVERHEAD_BYTES;
 }
 
 const ENTRY_OVERHEAD_BYTES = 64;

@@ -5,10 +5,14 @@ import {
   CloseCode,
   CloseReason,
   encodeFrame,
+  binaryHeaderJson,
+  encodeBinaryHead,
   ErrorCode,
   INTERNAL_ERROR_MESSAGE,
-  preparePush,
+  isBinaryData,
+  preparePushOf,
   serializeData,
+  type OutgoingFrame,
   type PreparedPush,
   SUBPROTOCOL,
   SystemEvent,
@@ -17,6 +21,7 @@ import {
   type MessageId,
 } from '../protocol/index.js';
 import { reportUnserializable } from './unserializable-log.js';
+import type { TransferLink } from '../transfer/index.js';
 import type { Session, SessionTransport } from './session.js';
 
 export interface BackpressureOptions {
@@ -31,6 +36,9 @@ const OPEN = 1;
 
 const MAX_UTF8_BYTES_PER_UNIT = 3;
 
+/** How soon a stream held back by a full send buffer looks again when no drain event will come. */
+const DRAIN_POLL_MS = 10;
+
 const closeListenerLog = new Logger('ReliableSocket');
 
 /**
@@ -38,7 +46,7 @@ const closeListenerLog = new Logger('ReliableSocket');
  * `send` numbers pushes (`seq`) through the session; every write is checked against the
  * connection's send buffer bound.
  */
-export class ReliableSocket implements SessionTransport {
+export class ReliableSocket implements SessionTransport, TransferLink {
   /** Last time anything arrived from the peer (a frame or a pong), in ms since the epoch. */
   lastSeenAt = Date.now();
   private boundSession: Session | undefined;
@@ -84,11 +92,23 @@ export class ReliableSocket implements SessionTransport {
   }
 
   /**
-   * Pushes an event to this client: sequenced and, with sessions on, resumable. Throws
-   * `UnserializableDataError` for data JSON cannot carry (nothing is sent).
+   * Pushes an event to this client: sequenced and, with sessions on, resumable. A `Uint8Array`
+   * (a `Buffer`) goes as one binary frame. Throws `UnserializableDataError` for data JSON cannot
+   * carry (nothing is sent).
    */
   send(event: string, data?: unknown): void {
-    this.session.push(preparePush(event, serializeData(data, event, 'push')));
+    this.session.push(preparePushOf(event, data));
+  }
+
+  /**
+   * Sends bytes of any size (up to `maxTransferBytes`) as a chunked stream, flow-controlled by the
+   * client's acknowledgements and continued after a resume; the client's `on(event)` gets them as
+   * one `Uint8Array`. Resolves once the client has every byte; rejects when the session ends first,
+   * the client refuses the stream, or (`PAYLOAD_TOO_LARGE`) the transfer budget is short.
+   */
+  stream(event: string, data: Uint8Array): Promise<void> {
+    if (!isBinaryData(data)) return Promise.reject(new TypeError('ReliableSocket.stream: data must be a Uint8Array or a Buffer'));
+    return this.session.transfers.stream(event, data);
   }
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
@@ -100,6 +120,10 @@ export class ReliableSocket implements SessionTransport {
    * is answered `$error INTERNAL` instead (and logged once per event).
    */
   reply(event: string, data: unknown, ref: MessageId | undefined): void {
+    if (isBinaryData(data)) {
+      this.answer(ref, { head: encodeBinaryHead(binaryHeaderJson(event, { ref })), payload: data });
+      return;
+    }
     let dataJson: string;
     try {
       dataJson = serializeData(data, event, 'reply');
@@ -150,7 +174,7 @@ export class ReliableSocket implements SessionTransport {
     return typeof id === 'number' && id >= 1 && this.protocol === SUBPROTOCOL && this.hasSession;
   }
 
-  private answer(ref: MessageId | undefined, frame: string): void {
+  private answer(ref: MessageId | undefined, frame: OutgoingFrame): void {
     if (this.tracksIds(ref)) this.session.answer(ref, frame);
     else this.write(frame);
   }
@@ -160,7 +184,7 @@ export class ReliableSocket implements SessionTransport {
   }
 
   deliver(push: PreparedPush, seq: number | undefined): void {
-    if (this.replayedThrough === undefined) this.write(push.frame(seq));
+    if (this.replayedThrough === undefined) this.write(push.wireFrame(seq));
   }
 
   /**
@@ -178,7 +202,7 @@ export class ReliableSocket implements SessionTransport {
     const pauseAbove = this.backpressure.maxBufferedBytes / 2;
     while (this.replayedThrough !== undefined && this.replayedThrough < session.lastSeq && this.isOpen) {
       if (this.raw.bufferedAmount > pauseAbove) {
-        this.tcp()?.once('drain', () => this.pumpReplay());
+        this.whenDrained(() => this.pumpReplay());
         return;
       }
       const seq = this.replayedThrough + 1;
@@ -188,14 +212,14 @@ export class ReliableSocket implements SessionTransport {
         this.cutSlowConsumer();
         return;
       }
-      this.write(push.frame(seq));
+      this.write(push.wireFrame(seq));
       this.replayedThrough = seq;
     }
     this.replayedThrough = undefined;
   }
 
   /** `ws` keeps its TCP socket in `_socket`. */
-  private tcp(): { cork(): void; uncork(): void; once(event: 'drain', listener: () => void): void } | undefined {
+  private tcp(): { cork(): void; uncork(): void; once(event: 'drain', listener: () => void): void; writableNeedDrain: boolean } | undefined {
     return (this.raw as unknown as { _socket?: ReturnType<ReliableSocket['tcp']> })._socket;
   }
 
@@ -203,22 +227,41 @@ export class ReliableSocket implements SessionTransport {
    * Sends a frame unless that would take the connection's unsent data over the bound (then the
    * connection is cut as a slow consumer). Frames written in the same tick leave in one write.
    */
-  write(frame: string): void {
+  write(frame: OutgoingFrame): void {
     if (!this.isOpen) return;
     if (!this.fits(frame)) {
       this.cutSlowConsumer();
       return;
     }
     this.corkForThisTick();
-    this.raw.send(frame);
+    if (typeof frame === 'string') {
+      this.raw.send(frame);
+    } else {
+      // Two fragments of one message: the recipient's own header, then the payload it shares with others (not copied).
+      this.raw.send(frame.head, { binary: true, fin: false });
+      this.raw.send(frame.payload, { binary: true, fin: true });
+    }
+  }
+
+  /** Whether `bytes` more fit in the send buffer while staying below half its bound (room for everything else). */
+  hasRoomFor(bytes: number): boolean {
+    return this.raw.bufferedAmount + bytes <= this.backpressure.maxBufferedBytes / 2;
+  }
+
+  /** Calls back once the socket's buffer drained; polls when the socket has nothing waiting on a drain. */
+  whenDrained(listener: () => void): void {
+    const tcp = this.tcp();
+    if (tcp?.writableNeedDrain) tcp.once('drain', listener);
+    else setTimeout(listener, DRAIN_POLL_MS);
   }
 
   /**
-   * Whether the frame's UTF-8 bytes fit beside the unsent data. A UTF-16 unit takes 1 to 3 bytes,
-   * so the string's length settles most frames without encoding them.
+   * Whether the frame's bytes fit beside the unsent data. A UTF-16 unit takes 1 to 3 bytes, so
+   * the string's length settles most text frames without encoding them.
    */
-  private fits(frame: string): boolean {
+  private fits(frame: OutgoingFrame): boolean {
     const room = this.backpressure.maxBufferedBytes - this.raw.bufferedAmount;
+    if (typeof frame !== 'string') return frame.head.byteLength + frame.payload.byteLength <= room;
     if (frame.length > room) return false;
     return frame.length * MAX_UTF8_BYTES_PER_UNIT <= room || Buffer.byteLength(frame) <= room;
   }

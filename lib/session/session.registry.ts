@@ -3,6 +3,7 @@ import { CloseCode, SUBPROTOCOL } from '../protocol/index.js';
 import { DetachedSessions } from './detached-sessions.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { ReplayBudget } from './replay-buffer.js';
+import type { TransferLimits } from '../transfer/index.js';
 import { DEFAULT_SESSION_MAX_BYTES, Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
@@ -52,15 +53,21 @@ export class SessionRegistry implements OnApplicationShutdown {
   private readonly replayLimits: ReplayByteLimits;
   private evictions = 0;
 
-  /** @param lifetime `false` when sessions are off: no numbering, and a session ends with its connection. */
-  constructor(private readonly lifetime: SessionLifetime | false) {
+  /**
+   * @param lifetime `false` when sessions are off: no numbering, and a session ends with its connection.
+   * @param transfers bounds of each session's chunked transfers (default: `DEFAULT_TRANSFER_LIMITS`)
+   */
+  constructor(
+    private readonly lifetime: SessionLifetime | false,
+    transfers?: TransferLimits,
+  ) {
     if (!lifetime) {
       // Without sessions nothing is replayed, but an rws.v1 connection still keeps answers.
-      this.replayLimits = { maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES };
+      this.replayLimits = { maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES, transfers };
       return;
     }
     const budget = new ReplayBudget(lifetime.maxTotalBytes ?? Number.POSITIVE_INFINITY, () => this.evictWhile(() => budget.exceeded));
-    this.replayLimits = { maxBufferedBytes: lifetime.maxBufferedBytes ?? Number.POSITIVE_INFINITY, budget };
+    this.replayLimits = { maxBufferedBytes: lifetime.maxBufferedBytes ?? Number.POSITIVE_INFINITY, budget, transfers };
   }
 
   get connectionCount(): number {

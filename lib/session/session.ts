@@ -1,4 +1,5 @@
-import { preparePush, type PreparedPush } from '../protocol/index.js';
+import { decodeBinaryFrame, preparePush, type OutgoingFrame, type PreparedPush } from '../protocol/index.js';
+import { SessionTransfers, type TransferLimits } from '../transfer/index.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReplayBuffer, type ReplayBudget } from './replay-buffer.js';
 import { hashSecret, randomSecret, secretsEqual } from './session-id.js';
@@ -7,7 +8,7 @@ import { hashSecret, randomSecret, secretsEqual } from './session-id.js';
 export interface SessionTransport {
   /** Hands over a numbered push (the session keeps it for replay when it is resumable). */
   deliver(push: PreparedPush, seq: number | undefined): void;
-  write(frame: string): void;
+  write(frame: OutgoingFrame): void;
   close(code: number): void;
   terminate(): void;
 }
@@ -22,6 +23,8 @@ export const DEFAULT_SESSION_MAX_BYTES = 1024 * 1024;
 export interface ReplayByteLimits {
   maxBufferedBytes: number;
   budget?: ReplayBudget;
+  /** Bounds of the session's chunked transfers (their bytes count toward `budget` too). */
+  transfers?: TransferLimits;
 }
 
 /** Everything needed to continue a session on another instance. */
@@ -34,8 +37,10 @@ export interface SessionSnapshot {
   lastId: number;
   ackedSeq: number;
   rooms: string[];
-  pushes: Array<{ seq: number; event: string; dataJson: string; id?: string }>;
-  answers: Array<[number, string]>;
+  /** A binary push carries its payload in base64 as `binary` (and '' as `dataJson`). */
+  pushes: Array<{ seq: number; event: string; dataJson: string; id?: string; binary?: string }>;
+  /** Text answers as they are; a binary answer as `{ binary }`, the whole frame in base64. */
+  answers: Array<[number, string | { binary: string }]>;
   /** The client's address, for the per-address bounds of detached sessions. */
   ip?: string;
 }
@@ -62,6 +67,8 @@ export class Session {
   ackedSeq = 0;
   /** Answers to recent client message ids, for duplicates. */
   readonly answers: AnswerCache;
+  /** Chunked transfers in progress, both ways; they continue after a resume. */
+  readonly transfers: SessionTransfers;
   /** The address of the client's latest connection. */
   ip = '';
   private transport: SessionTransport | undefined;
@@ -81,6 +88,7 @@ export class Session {
     this.buffer =
       sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize, bytes?.maxBufferedBytes, bytes?.budget) : undefined;
     this.answers = new AnswerCache(bytes?.maxBufferedBytes, bytes?.budget);
+    this.transfers = new SessionTransfers(bytes?.transfers, bytes?.budget);
     this.id = identity?.id ?? randomSecret();
     this.resumeToken = identity?.resumeToken ?? (identity?.resumeTokenHash ? '' : randomSecret());
     this.tokenHash = identity?.resumeTokenHash;
@@ -104,9 +112,14 @@ export class Session {
     session.lastId = snapshot.lastId;
     session.ackedSeq = snapshot.ackedSeq;
     for (const room of snapshot.rooms) session.rooms.add(room);
-    for (const { seq, event, dataJson, id } of snapshot.pushes) session.buffer?.append(seq, preparePush(event, dataJson, id));
+    for (const { seq, event, dataJson, id, binary } of snapshot.pushes) {
+      session.buffer?.append(seq, preparePush(event, dataJson, id, binary === undefined ? undefined : Buffer.from(binary, 'base64')));
+    }
     session.lastSeq = snapshot.lastSeq;
-    for (const [id, frame] of snapshot.answers) session.answers.set(id, frame);
+    for (const [id, frame] of snapshot.answers) {
+      const restored = restoredAnswer(frame);
+      if (restored !== undefined) session.answers.set(id, restored);
+    }
     return session;
   }
 
@@ -119,8 +132,17 @@ export class Session {
       lastId: this.lastId,
       ackedSeq: this.ackedSeq,
       rooms: [...this.rooms],
-      pushes: [...(this.buffer?.entries() ?? [])].map(({ seq, push }) => ({ seq, event: push.event, dataJson: push.dataJson, id: push.id })),
-      answers: this.answers.settled(),
+      pushes: [...(this.buffer?.entries() ?? [])].map(({ seq, push }) => ({
+        seq,
+        event: push.event,
+        dataJson: push.dataJson,
+        id: push.id,
+        ...(push.payload ? { binary: Buffer.from(push.payload.buffer, push.payload.byteOffset, push.payload.byteLength).toString('base64') } : {}),
+      })),
+      answers: this.answers.settled().map(([id, frame]) => [
+        id,
+        typeof frame === 'string' ? frame : { binary: binaryAnswerBase64(frame) },
+      ]),
       ip: this.ip,
     };
   }
@@ -130,10 +152,11 @@ export class Session {
     return this.buffer?.byteLength ?? 0;
   }
 
-  /** Releases the replay buffer and the kept answers of a session that has ended. */
+  /** Releases the replay buffer, the kept answers and the transfers of a session that has ended. */
   dispose(): void {
     this.buffer?.dispose();
     this.answers.dispose();
+    this.transfers.dispose();
   }
 
 
@@ -154,6 +177,7 @@ export class Session {
   takeOver(): SessionTransport | undefined {
     const previous = this.transport;
     this.transport = undefined;
+    this.transfers.detach();
     return previous;
   }
 
@@ -161,6 +185,7 @@ export class Session {
   detach(transport: SessionTransport): boolean {
     if (this.transport !== transport) return false;
     this.transport = undefined;
+    this.transfers.detach();
     return true;
   }
 
@@ -207,8 +232,22 @@ export class Session {
   }
 
   /** Sends an answer to the session's live connection (whichever it is now) and keeps it for duplicates. */
-  answer(id: number | undefined, frame: string): void {
+  answer(id: number | undefined, frame: OutgoingFrame): void {
     if (id !== undefined) this.answers.set(id, frame);
     this.transport?.write(frame);
   }
+}
+
+/** A binary answer in a snapshot: its whole frame, in base64. */
+function binaryAnswerBase64(frame: { head: Uint8Array; payload: Uint8Array }): string {
+  return Buffer.concat([frame.head, frame.payload]).toString('base64');
+}
+
+function restoredAnswer(frame: string | { binary: string }): OutgoingFrame | undefined {
+  if (typeof frame === 'string') return frame;
+  const bytes = Buffer.from(frame.binary, 'base64');
+  const decoded = decodeBinaryFrame(bytes);
+  if (!decoded.ok) return undefined;
+  const payloadStart = bytes.byteLength - decoded.payload.byteLength;
+  return { head: bytes.subarray(0, payloadStart), payload: decoded.payload };
 }

@@ -1,0 +1,127 @@
+import { isValidEventName, isValidMessageId, type MessageId } from './envelope.js';
+import { isSystemEventName } from './system-event.js';
+
+/**
+ * Chunked transfer of payloads larger than one frame, both ways. A transfer id is chosen by the
+ * side that sends the bytes (the client for uploads, the server for streams), unique per session
+ * and direction; it has the shape of a message id.
+ *
+ * Upload (client → server): `$upload { transfer, event, size }` with an `id`; the server accepts
+ * with `$chunk-ack { transfer, received, window, maxFrameBytes }` (received: what it already
+ * has, for a resume) or answers the id with `$error`. The client then sends binary `$chunk`
+ * frames from `received` on, never more than `window` bytes beyond the last `$chunk-ack`; once
+ * every byte is in, the handler gets one message `{ event, data }` and its answer goes to the
+ * `$upload`'s id. `$cancel { transfer }` gives up.
+ *
+ * Stream (server → client): `$stream { transfer, event, size, offset }`, then binary `$chunk`
+ * frames from `offset`; the client acknowledges with `$chunk-ack { transfer, received }` and may
+ * refuse with `$cancel { transfer, direction: 'down' }`. After a resume the server announces
+ * the stream again from the last acknowledged offset.
+ */
+export type TransferId = MessageId;
+
+export interface UploadData {
+  transfer: TransferId;
+  event: string;
+  size: number;
+}
+
+export interface StreamData {
+  transfer: TransferId;
+  event: string;
+  size: number;
+  /** Where the chunks that follow start: 0, or the client's last acknowledgement after a resume. */
+  offset: number;
+}
+
+export interface ChunkAckData {
+  transfer: TransferId;
+  /** Bytes received so far, from the start (cumulative). */
+  received: number;
+  /** With the acceptance of an upload: bytes the client may send beyond `received` before the next ack. */
+  window?: number;
+  /** With the acceptance of an upload: the largest frame the server takes (header included). */
+  maxFrameBytes?: number;
+}
+
+export interface CancelData {
+  transfer: TransferId;
+  /** `'up'` (default): the client's upload; `'down'`: a stream from the server the client refuses. */
+  direction?: TransferDirection;
+}
+
+export type TransferDirection = 'up' | 'down';
+
+/** The client's local `$progress` event. */
+export interface TransferProgress {
+  event: string;
+  transfer: TransferId;
+  received: number;
+  total: number;
+  direction: TransferDirection;
+}
+
+/** The header of a `$chunk` frame. */
+export interface ChunkHeader {
+  transfer: TransferId;
+  offset: number;
+}
+
+export const isValidTransferId = isValidMessageId;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isByteCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** `$upload` data with the right shape (an application event name, a size in bytes), else undefined. */
+export function uploadDataOf(data: unknown): UploadData | undefined {
+  if (!isRecord(data)) return undefined;
+  const { transfer, event, size } = data;
+  if (!isValidTransferId(transfer) || !isValidEventName(event) || isSystemEventName(event) || !isByteCount(size)) return undefined;
+  return { transfer, event, size };
+}
+
+export function streamDataOf(data: unknown): StreamData | undefined {
+  if (!isRecord(data)) return undefined;
+  const { transfer, event, size, offset } = data;
+  if (!isValidTransferId(transfer) || typeof event !== 'string' || !isByteCount(size) || !isByteCount(offset) || offset > size) {
+    return undefined;
+  }
+  return { transfer, event, size, offset };
+}
+
+export function chunkAckDataOf(data: unknown): ChunkAckData | undefined {
+  if (!isRecord(data)) return undefined;
+  const { transfer, received, window, maxFrameBytes } = data;
+  if (!isValidTransferId(transfer) || !isByteCount(received)) return undefined;
+  const ack: ChunkAckData = { transfer, received };
+  if (isByteCount(window)) ack.window = window;
+  if (isByteCount(maxFrameBytes)) ack.maxFrameBytes = maxFrameBytes;
+  return ack;
+}
+
+export function cancelDataOf(data: unknown): CancelData | undefined {
+  if (!isRecord(data)) return undefined;
+  const { transfer, direction } = data;
+  if (!isValidTransferId(transfer) || (direction !== undefined && direction !== 'up' && direction !== 'down')) return undefined;
+  return { transfer, direction: direction ?? 'up' };
+}
+
+export function chunkHeaderOf(header: Record<string, unknown>): ChunkHeader | undefined {
+  const { transfer, offset } = header;
+  return isValidTransferId(transfer) && isByteCount(offset) ? { transfer, offset } : undefined;
+}
+
+/** The JSON header of a `$chunk` frame. */
+export function chunkHeaderJson(transfer: TransferId, offset: number): string {
+  return `{"event":"$chunk","transfer":${JSON.stringify(transfer)},"offset":${offset}}`;
+}
+
+/** A key for maps of transfers: `1` and `"1"` are different transfer ids. */
+export function transferKey(transfer: TransferId): string {
+  return typeof transfer === 'number' ? `n${transfer}` : `s${transfer}`;
+}

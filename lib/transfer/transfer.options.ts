@@ -1,0 +1,31 @@
+/** What bounds the chunked transfers of a session. */
+export interface TransferLimits {
+  /** Bytes of transfers in progress per session, uploads and streams together. */
+  maxTransferBytes: number;
+  /** Bytes a sender may have in flight beyond the receiver's last acknowledgement (`backpressure.maxBufferedBytes`). */
+  window: number;
+  /** Largest frame, header included (`maxPayloadBytes`). */
+  maxFrameBytes: number;
+}
+
+export const DEFAULT_MAX_TRANSFER_BYTES = 16 * 1024 * 1024;
+
+export const DEFAULT_TRANSFER_LIMITS: TransferLimits = {
+  maxTransferBytes: DEFAULT_MAX_TRANSFER_BYTES,
+  window: 1024 * 1024,
+  maxFrameBytes: 65536,
+};
+
+/** Transfers a session may have in progress at once, per direction. */
+export const MAX_TRANSFERS_PER_DIRECTION = 16;
+
+/** What the bookkeeping of one transfer costs beside its bytes. */
+export const TRANSFER_OVERHEAD_BYTES = 256;
+
+/** The bytes all sessions of an instance hold (`resume.maxTotalBytes`), shared with the replay buffers. */
+export interface SharedByteBudget {
+  used: number;
+  readonly exceeded: boolean;
+  /** Frees bytes elsewhere (evicts detached sessions). */
+  relieve(): void;
+}
