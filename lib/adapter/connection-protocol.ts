@@ -4,6 +4,7 @@ import type { RawData, WebSocket } from 'ws';
 import { DEFAULT_AUTH_TIMEOUT_MS } from '../auth/index.js';
 import {
   CloseCode,
+  decodeClientBinary,
   decodeClientMessage,
   encodeFrame,
   ErrorCode,
@@ -12,7 +13,6 @@ import {
   SUBPROTOCOL,
   SystemEvent,
   type ClientMessage,
-  type DecodeResult,
   type MessageId,
   type ReadyData,
 } from '../protocol/index.js';
@@ -21,6 +21,7 @@ import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
 import type { ReliableWsServer } from './gateway-server.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
+import { TransferProtocol } from './transfer-protocol.js';
 
 /**
  * The protocol of one accepted connection: `$hello` and its deadline, first-message auth,
@@ -29,12 +30,14 @@ import type { MessageDispatcher } from './message-dispatcher.js';
 export class ConnectionProtocol {
   private readonly log = new Logger('ReliableWsAdapter');
   private readonly options: ResolvedReliableWsOptions;
+  private readonly transfers: TransferProtocol;
 
   constructor(
     private readonly runtime: ReliableWsRuntime,
     private readonly dispatcher: MessageDispatcher,
   ) {
     this.options = runtime.options;
+    this.transfers = new TransferProtocol(this.options, dispatcher, (socket, ref) => this.admitUnhandled(socket, ref));
   }
 
   accept(
@@ -93,6 +96,7 @@ export class ConnectionProtocol {
     };
     socket.write(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
     if (resumed && resume) socket.replayAfter(resume.lastSeq);
+    session.transfers.attach(socket);
     this.announce(wss, socket);
   }
 
@@ -132,7 +136,7 @@ export class ConnectionProtocol {
       if (!connection.hold(data, isBinary)) socket.close(CloseCode.POLICY_VIOLATION, 'too many frames while credentials are checked');
       return;
     }
-    const decoded = isBinary ? BINARY_FRAME : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
+    const decoded = isBinary ? decodeClientBinary(bufferOf(data)) : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
     if (!decoded.ok) {
       if (this.admitUnhandled(socket, decoded.id)) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: decoded.reason, ref: decoded.id });
@@ -140,7 +144,12 @@ export class ConnectionProtocol {
       return;
     }
     const { message } = decoded;
-    if (isAdvancingAck(socket, message)) {
+    const header = 'header' in decoded ? (decoded.header as Record<string, unknown>) : undefined;
+    if (header && isSystemEventName(message.event)) {
+      this.onBinarySystemEvent(socket, message, header);
+    } else if (message.event === SystemEvent.CHUNK_ACK && socket.hasSession) {
+      this.transfers.onChunkAck(socket, message); // charged only when it acknowledges nothing
+    } else if (isAdvancingAck(socket, message)) {
       socket.session.acknowledge((message.data as { seq: number }).seq);
       if (message.id !== undefined) this.answerAck(socket, message.id);
     } else if (isSystemEventName(message.event)) {
@@ -151,6 +160,17 @@ export class ConnectionProtocol {
       return;
     } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id)) {
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
+    }
+  }
+
+  /** The one `$`-event that comes as a binary frame is `$chunk`. */
+  private onBinarySystemEvent(socket: ReliableSocket, message: ClientMessage, header: Record<string, unknown>): void {
+    if (!socket.hasSession) {
+      socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
+    } else if (message.event === SystemEvent.CHUNK) {
+      this.transfers.onChunk(socket, header, message.data as Uint8Array);
+    } else if (this.admitUnhandled(socket, message.id)) {
+      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: `${message.event} is not sent as a binary frame`, ref: message.id });
     }
   }
 
@@ -202,6 +222,10 @@ export class ConnectionProtocol {
       void this.whileVerifying(connection, () => this.onAuth(connection, data, id)).finally(() => clearTimeout(deadline));
     } else if (event === SystemEvent.ACK) {
       if (id !== undefined) this.answerAck(socket, id);
+    } else if (event === SystemEvent.UPLOAD) {
+      this.transfers.onUpload(socket, message);
+    } else if (event === SystemEvent.CANCEL) {
+      this.transfers.onCancel(socket, message);
     } else {
       socket.sendError({ code: ErrorCode.UNKNOWN_EVENT, message: `unknown system event "${event}"`, ref: id });
     }
@@ -285,7 +309,11 @@ export interface HandshakeCredentials {
 
 const REJECTED = Symbol('rejected credentials');
 
-const BINARY_FRAME: DecodeResult = { ok: false, reason: 'binary frames are not supported' };
+/** A binary frame as one Buffer (`ws` hands over fragments as an array, or an ArrayBuffer by binaryType). */
+function bufferOf(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
 
 /** Longest delay a Node timer can hold. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;

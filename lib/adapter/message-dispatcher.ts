@@ -27,6 +27,11 @@ export class MessageDispatcher {
     }
   }
 
+  /** Whether the connection has a handler for the event. */
+  handles(socket: ReliableSocket, event: string): boolean {
+    return this.handlers.get(socket)?.has(event) ?? false;
+  }
+
   /** Runs the handler of the message's event; false when the connection has none for it. */
   dispatch(socket: ReliableSocket, { event, data, id }: ClientMessage): boolean {
     const handler = this.handlers.get(socket)?.get(event);

@@ -1,3 +1,5 @@
+import { preparePush, type PreparedPush } from '../protocol/index.js';
+
 /** A channel and a position in it: `[channel, epoch, offset]`. */
 export type ChannelMark = [channel: string, epoch: string, offset: number];
 
@@ -16,7 +18,10 @@ export type PushEnvelope = {
   target: BroadcastTarget;
   event: string;
   except?: string;
+  /** The serialised data; '' for a binary push. */
   dataJson: string;
+  /** The bytes of a binary push (base64 on the bus, once per publish). */
+  binary?: Uint8Array;
 };
 
 /** Moving a session to the instance its client resumes on (see SessionHandover). */
@@ -58,12 +63,32 @@ export type BroadcastEnvelope =
 /**
  * The header travels as JSON, the payload as the JSON it already is, after a newline (which
  * JSON text never contains unescaped): the payload is not serialised again for Redis, and is
- * used as is on the receiving side.
+ * used as is on the receiving side. A binary payload goes in base64 after the newline, with
+ * `"binary":true` in the header.
  */
 export function encodeEnvelope(envelope: BroadcastEnvelope): string {
   if (envelope.type !== 'push') return JSON.stringify(envelope);
-  const { dataJson, ...header } = envelope;
+  const { dataJson, binary, ...header } = envelope;
+  if (binary) return `${JSON.stringify({ ...header, binary: true })}\n${base64Of(binary)}`;
   return `${JSON.stringify(header)}\n${dataJson}`;
+}
+
+/** The push an envelope carries, prepared for delivery. */
+export function pushOf(envelope: PushEnvelope): PreparedPush {
+  return preparePush(envelope.event, envelope.dataJson, envelope.id, envelope.binary);
+}
+
+function base64Of(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** The push of a decoded header and what followed its newline: JSON data, or base64 bytes when the header says `binary`. */
+function pushFields(header: Fields, rest: string): Fields | undefined {
+  if (header.binary === undefined) return { ...header, dataJson: rest };
+  if (header.binary !== true || !BASE64.test(rest)) return undefined;
+  return { ...header, dataJson: '', binary: Buffer.from(rest, 'base64') };
 }
 
 /** Parses what came over the bus; anything that is not a well-formed envelope is undefined. */
@@ -75,7 +100,7 @@ export function decodeEnvelope(payload: string): BroadcastEnvelope | undefined {
       envelope = JSON.parse(payload);
     } else {
       const header: unknown = JSON.parse(payload.slice(0, newline));
-      envelope = isRecord(header) && header.type === 'push' ? { ...header, dataJson: payload.slice(newline + 1) } : undefined;
+      envelope = isRecord(header) && header.type === 'push' ? pushFields(header, payload.slice(newline + 1)) : undefined;
     }
   } catch {
     return undefined;
@@ -108,7 +133,7 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
   if (!STRING_FIELDS[type].every((field) => typeof value[field] === 'string')) return false;
   switch (type) {
     case 'push':
-      return isTarget(value.target) && optionalString(value.except);
+      return isTarget(value.target) && optionalString(value.except) && (value.binary === undefined || value.binary instanceof Uint8Array);
     case 'handover-ready':
       return Array.isArray(value.rooms) && value.rooms.every((room) => typeof room === 'string') && optionalString(value.userId);
     case 'handover-commit':

@@ -1,9 +1,10 @@
 import { Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { preparePush, serializeData, type PreparedPush } from '../protocol/index.js';
+import { preparePushOf, type PreparedPush } from '../protocol/index.js';
 import type { Session, SessionObserver, SessionRegistry } from '../session/index.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
+  pushOf,
   type BroadcastEnvelope,
   type BroadcastTarget,
   type ChannelMark,
@@ -244,11 +245,12 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 
   private async push(target: BroadcastTarget, event: string, data: unknown, except?: string): Promise<void> {
     const id = `${this.instanceId}:${++this.pushCounter}`;
-    const push = preparePush(event, serializeData(data, event, 'push'), id);
+    const push = preparePushOf(event, data, id);
     const deliveredHere = this.deliver(target, push, except);
     // A session moving to another instance must hear it there too.
     if (target.kind === 'client' && deliveredHere && !this.sessions.getSession(target.sessionId)?.moving) return;
     const envelope: PushEnvelope = { type: 'push', origin: this.instanceId, id, target, event, except, dataJson: push.dataJson };
+    if (push.payload) envelope.binary = push.payload;
     this.handover.hear(envelope);
     await this.publish(this.channelOf(target), envelope);
   }
@@ -299,7 +301,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     if (!envelope || envelope.origin === this.instanceId) return;
     switch (envelope.type) {
       case 'push':
-        this.deliver(envelope.target, preparePush(envelope.event, envelope.dataJson, envelope.id), envelope.except);
+        this.deliver(envelope.target, pushOf(envelope), envelope.except);
         this.handover.hear(envelope);
         return;
       case 'done':

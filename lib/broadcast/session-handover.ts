@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { preparePush } from '../protocol/index.js';
 import {
   claimProof,
   hashSecret,
@@ -8,7 +7,7 @@ import {
   type SessionRegistry,
   type SessionSnapshot,
 } from '../session/index.js';
-import type { BroadcastTarget, ChannelMark, HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
+import { pushOf, type BroadcastTarget, type ChannelMark, type HandoverEnvelope, type PushEnvelope } from './broadcast-envelope.js';
 
 /** How long each step of a handover waits for the other instance. */
 export const HANDOVER_STEP_TIMEOUT_MS = 1000;
@@ -318,7 +317,7 @@ export class SessionHandover {
     if (!session) return this.sessions.getSession(snapshot.id);
     const kept = new Set(snapshot.pushes.map((push) => push.id).filter(Boolean));
     for (const envelope of heard) {
-      if (!kept.has(envelope.id)) session.push(preparePush(envelope.event, envelope.dataJson, envelope.id));
+      if (!kept.has(envelope.id)) session.push(pushOf(envelope));
     }
     session.trimAcknowledged();
     return session;

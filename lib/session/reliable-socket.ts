@@ -152,6 +152,11 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     this.replyError({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE, ref });
   }
 
+  /** Answers the `$upload` of a cancelled upload: it is settled, and no handler ran. */
+  acknowledgeCancelled(ref: MessageId): void {
+    this.answer(ref, encodeFrame(SystemEvent.ACK, serializeData({ ref, cancelled: true })));
+  }
+
   /** Answers a client message whose handler returned nothing. */
   acknowledge(ref: MessageId): void {
     this.answer(ref, encodeFrame(SystemEvent.ACK, serializeData({ ref })));

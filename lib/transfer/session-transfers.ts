@@ -137,18 +137,21 @@ export class SessionTransfers {
     });
   }
 
-  /** A client's `$chunk-ack` of a stream; false when it acknowledges bytes beyond the stream. Unknown streams (done) are ignored. */
-  acknowledgeStream(transfer: MessageId, received: number): boolean {
+  /**
+   * A client's `$chunk-ack` of a stream: `'beyond'` when it names bytes past the stream's end,
+   * `'unknown'` for no stream in progress (one just completed, say).
+   */
+  acknowledgeStream(transfer: MessageId, received: number): 'ok' | 'unknown' | 'beyond' {
     const key = transferKey(transfer);
     const stream = this.streams.get(key);
-    if (!stream) return true;
-    if (!stream.acknowledge(received)) return false;
+    if (!stream) return 'unknown';
+    if (!stream.acknowledge(received)) return 'beyond';
     if (stream.acked === stream.size) {
       this.dropStream(key, stream);
       stream.settle.resolve();
     }
     this.pump();
-    return true;
+    return 'ok';
   }
 
   /** The client refused a stream (`$cancel` with direction `down`). */

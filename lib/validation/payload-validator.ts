@@ -11,6 +11,9 @@ const PRIMITIVES = new Map<unknown, 'string' | 'number' | 'boolean'>([
   [Boolean, 'boolean'],
 ]);
 
+/** Bodies declared as bytes: they take a binary message's payload as it is, without class-validator. */
+const BINARY_TYPES = new Set<unknown>([Buffer, Uint8Array]);
+
 /** Types that say nothing about the payload's shape (`any`, `unknown`, `object`, arrays, interfaces). */
 const UNCHECKED = new Set<unknown>([undefined, Object, Array, Function, Promise]);
 
@@ -36,6 +39,14 @@ export async function validatePayload(
       : { ok: false, details: [{ property, constraints: { [`is${capitalize(primitive)}`]: `${property} must be a ${primitive}` } }] };
   }
   if (UNCHECKED.has(metatype) || typeof metatype !== 'function') return { ok: true, value };
+  if (BINARY_TYPES.has(metatype)) {
+    return value instanceof Uint8Array
+      ? { ok: true, value }
+      : { ok: false, details: [{ property, constraints: { isBinary: `${property} must be binary (a binary message or an upload)` } }] };
+  }
+  if (value instanceof Uint8Array) {
+    return { ok: false, details: [{ property, constraints: { isObject: `${property} must be an object, not binary` } }] };
+  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, details: [{ property, constraints: { isObject: `${property} must be an object` } }] };
   }
