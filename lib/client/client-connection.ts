@@ -1,5 +1,5 @@
 import type { Emitter } from './emitter.js';
-import type { ClientState, RequestOptions } from './reliable-ws-client.interfaces.js';
+import type { ClientState, RequestOptions, UploadOptions } from './reliable-ws-client.interfaces.js';
 
 /** What `ReliableWsClient` drives: a connection of its own, or a tab's share of a worker's. */
 export interface ClientConnection {
@@ -9,5 +9,6 @@ export interface ClientConnection {
   readonly queueLength: number;
   send(event: string, data: unknown): void;
   request(event: string, data: unknown, options?: RequestOptions): Promise<unknown>;
+  upload(event: string, data: Uint8Array, options?: UploadOptions): Promise<unknown>;
   close(): void;
 }

@@ -12,6 +12,8 @@ export interface TabPort {
 interface Tab {
   port: TabPort;
   tokenFromTab: boolean;
+  /** The tab's uploads in progress, to cancel when it asks (or goes). */
+  uploads: Map<number, AbortController>;
 }
 
 interface TokenAsk {
@@ -56,15 +58,17 @@ export class ConnectionHub {
   }
 
   attach(tabId: string, port: TabPort, tokenFromTab: boolean): void {
-    this.tabs.set(tabId, { port, tokenFromTab });
+    this.tabs.set(tabId, { port, tokenFromTab, uploads: new Map() });
     const { state, sessionId } = this.connection;
     port.postMessage({ type: 'attached', state, sessionId, tabs: this.tabs.size });
     this.toAll({ type: 'event', event: '$tabs', data: this.tabs.size }, tabId);
   }
 
-  /** The tab is gone: what it waited for is dropped, what it sent still goes out. */
+  /** The tab is gone: what it waited for is dropped, what it sent still goes out; its uploads are cancelled. */
   detach(tabId: string): void {
-    if (!this.tabs.delete(tabId)) return;
+    const tab = this.tabs.get(tabId);
+    if (!tab || !this.tabs.delete(tabId)) return;
+    for (const controller of tab.uploads.values()) controller.abort();
     for (const ask of [...this.tokenAsks.values()]) {
       if (ask.tabId === tabId) ask.settle({ error: 'the tab closed' });
     }
@@ -81,6 +85,10 @@ export class ConnectionHub {
         return this.send(tab, message.callId, message.message);
       case 'request':
         return this.request(tab, message.callId, message.message, message.timeoutMs);
+      case 'upload':
+        return this.upload(tab, message);
+      case 'cancel-upload':
+        return tab.uploads.get(message.callId)?.abort();
       case 'token':
         return this.tokenAsks.get(message.askId)?.settle(message);
       case 'detach':
@@ -113,6 +121,32 @@ export class ConnectionHub {
       (data) => tab.port.postMessage({ type: 'answer', callId, data }),
       (error: unknown) => tab.port.postMessage({ type: 'failure', callId, error: failure(error) }),
     );
+  }
+
+  /** An upload from a tab: its progress and its answer go to that tab only. */
+  private upload(tab: Tab, message: Extract<TabMessage, { type: 'upload' }>): void {
+    const { callId, event, data, timeoutMs, progress } = message;
+    const controller = new AbortController();
+    tab.uploads.set(callId, controller);
+    let answer: Promise<unknown>;
+    try {
+      answer = this.connection.upload(event, data, {
+        timeoutMs,
+        signal: controller.signal,
+        onProgress: progress ? (sent, total) => tab.port.postMessage({ type: 'progress', callId, sent, total }) : undefined,
+      });
+    } catch (error) {
+      answer = Promise.reject(error);
+    }
+    answer
+      .then(
+        (data) => tab.port.postMessage({ type: 'answer', callId, data }),
+        (error: unknown) => tab.port.postMessage({ type: 'failure', callId, error: failure(error) }),
+      )
+      .finally(() => {
+        tab.uploads.delete(callId);
+        tab.port.postMessage({ type: 'settled', callId });
+      });
   }
 
   private tokenFromTabs(): boolean {

@@ -11,6 +11,8 @@ export const ClientErrorCode = {
   TIMEOUT: 'TIMEOUT',
   SESSION_LOST: 'SESSION_LOST',
   CLOSED: 'CLOSED',
+  /** An upload cancelled through its `signal` (or by its `timeoutMs`, which rejects with `TIMEOUT`). */
+  ABORTED: 'ABORTED',
 } as const;
 
 /** A `request()` that failed: the server's `$error` code, or a `ClientErrorCode`. */

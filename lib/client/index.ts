@@ -8,6 +8,7 @@ export type {
   ReliableWsClientOptions,
   RequestOptions,
   ShareOptions,
+  UploadOptions,
   WebSocketConstructor,
   WebSocketLike,
 } from './reliable-ws-client.interfaces.js';
@@ -23,4 +24,6 @@ export {
   type ErrorData,
   type ReadyData,
   type HelloData,
+  type TransferProgress,
+  type TransferDirection,
 } from '../protocol/index.js';

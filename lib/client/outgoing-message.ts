@@ -1,11 +1,14 @@
-import { isSystemEventName, isValidEventName, serializeData } from '../protocol/index.js';
+import { isBinaryData, isSystemEventName, isValidEventName, serializeData } from '../protocol/index.js';
 import { QueueFullError } from './errors.js';
 import type { QueueOptions } from './reliable-ws-client.interfaces.js';
 
 /** A send, serialized once: what the queue keeps and what crosses to a shared worker. */
 export interface OutgoingMessage {
   event: string;
+  /** The serialised data; '' for a binary message. */
   dataJson: string;
+  /** The bytes of a binary message (sent as one binary frame). */
+  payload?: Uint8Array;
   /** Its size in the queue: UTF-8 bytes of event and data plus the envelope around them. */
   bytes: number;
 }
@@ -19,11 +22,21 @@ export const DEFAULT_QUEUE: QueueOptions = { maxMessages: 100_000, maxBytes: 102
 
 /** Checks the event name and serializes the data; throws where the client's `send` must. */
 export function encodeOutgoing(event: string, data: unknown): OutgoingMessage {
+  checkEventName(event);
+  if (isBinaryData(data)) return { event, dataJson: '', payload: data, bytes: data.byteLength + encoder.encode(event).length + ENVELOPE_BYTES };
+  return encodeSystem(event, data);
+}
+
+/** A message of the protocol's own (`$upload`, `$cancel`), queued like a send. */
+export function encodeSystem(event: string, data: unknown): OutgoingMessage {
+  const dataJson = serializeData(data);
+  return { event, dataJson, bytes: encoder.encode(dataJson).length + encoder.encode(event).length + ENVELOPE_BYTES };
+}
+
+export function checkEventName(event: string): void {
   if (!isValidEventName(event) || isSystemEventName(event)) {
     throw new TypeError(`ReliableWsClient: invalid event name ${JSON.stringify(event)}`);
   }
-  const dataJson = serializeData(data);
-  return { event, dataJson, bytes: encoder.encode(dataJson).length + encoder.encode(event).length + ENVELOPE_BYTES };
 }
 
 /** What the unanswered sends of one client hold, bounded by `queue` (bytes first). */

@@ -1,12 +1,19 @@
 import {
+  binaryHeaderJson,
+  chunkAckDataOf,
+  chunkHeaderJson,
   CloseCode,
+  decodeServerBinary,
   decodeServerMessage,
+  encodeBinaryMessage,
+  isBinaryData,
   SUBPROTOCOL,
   SystemEvent,
   type ErrorData,
   type HelloData,
   type ReadyData,
   type ServerMessage,
+  type TransferProgress,
 } from '../protocol/index.js';
 import {
   checkReconnectOptions,
@@ -17,15 +24,17 @@ import {
 } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, RequestError } from './errors.js';
-import { DEFAULT_QUEUE, encodeOutgoing, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
+import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
 import type {
   ClientHeartbeatOptions,
   ClientState,
   ReliableWsClientOptions,
   RequestOptions,
+  UploadOptions,
   WebSocketConstructor,
   WebSocketLike,
 } from './reliable-ws-client.interfaces.js';
+import { StreamReceiver } from './stream-receiver.js';
 
 /** Where the answer to one send goes when it is not the connection's own listeners (a shared worker's tab). */
 export interface SendHooks {
@@ -41,12 +50,31 @@ interface OutboxEntry extends OutgoingMessage {
   /** The connection it was last written to; written again on a later one until answered. */
   sentOn?: number;
   request?: PendingRequest;
+  /** The upload an `$upload` entry announces; its answer is the handler's. */
+  upload?: OutgoingUpload;
+}
+
+/** An upload in progress: its bytes (not copied), how far they were sent and acknowledged on this connection. */
+interface OutgoingUpload {
+  transfer: number;
+  event: string;
+  data: Uint8Array;
+  entry?: OutboxEntry;
+  /** The server accepted it on the current connection (told where to continue). */
+  accepted: boolean;
+  sent: number;
+  acked: number;
+  window: number;
+  maxFrameBytes: number;
+  onProgress?: (sent: number, total: number) => void;
+  /** Removes the abort listener. */
+  unlisten?: () => void;
 }
 
 interface PendingRequest {
   resolve(data: unknown): void;
   reject(error: RequestError): void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs: 10000 };
@@ -54,6 +82,10 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 10000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_ACK_DELAY_MS = 200;
+/** An upload waits for no answer in particular: its end is the handler's reply. */
+const NO_TIMEOUT = Number.POSITIVE_INFINITY;
+/** Cancelled uploads remembered, so that the server's `$error`s about their chunks still in flight are not reported. */
+const CANCELLED_REMEMBERED = 64;
 /** How often a send held back by a full socket buffer checks again (browsers have no drain event). */
 const DRAIN_POLL_MS = 50;
 const OPEN = 1;
@@ -90,6 +122,10 @@ export class ReliableConnection {
   private pingSentAt = 0;
   private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'drain', ReturnType<typeof setTimeout>>> = {};
   private readonly onOnline = (): void => this.reconnectNow();
+  private readonly uploads = new Map<number, OutgoingUpload>();
+  private nextTransfer = 0;
+  private readonly cancelledTransfers = new Set<number>();
+  private readonly streams: StreamReceiver;
 
   constructor(
     private readonly url: string,
@@ -103,6 +139,10 @@ export class ReliableConnection {
     this.reconnectOptions = checkReconnectOptions({ ...DEFAULT_RECONNECT, ...options.reconnect });
     this.heartbeatOptions = options.heartbeat === false ? false : { ...DEFAULT_HEARTBEAT, ...options.heartbeat };
     this.budget = new QueueBudget({ ...DEFAULT_QUEUE, ...options.queue });
+    this.streams = new StreamReceiver(
+      { sendSystem: (event, data) => this.sendSystem(event, data), emit: (event, payload) => this.emitter.emit(event, payload) },
+      options.maxTransferBytes,
+    );
     (globalThis as { addEventListener?: (type: string, listener: () => void) => void }).addEventListener?.(
       'online',
       this.onOnline,
@@ -138,6 +178,37 @@ export class ReliableConnection {
     return this.submitRequest(encodeOutgoing(event, data), options.timeoutMs);
   }
 
+  /**
+   * Sends bytes of any size (up to the server's `maxTransferBytes`) in chunks, flow-controlled by
+   * the server's acknowledgements and continued after a resume; resolves with the handler's reply.
+   */
+  upload(event: string, data: Uint8Array, options: UploadOptions = {}): Promise<unknown> {
+    checkEventName(event);
+    if (!isBinaryData(data)) return Promise.reject(new TypeError('ReliableWsClient: upload data must be a Uint8Array'));
+    if (options.signal?.aborted) return Promise.reject(new RequestError(ClientErrorCode.ABORTED, `the upload of "${event}" was aborted`));
+    const transfer = ++this.nextTransfer;
+    const upload: OutgoingUpload = {
+      transfer,
+      event,
+      data,
+      accepted: false,
+      sent: 0,
+      acked: 0,
+      window: 0,
+      maxFrameBytes: 0,
+      onProgress: options.onProgress,
+    };
+    const message = encodeSystem(SystemEvent.UPLOAD, { transfer, event, size: data.byteLength });
+    const answer = this.submitRequest(message, options.timeoutMs ?? NO_TIMEOUT, { onSettled: () => this.forgetUpload(upload) }, upload);
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = (): void => this.cancelUpload(upload, new RequestError(ClientErrorCode.ABORTED, `the upload of "${event}" was aborted`));
+      signal.addEventListener('abort', onAbort, { once: true });
+      upload.unlisten = () => signal.removeEventListener('abort', onAbort);
+    }
+    return answer;
+  }
+
   /** Queues an encoded send and writes it if the connection is open. */
   submit(message: OutgoingMessage, hooks?: SendHooks): void {
     this.enqueue(message, hooks);
@@ -145,17 +216,28 @@ export class ReliableConnection {
   }
 
   /** Queues an encoded request; its promise settles with the reply, an `$error` or a timeout. */
-  submitRequest(message: OutgoingMessage, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, hooks?: SendHooks): Promise<unknown> {
+  submitRequest(message: OutgoingMessage, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, hooks?: SendHooks, upload?: OutgoingUpload): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const entry = this.enqueue(message, hooks);
+      const timedOut = (): RequestError =>
+        new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${upload?.event ?? message.event}" within ${timeoutMs} ms`);
       entry.request = {
         resolve,
         reject,
-        timer: setTimeout(() => {
-          this.settle(entry);
-          reject(new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${message.event}" within ${timeoutMs} ms`));
-        }, timeoutMs),
+        timer:
+          timeoutMs === NO_TIMEOUT
+            ? undefined
+            : setTimeout(() => {
+                if (upload) return this.cancelUpload(upload, timedOut());
+                this.settle(entry);
+                reject(timedOut());
+              }, timeoutMs),
       };
+      if (upload) {
+        entry.upload = upload;
+        upload.entry = entry;
+        this.uploads.set(upload.transfer, upload);
+      }
       this.flush();
     });
   }
@@ -194,8 +276,96 @@ export class ReliableConnection {
       entry.id ??= ++this.nextId;
       this.awaitingAnswer.set(entry.id, entry);
       entry.sentOn = this.connection;
-      ws.send(`{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${entry.id}}`);
+      if (entry.upload) entry.upload.accepted = false;
+      if (entry.payload) ws.send(encodeBinaryMessage(binaryHeaderJson(entry.event, { id: entry.id }), entry.payload));
+      else ws.send(`{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${entry.id}}`);
     }
+    this.pumpUploads(ws, limit);
+  }
+
+  /**
+   * Sends the chunks of accepted uploads: per upload at most `window` bytes beyond the server's
+   * last acknowledgement, each frame within the server's `maxFrameBytes`, while the socket's
+   * buffer has room.
+   */
+  private pumpUploads(ws: WebSocketLike, limit: number): void {
+    for (const upload of this.uploads.values()) {
+      if (!upload.accepted || upload.entry?.sentOn !== this.connection) continue;
+      const size = upload.data.byteLength;
+      while (upload.sent < size && upload.sent - upload.acked < upload.window) {
+        if (ws.bufferedAmount > limit) return this.waitForDrain();
+        const header = chunkHeaderJson(upload.transfer, upload.sent);
+        // The header is ASCII: its length is its size in bytes.
+        const room = Math.min(upload.maxFrameBytes - 2 - header.length, upload.window - (upload.sent - upload.acked));
+        const end = Math.min(upload.sent + Math.max(room, 1), size);
+        ws.send(encodeBinaryMessage(header, upload.data.subarray(upload.sent, end)));
+        upload.sent = end;
+      }
+    }
+  }
+
+  private waitForDrain(): void {
+    this.timers.drain ??= setTimeout(() => {
+      this.timers.drain = undefined;
+      this.flush();
+    }, DRAIN_POLL_MS);
+  }
+
+  /** `$chunk-ack` of an upload: the acceptance (with `window`) says where to continue; later ones move `acked`. */
+  private onChunkAck(data: unknown): void {
+    const ack = chunkAckDataOf(data);
+    const upload = typeof ack?.transfer === 'number' ? this.uploads.get(ack.transfer) : undefined;
+    if (!ack || !upload || ack.received > upload.data.byteLength) return;
+    if (ack.window !== undefined) {
+      upload.accepted = true;
+      upload.window = Math.max(1, ack.window);
+      upload.maxFrameBytes = ack.maxFrameBytes ?? upload.window;
+      upload.sent = ack.received;
+    }
+    if (ack.received > upload.acked) {
+      upload.acked = ack.received;
+      if (upload.sent < upload.acked) upload.sent = upload.acked;
+      this.reportProgress(upload);
+    }
+    this.flush();
+  }
+
+  private reportProgress(upload: OutgoingUpload): void {
+    const total = upload.data.byteLength;
+    try {
+      upload.onProgress?.(upload.acked, total);
+    } catch (error) {
+      console.error('ReliableWsClient: an upload onProgress callback threw', error);
+    }
+    const progress: TransferProgress = { event: upload.event, transfer: upload.transfer, received: upload.acked, total, direction: 'up' };
+    this.emitter.emit('$progress', progress);
+  }
+
+  /** Gives up on an upload: its promise rejects; a server that may have started it is told to free it. */
+  private cancelUpload(upload: OutgoingUpload, reason: RequestError): void {
+    const entry = upload.entry;
+    if (!entry || !this.outbox.includes(entry)) return;
+    const started = entry.id !== undefined;
+    this.settle(entry);
+    entry.request?.reject(reason);
+    if (!started || this.isStopped()) return;
+    this.cancelledTransfers.add(upload.transfer);
+    if (this.cancelledTransfers.size > CANCELLED_REMEMBERED) this.cancelledTransfers.delete(this.cancelledTransfers.values().next().value as number);
+    try {
+      this.submit(encodeSystem(SystemEvent.CANCEL, { transfer: upload.transfer }));
+    } catch {
+      // a full queue: the server frees the upload when the session ends
+    }
+  }
+
+  private forgetUpload(upload: OutgoingUpload): void {
+    this.uploads.delete(upload.transfer);
+    upload.unlisten?.();
+  }
+
+  /** A `$`-event of the client's own, written at once if the connection is open (never queued). */
+  private sendSystem(event: string, data: unknown): void {
+    if (this.ws?.readyState === OPEN) this.ws.send(JSON.stringify({ event, data }));
   }
 
   private async connect(): Promise<void> {
@@ -215,6 +385,7 @@ export class ReliableConnection {
       this.fail(error instanceof Error ? error : new Error(String(error)));
       return;
     }
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.lastInboundAt = Date.now();
     this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
@@ -222,7 +393,11 @@ export class ReliableConnection {
       if (connection === this.connection) this.sendHello(ws, token);
     };
     ws.onmessage = (event: { data: unknown }) => {
-      if (connection === this.connection) this.receive(String(event.data));
+      if (connection !== this.connection) return;
+      const { data } = event;
+      if (typeof data === 'string') this.receive(data);
+      else if (data instanceof ArrayBuffer) this.receiveBinary(new Uint8Array(data));
+      else if (ArrayBuffer.isView(data)) this.receiveBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     };
     ws.onclose = (event: { code: number; reason: string }) => {
       if (connection === this.connection) this.onClose(event.code, event.reason);
@@ -252,7 +427,21 @@ export class ReliableConnection {
         return this.answer((message.data as { ref?: number })?.ref, { ok: true, data: undefined });
       case SystemEvent.ERROR:
         return this.onError(message.data as ErrorData);
+      case SystemEvent.CHUNK_ACK:
+        return this.onChunkAck(message.data);
+      case SystemEvent.STREAM:
+        return this.streams.announce(message.data);
     }
+    if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
+    else this.onPush(message);
+  }
+
+  /** A binary frame: a push or a reply whose data is the payload, or a chunk of a stream. */
+  private receiveBinary(bytes: Uint8Array): void {
+    this.lastInboundAt = Date.now();
+    const message = decodeServerBinary(bytes);
+    if (!message) return;
+    if (message.event === SystemEvent.CHUNK) return this.streams.chunk(message, message.data!);
     if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
     else this.onPush(message);
   }
@@ -286,8 +475,12 @@ export class ReliableConnection {
     this.lastSeq = 0;
     this.ackedSeq = 0;
     this.awaitingAnswer.clear();
+    this.streams.reset();
     for (const entry of [...this.outbox]) {
-      if (hadSession && entry.request && entry.sentOn !== undefined) {
+      if (entry.upload) {
+        // The new session knows nothing of it: the upload starts again from its first byte.
+        entry.upload.sent = entry.upload.acked = 0;
+      } else if (hadSession && entry.request && entry.sentOn !== undefined) {
         this.settle(entry);
         entry.request.reject(new RequestError(ClientErrorCode.SESSION_LOST, 'the session was lost before the answer arrived'));
         continue;
@@ -316,6 +509,8 @@ export class ReliableConnection {
   }
 
   private onError(error: ErrorData): void {
+    const transfer = (error?.details as { transfer?: unknown } | undefined)?.transfer;
+    if (error?.ref === undefined && typeof transfer === 'number' && this.cancelledTransfers.has(transfer)) return;
     if (error?.ref !== undefined && this.awaitingAnswer.has(Number(error.ref))) {
       this.answer(error.ref, { ok: false, error });
     } else {

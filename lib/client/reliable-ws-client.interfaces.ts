@@ -1,4 +1,4 @@
-import type { ErrorData } from '../protocol/index.js';
+import type { ErrorData, TransferProgress } from '../protocol/index.js';
 import type { ReconnectOptions } from './backoff.js';
 
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'failed';
@@ -12,7 +12,9 @@ export interface WebSocketLike {
   onmessage: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
-  send(data: string): void;
+  /** Set to `'arraybuffer'` by the client, so that binary frames arrive as ArrayBuffers. */
+  binaryType?: string;
+  send(data: string | Uint8Array<ArrayBuffer>): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -49,6 +51,11 @@ export interface ReliableWsClientOptions {
   /** Delay before a cumulative `$ack` of received pushes. */
   ackDelayMs?: number;
   /**
+   * Bytes of streams from the server (`socket.stream`) received at once; a larger stream is
+   * refused (`$cancel`) and reported as a `$error` event with code `PAYLOAD_TOO_LARGE`. Default: 16 MiB.
+   */
+  maxTransferBytes?: number;
+  /**
    * Share one connection (one session, one WebSocket) among every tab of the origin that uses the
    * same url and `name`, through a SharedWorker. Ignored where SharedWorker is missing.
    */
@@ -79,8 +86,19 @@ export interface ClientSystemEvents {
   $error: ErrorData;
   /** How many tabs share the connection (with `share`; 1 otherwise, never emitted). */
   $tabs: number;
+  /** Progress of a chunked transfer: an upload (`'up'`, acknowledged bytes) or a stream from the server (`'down'`). */
+  $progress: TransferProgress;
 }
 
 export interface RequestOptions {
+  timeoutMs?: number;
+}
+
+export interface UploadOptions {
+  /** Called as the server acknowledges bytes: `sent` grows to `total` (it restarts at 0 only if the session was lost). */
+  onProgress?: (sent: number, total: number) => void;
+  /** Aborting cancels the upload: the server frees it, the promise rejects with `ABORTED`. */
+  signal?: AbortSignal;
+  /** Gives up (and cancels) after this long; default: no limit. */
   timeoutMs?: number;
 }

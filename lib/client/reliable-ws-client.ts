@@ -1,6 +1,13 @@
 import type { ClientConnection } from './client-connection.js';
 import { ReliableConnection } from './reliable-connection.js';
-import type { ClientSystemEvents, ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions } from './reliable-ws-client.interfaces.js';
+import type {
+  ClientSystemEvents,
+  ClientState,
+  ReliableWsClientOptions,
+  RequestOptions,
+  ShareOptions,
+  UploadOptions,
+} from './reliable-ws-client.interfaces.js';
 import { SharedConnection } from './shared-connection.js';
 
 type EventMap = Record<string, any>;
@@ -45,7 +52,11 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     this.connection.emitter.off(event, listener);
   }
 
-  /** Sends an event; queued while offline and sent again after a reconnect until answered. */
+  /**
+   * Sends an event; queued while offline and sent again after a reconnect until answered. A
+   * `Uint8Array` as data goes as one binary frame (within the server's `maxPayloadBytes`; larger
+   * payloads: `upload`).
+   */
   send<K extends keyof ClientEvents & string>(event: K, data?: ClientEvents[K]): void {
     this.connection.send(event, data);
   }
@@ -57,6 +68,20 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     options: RequestOptions = {},
   ): Promise<R> {
     return this.connection.request(event, data, options) as Promise<R>;
+  }
+
+  /**
+   * Sends bytes of any size up to the server's `maxTransferBytes` as a chunked upload: the
+   * handler of `event` gets them as one `Buffer` and its reply resolves the promise (or it
+   * rejects with a `RequestError`: the server's code, `ABORTED`, `TIMEOUT`, `CLOSED`). Survives
+   * reconnects: a resumed session continues where the server's acknowledgements stopped.
+   */
+  upload<R = unknown, K extends keyof ClientEvents & string = keyof ClientEvents & string>(
+    event: K,
+    data: Uint8Array,
+    options: UploadOptions = {},
+  ): Promise<R> {
+    return this.connection.upload(event, data, options) as Promise<R>;
   }
 
   /**

@@ -11,6 +11,8 @@ export type TabMessage =
   | { type: 'attach'; tabId: string; url: string; options: SharedConnectionOptions; tokenFromTab: boolean }
   | { type: 'send'; callId: number; message: OutgoingMessage }
   | { type: 'request'; callId: number; message: OutgoingMessage; timeoutMs?: number }
+  | { type: 'upload'; callId: number; event: string; data: Uint8Array; timeoutMs?: number; progress: boolean }
+  | { type: 'cancel-upload'; callId: number }
   | { type: 'token'; askId: number; token?: string; error?: string }
   | { type: 'detach' };
 
@@ -28,6 +30,7 @@ export type WorkerMessage =
   | { type: 'settled'; callId: number }
   | { type: 'answer'; callId: number; data: unknown }
   | { type: 'failure'; callId: number; error: RequestFailure }
+  | { type: 'progress'; callId: number; sent: number; total: number }
   | { type: 'token'; askId: number };
 
 /** The name of the Web Lock a tab holds while it lives: the worker learns of its end when it gets it. */

@@ -1,13 +1,16 @@
 import type { ClientConnection } from './client-connection.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, RequestError } from './errors.js';
-import { DEFAULT_QUEUE, encodeOutgoing, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
-import type { ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions } from './reliable-ws-client.interfaces.js';
+import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
+import type { ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions, UploadOptions } from './reliable-ws-client.interfaces.js';
+import { isBinaryData, SystemEvent } from '../protocol/index.js';
 import { tabLockName, type SharedConnectionOptions, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
 
 interface PendingRequest {
   resolve(data: unknown): void;
   reject(error: RequestError): void;
+  /** An upload's progress callback, which stays in the tab. */
+  onProgress?: (sent: number, total: number) => void;
 }
 
 interface LockManager {
@@ -91,14 +94,31 @@ export class SharedConnection implements ClientConnection {
     });
   }
 
+  /** An upload run by the worker's connection; the bytes are copied to the worker once, progress comes back to this tab. */
+  upload(event: string, data: Uint8Array, options: UploadOptions = {}): Promise<unknown> {
+    checkEventName(event);
+    if (!isBinaryData(data)) return Promise.reject(new TypeError('ReliableWsClient: upload data must be a Uint8Array'));
+    if (options.signal?.aborted) return Promise.reject(new RequestError(ClientErrorCode.ABORTED, `the upload of "${event}" was aborted`));
+    // The tab's queue counts the announcement, as the worker's does; the bytes are the caller's.
+    const announcement = encodeSystem(SystemEvent.UPLOAD, { transfer: 0, event, size: data.byteLength });
+    const callId = this.track(this.take(announcement));
+    const { signal, onProgress, timeoutMs } = options;
+    const onAbort = (): void => this.post({ type: 'cancel-upload', callId });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return new Promise<unknown>((resolve, reject) => {
+      this.requests.set(callId, { resolve, reject, onProgress });
+      this.post({ type: 'upload', callId, event, data, timeoutMs, progress: onProgress !== undefined });
+    }).finally(() => signal?.removeEventListener('abort', onAbort));
+  }
+
   /** Detaches this tab: the connection goes on for the others; the last tab's detach closes it with 1000. */
   close(): void {
     if (this.isStopped()) return;
     this.stop('closed', new RequestError(ClientErrorCode.CLOSED, 'the client was closed'));
   }
 
-  private take(event: string, data: unknown): OutgoingMessage {
-    const message = encodeOutgoing(event, data);
+  private take(event: string | OutgoingMessage, data?: unknown): OutgoingMessage {
+    const message = typeof event === 'string' ? encodeOutgoing(event, data) : event;
     if (this.isStopped()) throw new Error(`ReliableWsClient: cannot send on a ${this.currentState} client`);
     this.budget.reserve(message.bytes);
     return message;
@@ -126,6 +146,8 @@ export class SharedConnection implements ClientConnection {
         const { code, message: text, details, retryAfterMs } = message.error;
         return this.answer(message.callId)?.reject(new RequestError(code, text, details, retryAfterMs));
       }
+      case 'progress':
+        return this.progress(message.callId, message.sent, message.total);
       case 'token':
         return void this.provideToken(message.askId);
     }
@@ -138,6 +160,14 @@ export class SharedConnection implements ClientConnection {
     if (event === '$ready') this.session = (data as { sessionId: string }).sessionId;
     if (event === '$failed') return this.fail(new Error(String(data)));
     this.emitter.emit(event, data);
+  }
+
+  private progress(callId: number, sent: number, total: number): void {
+    try {
+      this.requests.get(callId)?.onProgress?.(sent, total);
+    } catch (error) {
+      console.error('ReliableWsClient: an upload onProgress callback threw', error);
+    }
   }
 
   private answer(callId: number): PendingRequest | undefined {
