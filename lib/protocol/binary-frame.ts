@@ -43,7 +43,7 @@ export function encodeBinaryHead(headerJson: string): Uint8Array {
 }
 
 /** One contiguous binary frame (what a browser's `WebSocket.send` takes): one copy of the payload. */
-export function encodeBinaryMessage(headerJson: string, payload: Uint8Array): Uint8Array {
+export function encodeBinaryMessage(headerJson: string, payload: Uint8Array): Uint8Array<ArrayBuffer> {
   const head = encodeBinaryHead(headerJson);
   const frame = new Uint8Array(head.byteLength + payload.byteLength);
   frame.set(head);
