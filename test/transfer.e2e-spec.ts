@@ -1,0 +1,320 @@
+/**
+ * Chunked transfer end to end: uploads (client → server) and streams (server → client) between a
+ * real Nest app on port 0 and ReliableWsClient on `ws`, through a TCP proxy that cuts the
+ * connection at random (test/support/chaos-proxy.ts) or holds one direction back
+ * (test/support/tcp-proxy.ts), and raw `ws` peers for the wire and for hostile chunk frames.
+ * Every wait and loop is bounded.
+ */
+import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import fc from 'fast-check';
+import { createHash, randomBytes } from 'node:crypto';
+import { WebSocket } from 'ws';
+import { ReliableWsClient, RequestError, type ReliableWsClientOptions, type TransferProgress } from '../lib/client/index.js';
+import { ReliableGateway, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
+import { chunkHeaderJson, decodeServerBinary, encodeBinaryMessage } from '../lib/protocol/index.js';
+import { startApp, type TestApp } from './support/app.js';
+import { ChaosProxy } from './support/chaos-proxy.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+import { sleep, waitUntil, within } from './support/wait.js';
+
+const MiB = 1024 * 1024;
+const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Every upload the handler got: event, size, hash. */
+const uploads: Array<{ size: number; hash: string; isBuffer: boolean }> = [];
+const notes: number[] = [];
+const sockets = new Map<string, ReliableSocket>();
+const streamOutcomes: Array<'resolved' | 'rejected'> = [];
+
+@ReliableGateway({ path: '/ws' })
+class TransferGateway {
+  handleConnection(socket: ReliableSocket): void {
+    sockets.set(socket.id, socket);
+  }
+
+  @SubscribeMessage('file')
+  file(@MessageBody() data: Buffer): { size: number; hash: string } {
+    const hash = sha(data);
+    uploads.push({ size: data.length, hash, isBuffer: Buffer.isBuffer(data) });
+    return { size: data.length, hash };
+  }
+
+  @SubscribeMessage('note')
+  note(@MessageBody() n: number): void {
+    notes.push(n);
+  }
+
+  /** Streams `size` random bytes to the caller; answers their hash at once. */
+  @SubscribeMessage('download')
+  download(@MessageBody() size: number, @ConnectedSocket() socket: ReliableSocket): string {
+    const bytes = randomBytes(size);
+    socket.stream('file', bytes).then(
+      () => streamOutcomes.push('resolved'),
+      () => streamOutcomes.push('rejected'),
+    );
+    return sha(bytes);
+  }
+}
+
+const OPTIONS: ReliableWsOptions = {
+  allowedOrigins: '*',
+  rateLimit: false,
+  heartbeat: { intervalMs: 1000, timeoutMs: 2000 },
+  maxPayloadBytes: 32 * 1024,
+  backpressure: { maxBufferedBytes: 256 * 1024 },
+  resume: { ttlMs: 30_000 },
+};
+const WINDOW = 256 * 1024;
+
+let app: TestApp;
+const clients: ReliableWsClient[] = [];
+const closers: Array<() => Promise<void> | void> = [];
+
+function client(url: string, options: ReliableWsClientOptions = {}): ReliableWsClient {
+  const c = new ReliableWsClient(url, {
+    WebSocket,
+    reconnect: { initialDelayMs: 10, maxDelayMs: 100, maxRetries: 1000 },
+    heartbeat: { intervalMs: 500, timeoutMs: 2000 },
+    ...options,
+  });
+  clients.push(c);
+  return c;
+}
+
+const ready = (c: ReliableWsClient) =>
+  within(new Promise<void>((resolve) => (c.state === 'open' ? resolve() : c.on('$ready', () => resolve()))), 5000, '$ready');
+
+function countResumes(c: ReliableWsClient): { resumed: number; missed: number } {
+  const counts = { resumed: 0, missed: 0 };
+  c.on('$ready', (info) => {
+    if (info.resumed) counts.resumed++;
+    if (info.missed) counts.missed++;
+  });
+  return counts;
+}
+
+/** A raw plain client (no subprotocol: its session starts at once) that records every frame. */
+async function rawPeer(url: string) {
+  const ws = new WebSocket(url);
+  closers.push(() => ws.terminate());
+  const texts: any[] = [];
+  const binaries: Array<ReturnType<typeof decodeServerBinary>> = [];
+  ws.on('message', (data, binary) => {
+    if (binary) binaries.push(decodeServerBinary(new Uint8Array(data as Buffer)));
+    else texts.push(JSON.parse(String(data)));
+  });
+  await waitUntil(() => texts.some((t) => t.event === '$ready'), { what: '$ready' });
+  const sessionId: string = texts.find((t) => t.event === '$ready').data.sessionId;
+  return { ws, texts, binaries, sessionId, send: (message: unknown) => ws.send(JSON.stringify(message)) };
+}
+
+beforeAll(async () => {
+  app = await startApp(OPTIONS, [TransferGateway]);
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const close of closers.splice(0)) await close();
+  uploads.length = 0;
+  notes.length = 0;
+  streamOutcomes.length = 0;
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+describe('upload (client → server)', () => {
+  it('5 MiB through random cuts: every byte once, one handler run, monotonic progress', async () => {
+    const proxy = await ChaosProxy.start(app.port);
+    closers.push(() => proxy.close());
+    const c = client(proxy.url('/ws'));
+    const sessions = countResumes(c);
+    await ready(c);
+    const data = randomBytes(5 * MiB);
+    const progress: number[] = [];
+    const cutAt = [0.2, 0.45, 0.7, 0.9].map((share) => share * data.length);
+    proxy.startChaos(40, 200);
+    const reply = await within(
+      c.upload<{ size: number; hash: string }>('file', data, {
+        onProgress: (sent, total) => {
+          expect(total).toBe(data.length);
+          progress.push(sent);
+          // Besides the random cuts, one at each of these points, so that the upload surely resumes.
+          if (cutAt.length > 0 && sent >= cutAt[0]) {
+            cutAt.shift();
+            setImmediate(() => proxy.cutAll());
+          }
+        },
+      }),
+      30_000,
+      'the upload',
+    );
+    proxy.stopChaos();
+    expect(reply).toEqual({ size: data.length, hash: sha(data) });
+    expect(uploads).toEqual([{ size: data.length, hash: sha(data), isBuffer: true }]);
+    expect(sessions.resumed).toBeGreaterThanOrEqual(4);
+    expect(sessions.missed).toBe(0);
+    expect(progress.at(-1)).toBe(data.length);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]).toBeGreaterThan(progress[i - 1]);
+    await sleep(200);
+    expect(uploads).toHaveLength(1); // no second run after late duplicates
+    expect(sockets.get(c.sessionId!)!.session.transfers.heldBytes).toBe(0);
+  });
+
+  it('never has more than the window unacknowledged (acks held back by the proxy)', async () => {
+    const proxy = await TcpProxy.start(app.port);
+    closers.push(() => proxy.close());
+    const c = client(proxy.url('/ws'));
+    await ready(c);
+    const data = randomBytes(4 * MiB);
+    let seen = 0;
+    const done = c.upload('file', data, { onProgress: (sent) => (seen = sent) });
+    await waitUntil(() => seen > 0, { what: 'the first acknowledgement' });
+    proxy.stall('down');
+    const lastSeen = seen;
+    await sleep(300);
+    const upload = () => [...sockets.get(c.sessionId!)!.session.transfers['uploads'].values()][0] as { received: number };
+    const heldBack = upload().received;
+    await sleep(300);
+    expect(upload().received).toBe(heldBack); // stopped, waiting for acks
+    expect(heldBack - lastSeen).toBeLessThanOrEqual(WINDOW);
+    expect(heldBack - lastSeen).toBeGreaterThan(WINDOW / 2); // it did use the window
+    proxy.resume();
+    await within(done, 20_000, 'the upload');
+    expect(uploads).toHaveLength(1);
+  });
+
+  it('over the budget: PAYLOAD_TOO_LARGE, the connection and other messages unharmed; cancel frees the budget', async () => {
+    const small = await startApp({ ...OPTIONS, maxTransferBytes: MiB }, [TransferGateway]);
+    closers.push(() => small.close());
+    const c = client(small.wsUrl('/ws'));
+    const closes: number[] = [];
+    c.on('$close', ({ code }) => closes.push(code));
+    await ready(c);
+    c.send('note', 1);
+    const tooLarge = await c.upload('file', randomBytes(MiB + 1)).catch((error: RequestError) => error);
+    c.send('note', 2);
+    expect(tooLarge).toBeInstanceOf(RequestError);
+    expect(tooLarge).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+
+    // A first upload of 0.9 MiB, aborted after its first acknowledgement, then another: only fits if the first was freed.
+    const controller = new AbortController();
+    const errors: unknown[] = [];
+    c.on('$error', (error) => errors.push(error));
+    const first = c.upload('file', randomBytes(0.9 * MiB), { signal: controller.signal, onProgress: () => controller.abort() });
+    await expect(within(first, 5000, 'the aborted upload')).rejects.toMatchObject({ code: 'ABORTED' });
+    const second = randomBytes(0.9 * MiB);
+    await expect(within(c.upload('file', second), 10_000, 'the second upload')).resolves.toEqual({ size: second.length, hash: sha(second) });
+    c.send('note', 3);
+    await waitUntil(() => notes.length === 3, { what: 'every note' });
+    expect(notes.sort()).toEqual([1, 2, 3]);
+    expect(uploads.map((u) => u.hash)).toEqual([sha(second)]);
+    expect(closes).toEqual([]);
+    expect(errors).toEqual([]); // chunks of the cancelled upload still in flight are not reported
+  });
+
+  it('an upload to an event without handler, or of garbage, is refused at once', async () => {
+    const c = client(app.wsUrl('/ws'));
+    await expect(c.upload('nobody', new Uint8Array(10))).rejects.toMatchObject({ code: 'UNKNOWN_EVENT' });
+    await expect(c.upload('file', new Uint8Array(0))).resolves.toEqual({ size: 0, hash: sha(new Uint8Array(0)) });
+  });
+
+  it('hostile chunk frames never crash the server, are answered BAD_MESSAGE, and hold nothing', async () => {
+    const peer = await rawPeer(app.wsUrl('/ws'));
+    peer.send({ event: '$upload', data: { transfer: 'real', event: 'file', size: 100_000 }, id: 'u' });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$chunk-ack'), { what: 'the acceptance' });
+    const transfer = fc.oneof(fc.constant('real'), fc.nat(5), fc.string({ maxLength: 5 }), fc.constant(null), fc.double());
+    const header = fc.record({ event: fc.constant('$chunk'), transfer, offset: fc.oneof(fc.nat(200_000), fc.integer(), fc.constant('0')) }, { requiredKeys: ['event'] });
+    const frames = fc.sample(fc.tuple(header, fc.uint8Array({ maxLength: 2000 })), { numRuns: 300, seed: 14 });
+    let valid = 0;
+    let expectedReceived = 0;
+    for (const [h, payload] of frames) {
+      const ok = h.transfer === 'real' && h.offset === expectedReceived && payload.length > 0 && expectedReceived + payload.length <= 100_000;
+      if (ok) {
+        valid++;
+        expectedReceived += payload.length;
+      }
+      peer.ws.send(encodeBinaryMessage(JSON.stringify(h), payload));
+    }
+    const bad = frames.length - valid;
+    await waitUntil(() => peer.texts.filter((t) => t.event === '$error').length === bad, { what: `${bad} errors`, timeoutMs: 10_000 });
+    expect(peer.texts.filter((t) => t.event === '$error').every((t) => t.data.code === 'BAD_MESSAGE')).toBe(true);
+    const transfers = sockets.get(peer.sessionId)!.session.transfers;
+    expect(transfers.heldBytes).toBe(100_000);
+    // The real upload is still consistent: the rest of it completes it.
+    for (let offset = expectedReceived; offset < 100_000; offset += 16_000) {
+      peer.ws.send(encodeBinaryMessage(chunkHeaderJson('real', offset), randomBytes(Math.min(16_000, 100_000 - offset))));
+    }
+    await waitUntil(() => peer.texts.some((t) => t.ref === 'u' && t.event === 'file'), { what: 'the handler reply' });
+    expect(peer.texts.find((t) => t.ref === 'u').data.size).toBe(100_000);
+    expect(transfers.heldBytes).toBe(0);
+    peer.send({ event: '$upload', data: { transfer: 'big', event: 'file', size: 17 * MiB }, id: 'big' });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$error' && t.data.ref === 'big'), { what: 'the refusal' });
+    expect(peer.texts.find((t) => t.data?.ref === 'big').data.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(transfers.heldBytes).toBe(0);
+  });
+});
+
+describe('stream (server → client)', () => {
+  it('5 MiB through random cuts arrives intact, once, with progress; stream() resolves', async () => {
+    const proxy = await ChaosProxy.start(app.port);
+    closers.push(() => proxy.close());
+    const c = client(proxy.url('/ws'));
+    const sessions = countResumes(c);
+    const files: Uint8Array[] = [];
+    const progress: TransferProgress[] = [];
+    c.on('file', (data: Uint8Array) => files.push(data));
+    c.on('$progress', (p) => {
+      progress.push(p);
+      if (p.received > (progress.length % 7) * 700_000 && progress.length % 7 === 0) setImmediate(() => proxy.cutAll());
+    });
+    await ready(c);
+    const hash = await c.request<string>('download', 5 * MiB);
+    proxy.startChaos(40, 200);
+    await waitUntil(() => files.length === 1, { what: 'the stream', timeoutMs: 30_000, intervalMs: 50 });
+    proxy.stopChaos();
+    expect(files[0].byteLength).toBe(5 * MiB);
+    expect(sha(files[0])).toBe(hash);
+    expect(sessions.missed).toBe(0);
+    expect(sessions.resumed).toBeGreaterThanOrEqual(1);
+    const received = progress.map((p) => p.received);
+    for (let i = 1; i < received.length; i++) expect(received[i]).toBeGreaterThan(received[i - 1]);
+    expect(progress.at(-1)).toMatchObject({ event: 'file', received: 5 * MiB, total: 5 * MiB, direction: 'down' });
+    await waitUntil(() => streamOutcomes.length === 1, { what: 'stream() to settle' });
+    expect(streamOutcomes).toEqual(['resolved']);
+    await sleep(200);
+    expect(files).toHaveLength(1);
+  });
+
+  it('never more than the window unacknowledged: a peer that does not ack gets at most the window', async () => {
+    const peer = await rawPeer(app.wsUrl('/ws'));
+    peer.send({ event: 'download', data: 2 * MiB, id: 1 });
+    await waitUntil(() => peer.binaries.length > 0, { what: 'chunks' });
+    await sleep(300);
+    const bytes = () => peer.binaries.reduce((sum, m) => sum + (m!.event === '$chunk' ? m!.data!.byteLength : 0), 0);
+    const unacked = bytes();
+    expect(unacked).toBeLessThanOrEqual(WINDOW);
+    expect(unacked).toBeGreaterThan(WINDOW / 2);
+    const transfer = peer.texts.find((t) => t.event === '$stream').data.transfer;
+    peer.send({ event: '$chunk-ack', data: { transfer, received: unacked } });
+    await waitUntil(() => bytes() > unacked, { what: 'more chunks after an ack' });
+    await sleep(200);
+    expect(bytes()).toBeLessThanOrEqual(unacked + WINDOW);
+    peer.send({ event: '$cancel', data: { transfer, direction: 'down' } });
+    await waitUntil(() => streamOutcomes.length === 1, { what: 'the refused stream to reject' });
+    expect(streamOutcomes).toEqual(['rejected']);
+    expect(sockets.get(peer.sessionId)!.session.transfers.heldBytes).toBe(0);
+  });
+
+  it('a stream above the client maxTransferBytes is refused with a PAYLOAD_TOO_LARGE $error', async () => {
+    const c = client(app.wsUrl('/ws'), { maxTransferBytes: 1000 });
+    const errors: any[] = [];
+    c.on('$error', (error) => errors.push(error));
+    await ready(c);
+    await c.request('download', 5000);
+    await waitUntil(() => errors.length === 1 && streamOutcomes.length === 1, { what: 'the refusal' });
+    expect(errors[0]).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { event: 'file', size: 5000 } });
+    expect(streamOutcomes).toEqual(['rejected']);
+  });
+});
