@@ -9,6 +9,23 @@ function push(target: BroadcastTarget, data: unknown, extra: Partial<BroadcastEn
 }
 
 describe('encodeEnvelope / decodeEnvelope', () => {
+  it('round-trips a binary push (base64 once on the bus) and refuses garbage in its place', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), (bytes) => {
+        const envelope = push({ kind: 'room', room: 'r' }, null, { dataJson: '', binary: bytes } as Partial<BroadcastEnvelope>);
+        const wire = encodeEnvelope(envelope);
+        expect(wire.slice(wire.indexOf('\n') + 1)).toBe(Buffer.from(bytes).toString('base64'));
+        const decoded = decodeEnvelope(wire) as Extract<BroadcastEnvelope, { type: 'push' }>;
+        expect(decoded.dataJson).toBe('');
+        expect(Buffer.from(decoded.binary!).equals(Buffer.from(bytes))).toBe(true);
+      }),
+    );
+    const header = JSON.stringify({ type: 'push', origin: ORIGIN, id: 'i', target: { kind: 'all' }, event: 'e', binary: true });
+    for (const garbage of ['not base64!', 'abc', '====', '{"a":1}']) expect(decodeEnvelope(`${header}\n${garbage}`)).toBeUndefined();
+    const notTrue = JSON.stringify({ type: 'push', origin: ORIGIN, id: 'i', target: { kind: 'all' }, event: 'e', binary: 'yes' });
+    expect(decodeEnvelope(`${notTrue}\nAAAA`)).toBeUndefined();
+  });
+
   it('round-trips a push to every kind of target', () => {
     const targets: BroadcastTarget[] = [
       { kind: 'all' },

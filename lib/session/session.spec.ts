@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { preparePush, type PreparedPush } from '../protocol/index.js';
+import { preparePush, preparePushOf, type PreparedPush } from '../protocol/index.js';
 import { ANSWER_PENDING } from './answer-cache.js';
 import { ReliableSocket } from './reliable-socket.js';
 import { SessionRegistry, type SessionLifetime, type SessionObserver } from './session.registry.js';
@@ -167,6 +167,17 @@ describe('Session', () => {
       // a handler still running on the old instance has no answer to carry
       expect(restored.answers.get(9)).not.toBe(ANSWER_PENDING);
       expect(restored.snapshot()).toEqual({ ...snapshot });
+    });
+
+    it('carries binary pushes and binary answers through a JSON snapshot', () => {
+      const original = new Session(true, 10);
+      original.push(preparePushOf('bin', Buffer.from([1, 2, 3])));
+      original.answer(1, { head: Uint8Array.from([0, 2, 0x7b, 0x7d]), payload: Uint8Array.from([9, 9]) });
+      const restored = Session.restore(JSON.parse(JSON.stringify(original.snapshot())), 10);
+      const frame = restored.pushAt(1)!.wireFrame(1) as { head: Uint8Array; payload: Uint8Array };
+      expect(Array.from(frame.payload)).toEqual([1, 2, 3]);
+      const answer = restored.answers.get(1) as { head: Uint8Array; payload: Uint8Array };
+      expect([Array.from(answer.head), Array.from(answer.payload)]).toEqual([[0, 2, 0x7b, 0x7d], [9, 9]]);
     });
 
     it('the restored session keeps numbering after the snapshot', () => {
