@@ -186,6 +186,33 @@ describe('upload (client → server)', () => {
     expect(uploads).toHaveLength(1);
   });
 
+  it('progress reaches the total when the last acknowledgement is lost in a cut and the reply comes from the cache', async () => {
+    const proxy = await TcpProxy.start(app.port);
+    closers.push(() => proxy.close());
+    const c = client(proxy.url('/ws'));
+    const sessions = countResumes(c);
+    await ready(c);
+    // Within the window of the first acknowledgement: the rest goes out after it, with nothing more to wait for.
+    const data = randomBytes(WINDOW + 24 * 1024);
+    const progress: number[] = [];
+    const done = c.upload('file', data, {
+      onProgress: (sent) => {
+        // Held from the first acknowledgement on: the last one and the reply never reach this connection.
+        if (progress.length === 0) proxy.stall('down');
+        progress.push(sent);
+      },
+    });
+    await waitUntil(() => uploads.length === 1, { what: 'the handler' });
+    await waitUntil(() => proxy.heldDownBytes > 0, { what: 'the reply to be held back' });
+    proxy.cutAll();
+    proxy.resume();
+    await expect(within(done, 5000, 'the upload')).resolves.toEqual({ size: data.length, hash: sha(data) });
+    expect(sessions.resumed).toBe(1);
+    expect(progress[0]).toBeLessThan(data.length);
+    expect(progress.at(-1)).toBe(data.length);
+    expect(uploads).toHaveLength(1);
+  });
+
   it('over the budget: PAYLOAD_TOO_LARGE, the connection and other messages unharmed; cancel frees the budget', async () => {
     const small = await startApp({ ...OPTIONS, maxTransferBytes: MiB }, [TransferGateway]);
     closers.push(() => small.close());

@@ -341,6 +341,13 @@ export class ReliableConnection {
     this.emitter.emit('$progress', progress);
   }
 
+  /** The handler's reply means the server had every byte, even if the last acknowledgement was lost in a cut. */
+  private reportDelivered(upload: OutgoingUpload): void {
+    if (upload.acked === upload.data.byteLength) return;
+    upload.acked = upload.data.byteLength;
+    this.reportProgress(upload);
+  }
+
   /** Gives up on an upload: its promise rejects; a server that may have started it is told to free it. */
   private cancelUpload(upload: OutgoingUpload, reason: RequestError): void {
     const entry = upload.entry;
@@ -523,8 +530,10 @@ export class ReliableConnection {
     if (!entry) return;
     this.settle(entry);
     if (entry.request) {
-      if (outcome.ok) entry.request.resolve(outcome.data);
-      else entry.request.reject(new RequestError(outcome.error.code, outcome.error.message, outcome.error.details, outcome.error.retryAfterMs));
+      if (outcome.ok) {
+        if (entry.upload) this.reportDelivered(entry.upload);
+        entry.request.resolve(outcome.data);
+      } else entry.request.reject(new RequestError(outcome.error.code, outcome.error.message, outcome.error.details, outcome.error.retryAfterMs));
     } else if (!outcome.ok) {
       if (entry.hooks?.onError) entry.hooks.onError(outcome.error);
       else this.emitter.emit('$error', outcome.error);
