@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReliableWsModule, type ReliableWsOptions } from '../lib/index.js';
 import { ChatModule } from './chat.module.js';
+import { MAX_FILE_BYTES } from './file-shelf.js';
 
 /** The page's files, next to this module: sample/public, or dist/sample/public once built. */
 export const PUBLIC_DIR = fileURLToPath(new URL('./public', import.meta.url));
@@ -57,9 +58,11 @@ export function sampleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sampl
  * The module's options. Defaults otherwise: same-origin only (the page is served by this app),
  * heartbeat every 30 s with a 10 s grace, sessions resumable for 2 min, health at /health/ws.
  * With Redis, session state lives there too, so a client may resume on another instance.
+ * A session may upload the largest file while it downloads another.
  */
 export function reliableWsOptions(config: SampleConfig): ReliableWsOptions {
-  return config.redisUrl ? { broadcast: { redis: config.redisUrl, channelPrefix: config.channelPrefix } } : {};
+  const maxTransferBytes = 2 * MAX_FILE_BYTES;
+  return config.redisUrl ? { maxTransferBytes, broadcast: { redis: config.redisUrl, channelPrefix: config.channelPrefix } } : { maxTransferBytes };
 }
 
 /** How the app broadcasts, for the startup log (a password in the URL is masked). */

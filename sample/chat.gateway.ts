@@ -1,7 +1,8 @@
-import { ForbiddenException, Logger } from '@nestjs/common';
+import { BadRequestException, ForbiddenException, Logger } from '@nestjs/common';
 import { ConnectedSocket, MessageBody, SubscribeMessage, type OnGatewayConnection } from '@nestjs/websockets';
-import { BroadcastService, ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
-import { JoinDto, NickDto, RoomDto, SayDto } from './chat.dto.js';
+import { BroadcastService, ReliableGateway, ReliableWsException, SessionRegistry, type ReliableSocket } from '../lib/index.js';
+import { FetchDto, JoinDto, NickDto, OfferDto, RoomDto, SayDto } from './chat.dto.js';
+import { FileShelf } from './file-shelf.js';
 import { PresenceBudget } from './presence-budget.js';
 
 /** The room every session joins on its first connect. */
@@ -18,6 +19,10 @@ export const MAX_ROOMS_PER_SESSION = 20;
  * - `join { room }`, `leave { room }` → `{ ok, room, rooms }` (the session's rooms afterwards)
  * - `say { room, text }` → `{ ok }`; `$error FORBIDDEN` unless the session is in the room
  * - `nick { name }` → `{ ok, name }`
+ * - sharing a file with a room, in two steps: `offer { room, name, type, size }` → `{ ok }`, then
+ *   the bytes as an upload, `client.upload('share', bytes)` → `{ ok, id }`; the room hears
+ *   `shared { room, id, name, type, size, from }`
+ * - `fetch { id }` → `{ ok }`, then the file's bytes as a stream, `file:<id>`, to this session only
  *
  * Pushes (server → client): `welcome { sessionId, name, rooms }` on every connect (rooms: what the
  * session is in, kept across a resumed reconnect), and to a room's members `said { room, from,
@@ -51,6 +56,10 @@ export class ChatGateway implements OnGatewayConnection {
    */
   private readonly names = new Map<string, string>();
   private readonly presence = new PresenceBudget();
+  /** Files shared on this instance, bounded in count and bytes (see file-shelf.ts). */
+  readonly files = new FileShelf();
+  /** Each session's last `offer`, until its `share` upload comes: what the bytes are and where they go. */
+  private readonly offers = new Map<string, OfferDto>();
 
   /** Sessions this instance keeps a name for: every session it has seen that has not ended. */
   get nameCount(): number {
@@ -66,7 +75,10 @@ export class ChatGateway implements OnGatewayConnection {
     sessions.observe({
       sessionStarted: () => undefined,
       principalChanged: () => undefined,
-      sessionEnded: (session) => this.names.delete(session.id),
+      sessionEnded: (session) => {
+        this.names.delete(session.id);
+        this.offers.delete(session.id);
+      },
     });
   }
 
@@ -103,7 +115,7 @@ export class ChatGateway implements OnGatewayConnection {
 
   @SubscribeMessage('say')
   async say(@MessageBody() { room, text }: SayDto, @ConnectedSocket() socket: ReliableSocket) {
-    if (!this.broadcast.roomsOf(socket.id).includes(room)) throw new ForbiddenException('join the room first');
+    this.checkMember(socket.id, room);
     const at = new Date().toISOString();
     await this.broadcast.toRoom(room, 'said', { room, from: this.nameOf(socket.id), text, at });
     return { ok: true };
@@ -127,6 +139,43 @@ export class ChatGateway implements OnGatewayConnection {
       );
     }
     return { ok: true, name: to };
+  }
+
+  /** Sharing a file, step 1: what it is and where it goes. The `share` upload that follows brings its bytes. */
+  @SubscribeMessage('offer')
+  offer(@MessageBody() offer: OfferDto, @ConnectedSocket() socket: ReliableSocket) {
+    this.checkMember(socket.id, offer.room);
+    this.offers.set(socket.id, offer);
+    return { ok: true };
+  }
+
+  /** Step 2: the bytes, as one Buffer however large the upload (up to `maxTransferBytes`). */
+  @SubscribeMessage('share')
+  async share(@MessageBody() bytes: Buffer, @ConnectedSocket() socket: ReliableSocket) {
+    const offer = this.offers.get(socket.id);
+    this.offers.delete(socket.id);
+    if (!offer) throw new BadRequestException('offer the file first');
+    if (bytes.length !== offer.size) throw new BadRequestException(`the offer said ${offer.size} bytes, the upload has ${bytes.length}`);
+    const { room, name, type, size } = offer;
+    this.checkMember(socket.id, room);
+    const file = this.files.add({ room, name, type, size, from: this.nameOf(socket.id) }, bytes);
+    await this.broadcast.toRoom(room, 'shared', file);
+    return { ok: true, id: file.id };
+  }
+
+  /** A shared file's bytes, streamed to this session only, as `file:<id>` (the page shows `$progress`). */
+  @SubscribeMessage('fetch')
+  fetch(@MessageBody() { id }: FetchDto, @ConnectedSocket() socket: ReliableSocket) {
+    const file = this.files.get(id);
+    if (!file) throw new ReliableWsException({ code: 'NOT_FOUND', message: 'this file is no longer kept' });
+    this.checkMember(socket.id, file.room);
+    // Rejects if the session ends first or the client refuses the stream: nothing left to do then.
+    socket.stream(`file:${id}`, file.bytes).catch(() => undefined);
+    return { ok: true };
+  }
+
+  private checkMember(sessionId: string, room: string): void {
+    if (!this.broadcast.roomsOf(sessionId).includes(room)) throw new ForbiddenException('join the room first');
   }
 
   /** Joins a room and tells its other members unless quiet; nothing happens when the session is already in it. */

@@ -8,6 +8,7 @@
  * browser of its own. Set SAMPLE_SCREENSHOT=/path.png to keep a screenshot of the sample page.
  */
 import type { INestApplication } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createSampleApp } from '../sample/app.js';
@@ -321,6 +322,50 @@ describe('browser bundle in headless Chromium', () => {
       expect(errors).toEqual([]);
     } finally {
       for (const page of pages) if (!page.isClosed()) await page.close();
+    }
+  });
+
+  it('shares a file in the sample page: picked or dropped, shown to the room, downloaded intact with progress', async () => {
+    const pages = [await context.newPage(), await context.newPage()];
+    const errors: string[] = [];
+    try {
+      for (const page of pages) {
+        page.on('pageerror', (error) => errors.push(error.message));
+        await page.goto(`${base}/`);
+        await page.waitForSelector('#rooms li[data-room="lobby"]:not(.pending) .select[aria-current="true"]');
+      }
+      const [ann, ben] = pages as [Page, Page];
+      const bytes = randomBytes(1024 * 1024 + 123);
+      await ann.setInputFiles('#file', { name: 'photo.bin', mimeType: 'application/octet-stream', buffer: bytes });
+      for (const page of pages) await page.waitForSelector('li.file[data-room="lobby"]:has-text("photo.bin (1.0 MiB)")');
+      await ann.waitForSelector('li.outgoing', { state: 'detached' });
+
+      await ben.click('li.file button.download:has-text("photo.bin")');
+      const link = await ben.waitForSelector('li.file a.save[download="photo.bin"]');
+      expect(await ben.$eval('li.file progress', (bar) => [(bar as HTMLProgressElement).value, (bar as HTMLProgressElement).max])).toEqual([bytes.length, bytes.length]);
+      const downloaded = await link.evaluate(async (a) => {
+        const body = await (await fetch((a as HTMLAnchorElement).href)).arrayBuffer();
+        const hash = await crypto.subtle.digest('SHA-256', body);
+        return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, '0')).join('');
+      });
+      expect(downloaded).toBe(createHash('sha256').update(bytes).digest('hex'));
+
+      // Dropped on the messages: the same path as a picked file.
+      const dropped = await ben.evaluateHandle(() => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File(['dropped text'], 'note.txt', { type: 'text/plain' }));
+        return transfer;
+      });
+      await ben.dispatchEvent('#messages', 'drop', { dataTransfer: dropped });
+      await ann.waitForSelector('li.file:has-text("note.txt (1 KiB)")');
+
+      // A file the server refuses (its name) comes back as VALIDATION_FAILED, inline.
+      await ann.setInputFiles('#file', { name: 'bad\u0001name.txt', mimeType: 'text/plain', buffer: Buffer.from('x') });
+      await ann.waitForSelector('li.error[data-code="VALIDATION_FAILED"]:has-text("offer rejected")');
+      await ann.waitForSelector('li.outgoing', { state: 'detached' });
+      expect(errors).toEqual([]);
+    } finally {
+      for (const page of pages) await page.close();
     }
   });
 

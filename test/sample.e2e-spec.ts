@@ -1,12 +1,16 @@
 import type { INestApplication } from '@nestjs/common';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { WebSocket } from 'ws';
 import type { SampleConfig } from '../sample/app.module.js';
+import { ReliableWsClient, RequestError } from '../lib/client/index.js';
 import { SessionRegistry } from '../lib/index.js';
 import { createSampleApp } from '../sample/app.js';
 import { ChatGateway } from '../sample/chat.gateway.js';
+import { FileShelf, MAX_FILE_BYTES, MAX_SHELF_FILES, type SharedFileInfo } from '../sample/file-shelf.js';
 import { PRESENCE_BURST, PRESENCE_LINES_PER_SECOND } from '../sample/presence-budget.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
-import { sleep, waitUntil } from './support/wait.js';
+import { sleep, waitUntil, within } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
 /** An `rws.v1` client of the sample: numbers its requests 1, 2, 3 … and remembers its last seq. */
@@ -367,5 +371,132 @@ describe('sample chat app, two instances sharing Redis', () => {
     for (const client of [ann, ben, outsider]) expect((await client.next('said', 'lobby')).data.text).toBe('lobby line');
     await sleep(200);
     for (const client of [ann, ben, outsider]) expect(client.pending('said')).toEqual([]);
+  });
+});
+
+describe('sample file share', () => {
+  let app: INestApplication;
+  let url: string;
+  const clients: ReliableWsClient[] = [];
+  const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+  /** A client of the sample that has had its welcome (so it is in the lobby) and joined `rooms`. */
+  const member = async (...rooms: string[]): Promise<{ client: ReliableWsClient; shared: SharedFileInfo[] }> => {
+    const client = new ReliableWsClient(url, { WebSocket, reconnect: { maxRetries: 0 } });
+    clients.push(client);
+    const shared: SharedFileInfo[] = [];
+    client.on('shared', (file: SharedFileInfo) => shared.push(file));
+    await within(new Promise((resolve) => client.on('welcome', resolve)), 5000, 'welcome');
+    for (const room of rooms) await client.request('join', { room });
+    return { client, shared };
+  };
+
+  /** Offers and uploads `bytes`; resolves with the share's reply. */
+  const share = async (client: ReliableWsClient, room: string, bytes: Uint8Array, name = 'notes.txt'): Promise<{ ok: true; id: string }> => {
+    await client.request('offer', { room, name, type: 'text/plain', size: bytes.length });
+    return client.upload('share', bytes);
+  };
+
+  const failure = (promise: Promise<unknown>): Promise<RequestError> =>
+    promise.then(
+      () => Promise.reject(new Error('expected a RequestError')),
+      (error: RequestError) => error,
+    );
+
+  beforeAll(async () => {
+    app = await createSampleApp({ logger: false }, { channelPrefix: 'unused' }); // in memory
+    await app.listen(0, '127.0.0.1');
+    url = `ws://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}/ws`;
+  });
+
+  afterAll(async () => {
+    for (const client of clients) client.close();
+    await app?.close();
+  });
+
+  it('shares a file with the room; fetch streams its bytes to the one who asks', async () => {
+    const ann = await member('files');
+    const ben = await member('files');
+    const outsider = await member();
+    const bytes = randomBytes(300_000); // several chunks of the default 64 KiB frames
+    const reply = await share(ann.client, 'files', bytes);
+    expect(reply).toEqual({ ok: true, id: expect.any(String) });
+    const info = { id: reply.id, room: 'files', name: 'notes.txt', type: 'text/plain', size: bytes.length, from: expect.stringMatching(/^guest-/) };
+    await waitUntil(() => ann.shared.length === 1 && ben.shared.length === 1, { what: 'the shared line' });
+    expect(ben.shared).toEqual([info]);
+
+    const got: Uint8Array[] = [];
+    const progress: number[] = [];
+    ben.client.on(`file:${reply.id}`, (data: Uint8Array) => got.push(data));
+    ben.client.on('$progress', ({ event, received }) => event === `file:${reply.id}` && progress.push(received));
+    const annGot: Uint8Array[] = [];
+    ann.client.on(`file:${reply.id}`, (data: Uint8Array) => annGot.push(data));
+    await expect(ben.client.request('fetch', { id: reply.id })).resolves.toEqual({ ok: true });
+    await waitUntil(() => got.length === 1, { what: 'the stream' });
+    expect(sha(got[0])).toBe(sha(bytes));
+    expect(progress.at(-1)).toBe(bytes.length);
+
+    expect(await failure(outsider.client.request('fetch', { id: reply.id }))).toMatchObject({ code: 'FORBIDDEN' });
+    await sleep(100);
+    expect(outsider.shared).toEqual([]);
+    expect(annGot).toEqual([]);
+  });
+
+  it('validates offers: name, type, size, room; the upload must follow an offer and match its size', async () => {
+    const { client } = await member('checks');
+    const kept = app.get(ChatGateway).files.count;
+    const offer = { room: 'checks', name: 'a.txt', type: 'text/plain', size: 10 };
+    const invalid = [
+      [{ ...offer, name: '../etc/passwd' }, 'name'],
+      [{ ...offer, name: 'a\\b' }, 'name'],
+      [{ ...offer, name: 'bell\u0007' }, 'name'],
+      [{ ...offer, name: '' }, 'name'],
+      [{ ...offer, name: 'x'.repeat(101) }, 'name'],
+      [{ ...offer, type: 'text/html; charset=utf-8' }, 'type'],
+      [{ ...offer, size: 0 }, 'size'],
+      [{ ...offer, size: 1.5 }, 'size'],
+      [{ ...offer, size: MAX_FILE_BYTES + 1 }, 'size'],
+      [{ ...offer, room: 'Bad Room' }, 'room'],
+    ] as const;
+    for (const [data, property] of invalid) {
+      const error = await failure(client.request('offer', data));
+      expect(error.code).toBe('VALIDATION_FAILED');
+      expect((error.details as Array<{ property: string }>).map((detail) => detail.property)).toContain(property);
+    }
+    await expect(client.request('offer', { ...offer, type: '' })).resolves.toEqual({ ok: true }); // a type the browser does not know
+    expect(await failure(client.request('offer', { ...offer, room: 'elsewhere' }))).toMatchObject({ code: 'FORBIDDEN' });
+
+    expect(await failure(client.upload('share', new Uint8Array(11)))).toMatchObject({ code: 'BAD_MESSAGE', message: 'the offer said 10 bytes, the upload has 11' });
+    // The offer was used up by the failed upload.
+    expect(await failure(client.upload('share', new Uint8Array(10)))).toMatchObject({ code: 'BAD_MESSAGE', message: 'offer the file first' });
+    // Beyond the transfer budget the library refuses the upload before a byte is sent.
+    expect(await failure(client.upload('share', new Uint8Array(2 * MAX_FILE_BYTES + 1)))).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+
+    expect(await failure(client.request('fetch', { id: 'not-a-uuid' }))).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(await failure(client.request('fetch', { id: randomUUID() }))).toMatchObject({ code: 'NOT_FOUND' });
+    expect(app.get(ChatGateway).files.count).toBe(kept);
+  });
+
+  it(`keeps at most ${MAX_SHELF_FILES} files per instance; the oldest go first`, async () => {
+    const gateway = app.get(ChatGateway);
+    const { client } = await member('many');
+    const ids: string[] = [];
+    for (let i = 0; i <= MAX_SHELF_FILES; i++) ids.push((await share(client, 'many', Buffer.from(`file ${i}`), `f${i}.txt`)).id);
+    expect(gateway.files.count).toBe(MAX_SHELF_FILES);
+    expect(await failure(client.request('fetch', { id: ids[0] }))).toMatchObject({ code: 'NOT_FOUND' });
+    await expect(client.request('fetch', { id: ids.at(-1) })).resolves.toEqual({ ok: true });
+  });
+
+  it('bounds the bytes kept as well: adding a file evicts the oldest until both bounds hold', () => {
+    const shelf = new FileShelf(10, 100);
+    const info = { room: 'r', name: 'f', type: '', size: 40, from: 'x' };
+    const first = shelf.add(info, Buffer.alloc(40));
+    const second = shelf.add(info, Buffer.alloc(40));
+    expect([shelf.count, shelf.bytes]).toEqual([2, 80]);
+    const third = shelf.add(info, Buffer.alloc(40));
+    expect([shelf.count, shelf.bytes]).toEqual([2, 80]);
+    expect(shelf.get(first.id)).toBeUndefined();
+    expect(shelf.get(second.id)?.bytes.length).toBe(40);
+    expect(shelf.get(third.id)).toMatchObject({ ...info, id: third.id });
   });
 });

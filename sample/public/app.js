@@ -3,7 +3,8 @@
 // The client reconnects with backoff and jitter (at once when the browser comes back online),
 // keeps sends in a bounded queue while offline, pings to check liveness and correlates replies.
 // With ?share=1 every tab of this origin shares one connection and one session, held by the
-// SharedWorker script of the package (`share` option).
+// SharedWorker script of the package (`share` option). Files dropped on the messages (or picked)
+// are shared with the current room: uploaded in chunks with progress, downloaded on a click.
 import { ReliableWsClient, RequestError } from '/client/reliable-ws-client.js';
 
 const SAY_TIMEOUT_MS = 60_000; // a line typed while offline waits this long in the queue
@@ -23,6 +24,7 @@ const ui = {
   sayForm: $('#say-form'),
   sayRoom: $('#say-room'),
   text: $('#text'),
+  file: $('#file'),
   nickForm: $('#nick-form'),
   nick: $('#nick'),
   share: $('#share'),
@@ -144,12 +146,17 @@ client.on('said', (message) => addMessage(message));
 client.on('joined', ({ room, name }) => addLine('system', `${name} joined`, room));
 client.on('left', ({ room, name }) => addLine('system', `${name} left`, room));
 client.on('renamed', ({ room, from, to }) => addLine('system', `${from} is now ${to}`, room));
+client.on('shared', (file) => addFile(file));
 
 // --- requests ----------------------------------------------------------------------------
 
 /** Sends `event` as a request; a rejection shows its `$error` code (or TIMEOUT, …) inline. */
 async function request(event, data, options) {
-  const reply = client.request(event, data, options);
+  return answerOf(event, client.request(event, data, options));
+}
+
+/** The reply to `event`, or undefined after showing why there is none. */
+async function answerOf(event, reply) {
   showQueue();
   try {
     return await reply;
@@ -200,6 +207,62 @@ async function say(room, text) {
   line.title = 'not answered yet';
   await request('say', { room, text }, { timeoutMs: SAY_TIMEOUT_MS });
   line.remove();
+}
+
+// --- files -------------------------------------------------------------------------------
+// Sharing takes two steps: `offer` says what the file is and where it goes (the server checks
+// name, type and size), then `client.upload('share', bytes)` sends the bytes in chunks, with
+// progress, continued after a dropped connection. The room hears `shared`. A click on a shared
+// file asks `fetch`, and the server streams the bytes to this session as `file:<id>`.
+
+const downloads = new Map(); // `file:<id>` → the progress bar of that download
+
+async function shareFile(file) {
+  const room = current;
+  if (!file || ui.file.disabled) return;
+  const line = addLine('outgoing', `Sharing ${file.name}… `, room);
+  const bar = line.appendChild(progressBar(file.size));
+  if (await request('offer', { room, name: file.name, type: file.type, size: file.size })) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    await answerOf('share', client.upload('share', bytes, { onProgress: (sent) => (bar.value = sent) }));
+  }
+  line.remove(); // the room's `shared` line shows the file, or an error line says why not
+}
+
+async function download(file, line, button) {
+  button.disabled = true;
+  const bar = line.appendChild(progressBar(file.size));
+  const event = `file:${file.id}`;
+  downloads.set(event, bar);
+  const stop = () => {
+    unsubscribe();
+    downloads.delete(event);
+  };
+  const unsubscribe = client.on(event, (bytes) => {
+    stop();
+    offerSave(file, bytes, button);
+  });
+  if (!(await request('fetch', { id: file.id }))) {
+    stop();
+    bar.remove();
+    button.disabled = false;
+  }
+}
+
+client.on('$progress', ({ event, received }) => {
+  const bar = downloads.get(event);
+  if (bar) bar.value = received;
+});
+
+/** Replaces the button with a link that saves the bytes under the file's name. */
+function offerSave(file, bytes, button) {
+  const link = document.createElement('a');
+  // Always saved, never opened as a page of this origin, whatever type the sender claimed.
+  link.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+  link.download = file.name;
+  link.className = 'save';
+  link.textContent = `Save ${file.name}`;
+  button.replaceWith(link);
 }
 
 // --- rendering -------------------------------------------------------------------------
@@ -315,6 +378,34 @@ function addMessage({ room, from, text, at }) {
   return append(line);
 }
 
+function addFile(file) {
+  const line = document.createElement('li');
+  line.className = 'file';
+  line.dataset.room = file.room;
+  line.dataset.file = file.id;
+  const from = document.createElement('b');
+  from.textContent = file.from;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'download';
+  button.textContent = `${file.name} (${formatSize(file.size)})`;
+  button.title = file.type || 'unknown type';
+  button.addEventListener('click', () => void download(file, line, button));
+  line.append(roomTag(file.room), from, ' shared ', button);
+  return append(line);
+}
+
+function progressBar(max) {
+  const bar = document.createElement('progress');
+  bar.max = max;
+  bar.value = 0;
+  return bar;
+}
+
+function formatSize(bytes) {
+  return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
 function append(line) {
   const list = ui.messages;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -339,6 +430,22 @@ ui.joinForm.addEventListener('submit', (submit) => {
   const room = ui.room.value.trim();
   ui.room.value = '';
   void joinRoom(room);
+});
+
+ui.file.addEventListener('change', () => {
+  void shareFile(ui.file.files[0]);
+  ui.file.value = '';
+});
+
+ui.messages.addEventListener('dragover', (event) => {
+  event.preventDefault();
+  ui.messages.classList.add('dropping');
+});
+ui.messages.addEventListener('dragleave', () => ui.messages.classList.remove('dropping'));
+ui.messages.addEventListener('drop', (event) => {
+  event.preventDefault();
+  ui.messages.classList.remove('dropping');
+  void shareFile(event.dataTransfer.files[0]);
 });
 
 ui.nickForm.addEventListener('submit', (submit) => {
