@@ -105,9 +105,9 @@ export function pinProcess(pid: number, role: 'server' | 'client'): boolean {
   return pin(pid, role === 'server' ? SERVER_CPUS : CLIENT_CPUS);
 }
 
-/** Pins this process (the servers) to the first core; returns a function that undoes it. */
-export function pinServers(): { pinned: boolean; restore: () => void } {
-  const pinned = pin(process.pid, SERVER_CPUS);
+/** Pins this process where `role` goes (where possible); returns a function that undoes it. */
+export function pinThisProcess(role: 'server' | 'client'): { pinned: boolean; restore: () => void } {
+  const pinned = pin(process.pid, role === 'server' ? SERVER_CPUS : CLIENT_CPUS);
   return { pinned, restore: () => void (pinned && pin(process.pid, `0-${CORES - 1}`)) };
 }
 
@@ -117,7 +117,7 @@ export function placementNote(pinned: boolean): string {
 
 /** Runs a benchmark with the servers pinned to one core (where possible), then unpins them. */
 export async function runPinned<T>(runBench: (placement: string) => Promise<T>): Promise<T> {
-  const pinning = pinServers();
+  const pinning = pinThisProcess('server');
   try {
     return await runBench(placementNote(pinning.pinned));
   } finally {

@@ -19,6 +19,7 @@ const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<un
   { name: 'adoption', load: () => import('./adoption.bench.js') },
   { name: 'churn', load: () => import('./churn.bench.js') },
   { name: 'detached-memory', load: () => import('./detached-memory.bench.js') },
+  { name: 'transfer', load: () => import('./transfer.bench.js') },
 ];
 
 async function main(): Promise<void> {
