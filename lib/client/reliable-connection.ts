@@ -20,7 +20,6 @@ import { ClientErrorCode, RequestError } from './errors.js';
 import { DEFAULT_QUEUE, encodeOutgoing, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
 import type {
   ClientHeartbeatOptions,
-  ClientState,
   ReliableWsClientOptions,
   RequestOptions,
   WebSocketConstructor,
