@@ -12,6 +12,8 @@ if (!existsSync(join(CLIENT_DIR, CLIENT_BUNDLE))) {
 const config = sampleConfigFromEnv();
 logger.log(`Broadcast: ${describeBroadcast(config)}`);
 const app = await createSampleApp({}, config);
-await app.listen(process.env.PORT ?? 3000);
+// HOST: the address to listen on (default: every interface), e.g. 127.0.0.1 behind a local proxy.
+const host = process.env.HOST?.trim();
+await (host ? app.listen(process.env.PORT ?? 3000, host) : app.listen(process.env.PORT ?? 3000));
 const { port } = app.getHttpServer().address() as AddressInfo;
-logger.log(`Chat sample on http://localhost:${port}`);
+logger.log(`Chat sample on http://${host || 'localhost'}:${port}`);
