@@ -76,20 +76,6 @@ export function reliableWsOptions(config: SampleConfig): ReliableWsOptions {
   };
 }
 
-/** How the app broadcasts, for the startup log (a password in the URL is masked). */
-export function describeBroadcast(config: SampleConfig): string {
-  if (!config.redisUrl) return 'in memory (one instance; set REDIS_URL to share rooms between instances)';
-  let where = config.redisUrl;
-  try {
-    const url = new URL(config.redisUrl);
-    if (url.password) url.password = '***';
-    where = url.toString();
-  } catch {
-    // not a URL: ioredis will say so
-  }
-  return `Redis at ${where}, channel prefix "${config.channelPrefix}"`;
-}
-
 @Module({})
 export class AppModule {
   /** The chat app; `config` defaults to the environment's. */
