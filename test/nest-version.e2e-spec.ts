@@ -1,5 +1,5 @@
 /**
- * Which Nest the suite runs on. `npm test` runs every spec twice: on the Nest 12 dev dependencies
+ * Which Nest the suite runs on. `npm test` runs the e2e specs twice: on the Nest 12 dev dependencies
  * of the repository, and on the Nest 11 packages of test/nest11 (scripts/test.mjs sets
  * RWS_NEST_MAJOR=11 and maps every `@nestjs/*` import there). This spec fails if the mapping
  * silently stops working, in-process (jest) or in the child processes some specs start.
