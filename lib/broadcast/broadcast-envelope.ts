@@ -17,6 +17,8 @@ export type PushEnvelope = {
   event: string;
   except?: string;
   dataJson: string;
+  /** When it was published, in ms since the epoch (for the broadcast duration metric). */
+  at?: number;
 };
 
 /** Moving a session to the instance its client resumes on (see SessionHandover). */
@@ -108,7 +110,7 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
   if (!STRING_FIELDS[type].every((field) => typeof value[field] === 'string')) return false;
   switch (type) {
     case 'push':
-      return isTarget(value.target) && optionalString(value.except);
+      return isTarget(value.target) && optionalString(value.except) && (value.at === undefined || Number.isFinite(value.at));
     case 'handover-ready':
       return Array.isArray(value.rooms) && value.rooms.every((room) => typeof room === 'string') && optionalString(value.userId);
     case 'handover-commit':

@@ -16,6 +16,7 @@ import {
   type ErrorData,
   type MessageId,
 } from '../protocol/index.js';
+import { ReliableWsMetrics } from '../telemetry/index.js';
 import { reportUnserializable } from './unserializable-log.js';
 import type { Session, SessionTransport } from './session.js';
 
@@ -33,6 +34,9 @@ const MAX_UTF8_BYTES_PER_UNIT = 3;
 
 const closeListenerLog = new Logger('ReliableSocket');
 
+/** Counts of sockets made outside the module (unit tests): counted nowhere. */
+const UNCOUNTED = new ReliableWsMetrics();
+
 /**
  * The connection handed to gateway handlers: one physical WebSocket bound to a session.
  * `send` numbers pushes (`seq`) through the session; every write is checked against the
@@ -46,12 +50,15 @@ export class ReliableSocket implements SessionTransport {
   /** While a resume replays: the seq of the last push written; later pushes come from the buffer. */
   private replayedThrough: number | undefined;
   private readonly closeListeners: Array<(code: number) => void> = [];
+  /** The first close this server asked for, if any. */
+  closedWith: { code: number; reason: string } | undefined;
 
   constructor(
     readonly raw: WebSocket,
     readonly request: IncomingMessage,
     readonly ip: string,
     private readonly backpressure: BackpressureOptions,
+    private readonly metrics: ReliableWsMetrics = UNCOUNTED,
   ) {}
 
   /** The session; gateways only ever see sockets whose session has started. */
@@ -92,7 +99,9 @@ export class ReliableSocket implements SessionTransport {
   }
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
-    this.raw.close(code, reason ?? CloseReason[code as CloseCode] ?? '');
+    const text = reason ?? CloseReason[code as CloseCode] ?? '';
+    if (this.isOpen) this.closedWith ??= { code, reason: text };
+    this.raw.close(code, text);
   }
 
   /**
@@ -107,6 +116,7 @@ export class ReliableSocket implements SessionTransport {
       this.failUnserializable(error, ref);
       return;
     }
+    this.metrics.sent.reply++;
     this.answer(ref, encodeFrame(event, dataJson, { ref }));
   }
 
@@ -119,7 +129,13 @@ export class ReliableSocket implements SessionTransport {
       this.failUnserializable(failure, error.ref);
       return;
     }
+    this.countError(error.code);
     this.answer(error.ref, encodeFrame(SystemEvent.ERROR, dataJson));
+  }
+
+  private countError(code: string): void {
+    this.metrics.sent.error++;
+    this.metrics.errors.add(code);
   }
 
   private failUnserializable(error: unknown, ref: MessageId | undefined): void {
@@ -130,16 +146,24 @@ export class ReliableSocket implements SessionTransport {
 
   /** Answers a client message whose handler returned nothing. */
   acknowledge(ref: MessageId): void {
+    this.metrics.sent.reply++;
     this.answer(ref, encodeFrame(SystemEvent.ACK, serializeData({ ref })));
   }
 
   sendSystem(event: string, data: unknown): void {
-    this.write(encodeFrame(event, serializeData(data)));
+    this.writeSystem(encodeFrame(event, serializeData(data)));
+  }
+
+  /** Writes a system frame (`$ready`, `$pong`, an `$ack` of an `$ack` …). */
+  writeSystem(frame: string): void {
+    this.metrics.sent.system++;
+    this.write(frame);
   }
 
   /** A `$error` that answers no message (or one whose id is not usable). */
   sendError(error: ErrorData): void {
-    this.sendSystem(SystemEvent.ERROR, error);
+    this.countError(error.code);
+    this.write(encodeFrame(SystemEvent.ERROR, serializeData(error)));
   }
 
   /**
@@ -160,7 +184,9 @@ export class ReliableSocket implements SessionTransport {
   }
 
   deliver(push: PreparedPush, seq: number | undefined): void {
-    if (this.replayedThrough === undefined) this.write(push.frame(seq));
+    if (this.replayedThrough !== undefined) return;
+    this.metrics.sent.push++;
+    this.write(push.frame(seq));
   }
 
   /**
@@ -188,6 +214,8 @@ export class ReliableSocket implements SessionTransport {
         this.cutSlowConsumer();
         return;
       }
+      this.metrics.sent.push++;
+      this.metrics.replayed++;
       this.write(push.frame(seq));
       this.replayedThrough = seq;
     }
