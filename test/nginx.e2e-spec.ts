@@ -12,7 +12,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { ReliableWsClient } from '../lib/client/index.js';
 import { DEFAULT_OPTIONS } from '../lib/reliable-ws.options.js';
@@ -20,13 +20,12 @@ import { CLIENT_BUNDLE, CLIENT_DIR } from '../sample/app.module.js';
 import { startChatLoad, type ChatLoadReport } from '../scripts/cluster/chat-load.mjs';
 import { freePort, getJson, NGINX_BIN, NGINX_CONF, renderNginxConf, startCluster, type Cluster, type RestartStep } from '../scripts/cluster/cluster.mjs';
 import { buildLibrary, type BuiltLibrary } from './support/build-lib.js';
+import { launchChromium } from './support/chromium.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 import { TestClient, upgradeStatus } from './support/ws-client.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 /** Per instance, per client address; small so that the test can reach it. */
 const CAP = 2;
 
@@ -145,10 +144,9 @@ describe('behind nginx (deploy/nginx.conf): two instances of the sample, Redis, 
   });
 
   it('the sample page works through nginx in Chromium, with a Node client on the other side', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+      browser = await launchChromium();
       const page = await browser.newPage();
       page.setDefaultTimeout(10000);
       const errors: string[] = [];
