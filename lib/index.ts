@@ -27,6 +27,7 @@ export { HeartbeatService, type HeartbeatOptions } from './heartbeat/index.js';
 export { ShutdownService, type ShutdownOptions } from './shutdown/index.js';
 export { ReliableWsHealth, type HealthOptions, type HealthReport } from './health/index.js';
 export { ReliableSocket, SessionRegistry, type BackpressureOptions } from './session/index.js';
+export { RWS_METRICS } from './telemetry/index.js';
 export {
   CloseCode,
   ErrorCode,

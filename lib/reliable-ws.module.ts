@@ -9,6 +9,7 @@ import { HealthEndpoint, ReliableWsHealth } from './health/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
 import { SessionRegistry } from './session/index.js';
 import { ShutdownService } from './shutdown/index.js';
+import { ReliableWsMetrics } from './telemetry/index.js';
 import { RateLimiter, WsRateLimitInterceptor } from './rate-limit/index.js';
 import { WS_VALIDATION_OPTIONS, WsValidationInterceptor } from './validation/index.js';
 import { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
@@ -51,16 +52,23 @@ import { ReliableWsRuntime } from './reliable-ws.runtime.js';
       inject: [RELIABLE_WS_OPTIONS, SessionRegistry, BroadcastService],
     },
     {
+      provide: ReliableWsMetrics,
+      useFactory: (sessions: SessionRegistry) =>
+        new ReliableWsMetrics({ connections: () => sessions.connectionCount, detachedSessions: () => sessions.detachedCount }),
+      inject: [SessionRegistry],
+    },
+    {
       provide: BroadcastService,
-      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry) => {
+      useFactory: (options: ResolvedReliableWsOptions, sessions: SessionRegistry, metrics: ReliableWsMetrics) => {
         const instanceId = randomUUID();
         const { broadcast, auth } = options;
         const transport = broadcast.redis
-          ? new RedisBroadcastTransport(broadcast, instanceId)
+          ? new RedisBroadcastTransport(broadcast, instanceId, metrics)
           : new LocalBroadcastTransport();
-        return new BroadcastService(sessions, transport, instanceId, broadcast.channelPrefix, auth ? auth.userId : defaultUserId);
+        const userIdOf = auth ? auth.userId : defaultUserId;
+        return new BroadcastService(sessions, transport, instanceId, broadcast.channelPrefix, userIdOf, metrics);
       },
-      inject: [RELIABLE_WS_OPTIONS, SessionRegistry],
+      inject: [RELIABLE_WS_OPTIONS, SessionRegistry, ReliableWsMetrics],
     },
     ReliableWsHealth,
     {

@@ -5,6 +5,7 @@ import { HeartbeatService } from './heartbeat/index.js';
 import { RateLimiter } from './rate-limit/index.js';
 import { SessionRegistry } from './session/index.js';
 import { ShutdownService } from './shutdown/index.js';
+import { ReliableWsMetrics } from './telemetry/index.js';
 import { RELIABLE_WS_OPTIONS } from './reliable-ws.constants.js';
 import type { ResolvedReliableWsOptions } from './reliable-ws.options.js';
 
@@ -19,5 +20,6 @@ export class ReliableWsRuntime {
     @Inject(Authenticator) readonly authenticator: Authenticator | null,
     readonly rateLimiter: RateLimiter,
     readonly broadcast: BroadcastService,
+    readonly metrics: ReliableWsMetrics,
   ) {}
 }

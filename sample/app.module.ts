@@ -42,15 +42,25 @@ export interface SampleConfig {
   redisUrl?: string;
   /** Instances with the same Redis and prefix share rooms. */
   channelPrefix: string;
+  /** Proxies in front (`trustProxy`), e.g. 1 behind deploy/nginx.conf; unset: none. */
+  trustProxy?: number;
+  /** `maxConnectionsPerIp`; unset: the module's default. */
+  maxConnectionsPerIp?: number;
 }
 
 export const DEFAULT_CHANNEL_PREFIX = 'rws-sample';
 
-/** `REDIS_URL` and `CHANNEL_PREFIX` (empty counts as unset). */
+/**
+ * `REDIS_URL`, `CHANNEL_PREFIX`, `TRUST_PROXY` and `MAX_CONNECTIONS_PER_IP` (empty counts as
+ * unset; a number that is not one is left to the module's option check, which names it).
+ */
 export function sampleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SampleConfig {
+  const number = (value: string | undefined): number | undefined => (value?.trim() ? Number(value) : undefined);
   return {
     redisUrl: env.REDIS_URL?.trim() || undefined,
     channelPrefix: env.CHANNEL_PREFIX?.trim() || DEFAULT_CHANNEL_PREFIX,
+    trustProxy: number(env.TRUST_PROXY),
+    maxConnectionsPerIp: number(env.MAX_CONNECTIONS_PER_IP),
   };
 }
 
@@ -61,22 +71,12 @@ export function sampleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sampl
  * A session may upload the largest file while it downloads another.
  */
 export function reliableWsOptions(config: SampleConfig): ReliableWsOptions {
-  const maxTransferBytes = 2 * MAX_FILE_BYTES;
-  return config.redisUrl ? { maxTransferBytes, broadcast: { redis: config.redisUrl, channelPrefix: config.channelPrefix } } : { maxTransferBytes };
-}
-
-/** How the app broadcasts, for the startup log (a password in the URL is masked). */
-export function describeBroadcast(config: SampleConfig): string {
-  if (!config.redisUrl) return 'in memory (one instance; set REDIS_URL to share rooms between instances)';
-  let where = config.redisUrl;
-  try {
-    const url = new URL(config.redisUrl);
-    if (url.password) url.password = '***';
-    where = url.toString();
-  } catch {
-    // not a URL: ioredis will say so
-  }
-  return `Redis at ${where}, channel prefix "${config.channelPrefix}"`;
+  return {
+    maxTransferBytes: 2 * MAX_FILE_BYTES,
+    ...(config.redisUrl ? { broadcast: { redis: config.redisUrl, channelPrefix: config.channelPrefix } } : {}),
+    ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
+    ...(config.maxConnectionsPerIp !== undefined ? { maxConnectionsPerIp: config.maxConnectionsPerIp } : {}),
+  };
 }
 
 @Module({})

@@ -32,7 +32,7 @@ describe('graceful shutdown', () => {
   }
 
   async function connectMany(t: TestApp, n: number): Promise<TestClient[]> {
-    const opened = await Promise.all(Array.from({ length: n }, () => TestClient.ready(t.wsUrl('/ws'))));
+    const opened = await TestClient.readyMany(t.wsUrl('/ws'), n);
     clients.push(...opened);
     return opened;
   }

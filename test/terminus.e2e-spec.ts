@@ -55,7 +55,7 @@ async function start(options: ReliableWsOptions): Promise<TestApp> {
 }
 
 async function connect(t: TestApp, n: number): Promise<TestClient[]> {
-  const opened = await Promise.all(Array.from({ length: n }, () => TestClient.ready(t.wsUrl('/ws'))));
+  const opened = await TestClient.readyMany(t.wsUrl('/ws'), n);
   clients.push(...opened);
   return opened;
 }

@@ -19,6 +19,7 @@ import {
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
+import { isProblemClose, quote, shortId, type ConnectionLog, type ReliableWsMetrics } from '../telemetry/index.js';
 import type { ReliableWsServer } from './gateway-server.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
 import { TransferProtocol } from './transfer-protocol.js';
@@ -31,13 +32,16 @@ export class ConnectionProtocol {
   private readonly log = new Logger('ReliableWsAdapter');
   private readonly options: ResolvedReliableWsOptions;
   private readonly transfers: TransferProtocol;
+  private readonly metrics: ReliableWsMetrics;
 
   constructor(
     private readonly runtime: ReliableWsRuntime,
     private readonly dispatcher: MessageDispatcher,
+    private readonly connectionLog: ConnectionLog,
   ) {
     this.options = runtime.options;
     this.transfers = new TransferProtocol(this.options, dispatcher, (socket, ref) => this.admitUnhandled(socket, ref));
+    this.metrics = runtime.metrics;
   }
 
   accept(
@@ -47,16 +51,18 @@ export class ConnectionProtocol {
     ip: string,
     credentials: HandshakeCredentials,
   ): void {
-    const socket = new ReliableSocket(ws, request, ip, this.options.backpressure);
+    const socket = new ReliableSocket(ws, request, ip, this.options.backpressure, this.metrics);
     const connection = new ConnectionState(wss, socket, credentials.principal);
     const { sessions } = this.runtime;
     sessions.add(socket);
+    this.connectionLog.debug(`connection opened: ${wss.path} from ${ip}${ws.protocol ? ` (${ws.protocol})` : ''}`);
     ws.on('pong', () => socket.markSeen());
     ws.on('error', (error) => this.log.debug(`connection error: ${error.message}`));
     ws.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
-    ws.once('close', (code) => {
+    ws.once('close', (code, reason) => {
       connection.dispose();
       wss.forget(socket);
+      this.logClose(socket, code, reason.toString());
       sessions.remove(socket, code);
       socket.notifyClosed(code);
     });
@@ -66,6 +72,23 @@ export class ConnectionProtocol {
       connection.helloTimer = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
     } else {
       this.startSession(connection, credentials.principal);
+    }
+  }
+
+  /**
+   * Counts and logs a closed connection by the code the server closed it with, or else the
+   * client's (1005: none, 1006: dropped); a problem close the server chose at warn, once.
+   */
+  private logClose(socket: ReliableSocket, peerCode: number, peerReason: string): void {
+    const sent = socket.closedWith;
+    const code = sent?.code ?? peerCode;
+    this.metrics.closes.add(code);
+    const who = `${socket.hasSession ? `session ${shortId(socket.id)}, ` : ''}${socket.ip}`;
+    if (sent && isProblemClose(code)) {
+      this.connectionLog.closed(code, `${sent.reason || 'no reason'} (${who})`, sent.reason === CREDENTIALS_EXPIRED);
+    } else {
+      const reason = sent ? sent.reason : peerReason;
+      this.connectionLog.debug(`connection closed: ${code}${reason ? ` ${quote(reason)}` : ''} by the ${sent ? 'server' : 'client'} (${who})`);
     }
   }
 
@@ -94,10 +117,26 @@ export class ConnectionProtocol {
       lastId: session.lastId,
       heartbeatMs: this.options.heartbeat.intervalMs,
     };
-    socket.write(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
+    socket.writeSystem(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
+    this.logSessionStart(session.id, resume, resumed !== undefined);
     if (resumed && resume) socket.replayAfter(resume.lastSeq);
     session.transfers.attach(socket);
     this.announce(wss, socket);
+  }
+
+  private logSessionStart(sessionId: string, resume: ResumeRequest | undefined, resumed: boolean): void {
+    if (!resume) {
+      this.connectionLog.debug(`session ${shortId(sessionId)} started`);
+    } else if (resumed) {
+      this.metrics.resumes.resumed++;
+      this.connectionLog.debug(`session ${shortId(sessionId)} resumed after seq ${resume.lastSeq}`);
+    } else {
+      this.metrics.resumes.missed++;
+      this.connectionLog.debug(
+        `resume of session ${shortId(resume.sessionId)} missed (unknown, expired, wrong token or pushes gone): ` +
+          `session ${shortId(sessionId)} started`,
+      );
+    }
   }
 
   /** Hands the connection to the gateways; a `handleConnection` that throws closes it with 1011. */
@@ -125,7 +164,7 @@ export class ConnectionProtocol {
     clearTimeout(connection.expiryTimer);
     const delay = this.runtime.authenticator?.msUntilExpiry(principal);
     if (delay === undefined || delay > MAX_TIMER_DELAY_MS) return;
-    connection.expiryTimer = setTimeout(() => connection.socket.close(CloseCode.UNAUTHORIZED, 'credentials expired'), delay);
+    connection.expiryTimer = setTimeout(() => connection.socket.close(CloseCode.UNAUTHORIZED, CREDENTIALS_EXPIRED), delay);
   }
 
   private onFrame(connection: ConnectionState, data: RawData, isBinary: boolean): void {
@@ -137,22 +176,28 @@ export class ConnectionProtocol {
       return;
     }
     const decoded = isBinary ? decodeClientBinary(bufferOf(data)) : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
+    const received = this.metrics.received;
     if (!decoded.ok) {
+      received.invalid++;
       if (this.admitUnhandled(socket, decoded.id)) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: decoded.reason, ref: decoded.id });
       }
       return;
     }
     const { message } = decoded;
+    const system = isSystemEventName(message.event);
+    if (system) received.system++;
+    else if (message.id === undefined) received.message++;
+    else received.request++;
     const header = 'header' in decoded ? (decoded.header as Record<string, unknown>) : undefined;
-    if (header && isSystemEventName(message.event)) {
+    if (header && system) {
       this.onBinarySystemEvent(socket, message, header);
     } else if (message.event === SystemEvent.CHUNK_ACK && socket.hasSession) {
       this.transfers.onChunkAck(socket, message); // charged only when it acknowledges nothing
     } else if (isAdvancingAck(socket, message)) {
       socket.session.acknowledge((message.data as { seq: number }).seq);
       if (message.id !== undefined) this.answerAck(socket, message.id);
-    } else if (isSystemEventName(message.event)) {
+    } else if (system) {
       if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
@@ -189,6 +234,7 @@ export class ConnectionProtocol {
     if (!this.admitUnhandled(socket, id)) return true;
     const cached = session.answers.get(id);
     if (cached === ANSWER_PENDING) return true;
+    this.metrics.sent.reply++;
     socket.write(cached ?? encodeFrame(SystemEvent.ACK, serializeData({ ref: id, duplicate: true })));
     return true;
   }
@@ -240,12 +286,12 @@ export class ConnectionProtocol {
       socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: '$ping data cannot be echoed', ref: id });
       return;
     }
-    socket.write(encodeFrame(SystemEvent.PONG, dataJson, { ref: id }));
+    socket.writeSystem(encodeFrame(SystemEvent.PONG, dataJson, { ref: id }));
   }
 
   /** Every `$ack` that carries an id is answered, whether or not it moved the acknowledged seq. */
   private answerAck(socket: ReliableSocket, id: MessageId): void {
-    socket.write(encodeFrame(SystemEvent.ACK, serializeData({ ref: id })));
+    socket.writeSystem(encodeFrame(SystemEvent.ACK, serializeData({ ref: id })));
   }
 
   private async onHello(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
@@ -314,6 +360,9 @@ function bufferOf(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
+
+/** The close reason of credentials that expired without a refresh: routine, logged at debug. */
+const CREDENTIALS_EXPIRED = 'credentials expired';
 
 /** Longest delay a Node timer can hold. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;

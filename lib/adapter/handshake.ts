@@ -31,6 +31,17 @@ export function isOriginAllowed(
   return allowed.some((entry) => (typeof entry === 'string' ? entry === normalized : matches(entry, origin)));
 }
 
+/** Entries of an `allowedOrigins` list named in a log line, at most. */
+const MAX_DESCRIBED_ORIGINS = 5;
+
+/** `allowedOrigins` in a log line: the mode, or the first entries of the list. */
+export function describeAllowedOrigins(allowed: ResolvedReliableWsOptions['allowedOrigins']): string {
+  if (typeof allowed === 'string') return allowed;
+  if (typeof allowed === 'function') return 'a function';
+  const shown = allowed.slice(0, MAX_DESCRIBED_ORIGINS).map(String).join(', ');
+  return `[${shown}${allowed.length > MAX_DESCRIBED_ORIGINS ? `, … ${allowed.length - MAX_DESCRIBED_ORIGINS} more` : ''}]`;
+}
+
 /** Tests a pattern from the start every time, whatever its `g` or `y` flag left behind. */
 function matches(pattern: RegExp, text: string): boolean {
   pattern.lastIndex = 0;

@@ -11,9 +11,11 @@ import { missingModuleError } from '../missing-module.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import type { ReliableSocket } from '../session/index.js';
+import { ConnectionLog, quote } from '../telemetry/index.js';
 import { ConnectionLimiter } from './connection-limiter.js';
 import {
   clientIp,
+  describeAllowedOrigins,
   isOriginAllowed,
   normalizeGatewayPath,
   refuseUpgrade,
@@ -38,6 +40,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly limiter: ConnectionLimiter;
   private readonly dispatcher = new MessageDispatcher();
   private readonly protocol: ConnectionProtocol;
+  private readonly connectionLog = new ConnectionLog();
   private readonly gatewaysByHttpServer = new Map<HttpServer, ReliableWsServer[]>();
   private readonly upgradeListeners = new Map<HttpServer, (...args: [IncomingMessage, Duplex, Buffer]) => void>();
   /** HTTP servers this adapter started for gateways on a port of their own. */
@@ -48,7 +51,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.runtime = resolveRuntime(app);
     this.options = this.runtime.options;
     this.limiter = new ConnectionLimiter(this.options.maxConnectionsPerIp);
-    this.protocol = new ConnectionProtocol(this.runtime, this.dispatcher);
+    this.protocol = new ConnectionProtocol(this.runtime, this.dispatcher, this.connectionLog);
     containGatewayLifecycles(app);
   }
 
@@ -92,6 +95,7 @@ export class ReliableWsAdapter extends WsAdapter {
       [...this.ownHttpServers.values()].map((httpServer) => new Promise((resolve) => httpServer.close(resolve))),
     );
     this.ownHttpServers.clear();
+    this.connectionLog.dispose();
   }
 
   private sharedHttpServer(): HttpServer {
@@ -124,16 +128,43 @@ export class ReliableWsAdapter extends WsAdapter {
     socket.on('error', () => socket.destroy());
     const path = requestPath(request);
     const wss = gateways.find((gateway) => gateway.path === path);
-    if (!wss) return refuseUpgrade(socket, 404, 'no WebSocket endpoint at this path');
-    if (this.runtime.shutdown.draining) return refuseUpgrade(socket, 503, 'server is shutting down');
-    if (!isOriginAllowed(request, this.options)) return refuseUpgrade(socket, 403, 'origin not allowed');
     const ip = clientIp(request, this.options.trustProxy);
-    if (!this.limiter.tryAcquire(ip)) return refuseUpgrade(socket, 429, 'too many connections from this address');
+    if (!wss) {
+      const paths = gateways.map((gateway) => gateway.path).join(', ');
+      return this.refuse(socket, 404, 'no WebSocket endpoint at this path', `path ${quote(request.url)} from ${ip}; gateways here: ${paths}`);
+    }
+    if (this.runtime.shutdown.draining) return this.refuse(socket, 503, 'server is shutting down', `from ${ip}`);
+    if (!isOriginAllowed(request, this.options)) return this.refuse(socket, 403, 'origin not allowed', this.describeOrigin(request, ip));
+    if (!this.limiter.tryAcquire(ip)) {
+      return this.refuse(socket, 429, 'too many connections from this address', this.describeCap(ip));
+    }
     socket.once('close', () => this.limiter.release(ip));
     void this.authenticateHandshake(request).then((credentials) => {
       if (socket.destroyed) return;
       wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
     });
+  }
+
+  /** Answers an upgrade with an HTTP error (`message` is the client's), counted and logged with `detail`. */
+  private refuse(socket: Duplex, status: number, message: string, detail: string): void {
+    refuseUpgrade(socket, status, message);
+    this.runtime.metrics.handshakeRefused.add(status);
+    this.connectionLog.refused(status, `${message}: ${detail}`);
+  }
+
+  private describeOrigin(request: IncomingMessage, ip: string): string {
+    const { allowedOrigins, requireOrigin } = this.options;
+    const { origin, host } = request.headers;
+    const compared = `Origin ${quote(origin)} vs Host ${quote(host)} from ${ip}; allowedOrigins: ${describeAllowedOrigins(allowedOrigins)}`;
+    if (origin === undefined) return `${compared} (requireOrigin: true)`;
+    if (allowedOrigins !== 'same-origin') return compared;
+    return `${compared} (behind a proxy, pass the browser's Host on: proxy_set_header Host $http_host)`;
+  }
+
+  private describeCap(ip: string): string {
+    const { maxConnectionsPerIp, trustProxy } = this.options;
+    const cap = `${ip} holds maxConnectionsPerIp (${maxConnectionsPerIp}); trustProxy: ${trustProxy}`;
+    return trustProxy === false ? `${cap} (behind a proxy every client has the proxy's address: set trustProxy)` : cap;
   }
 
   /** Verifies a token carried by the upgrade request, where the auth mode reads one there. */

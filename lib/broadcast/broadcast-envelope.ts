@@ -22,6 +22,8 @@ export type PushEnvelope = {
   dataJson: string;
   /** The bytes of a binary push (base64 on the bus, once per publish). */
   binary?: Uint8Array;
+  /** When it was published, in ms since the epoch (for the broadcast duration metric). */
+  at?: number;
 };
 
 /** Moving a session to the instance its client resumes on (see SessionHandover). */
@@ -133,7 +135,12 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
   if (!STRING_FIELDS[type].every((field) => typeof value[field] === 'string')) return false;
   switch (type) {
     case 'push':
-      return isTarget(value.target) && optionalString(value.except) && (value.binary === undefined || value.binary instanceof Uint8Array);
+      return (
+        isTarget(value.target) &&
+        optionalString(value.except) &&
+        (value.binary === undefined || value.binary instanceof Uint8Array) &&
+        (value.at === undefined || Number.isFinite(value.at))
+      );
     case 'handover-ready':
       return Array.isArray(value.rooms) && value.rooms.every((room) => typeof room === 'string') && optionalString(value.userId);
     case 'handover-commit':

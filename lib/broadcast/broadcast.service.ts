@@ -1,6 +1,7 @@
 import { Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { preparePushOf, type PreparedPush } from '../protocol/index.js';
 import type { Session, SessionObserver, SessionRegistry } from '../session/index.js';
+import { ReliableWsMetrics } from '../telemetry/index.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -45,8 +46,9 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     private readonly sessions: SessionRegistry,
     private readonly transport: BroadcastTransport,
     private readonly instanceId: string,
-    channelPrefix: string,
+    private readonly channelPrefix: string,
     private readonly userIdOf: UserIdOf,
+    private readonly metrics = new ReliableWsMetrics(),
   ) {
     this.channels = {
       all: `${channelPrefix}:all`,
@@ -81,12 +83,14 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   }
 
   /** Subscribes before the app listens, so `app.listen()` resolves with delivery live. */
-  onApplicationBootstrap(): Promise<void> {
-    return this.transport.start(
+  async onApplicationBootstrap(): Promise<void> {
+    await this.transport.start(
       [this.channels.all, this.channels.direct],
       (_, payload) => this.receive(payload),
       (channel) => this.onLoss(channel),
     );
+    const where = this.transport.description ?? this.transport.constructor.name;
+    this.logger.log(`Broadcast: ${where}${this.transport.local ? '' : `, channel prefix "${this.channelPrefix}"`}`);
   }
 
   /**
@@ -244,12 +248,23 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   }
 
   private async push(target: BroadcastTarget, event: string, data: unknown, except?: string): Promise<void> {
+    const startedAt = this.metrics.timing ? performance.now() : 0;
     const id = `${this.instanceId}:${++this.pushCounter}`;
     const push = preparePushOf(event, data, id);
     const deliveredHere = this.deliver(target, push, except);
+    if (startedAt > 0) this.metrics.recordBroadcast(performance.now() - startedAt, 'local');
     // A session moving to another instance must hear it there too.
     if (target.kind === 'client' && deliveredHere && !this.sessions.getSession(target.sessionId)?.moving) return;
-    const envelope: PushEnvelope = { type: 'push', origin: this.instanceId, id, target, event, except, dataJson: push.dataJson };
+    const envelope: PushEnvelope = {
+      type: 'push',
+      origin: this.instanceId,
+      id,
+      target,
+      event,
+      except,
+      dataJson: push.dataJson,
+      at: Date.now(),
+    };
     if (push.payload) envelope.binary = push.payload;
     this.handover.hear(envelope);
     await this.publish(this.channelOf(target), envelope);
@@ -302,6 +317,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     switch (envelope.type) {
       case 'push':
         this.deliver(envelope.target, pushOf(envelope), envelope.except);
+        if (envelope.at !== undefined && this.metrics.timing) this.metrics.recordBroadcast(Date.now() - envelope.at, 'remote');
         this.handover.hear(envelope);
         return;
       case 'done':

@@ -31,6 +31,8 @@ export interface BroadcastTransport {
   whenDelivered(channel: string, position: ChannelPosition, timeoutMs: number): Promise<boolean>;
   /** False while the transport knows it is not receiving (e.g. its canary is late). */
   readonly healthy: boolean;
+  /** Where broadcasts go, for the startup log (no passwords). */
+  readonly description?: string;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ export interface BroadcastTransport {
 export class LocalBroadcastTransport implements BroadcastTransport {
   readonly local = true;
   readonly healthy = true;
+  readonly description = 'in memory (this instance only)';
 
   async start(): Promise<void> {}
 

@@ -7,6 +7,7 @@ import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
 import { CommandWatchdog } from './command-watchdog.js';
 import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
 import { ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
+import type { ReliableWsMetrics } from '../telemetry/index.js';
 
 /** How soon a catch-up that could not read the history is tried again. */
 const CATCH_UP_RETRY_MS = 250;
@@ -53,6 +54,8 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private readonly canaryChannel: string;
   private canaryTimer: NodeJS.Timeout | undefined;
   private lastCanaryAt = Date.now();
+  /** From the publish of the latest canary received to its arrival. */
+  private canaryRoundTripMs = 0;
   private canaryLate = false;
   /** Subscriber connections (one per shard of a cluster, named by its master) that dropped and are not back yet. */
   private readonly subscribersDown = new Set<string>();
@@ -72,6 +75,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   constructor(
     private readonly options: BroadcastOptions,
     instanceId: string,
+    private readonly metrics?: ReliableWsMetrics,
   ) {
     const { redis } = options;
     this.ownsPublisher = !(redis instanceof Redis || redis instanceof Cluster);
@@ -95,6 +99,18 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     );
   }
 
+  get description(): string {
+    return `Redis at ${describeRedis(this.options.redis)}${this.options.sharded ? ' (sharded pub/sub)' : ''}`;
+  }
+
+  /**
+   * How late the canary is: its last round trip, or, while none arrives, how long past its
+   * interval the last one is.
+   */
+  canaryLagMs(now = Date.now()): number {
+    return Math.max(this.canaryRoundTripMs, now - this.lastCanaryAt - this.options.canaryIntervalMs);
+  }
+
   /** Receiving, caught up, and publishing: false from the moment the subscriber connection drops. */
   get healthy(): boolean {
     return this.subscribersDown.size === 0 && !this.canaryLate && !this.publishFailing && this.sequencer.caughtUp;
@@ -113,6 +129,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     });
     this.started = true;
     this.startCanary();
+    if (this.metrics) this.metrics.canaryLag = () => this.canaryLagMs();
   }
 
   /** Resolves once the message is numbered, kept in the channel's history and published. */
@@ -162,6 +179,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
 
   async close(): Promise<void> {
     this.closing = true;
+    if (this.metrics) this.metrics.canaryLag = undefined;
     this.watchdog.stop();
     clearInterval(this.canaryTimer);
     clearTimeout(this.catchUpTimer);
@@ -185,6 +203,8 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private receive(channel: string, payload: string): void {
     if (channel === this.canaryChannel) {
       this.lastCanaryAt = Date.now();
+      const publishedAt = Number(payload);
+      if (Number.isFinite(publishedAt)) this.canaryRoundTripMs = Math.max(0, this.lastCanaryAt - publishedAt);
       return;
     }
     if (!this.subscribed.has(channel)) return; // still in flight when it was unsubscribed

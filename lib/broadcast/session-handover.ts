@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { shortId } from '../telemetry/index.js';
 import {
   claimProof,
   hashSecret,
@@ -124,6 +125,7 @@ export class SessionHandover {
       if (stored === undefined) return undefined; // the owner took it back
       const session = this.restore(stored, claim.heard ?? [], resumeToken);
       void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request }).catch(() => undefined);
+      this.logger.debug(`session ${shortId(sessionId)} claimed from instance ${ready.origin}`);
       return session;
     } catch (error) {
       this.logger.warn(`handover of a session failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -291,8 +293,12 @@ export class SessionHandover {
     await this.bus.publish({ type: 'handover-done', origin: this.bus.instanceId, request, key }).catch(() => undefined);
     const claimed = await taken;
     this.awaitingTaken.delete(request);
-    if (claimed || (await this.takenByClaimer(key))) this.sessions.release(session);
-    else this.keep(session);
+    if (claimed || (await this.takenByClaimer(key))) {
+      this.sessions.release(session);
+      this.logger.debug(`session ${shortId(session.id)} moved to instance ${request.slice(0, request.lastIndexOf(':'))}`);
+    } else {
+      this.keep(session);
+    }
   }
 
   /** Takes the snapshot back: whoever takes it owns the session. Unknown (Redis down) counts as "not taken". */

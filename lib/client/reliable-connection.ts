@@ -22,12 +22,11 @@ import {
   reconnectDelay,
   type ReconnectOptions,
 } from './backoff.js';
-import { Emitter } from './emitter.js';
+import { ConnectionState } from './connection-state.js';
 import { ClientErrorCode, RequestError } from './errors.js';
 import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
 import type {
   ClientHeartbeatOptions,
-  ClientState,
   ReliableWsClientOptions,
   RequestOptions,
   UploadOptions,
@@ -99,13 +98,11 @@ const ABANDON_CLOSE_CODE = 4000;
  * requests with replies, and resumes its session. `ReliableWsClient` runs one in the page, or a
  * shared worker runs one for all tabs.
  */
-export class ReliableConnection {
-  readonly emitter = new Emitter();
+export class ReliableConnection extends ConnectionState {
   private readonly WebSocketImpl: WebSocketConstructor;
   private readonly reconnectOptions: ReconnectOptions;
   private readonly heartbeatOptions: ClientHeartbeatOptions | false;
   private readonly budget: QueueBudget;
-  private currentState: ClientState = 'connecting';
   private ws: WebSocketLike | undefined;
   private connection = 0;
   private session: { id: string; resumeToken?: string } | undefined;
@@ -131,6 +128,7 @@ export class ReliableConnection {
     private readonly url: string,
     private readonly options: ReliableWsClientOptions = {},
   ) {
+    super();
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WebSocketImpl) {
       throw new TypeError('ReliableWsClient: no WebSocket here; pass one as the "WebSocket" option (e.g. from "ws")');
@@ -153,10 +151,6 @@ export class ReliableConnection {
       this.emitter.emit('$state', this.currentState);
       void this.connect();
     });
-  }
-
-  get state(): ClientState {
-    return this.currentState;
   }
 
   get sessionId(): string | undefined {
@@ -680,13 +674,4 @@ export class ReliableConnection {
     this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.drain = undefined;
   }
 
-  private isStopped(): boolean {
-    return this.currentState === 'closed' || this.currentState === 'failed';
-  }
-
-  private setState(state: ClientState): void {
-    if (this.currentState === state) return;
-    this.currentState = state;
-    this.emitter.emit('$state', state);
-  }
 }

@@ -1,5 +1,5 @@
 import type { ClientConnection } from './client-connection.js';
-import { Emitter } from './emitter.js';
+import { ConnectionState } from './connection-state.js';
 import { ClientErrorCode, RequestError } from './errors.js';
 import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions, UploadOptions } from './reliable-ws-client.interfaces.js';
@@ -22,9 +22,7 @@ interface LockManager {
  * `share.name`. The worker sends, resumes and acknowledges; the tab keeps its own queue budget
  * and its requests, and hears every push and `$`-event.
  */
-export class SharedConnection implements ClientConnection {
-  readonly emitter = new Emitter();
-  private currentState: ClientState = 'connecting';
+export class SharedConnection extends ConnectionState implements ClientConnection {
   private session: string | undefined;
   private nextCallId = 0;
   private readonly budget: QueueBudget;
@@ -47,6 +45,7 @@ export class SharedConnection implements ClientConnection {
     url: string,
     private readonly options: ReliableWsClientOptions,
   ) {
+    super();
     this.budget = new QueueBudget({ ...DEFAULT_QUEUE, ...options.queue });
     port.onmessage = (event: MessageEvent<WorkerMessage>) => this.receive(event.data);
     worker.onerror = () => {
@@ -66,10 +65,6 @@ export class SharedConnection implements ClientConnection {
         return new Promise<void>((resolve) => (this.releaseLock = resolve));
       });
     });
-  }
-
-  get state(): ClientState {
-    return this.currentState;
   }
 
   get sessionId(): string | undefined {
@@ -212,15 +207,6 @@ export class SharedConnection implements ClientConnection {
     this.port.postMessage(message);
   }
 
-  private isStopped(): boolean {
-    return this.currentState === 'closed' || this.currentState === 'failed';
-  }
-
-  private setState(state: ClientState): void {
-    if (this.currentState === state) return;
-    this.currentState = state;
-    this.emitter.emit('$state', state);
-  }
 }
 
 function sharedOptions(options: ReliableWsClientOptions): SharedConnectionOptions {

@@ -20,6 +20,7 @@ import {
   type ErrorData,
   type MessageId,
 } from '../protocol/index.js';
+import { ReliableWsMetrics } from '../telemetry/index.js';
 import { reportUnserializable } from './unserializable-log.js';
 import type { TransferLink } from '../transfer/index.js';
 import type { Session, SessionTransport } from './session.js';
@@ -41,6 +42,9 @@ const DRAIN_POLL_MS = 10;
 
 const closeListenerLog = new Logger('ReliableSocket');
 
+/** Counts of sockets made outside the module (unit tests): counted nowhere. */
+const UNCOUNTED = new ReliableWsMetrics();
+
 /**
  * The connection handed to gateway handlers: one physical WebSocket bound to a session.
  * `send` numbers pushes (`seq`) through the session; every write is checked against the
@@ -54,12 +58,15 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   /** While a resume replays: the seq of the last push written; later pushes come from the buffer. */
   private replayedThrough: number | undefined;
   private readonly closeListeners: Array<(code: number) => void> = [];
+  /** The first close this server asked for, if any. */
+  closedWith: { code: number; reason: string } | undefined;
 
   constructor(
     readonly raw: WebSocket,
     readonly request: IncomingMessage,
     readonly ip: string,
     private readonly backpressure: BackpressureOptions,
+    private readonly metrics: ReliableWsMetrics = UNCOUNTED,
   ) {}
 
   /** The session; gateways only ever see sockets whose session has started. */
@@ -112,7 +119,9 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   }
 
   close(code: number = CloseCode.NORMAL, reason?: string): void {
-    this.raw.close(code, reason ?? CloseReason[code as CloseCode] ?? '');
+    const text = reason ?? CloseReason[code as CloseCode] ?? '';
+    if (this.isOpen) this.closedWith ??= { code, reason: text };
+    this.raw.close(code, text);
   }
 
   /**
@@ -131,6 +140,7 @@ export class ReliableSocket implements SessionTransport, TransferLink {
       this.failUnserializable(error, ref);
       return;
     }
+    this.metrics.sent.reply++;
     this.answer(ref, encodeFrame(event, dataJson, { ref }));
   }
 
@@ -143,7 +153,13 @@ export class ReliableSocket implements SessionTransport, TransferLink {
       this.failUnserializable(failure, error.ref);
       return;
     }
+    this.countError(error.code);
     this.answer(error.ref, encodeFrame(SystemEvent.ERROR, dataJson));
+  }
+
+  private countError(code: string): void {
+    this.metrics.sent.error++;
+    this.metrics.errors.add(code);
   }
 
   private failUnserializable(error: unknown, ref: MessageId | undefined): void {
@@ -159,16 +175,24 @@ export class ReliableSocket implements SessionTransport, TransferLink {
 
   /** Answers a client message whose handler returned nothing. */
   acknowledge(ref: MessageId): void {
+    this.metrics.sent.reply++;
     this.answer(ref, encodeFrame(SystemEvent.ACK, serializeData({ ref })));
   }
 
   sendSystem(event: string, data: unknown): void {
-    this.write(encodeFrame(event, serializeData(data)));
+    this.writeSystem(encodeFrame(event, serializeData(data)));
+  }
+
+  /** Writes a system frame (`$ready`, `$pong`, an `$ack` of an `$ack` …). */
+  writeSystem(frame: string): void {
+    this.metrics.sent.system++;
+    this.write(frame);
   }
 
   /** A `$error` that answers no message (or one whose id is not usable). */
   sendError(error: ErrorData): void {
-    this.sendSystem(SystemEvent.ERROR, error);
+    this.countError(error.code);
+    this.write(encodeFrame(SystemEvent.ERROR, serializeData(error)));
   }
 
   /**
@@ -189,7 +213,9 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   }
 
   deliver(push: PreparedPush, seq: number | undefined): void {
-    if (this.replayedThrough === undefined) this.write(push.wireFrame(seq));
+    if (this.replayedThrough !== undefined) return;
+    this.metrics.sent.push++;
+    this.write(push.wireFrame(seq));
   }
 
   /**
@@ -217,6 +243,8 @@ export class ReliableSocket implements SessionTransport, TransferLink {
         this.cutSlowConsumer();
         return;
       }
+      this.metrics.sent.push++;
+      this.metrics.replayed++;
       this.write(push.wireFrame(seq));
       this.replayedThrough = seq;
     }

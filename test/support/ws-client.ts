@@ -48,6 +48,11 @@ export class TestClient {
     return client;
   }
 
+  /** `n` clients at `url`, each past `$ready`. */
+  static readyMany(url: string, n: number): Promise<TestClient[]> {
+    return Promise.all(Array.from({ length: n }, () => TestClient.ready(url)));
+  }
+
   open(): Promise<void> {
     return this.opened;
   }
