@@ -14,10 +14,11 @@ class EchoGateway {
   }
 }
 
-const INTERVAL_MS = 100;
-const TIMEOUT_MS = 100;
+// Loose enough that a busy CI machine (a stalled event loop of a few hundred ms) cuts no healthy client.
+const INTERVAL_MS = 200;
+const TIMEOUT_MS = 400;
 
-describe('heartbeat (intervalMs 100, timeoutMs 100)', () => {
+describe('heartbeat (intervalMs 200, timeoutMs 400)', () => {
   let t: TestApp;
   const clients: TestClient[] = [];
 
@@ -68,9 +69,9 @@ describe('heartbeat (intervalMs 100, timeoutMs 100)', () => {
     expect(elapsed).toBeGreaterThanOrEqual(INTERVAL_MS + TIMEOUT_MS - 10);
   });
 
-  it('keeps a normal (auto-pong) client open for over 1 s, and it still gets replies', async () => {
+  it('keeps a normal (auto-pong) client open for over 2 s, and it still gets replies', async () => {
     const { client, pings } = await connect();
-    await sleep(1200);
+    await sleep(2000);
     expect(client.raw.readyState).toBe(WebSocket.OPEN);
     expect(pings()).toBeGreaterThanOrEqual(3); // it was pinged all along and answered
     expect(await client.request('echo', { n: 1 }, 1)).toEqual({ event: 'echo', data: { n: 1 }, ref: 1 });
@@ -78,7 +79,7 @@ describe('heartbeat (intervalMs 100, timeoutMs 100)', () => {
 
   it('keeps a client alive that answers no pings but keeps sending $ping frames; it dies once it stops', async () => {
     const { client, pings } = await connect({ autoPong: false });
-    const ITERATIONS = 24; // 24 × 50 ms = 1.2 s, well beyond interval + timeout
+    const ITERATIONS = 40; // 40 × 50 ms = 2 s, well beyond interval + timeout
     for (let i = 0; i < ITERATIONS; i++) {
       client.send({ event: '$ping', data: { i } });
       await sleep(50);
@@ -89,7 +90,7 @@ describe('heartbeat (intervalMs 100, timeoutMs 100)', () => {
     expect(pongs.length).toBeGreaterThanOrEqual(ITERATIONS - 2);
     expect(await client.request('echo', 'still here', 2)).toEqual({ event: 'echo', data: 'still here', ref: 2 });
     // once it falls silent, the same client is cut: the frames were what kept it alive
-    expect((await client.closed(2000)).code).toBe(1006);
+    expect((await client.closed(3000)).code).toBe(1006);
   });
 
   it('answers $ping {t: 1} with $pong carrying the same data', async () => {
@@ -102,7 +103,7 @@ describe('heartbeat (intervalMs 100, timeoutMs 100)', () => {
     const { client: alive } = await connect();
     const { client: silent } = await connect({ autoPong: false });
     expect(await connections()).toBe(2);
-    expect((await silent.closed(2000)).code).toBe(1006);
+    expect((await silent.closed(3000)).code).toBe(1006);
     await waitUntil(async () => (await connections()) === 1, { timeoutMs: 2000, what: 'connections to drop to 1' });
     expect(alive.raw.readyState).toBe(WebSocket.OPEN);
   });

@@ -4,23 +4,19 @@
  * one context. Two instances of the chat gateway share Redis; the pages reach them through a TCP
  * proxy (one origin), so that the instance behind it can change while the tabs stay.
  */
-import { Controller, Get, Param, Res } from '@nestjs/common';
 import { WebSocket } from 'ws';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { join } from 'node:path';
 import { ReliableWsClient } from '../lib/client/index.js';
 import { SessionRegistry, type ReliableWsOptions } from '../lib/index.js';
-import { CLIENT_DIR } from '../sample/app.module.js';
 import { ChatGateway } from '../sample/chat.gateway.js';
 import { startApp, type TestApp } from './support/app.js';
-import { ensureBrowserBundles, launchChromium } from './support/chromium.js';
+import { ensureBrowserBundles, launchChromium, testPageController } from './support/chromium.js';
 import { REDIS_URL } from './support/redis.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 
 const WAIT_MS = 10000;
 const WORKER_URL = '/client/reliable-ws-shared-worker.js';
-const SERVED = new Set(['reliable-ws-client.js', 'reliable-ws-shared-worker.js']);
 
 /** Each tab: one shared client; its token comes from `window.tokenKind` and is counted. */
 const TABS_PAGE = `<!doctype html>
@@ -51,19 +47,7 @@ const TABS_PAGE = `<!doctype html>
   };
 </script></head><body>tabs</body></html>`;
 
-@Controller()
-class TabsPageController {
-  @Get('tabs.html')
-  page(@Res() response: { type(type: string): { send(body: string): void } }): void {
-    response.type('html').send(TABS_PAGE);
-  }
-
-  @Get('client/:file')
-  bundle(@Param('file') file: string, @Res() response: { sendFile(path: string): void; sendStatus(status: number): void }): void {
-    if (SERVED.has(file)) response.sendFile(join(CLIENT_DIR, file));
-    else response.sendStatus(404);
-  }
-}
+const TabsPageController = testPageController('tabs.html', TABS_PAGE);
 
 interface Seen {
   said: string[];

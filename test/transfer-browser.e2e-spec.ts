@@ -6,22 +6,18 @@
  * its own random bytes and hashes what it gets with crypto.subtle; the gateway hashes what its
  * handler got. Every wait is bounded.
  */
-import { Controller, Get, Param, Res } from '@nestjs/common';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { BroadcastService, ReliableGateway, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
-import { CLIENT_DIR } from '../sample/app.module.js';
 import { startApp, type TestApp } from './support/app.js';
 import { ChaosProxy } from './support/chaos-proxy.js';
-import { ensureBrowserBundles, launchChromium } from './support/chromium.js';
+import { ensureBrowserBundles, launchChromium, testPageController } from './support/chromium.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 
 const MiB = 1024 * 1024;
 const WAIT_MS = 30_000;
-const SERVED = new Set(['reliable-ws-client.js', 'reliable-ws-shared-worker.js']);
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** What every `file` handler run got. */
@@ -126,19 +122,7 @@ const PAGE = `<!doctype html>
   };
 </script></head><body>transfer test</body></html>`;
 
-@Controller()
-class PageController {
-  @Get('transfer.html')
-  page(@Res() response: { type(type: string): { send(body: string): void } }): void {
-    response.type('html').send(PAGE);
-  }
-
-  @Get('client/:file')
-  bundle(@Param('file') file: string, @Res() response: { sendFile(path: string): void; sendStatus(status: number): void }): void {
-    if (SERVED.has(file)) response.sendFile(join(CLIENT_DIR, file));
-    else response.sendStatus(404);
-  }
-}
+const PageController = testPageController('transfer.html', PAGE);
 
 interface Seen {
   ready: Array<{ resumed: boolean; missed: boolean }>;

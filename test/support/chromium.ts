@@ -1,3 +1,4 @@
+import { Controller, Get, Param, Res, type Type } from '@nestjs/common';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,4 +46,31 @@ export function ensureBrowserBundles(): void {
 export function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30000 });
+}
+
+/** The browser bundles a test page may import, served under /client/. */
+const BUNDLES = new Set(['reliable-ws-client.js', 'reliable-ws-shared-worker.js']);
+
+interface PageResponse {
+  type(type: string): { send(body: string): void };
+  sendFile(path: string): void;
+  sendStatus(status: number): void;
+}
+
+/** A controller serving a test page at `/<name>` and the browser bundles at `/client/<file>`. */
+export function testPageController(name: string, html: string): Type {
+  @Controller()
+  class TestPageController {
+    @Get(name)
+    page(@Res() response: PageResponse): void {
+      response.type('html').send(html);
+    }
+
+    @Get('client/:file')
+    bundle(@Param('file') file: string, @Res() response: PageResponse): void {
+      if (BUNDLES.has(file)) response.sendFile(join(CLIENT_DIR, file));
+      else response.sendStatus(404);
+    }
+  }
+  return TestPageController;
 }
