@@ -7,11 +7,21 @@ import 'reflect-metadata';
 import type { IncomingMessage } from 'node:http';
 import { IsInt, IsString, MaxLength, Min } from 'class-validator';
 import type { WebSocket } from 'ws';
+import { Reflector } from '@nestjs/core';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
+import { of } from 'rxjs';
+import { RateLimit } from '../lib/rate-limit/rate-limit.decorator.js';
 import { RateLimiter } from '../lib/rate-limit/rate-limiter.js';
+import { WsRateLimitInterceptor } from '../lib/rate-limit/ws-rate-limit.interceptor.js';
 import { TokenBucket } from '../lib/rate-limit/token-bucket.js';
 import { ReliableSocket } from '../lib/session/reliable-socket.js';
 import { validatePayload } from '../lib/validation/payload-validator.js';
 import type { ValidationOptions } from '../lib/validation/validation.options.js';
+
+class ChatGateway {
+  @RateLimit({ points: 1_000_000_000, durationMs: 1000 })
+  say(): void {}
+}
 
 class SayDto {
   @IsString()
@@ -131,6 +141,15 @@ export async function run(): Promise<BenchResult[]> {
   results.push(
     await benchAsync('validatePayload(String)', 500_000, async () => ((await validatePayload('hello', String, 'data', VALIDATION)).ok ? 1 : 0)),
   );
+
+  // (e) WsRateLimitInterceptor.intercept: the per-message work around the limiter (metadata of the
+  // handler, its own limit), with an allowed message; the handler's observable is a shared one.
+  const interceptor = new WsRateLimitInterceptor(limiter, new Reflector());
+  const context = new ExecutionContextHost([standInSocket(), {}], ChatGateway, ChatGateway.prototype.say);
+  context.setType('ws');
+  const handled = of(1);
+  const next = { handle: () => handled };
+  results.push(benchSync('WsRateLimitInterceptor.intercept (@RateLimit)', 1_000_000, () => (interceptor.intercept(context, next) === handled ? 1 : 0)));
 
   printTable(results);
   if (sink === -1) console.log(sink); // keeps the results observable

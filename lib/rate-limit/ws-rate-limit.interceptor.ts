@@ -1,4 +1,4 @@
-import { Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor, type Type } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Observable } from 'rxjs';
 import { ReliableWsException } from '../errors/index.js';
@@ -9,12 +9,21 @@ import { RATE_LIMIT_METADATA, SKIP_RATE_LIMIT_METADATA } from './rate-limit.deco
 import type { RateLimitOptions } from './rate-limit.options.js';
 import { RateLimiter } from './rate-limiter.js';
 
+/** What the metadata of one handler of one gateway says: read once, not per message. */
+interface HandlerPolicy {
+  skip: boolean;
+  limit: RateLimitOptions | undefined;
+}
+
 /**
  * Charges each message against its connection's token bucket; a message over the limit is not
  * handled and answered `$error RATE_LIMITED` with `retryAfterMs`.
  */
 @Injectable()
 export class WsRateLimitInterceptor implements NestInterceptor {
+  /** By gateway class, then handler: a method inherited by two gateways may have two policies. */
+  private readonly policies = new WeakMap<Type<unknown>, WeakMap<Function, HandlerPolicy>>();
+
   constructor(
     @Optional() private readonly limiter: RateLimiter,
     private readonly reflector: Reflector,
@@ -25,9 +34,8 @@ export class WsRateLimitInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const socket = context.switchToWs().getClient<unknown>();
     if (!(socket instanceof ReliableSocket)) return next.handle();
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets)) return next.handle();
-    const limit = this.reflector.getAllAndOverride<RateLimitOptions | undefined>(RATE_LIMIT_METADATA, targets);
+    const { skip, limit } = this.policyOf(context.getClass(), context.getHandler());
+    if (skip) return next.handle();
     const decision = this.limiter.consume(socket, limit);
     if (decision.allowed) return next.handle();
     throw new ReliableWsException({
@@ -35,5 +43,20 @@ export class WsRateLimitInterceptor implements NestInterceptor {
       message: 'rate limit exceeded',
       retryAfterMs: decision.retryAfterMs,
     });
+  }
+
+  private policyOf(gateway: Type<unknown>, handler: Function): HandlerPolicy {
+    let byHandler = this.policies.get(gateway);
+    if (!byHandler) this.policies.set(gateway, (byHandler = new WeakMap()));
+    let policy = byHandler.get(handler);
+    if (!policy) {
+      const targets = [handler, gateway];
+      policy = {
+        skip: this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets) === true,
+        limit: this.reflector.getAllAndOverride<RateLimitOptions | undefined>(RATE_LIMIT_METADATA, targets),
+      };
+      byHandler.set(handler, policy);
+    }
+    return policy;
   }
 }
