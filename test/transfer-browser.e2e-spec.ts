@@ -10,13 +10,13 @@ import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websocke
 import { createHash, randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { BroadcastService, ReliableGateway, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
+import { MiB, TRANSFER_OPTIONS } from './support/transfer-options.js';
 import { startApp, type TestApp } from './support/app.js';
 import { ChaosProxy } from './support/chaos-proxy.js';
 import { ensureBrowserBundles, launchChromium, testPageController } from './support/chromium.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 
-const MiB = 1024 * 1024;
 const WAIT_MS = 30_000;
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -154,15 +154,7 @@ declare global {
 }
 
 /** Uploads fit (5 MiB, and a 5 MiB stream beside); 7 MiB does not. */
-const OPTIONS: ReliableWsOptions = {
-  allowedOrigins: '*',
-  rateLimit: false,
-  heartbeat: { intervalMs: 1000, timeoutMs: 2000 },
-  maxPayloadBytes: 32 * 1024,
-  backpressure: { maxBufferedBytes: 256 * 1024 },
-  maxTransferBytes: 6 * MiB,
-  resume: { ttlMs: 30_000 },
-};
+const OPTIONS: ReliableWsOptions = { ...TRANSFER_OPTIONS, maxTransferBytes: 6 * MiB };
 
 function expectMonotonic(values: number[], last: number): void {
   expect(values.at(-1)).toBe(last);

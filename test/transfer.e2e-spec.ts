@@ -10,14 +10,14 @@ import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { ReliableWsClient, RequestError, type ReliableWsClientOptions, type TransferProgress } from '../lib/client/index.js';
-import { ReliableGateway, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
+import { ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { chunkHeaderJson, decodeServerBinary, encodeBinaryMessage } from '../lib/protocol/index.js';
+import { MiB, TRANSFER_OPTIONS, TRANSFER_WINDOW } from './support/transfer-options.js';
 import { startApp, type TestApp } from './support/app.js';
 import { ChaosProxy } from './support/chaos-proxy.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 
-const MiB = 1024 * 1024;
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Every upload the handler got: event, size, hash. */
@@ -56,15 +56,8 @@ class TransferGateway {
   }
 }
 
-const OPTIONS: ReliableWsOptions = {
-  allowedOrigins: '*',
-  rateLimit: false,
-  heartbeat: { intervalMs: 1000, timeoutMs: 2000 },
-  maxPayloadBytes: 32 * 1024,
-  backpressure: { maxBufferedBytes: 256 * 1024 },
-  resume: { ttlMs: 30_000 },
-};
-const WINDOW = 256 * 1024;
+const OPTIONS = TRANSFER_OPTIONS;
+const WINDOW = TRANSFER_WINDOW;
 
 let app: TestApp;
 const clients: ReliableWsClient[] = [];
