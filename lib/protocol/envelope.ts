@@ -199,8 +199,8 @@ export function utf8Length(text: string): number {
  * its payload once; each recipient's frame is its own small header plus that same payload.
  */
 export class PreparedPush {
-  /** `{"event":…,"data":…` without the closing brace. */
-  private readonly head: string;
+  /** `{"event":…,"data":…` without the closing brace ('' for a binary push). */
+  readonly textHead: string;
   private unsequenced: string | undefined;
   private unsequencedBinary: BinaryFrame | undefined;
   private bytes: number | undefined;
@@ -216,7 +216,7 @@ export class PreparedPush {
     readonly id?: string,
     readonly payload?: Uint8Array,
   ) {
-    this.head = payload ? '' : `{"event":${JSON.stringify(event)},"data":${dataJson}`;
+    this.textHead = payload ? '' : `{"event":${JSON.stringify(event)},"data":${dataJson}`;
   }
 
   /** About the size of one recipient's frame in bytes (what a replay buffer holds for it). */
@@ -237,8 +237,8 @@ export class PreparedPush {
 
   /** One recipient's text frame (of a push that is not binary). */
   frame(seq: number | undefined): string {
-    if (seq !== undefined) return `${this.head},"seq":${seq}}`;
-    this.unsequenced ??= `${this.head}}`;
+    if (seq !== undefined) return `${this.textHead},"seq":${seq}}`;
+    this.unsequenced ??= `${this.textHead}}`;
     return this.unsequenced;
   }
 

@@ -21,7 +21,9 @@ import {
   type MessageId,
 } from '../protocol/index.js';
 import { ReliableWsMetrics } from '../telemetry/index.js';
+import { corkUntilTickEnds, currentTick, type Corkable } from './tick-batching.js';
 import { reportUnserializable } from './unserializable-log.js';
+import { encodedLength, pushFrame, textFrame, type EncodedFrame } from './websocket-frames.js';
 import type { TransferLink } from '../transfer/index.js';
 import type { Session, SessionTransport } from './session.js';
 
@@ -34,6 +36,7 @@ export interface BackpressureOptions {
 export const SLOW_CONSUMER_CLOSE_GRACE_MS = 2000;
 
 const OPEN = 1;
+const NO_TICK = -1;
 
 const MAX_UTF8_BYTES_PER_UNIT = 3;
 
@@ -54,7 +57,14 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   /** Last time anything arrived from the peer (a frame or a pong), in ms since the epoch. */
   lastSeenAt = Date.now();
   private boundSession: Session | undefined;
-  private corked = false;
+  /** The tick of the last write, and the tick this socket was corked in (see tick-batching.ts). */
+  private lastWriteTick = NO_TICK;
+  private corkedTick = NO_TICK;
+  /**
+   * Without an extension (permessage-deflate) that must see each message, frames are encoded
+   * here and written to the TCP socket as they are.
+   */
+  private readonly tcpSocket: TcpSocket | undefined;
   /** While a resume replays: the seq of the last push written; later pushes come from the buffer. */
   private replayedThrough: number | undefined;
   private readonly closeListeners: Array<(code: number) => void> = [];
@@ -67,7 +77,9 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     readonly ip: string,
     private readonly backpressure: BackpressureOptions,
     private readonly metrics: ReliableWsMetrics = UNCOUNTED,
-  ) {}
+  ) {
+    this.tcpSocket = raw.extensions === '' ? this.tcp() : undefined;
+  }
 
   /** The session; gateways only ever see sockets whose session has started. */
   get session(): Session {
@@ -215,7 +227,13 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   deliver(push: PreparedPush, seq: number | undefined): void {
     if (this.replayedThrough !== undefined) return;
     this.metrics.sent.push++;
-    this.write(push.wireFrame(seq));
+    this.writePush(push, seq);
+  }
+
+  /** A text push is encoded once for all its recipients (see websocket-frames.ts). */
+  private writePush(push: PreparedPush, seq: number | undefined): void {
+    if (this.tcpSocket && !push.payload) this.writeEncoded(this.tcpSocket, pushFrame(push, seq));
+    else this.write(push.wireFrame(seq));
   }
 
   /**
@@ -245,15 +263,15 @@ export class ReliableSocket implements SessionTransport, TransferLink {
       }
       this.metrics.sent.push++;
       this.metrics.replayed++;
-      this.write(push.wireFrame(seq));
+      this.writePush(push, seq);
       this.replayedThrough = seq;
     }
     this.replayedThrough = undefined;
   }
 
   /** `ws` keeps its TCP socket in `_socket`. */
-  private tcp(): { cork(): void; uncork(): void; once(event: 'drain', listener: () => void): void; writableNeedDrain: boolean } | undefined {
-    return (this.raw as unknown as { _socket?: ReturnType<ReliableSocket['tcp']> })._socket;
+  private tcp(): TcpSocket | undefined {
+    return (this.raw as unknown as { _socket?: TcpSocket })._socket;
   }
 
   /**
@@ -261,12 +279,17 @@ export class ReliableSocket implements SessionTransport, TransferLink {
    * connection is cut as a slow consumer). Frames written in the same tick leave in one write.
    */
   write(frame: OutgoingFrame): void {
+    if (typeof frame === 'string' && this.tcpSocket) {
+      this.writeEncoded(this.tcpSocket, textFrame(frame));
+      return;
+    }
     if (!this.isOpen) return;
     if (!this.fits(frame)) {
       this.cutSlowConsumer();
       return;
     }
-    this.corkForThisTick();
+    const tcp = this.tcp();
+    if (tcp) this.batchWrites(tcp, typeof frame !== 'string');
     if (typeof frame === 'string') {
       this.raw.send(frame);
     } else {
@@ -299,17 +322,33 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     return frame.length * MAX_UTF8_BYTES_PER_UNIT <= room || Buffer.byteLength(frame) <= room;
   }
 
-  /** Corking the TCP socket makes the frames of one tick one write. */
-  private corkForThisTick(): void {
-    if (this.corked) return;
-    const tcp = this.tcp();
-    if (!tcp) return;
-    this.corked = true;
-    tcp.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      tcp.uncork();
-    });
+  /** Writes an encoded frame to the TCP socket, within the send bound like `write`. */
+  private writeEncoded(tcp: TcpSocket, frame: EncodedFrame): void {
+    if (!this.isOpen) return;
+    if (encodedLength(frame) > this.backpressure.maxBufferedBytes - this.raw.bufferedAmount) {
+      this.cutSlowConsumer();
+      return;
+    }
+    if (Buffer.isBuffer(frame)) {
+      this.batchWrites(tcp, false);
+      tcp.write(frame);
+      return;
+    }
+    this.batchWrites(tcp, true);
+    for (const part of frame) tcp.write(part);
+  }
+
+  /**
+   * The first write of a tick goes out at once; from the second on (or when one frame takes
+   * several writes) the socket is corked until the tick ends, so that they leave in one write.
+   */
+  private batchWrites(tcp: TcpSocket, severalWrites: boolean): void {
+    const tick = currentTick();
+    if ((severalWrites || this.lastWriteTick === tick) && this.corkedTick !== tick) {
+      this.corkedTick = tick;
+      corkUntilTickEnds(tcp);
+    }
+    this.lastWriteTick = tick;
   }
 
   onClose(listener: (code: number) => void): void {
@@ -340,4 +379,11 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     this.close(CloseCode.SLOW_CONSUMER);
     setTimeout(() => this.raw.terminate(), SLOW_CONSUMER_CLOSE_GRACE_MS).unref();
   }
+}
+
+/** The TCP socket under a `ws` connection, as far as this class uses it. */
+interface TcpSocket extends Corkable {
+  write(chunk: Buffer): boolean;
+  once(event: 'drain', listener: () => void): void;
+  writableNeedDrain: boolean;
 }

@@ -1,0 +1,58 @@
+import fc from 'fast-check';
+import { preparePush } from '../protocol/index.js';
+import { encodedLength, pushFrame, textFrame, type EncodedFrame } from './websocket-frames.js';
+
+/** Decodes one unmasked, final text frame (RFC 6455 §5.2) to its payload text. */
+function decodeTextFrame(frame: EncodedFrame): string {
+  const bytes = Buffer.isBuffer(frame) ? frame : Buffer.concat(frame);
+  expect(bytes[0]).toBe(0x81);
+  expect(bytes[1] & 0x80).toBe(0);
+  let length = bytes[1];
+  let offset = 2;
+  if (length === 126) {
+    length = bytes.readUInt16BE(2);
+    offset = 4;
+    expect(length).toBeGreaterThanOrEqual(126);
+  } else if (length === 127) {
+    length = Number(bytes.readBigUInt64BE(2));
+    offset = 10;
+    expect(length).toBeGreaterThan(0xffff);
+  }
+  expect(bytes.length).toBe(offset + length);
+  expect(encodedLength(frame)).toBe(bytes.length);
+  return bytes.subarray(offset).toString('utf8');
+}
+
+describe('websocket-frames', () => {
+  it('encodes a push for each recipient as the text frame of its wire string', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 20 }),
+        fc.oneof(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.constantFrom(100, 121, 122, 65_520, 65_540, 70_000).map((n) => 'é'.repeat(n / 2))),
+        fc.option(fc.nat(), { nil: undefined }),
+        (event, text, seq) => {
+          const push = preparePush(event, JSON.stringify(text));
+          expect(decodeTextFrame(pushFrame(push, seq))).toBe(push.frame(seq));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('gives every recipient of an unsequenced push the same frame, and sequenced ones their own', () => {
+    const push = preparePush('tick', '{"n":1}');
+    expect(pushFrame(push, undefined)).toBe(pushFrame(push, undefined));
+    expect(decodeTextFrame(pushFrame(push, 7))).toBe('{"event":"tick","data":{"n":1},"seq":7}');
+    expect(decodeTextFrame(pushFrame(push, 8))).toBe('{"event":"tick","data":{"n":1},"seq":8}');
+    const next = preparePush('tick', '{"n":2}');
+    expect(decodeTextFrame(pushFrame(next, undefined))).toBe('{"event":"tick","data":{"n":2}}');
+  });
+
+  it('frames any text, at each header size', () => {
+    for (const length of [0, 125, 126, 65_535, 65_536]) {
+      const text = 'x'.repeat(length);
+      expect(decodeTextFrame(textFrame(text))).toBe(text);
+    }
+    expect(decodeTextFrame(textFrame('ünïcødé ✓ 😀'))).toBe('ünïcødé ✓ 😀');
+  });
+});
