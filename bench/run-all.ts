@@ -20,6 +20,7 @@ const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<un
   { name: 'churn', load: () => import('./churn.bench.js') },
   { name: 'detached-memory', load: () => import('./detached-memory.bench.js') },
   { name: 'transfer', load: () => import('./transfer.bench.js') },
+  { name: 'goals', load: () => import('./goals.bench.js') },
 ];
 
 async function main(): Promise<void> {

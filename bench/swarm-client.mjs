@@ -16,6 +16,8 @@
 //        of this round (data.r) and take the send→receipt latency from data.t (ms, wall clock
 //        with sub-ms precision: performance.timeOrigin + performance.now(), as the sender).
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
+//        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
+//        `$ack`, at most one per 200 ms).
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', complete: false, … } at once (on a timeout).
 //   { type: 'rr', total, window, payloadBytes, warmup }   request/reply over the connections
@@ -205,11 +207,38 @@ function arm({ round: id, expect, event, parse }) {
       ? (raw) => {
           const at = now();
           const frame = JSON.parse(raw.toString());
-          if (frame.event === event) receive(index, at, frame.data);
+          if (frame.event !== event) return;
+          if (kind === 'rws1' && typeof frame.seq === 'number') acknowledgeLater(client, frame.seq);
+          receive(index, at, frame.data);
         }
-      : () => receive(index, now(), undefined);
+      : kind === 'rws1'
+        ? (raw) => {
+            const seq = trailingSeq(raw);
+            if (seq !== undefined) acknowledgeLater(client, seq);
+            receive(index, now(), undefined);
+          }
+        : () => receive(index, now(), undefined);
   });
   send({ type: 'armed' });
+}
+
+/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` at most every ACK_DELAY_MS. */
+const ACK_DELAY_MS = 200;
+function acknowledgeLater(client, seq) {
+  client.lastSeq = seq;
+  client.ackTimer ??= setTimeout(() => {
+    client.ackTimer = undefined;
+    if (client.ws.readyState === WebSocket.OPEN) client.ws.send(`{"event":"$ack","data":{"seq":${client.lastSeq}}}`);
+  }, ACK_DELAY_MS);
+}
+
+/** The `seq` a push ends with (`…,"seq":42}`), read without parsing the frame. */
+function trailingSeq(raw) {
+  let i = raw.length - 2;
+  let seq = 0;
+  let scale = 1;
+  for (; i >= 0 && raw[i] >= 0x30 && raw[i] <= 0x39; i--, scale *= 10) seq += (raw[i] - 0x30) * scale;
+  return scale > 1 && raw[i] === 0x3a ? seq : undefined;
 }
 
 // ---------------------------------------------------------------- request / reply

@@ -1,0 +1,301 @@
+/**
+ * The performance goals, side by side (a benchmark, not a test): this package driven by its own
+ * protocol (an `rws.v1` client: `$hello`, ids, cumulative `$ack`s) against the stock Nest
+ * `WsAdapter` and a raw `ws` server, on the same machine in the same run.
+ *
+ * Every system runs in a fresh server child process (goals-server.ts, pinned to one core) for
+ * each scenario, and every round runs each system once, in a rotated order; the goals are the
+ * median and min–max of the paired per-round ratios. Scenarios:
+ *   - echo: ECHO_CONNECTIONS connections × ECHO_WINDOW messages in flight, ECHO_MESSAGES
+ *     request/reply; server CPU per message and client-side p99;
+ *   - fan-out: FANOUT_CLIENTS clients, FANOUT_BROADCASTS broadcasts of ~1 KiB FANOUT_GAP_MS apart;
+ *     server CPU per delivery and p99 (broadcast → receipt); then BURST_BROADCASTS in one tick:
+ *     deliveries per second until the last client has the last one;
+ *   - idle: IDLE_CONNECTIONS connections opened (server CPU per connect) and held: heap + external
+ *     and RSS per connection after two full garbage collections.
+ *
+ * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`; the goals
+ * table needs all three), BENCH_GOALS_PROFILE (a directory: the servers write CPU profiles there,
+ * `node --cpu-prof`; summarise one with bench/profile-summary.mjs). Results: a table of figures, the goals table,
+ * bench/results/goals.json and the plot docs/benchmarks.png (see plot.ts).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fmtInt, percentile, printTable, Swarm, wallNow, type SwarmKind } from './bench-support.js';
+import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
+import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-server.js';
+import { renderPlot } from './plot.js';
+
+const ROUNDS = Number(process.env.BENCH_GOALS_ROUNDS ?? 5);
+const ECHO_CONNECTIONS = 100;
+const ECHO_WINDOW = 10;
+const ECHO_WARMUP = 5_000;
+const ECHO_MESSAGES = 40_000;
+const ECHO_PAYLOAD_BYTES = 64;
+const FANOUT_CLIENTS = 2_000;
+const FANOUT_PROCESSES = 2;
+const FANOUT_BROADCASTS = 20;
+const FANOUT_GAP_MS = 20;
+const FANOUT_BYTES = 980;
+const BURST_BROADCASTS = 50;
+const IDLE_CONNECTIONS = 10_000;
+const STEP_TIMEOUT_MS = 120_000;
+const PROFILE_DIR = process.env.BENCH_GOALS_PROFILE;
+const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean);
+
+export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
+
+interface SystemSpec {
+  system: GoalsSystem;
+  label: string;
+  kind: SwarmKind;
+}
+
+const RELIABLE: SystemSpec = { system: 'reliable', label: 'nestjs-reliable-ws (rws.v1, everything on)', kind: 'rws1' };
+const RELIABLE_NO_RESUME: SystemSpec = { system: 'reliable-no-resume', label: 'nestjs-reliable-ws, resume: false', kind: 'rws1' };
+const STOCK: SystemSpec = { system: 'stock', label: 'stock Nest WsAdapter', kind: 'ws' };
+const RAW: SystemSpec = { system: 'raw', label: 'raw ws', kind: 'ws' };
+
+/** One figure of one system in one round. */
+type Figures = Record<string, number>;
+/** scenario → system → one Figures per round. */
+export type GoalsResults = Record<string, Record<GoalsSystem, Figures[]>>;
+
+class ServerUnderTest {
+  private constructor(
+    readonly child: BenchChild,
+    readonly url: string,
+  ) {}
+
+  static async start(spec: SystemSpec): Promise<ServerUnderTest> {
+    const profile = PROFILE_DIR ? [`--cpu-prof`, `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${spec.system}-${Date.now()}.cpuprofile`] : [];
+    const { child, port } = await startServerChild(spec.label, compiledScript('goals-server.js'), [spec.system], profile);
+    const path = spec.system === 'raw' ? '/' : `/ws${spec.kind === 'rws1' ? `?token=${GOALS_TOKEN}` : ''}`;
+    return new ServerUnderTest(child, `ws://127.0.0.1:${port}${path}`);
+  }
+
+  async cpuMs(): Promise<number> {
+    return (await this.child.request<ChildMessage & { cpuMs: number }>({ type: 'cpu' }, 10_000)).cpuMs;
+  }
+
+  memory(): Promise<ChildMessage & { heapUsed: number; external: number; rss: number; connections: number }> {
+    return this.child.request({ type: 'memory' }, 60_000);
+  }
+
+  async broadcast(round: number, count: number, gapMs: number): Promise<void> {
+    await this.child.request({ type: 'broadcast', round, count, bytes: FANOUT_BYTES, gapMs }, STEP_TIMEOUT_MS);
+  }
+
+  stop(): Promise<void> {
+    return this.child.stop();
+  }
+}
+
+/** Runs `measure` against a fresh server of `spec`, then stops both the server and its clients. */
+async function withServer<T>(spec: SystemSpec, measure: (server: ServerUnderTest, swarms: Swarm[]) => Promise<T>): Promise<T> {
+  const server = await ServerUnderTest.start(spec);
+  const swarms: Swarm[] = [];
+  try {
+    return await measure(server, swarms);
+  } finally {
+    await Promise.all(swarms.map((swarm) => swarm.stop()));
+    await server.stop();
+  }
+}
+
+async function echo(spec: SystemSpec): Promise<Figures> {
+  return withServer(spec, async (server, swarms) => {
+    const swarm = await Swarm.open({ url: server.url, kind: spec.kind, count: ECHO_CONNECTIONS, concurrency: ECHO_CONNECTIONS });
+    swarms.push(swarm);
+    await swarm.requestReply(ECHO_WARMUP, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
+    const before = await server.cpuMs();
+    const run = await swarm.requestReply(ECHO_MESSAGES, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
+    const cpuMs = (await server.cpuMs()) - before;
+    if (run.errors.length > 0 || run.messages < ECHO_MESSAGES) {
+      throw new Error(`${spec.label}: echo answered ${run.messages}/${ECHO_MESSAGES}: ${run.errors.slice(0, 3).join('; ')}`);
+    }
+    return { cpuUsPerMessage: (cpuMs * 1000) / run.messages, p99Ms: run.latency.p99, messagesPerSecond: run.messages / (run.elapsedMs / 1000) };
+  });
+}
+
+async function fanout(spec: SystemSpec, round: number): Promise<Figures> {
+  return withServer(spec, async (server, swarms) => {
+    swarms.push(...(await Swarm.openMany({ url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100 }, FANOUT_PROCESSES)));
+    await broadcastRound(server, swarms, 1, 2, 0, false); // warm-up
+    const before = await server.cpuMs();
+    await broadcastRound(server, swarms, 2, FANOUT_BROADCASTS, FANOUT_GAP_MS, false);
+    const cpuMs = (await server.cpuMs()) - before;
+    const paced = await broadcastRound(server, swarms, 3, FANOUT_BROADCASTS, FANOUT_GAP_MS, true);
+    const burst = await broadcastRound(server, swarms, 4, BURST_BROADCASTS, 0, false);
+    return {
+      cpuUsPerDelivery: (cpuMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
+      p99Ms: paced.p99Ms,
+      burstDeliveriesPerSecond: (FANOUT_CLIENTS * BURST_BROADCASTS) / (burst.lastMs / 1000),
+      round,
+    };
+  });
+}
+
+/**
+ * One broadcast round: when the last delivery arrived and, if the clients parse the frames
+ * (`timed`), the latency p99 over every delivery.
+ */
+async function broadcastRound(
+  server: ServerUnderTest,
+  swarms: Swarm[],
+  round: number,
+  count: number,
+  gapMs: number,
+  timed: boolean,
+): Promise<{ p99Ms: number; lastMs: number }> {
+  await Promise.all(swarms.map((swarm) => swarm.arm(round, count, GOALS_EVENT, timed)));
+  const start = wallNow();
+  await server.broadcast(round, count, gapMs);
+  const results = await Promise.all(swarms.map((swarm) => swarm.result(STEP_TIMEOUT_MS)));
+  const missing = results.find((result) => !result.complete);
+  if (missing) throw new Error(`fan-out round ${round}: ${missing.received} deliveries, not ${count} to every client`);
+  const p99s = results.map((result) => result.latency?.p99 ?? NaN);
+  return { p99Ms: Math.max(...p99s), lastMs: Math.max(...results.map((result) => result.lastAt)) - start };
+}
+
+async function idle(spec: SystemSpec): Promise<Figures> {
+  return withServer(spec, async (server, swarms) => {
+    const empty = await server.memory();
+    const before = await server.cpuMs();
+    swarms.push(await Swarm.open({ url: server.url, kind: spec.kind, count: IDLE_CONNECTIONS, concurrency: 100 }, STEP_TIMEOUT_MS));
+    const cpuMs = (await server.cpuMs()) - before;
+    const held = await server.memory();
+    if (held.connections !== IDLE_CONNECTIONS) throw new Error(`${spec.label}: ${held.connections} connections, not ${IDLE_CONNECTIONS}`);
+    return {
+      cpuUsPerConnect: (cpuMs * 1000) / IDLE_CONNECTIONS,
+      kbPerConnection: (held.heapUsed + held.external - empty.heapUsed - empty.external) / 1000 / IDLE_CONNECTIONS,
+      rssKbPerConnection: (held.rss - empty.rss) / 1000 / IDLE_CONNECTIONS,
+    };
+  });
+}
+
+const SCENARIOS: Array<{ name: string; systems: SystemSpec[]; run: (spec: SystemSpec, round: number) => Promise<Figures> }> = [
+  { name: 'echo', systems: [RELIABLE, STOCK, RAW], run: echo },
+  { name: 'fanout', systems: [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW], run: fanout },
+  { name: 'idle', systems: [RELIABLE, STOCK, RAW], run: idle },
+];
+
+/** Each system once per round, the order rotated from round to round. */
+async function runRounds(): Promise<GoalsResults> {
+  const results: GoalsResults = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const { name, systems, run } of SCENARIOS.filter(({ name }) => ONLY.length === 0 || ONLY.includes(name))) {
+      const bySystem = (results[name] ??= {} as Record<GoalsSystem, Figures[]>);
+      for (let i = 0; i < systems.length; i++) {
+        const spec = systems[(i + round) % systems.length];
+        (bySystem[spec.system] ??= []).push(await run(spec, round));
+      }
+    }
+    console.log(`  round ${round + 1} of ${ROUNDS} done`);
+  }
+  return results;
+}
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: percentile(sorted, 50), min: sorted[0], max: sorted[sorted.length - 1] };
+}
+
+function figure(results: GoalsResults, scenario: string, system: GoalsSystem, name: string): number[] {
+  return results[scenario][system].map((figures) => figures[name]);
+}
+
+/** The per-round ratios of one figure between two systems (paired by round). */
+function pairedRatio(results: GoalsResults, scenario: string, name: string, system: GoalsSystem, baseline: GoalsSystem): Spread {
+  const ours = figure(results, scenario, system, name);
+  const theirs = figure(results, scenario, baseline, name);
+  return spread(ours.map((value, round) => value / theirs[round]));
+}
+
+export interface Goal {
+  goal: string;
+  target: string;
+  measured: Spread;
+  unit: '×' | 'KB';
+  met: boolean;
+}
+
+export function goalsOf(results: GoalsResults): Goal[] {
+  const ratio = (goal: string, scenario: string, name: string, system: GoalsSystem, baseline: GoalsSystem, limit: number, atLeast = false): Goal => {
+    const measured = pairedRatio(results, scenario, name, system, baseline);
+    return { goal, target: `${atLeast ? '≥' : '≤'} ${limit.toFixed(1)}×`, measured, unit: '×', met: atLeast ? measured.median >= limit : measured.median <= limit };
+  };
+  const memory = spread(figure(results, 'idle', 'reliable', 'kbPerConnection'));
+  return [
+    ratio('echo: server CPU per message, vs stock WsAdapter', 'echo', 'cpuUsPerMessage', 'reliable', 'stock', 1.0),
+    ratio('fan-out with sessions: server CPU per delivery, vs raw ws', 'fanout', 'cpuUsPerDelivery', 'reliable', 'raw', 1.0),
+    ratio('fan-out, resume: false: server CPU per delivery, vs raw ws', 'fanout', 'cpuUsPerDelivery', 'reliable-no-resume', 'raw', 0.8),
+    { goal: `memory per idle rws.v1 connection at ${fmtInt(IDLE_CONNECTIONS)}`, target: '≤ 7 KB', measured: memory, unit: 'KB', met: memory.median <= 7 },
+    ratio('connect: server CPU per connection, vs stock WsAdapter', 'idle', 'cpuUsPerConnect', 'reliable', 'stock', 1.1),
+    ratio('echo p99, vs stock WsAdapter', 'echo', 'p99Ms', 'reliable', 'stock', 1.2),
+    ratio('broadcast p99, vs stock WsAdapter', 'fanout', 'p99Ms', 'reliable', 'stock', 1.2),
+    ratio(`burst (${BURST_BROADCASTS} broadcasts in one tick): deliveries/s, vs raw ws`, 'fanout', 'burstDeliveriesPerSecond', 'reliable', 'raw', 1.5, true),
+  ];
+}
+
+const FIGURES: Array<{ scenario: string; name: string; label: string; digits: number }> = [
+  { scenario: 'echo', name: 'cpuUsPerMessage', label: 'echo: server CPU µs/message', digits: 1 },
+  { scenario: 'echo', name: 'p99Ms', label: 'echo: p99 ms', digits: 1 },
+  { scenario: 'echo', name: 'messagesPerSecond', label: 'echo: messages/s', digits: 0 },
+  { scenario: 'fanout', name: 'cpuUsPerDelivery', label: 'fan-out: server CPU µs/delivery', digits: 2 },
+  { scenario: 'fanout', name: 'p99Ms', label: 'fan-out: p99 ms', digits: 1 },
+  { scenario: 'fanout', name: 'burstDeliveriesPerSecond', label: 'burst: deliveries/s', digits: 0 },
+  { scenario: 'idle', name: 'cpuUsPerConnect', label: 'connect: server CPU µs', digits: 0 },
+  { scenario: 'idle', name: 'kbPerConnection', label: 'idle: heap + external KB/conn', digits: 2 },
+  { scenario: 'idle', name: 'rssKbPerConnection', label: 'idle: RSS KB/conn', digits: 2 },
+];
+
+const fmtSpread = ({ median, min, max }: Spread, digits: number): string =>
+  digits === 0 ? `${fmtInt(median)} (${fmtInt(min)}–${fmtInt(max)})` : `${median.toFixed(digits)} (${min.toFixed(digits)}–${max.toFixed(digits)})`;
+
+function printFigures(results: GoalsResults): void {
+  const systems: SystemSpec[] = [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW];
+  printTable(
+    ['median (min–max) of rounds', ...systems.map((spec) => spec.label)],
+    FIGURES.filter(({ scenario }) => results[scenario]).map(({ scenario, name, label, digits }) => [
+      label,
+      ...systems.map((spec) => (results[scenario][spec.system] ? fmtSpread(spread(figure(results, scenario, spec.system, name)), digits) : '')),
+    ]),
+  );
+}
+
+function printGoals(goals: Goal[]): void {
+  printTable(
+    ['goal', 'target', 'measured: median (min–max)', 'met'],
+    goals.map(({ goal, target, measured, unit, met }) => [goal, target, `${fmtSpread(measured, 2)}${unit === '×' ? '×' : ' KB'}`, met ? 'yes' : 'no']),
+  );
+}
+
+export async function run(): Promise<void> {
+  console.log(
+    `\n## goals: this package against the stock Nest WsAdapter and raw ws, ${ROUNDS} interleaved rounds, ` +
+      `a fresh server child per system and scenario (servers on CPU 0, clients on the other core)\n`,
+  );
+  const results = await runRounds();
+  console.log('');
+  printFigures(results);
+  if (SCENARIOS.some(({ name }) => !results[name])) return;
+  const goals = goalsOf(results);
+  console.log('');
+  printGoals(goals);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version };
+  const file = resolve(RESULTS_DIR, 'goals.json');
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, results, goals }, null, 2)}\n`);
+  console.log(`\nresults: ${file}`);
+  const plot = await renderPlot();
+  console.log(plot ? `plot: ${plot}` : 'plot: not drawn (no Chromium at /usr/bin/chromium)');
+}
