@@ -16,11 +16,14 @@ export class WsAuthGuard implements CanActivate {
   }
 
   canActivate(context: ExecutionContext): boolean {
-    if (!this.authenticator) return true;
-    const { principal } = context.switchToWs().getClient<{ principal?: unknown }>();
-    if (principal === undefined || principal === null) {
+    this.assertAuthenticated(context.switchToWs().getClient<{ principal?: unknown }>());
+    return true;
+  }
+
+  /** Throws `UNAUTHENTICATED` when `auth` is configured and the client has no principal. */
+  assertAuthenticated({ principal }: { principal?: unknown }): void {
+    if (this.authenticator && (principal === undefined || principal === null)) {
       throw new ReliableWsException({ code: ErrorCode.UNAUTHENTICATED, message: 'authentication required' });
     }
-    return true;
   }
 }

@@ -2,6 +2,7 @@ import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nest
 import { encodeFrame, serializeData, SystemEvent, UnserializableDataError } from '../protocol/index.js';
 import { InboundMessage, ReliableSocket, reportUnserializable } from '../session/index.js';
 import { mapException } from './error-mapping.js';
+import type { ErrorBody } from './reliable-ws.exception.js';
 
 /**
  * Turns any exception thrown while handling a message into a `$error` frame with a code from
@@ -12,9 +13,7 @@ export class WsErrorFilter implements WsExceptionFilter {
   private readonly logger = new Logger(WsErrorFilter.name);
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const { body, log } = mapException(exception);
-    if (exception instanceof UnserializableDataError) reportUnserializable(exception);
-    else if (log) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    const body = this.errorBody(exception);
     const message = host.getArgByIndex(2);
     if (message instanceof InboundMessage) {
       message.fail(body);
@@ -23,5 +22,13 @@ export class WsErrorFilter implements WsExceptionFilter {
     const client = host.switchToWs().getClient<ReliableSocket | { send?: (frame: string) => void }>();
     if (client instanceof ReliableSocket) client.sendError(body);
     else client.send?.(encodeFrame(SystemEvent.ERROR, serializeData(body)));
+  }
+
+  /** The `$error` body of an exception; a server fault is logged. */
+  errorBody(exception: unknown): ErrorBody {
+    const { body, log } = mapException(exception);
+    if (exception instanceof UnserializableDataError) reportUnserializable(exception);
+    else if (log) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    return body;
   }
 }

@@ -33,11 +33,16 @@ export class WsRateLimitInterceptor implements NestInterceptor {
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const socket = context.switchToWs().getClient<unknown>();
-    if (!(socket instanceof ReliableSocket)) return next.handle();
-    const { skip, limit } = this.policyOf(context.getClass(), context.getHandler());
-    if (skip) return next.handle();
+    if (socket instanceof ReliableSocket) this.charge(socket, context.getClass(), context.getHandler());
+    return next.handle();
+  }
+
+  /** Charges a message to `handler` of `gateway`; throws `RATE_LIMITED` over the limit. */
+  charge(socket: ReliableSocket, gateway: Type<unknown>, handler: Function): void {
+    const { skip, limit } = this.policyOf(gateway, handler);
+    if (skip) return;
     const decision = this.limiter.consume(socket, limit);
-    if (decision.allowed) return next.handle();
+    if (decision.allowed) return;
     throw new ReliableWsException({
       code: ErrorCode.RATE_LIMITED,
       message: 'rate limit exceeded',

@@ -24,14 +24,15 @@ export function isCheckedType(metatype: unknown): boolean {
 
 /**
  * Checks a payload against the declared type of a `@MessageBody()` parameter: primitives by
- * `typeof`, classes with class-validator (after class-transformer made an instance of them).
+ * `typeof` (at once), classes with class-validator (after class-transformer made an instance of
+ * them; a promise, as class-validator's constraints may be asynchronous).
  */
-export async function validatePayload(
+export function validatePayload(
   value: unknown,
   metatype: unknown,
   property: string,
   options: ValidationOptions,
-): Promise<ValidationResult> {
+): ValidationResult | Promise<ValidationResult> {
   const primitive = PRIMITIVES.get(metatype);
   if (primitive) {
     return typeof value === primitive && !(primitive === 'number' && Number.isNaN(value))
@@ -50,9 +51,18 @@ export async function validatePayload(
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, details: [{ property, constraints: { isObject: `${property} must be an object` } }] };
   }
+  return validateInstance(value, metatype as new () => object, property, options);
+}
+
+async function validateInstance(
+  value: object,
+  metatype: new () => object,
+  property: string,
+  options: ValidationOptions,
+): Promise<ValidationResult> {
   const { transformOptions, ...validatorOptions } = options;
   try {
-    const instance: object = plainToInstance(metatype as new () => object, value, transformOptions);
+    const instance: object = plainToInstance(metatype, value, transformOptions);
     const errors = await validate(instance, validatorOptions);
     return errors.length === 0 ? { ok: true, value: instance } : { ok: false, details: flattenValidationErrors(errors) };
   } catch {

@@ -1,10 +1,10 @@
-import { Inject, Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Inject, Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor, type Type } from '@nestjs/common';
 import { from, mergeMap, type Observable } from 'rxjs';
 import { ReliableWsException } from '../errors/index.js';
 import { missingModuleError } from '../missing-module.js';
 import { ErrorCode } from '../protocol/index.js';
-import { bodyParameters } from './body-parameter.js';
-import { validatePayload } from './payload-validator.js';
+import { bodyParameters, type BodyParameter } from './body-parameter.js';
+import { validatePayload, type ValidationResult } from './payload-validator.js';
 import type { ValidationOptions } from './validation.options.js';
 
 /** Injection token of the validation options (`false` when validation is off). */
@@ -25,27 +25,43 @@ export class WsValidationInterceptor implements NestInterceptor {
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (this.options === false) return next.handle();
-    const parameters = bodyParameters(context.getClass(), context.getHandler());
-    if (parameters.length === 0) return next.handle();
-    return from(this.validateArgs(context.getArgs(), parameters)).pipe(mergeMap(() => next.handle()));
+    const pending = this.validate(context.getArgs(), context.getClass(), context.getHandler());
+    return pending ? from(pending).pipe(mergeMap(() => next.handle())) : next.handle();
   }
 
-  private async validateArgs(args: unknown[], parameters: ReturnType<typeof bodyParameters>): Promise<void> {
-    const options = this.options as ValidationOptions;
-    for (const { metatype, property } of parameters) {
+  /**
+   * Validates the body parameters of `handler` of `gateway` in Nest's handler arguments and puts
+   * what they validated to (DTO instances) in their place; throws `VALIDATION_FAILED` at once
+   * when it can tell synchronously, else returns a promise (class-validator DTOs).
+   */
+  validate(args: unknown[], gateway: Type<unknown>, handler: Function): Promise<void> | undefined {
+    if (this.options === false) return undefined;
+    return this.validateFrom(args, bodyParameters(gateway, handler), 0, this.options);
+  }
+
+  private validateFrom(args: unknown[], parameters: BodyParameter[], first: number, options: ValidationOptions): Promise<void> | undefined {
+    for (let index = first; index < parameters.length; index++) {
+      const parameter = parameters[index];
       const payload = args[PAYLOAD_ARG_INDEX];
-      const value = property === undefined ? payload : (payload as Record<string, unknown> | undefined)?.[property];
-      const result = await validatePayload(value, metatype, property ?? WHOLE_PAYLOAD, options);
-      if (!result.ok) {
-        throw new ReliableWsException({
-          code: ErrorCode.VALIDATION_FAILED,
-          message: 'Validation failed',
-          details: result.details,
+      const value = parameter.property === undefined ? payload : (payload as Record<string, unknown> | undefined)?.[parameter.property];
+      const result = validatePayload(value, parameter.metatype, parameter.property ?? WHOLE_PAYLOAD, options);
+      if (result instanceof Promise) {
+        return result.then((settled) => {
+          applyResult(args, parameter, settled);
+          return this.validateFrom(args, parameters, index + 1, options);
         });
       }
-      args[PAYLOAD_ARG_INDEX] =
-        property === undefined ? result.value : { ...(payload as object), [property]: result.value };
+      applyResult(args, parameter, result);
     }
+    return undefined;
   }
+}
+
+/** Puts a validated value in the handler's arguments, or throws `VALIDATION_FAILED`. */
+function applyResult(args: unknown[], { property }: BodyParameter, result: ValidationResult): void {
+  if (!result.ok) {
+    throw new ReliableWsException({ code: ErrorCode.VALIDATION_FAILED, message: 'Validation failed', details: result.details });
+  }
+  const payload = args[PAYLOAD_ARG_INDEX];
+  args[PAYLOAD_ARG_INDEX] = property === undefined ? result.value : { ...(payload as object), [property]: result.value };
 }
