@@ -5,6 +5,13 @@ import { WsErrorFilter } from './errors/index.js';
 import { WsRateLimitInterceptor } from './rate-limit/index.js';
 import { WsValidationInterceptor } from './validation/index.js';
 
+/** The enhancers `@ReliableGateway` puts on a gateway class, in Nest's metadata order. */
+export const RELIABLE_GATEWAY_ENHANCERS = {
+  filters: [WsErrorFilter],
+  guards: [WsAuthGuard],
+  interceptors: [WsRateLimitInterceptor, WsValidationInterceptor],
+} as const;
+
 /**
  * `@WebSocketGateway(options)` plus the module's error filter, auth guard, rate-limit and
  * validation interceptors. (`ReliableWsAdapter` contains the lifecycle hooks of every gateway:
@@ -13,8 +20,8 @@ import { WsValidationInterceptor } from './validation/index.js';
 export function ReliableGateway(options: GatewayMetadata = {}): ClassDecorator {
   return applyDecorators(
     WebSocketGateway(options),
-    UseFilters(WsErrorFilter),
-    UseGuards(WsAuthGuard),
-    UseInterceptors(WsRateLimitInterceptor, WsValidationInterceptor),
+    UseFilters(...RELIABLE_GATEWAY_ENHANCERS.filters),
+    UseGuards(...RELIABLE_GATEWAY_ENHANCERS.guards),
+    UseInterceptors(...RELIABLE_GATEWAY_ENHANCERS.interceptors),
   );
 }

@@ -1,14 +1,17 @@
 import { Logger } from '@nestjs/common';
 import type { MessageMappingProperties } from '@nestjs/websockets';
-import { defaultIfEmpty, take, type Observable } from 'rxjs';
+import { defaultIfEmpty, isObservable, take, type Observable } from 'rxjs';
 import { ErrorCode, INTERNAL_ERROR_MESSAGE, UnserializableDataError, type ClientMessage } from '../protocol/index.js';
 import { InboundMessage, reportUnserializable, type ReliableSocket } from '../session/index.js';
+import type { DirectHandler, DirectHandlers } from './direct-handlers.js';
 
 type Transform = (data: unknown) => Observable<unknown>;
 
 interface BoundHandler {
   callback: (data: unknown, message: InboundMessage) => unknown;
   transform: Transform;
+  /** The same handler without Nest's per-message pipeline, where nothing needs it (see direct-handlers.ts). */
+  direct: DirectHandler | undefined;
 }
 
 /** Routes application messages of each connection to the gateway handlers bound to it. */
@@ -16,14 +19,18 @@ export class MessageDispatcher {
   private readonly logger = new Logger('ReliableWsAdapter');
   private readonly handlers = new WeakMap<ReliableSocket, Map<string, BoundHandler>>();
 
+  constructor(private readonly directHandlers: DirectHandlers) {}
+
   bind(socket: ReliableSocket, handlers: MessageMappingProperties[], transform: Transform): void {
     let byEvent = this.handlers.get(socket);
     if (!byEvent) {
       byEvent = new Map();
       this.handlers.set(socket, byEvent);
     }
+    const direct = this.directHandlers.of(handlers.map(({ message }) => String(message)));
     for (const { message, callback } of handlers) {
-      byEvent.set(String(message), { callback: callback as BoundHandler['callback'], transform });
+      const event = String(message);
+      byEvent.set(event, { callback: callback as BoundHandler['callback'], transform, direct: direct?.get(event) });
     }
   }
 
@@ -37,6 +44,10 @@ export class MessageDispatcher {
     const handler = this.handlers.get(socket)?.get(event);
     if (!handler) return false;
     const inbound = new InboundMessage(event, data, id);
+    if (handler.direct) {
+      this.runDirect(socket, handler.direct, inbound);
+      return true;
+    }
     let result: Observable<unknown>;
     try {
       result = handler.transform(handler.callback(data, inbound));
@@ -49,6 +60,40 @@ export class MessageDispatcher {
       error: (error: unknown) => this.fail(socket, inbound, error),
     });
     return true;
+  }
+
+  private runDirect(socket: ReliableSocket, handler: DirectHandler, inbound: InboundMessage): void {
+    let result: unknown;
+    try {
+      result = handler(socket, inbound.data, inbound);
+    } catch (error) {
+      this.reject(socket, inbound, error);
+      return;
+    }
+    this.settle(socket, inbound, result);
+  }
+
+  /** Answers with a handler's result: a value, what a promise resolves to, an observable's first value. */
+  private settle(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {
+    if (isObservable(result)) {
+      result.pipe(take(1), defaultIfEmpty(undefined)).subscribe({
+        next: (value) => this.answer(socket, inbound, value),
+        error: (error: unknown) => this.reject(socket, inbound, error),
+      });
+    } else if (isThenable(result)) {
+      Promise.resolve(result).then(
+        (value: unknown) => this.settle(socket, inbound, value),
+        (error: unknown) => this.reject(socket, inbound, error),
+      );
+    } else {
+      this.answer(socket, inbound, result);
+    }
+  }
+
+  /** What a direct handler threw, answered as `WsErrorFilter` answers it. */
+  private reject(socket: ReliableSocket, inbound: InboundMessage, error: unknown): void {
+    inbound.fail(this.directHandlers.errorBody(error));
+    this.answer(socket, inbound, undefined);
   }
 
   /** A failure no exception filter turned into an answer: `INTERNAL`, logged. */
@@ -91,4 +136,8 @@ function isEventReply(result: unknown): result is { event: string; data: unknown
     typeof (result as { event?: unknown }).event === 'string' &&
     'data' in result
   );
+}
+
+function isThenable(result: unknown): result is PromiseLike<unknown> {
+  return typeof result === 'object' && result !== null && typeof (result as { then?: unknown }).then === 'function';
 }

@@ -22,6 +22,7 @@ import {
   requestPath,
 } from './handshake.js';
 import { ConnectionProtocol, type HandshakeCredentials } from './connection-protocol.js';
+import { DirectHandlers } from './direct-handlers.js';
 import { containGatewayLifecycles } from './gateway-lifecycle.js';
 import { ReliableWsServer } from './gateway-server.js';
 import { MessageDispatcher } from './message-dispatcher.js';
@@ -38,7 +39,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly runtime: ReliableWsRuntime;
   private readonly options: ResolvedReliableWsOptions;
   private readonly limiter: ConnectionLimiter;
-  private readonly dispatcher = new MessageDispatcher();
+  private readonly dispatcher: MessageDispatcher;
   private readonly protocol: ConnectionProtocol;
   private readonly connectionLog = new ConnectionLog();
   private readonly gatewaysByHttpServer = new Map<HttpServer, ReliableWsServer[]>();
@@ -51,6 +52,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.runtime = resolveRuntime(app);
     this.options = this.runtime.options;
     this.limiter = new ConnectionLimiter(this.options.maxConnectionsPerIp);
+    this.dispatcher = new MessageDispatcher(new DirectHandlers(app));
     this.protocol = new ConnectionProtocol(this.runtime, this.dispatcher, this.connectionLog);
     containGatewayLifecycles(app);
   }

@@ -1,0 +1,255 @@
+/**
+ * `@ReliableGateway` handlers that nothing else enhances run without Nest's per-message pipeline
+ * (lib/adapter/direct-handlers.ts). The same gateway in an app with a global interceptor goes
+ * through Nest's pipeline: every answer, of every kind of handler result and failure, must be
+ * the same frame on both.
+ */
+import 'reflect-metadata';
+import { Injectable, Module, UseGuards, type CallHandler, type CanActivate, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ConnectedSocket, MessageBody, SubscribeMessage, WsException } from '@nestjs/websockets';
+import { Type } from 'class-transformer';
+import { IsInt, IsString, Min, ValidateNested } from 'class-validator';
+import fc from 'fast-check';
+import type { AddressInfo } from 'node:net';
+import { EMPTY, of, throwError, type Observable } from 'rxjs';
+import { RateLimit, ReliableGateway, ReliableSocket, ReliableWsAdapter, ReliableWsException, ReliableWsModule } from '../lib/index.js';
+import { TestClient, type Frame } from './support/ws-client.js';
+
+const TOKEN = 'direct-token';
+
+class AuthorDto {
+  @IsString()
+  name!: string;
+}
+
+class PostDto {
+  @IsString()
+  title!: string;
+
+  @IsInt()
+  @Min(0)
+  votes!: number;
+
+  @ValidateNested()
+  @Type(() => AuthorDto)
+  author!: AuthorDto;
+}
+
+@Injectable()
+class DenyGuard implements CanActivate {
+  canActivate(): boolean {
+    return false;
+  }
+}
+
+@ReliableGateway({ path: '/ws' })
+class ParityGateway {
+  @SubscribeMessage('echo')
+  echo(@MessageBody() data: unknown) {
+    return data;
+  }
+
+  @SubscribeMessage('event-reply')
+  eventReply(@MessageBody() data: unknown) {
+    return { event: 'replied', data: { got: data } };
+  }
+
+  @SubscribeMessage('async')
+  async later(@MessageBody() data: unknown) {
+    await new Promise((resolve) => setImmediate(resolve));
+    return { later: data };
+  }
+
+  @SubscribeMessage('observable')
+  observable(@MessageBody() data: unknown): Observable<unknown> {
+    return of({ first: data }, { second: data });
+  }
+
+  @SubscribeMessage('empty')
+  empty(): Observable<never> {
+    return EMPTY;
+  }
+
+  @SubscribeMessage('nothing')
+  nothing(): void {}
+
+  @SubscribeMessage('coded')
+  coded(): never {
+    throw new ReliableWsException({ code: 'NOT_FOUND', message: 'no such room' });
+  }
+
+  @SubscribeMessage('ws-exception')
+  wsException(): never {
+    throw new WsException({ code: 'TEAPOT', message: 'short and stout' });
+  }
+
+  @SubscribeMessage('crash')
+  crash(): never {
+    throw new Error('secret internals');
+  }
+
+  @SubscribeMessage('rejects')
+  async rejects(): Promise<never> {
+    throw new ReliableWsException({ code: 'CONFLICT', message: 'taken' });
+  }
+
+  @SubscribeMessage('observable-error')
+  observableError(): Observable<never> {
+    return throwError(() => new ReliableWsException({ code: 'GONE', message: 'went away' }));
+  }
+
+  @SubscribeMessage('post')
+  post(@MessageBody() post: PostDto) {
+    return { isDto: post instanceof PostDto, nested: post.author instanceof AuthorDto, post };
+  }
+
+  @SubscribeMessage('title')
+  title(@MessageBody('title') title: string, @ConnectedSocket() socket: ReliableSocket) {
+    return { title, socket: socket instanceof ReliableSocket, user: socket.principal };
+  }
+
+  @SubscribeMessage('limited')
+  @RateLimit({ points: 2, durationMs: 60_000 })
+  limited() {
+    return 'ok';
+  }
+
+  @SubscribeMessage('denied')
+  @UseGuards(DenyGuard)
+  denied() {
+    return 'never';
+  }
+
+  @SubscribeMessage('pipeline')
+  pipeline() {
+    return { direct: (new Error().stack ?? '').includes('direct-handlers') };
+  }
+}
+
+@Injectable()
+class PassThroughInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle();
+  }
+}
+
+interface Server {
+  close(): Promise<void>;
+  client(): Promise<TestClient>;
+}
+
+async function startServer(throughNest: boolean): Promise<Server> {
+  @Module({
+    imports: [
+      ReliableWsModule.forRoot({
+        auth: { verify: (token) => (token === TOKEN ? { id: 'u1' } : null), mode: 'any' },
+        rateLimit: { points: 10_000, durationMs: 1000 },
+      }),
+    ],
+    providers: [ParityGateway, DenyGuard],
+  })
+  class ParityModule {}
+  const app = await NestFactory.create(ParityModule, { logger: false });
+  app.useWebSocketAdapter(new ReliableWsAdapter(app));
+  if (throughNest) app.useGlobalInterceptors(new PassThroughInterceptor());
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const clients: TestClient[] = [];
+  return {
+    async client() {
+      const client = new TestClient(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`, 'rws.v1');
+      clients.push(client);
+      await client.open();
+      client.send({ event: '$hello', data: {} });
+      await client.next((frame) => frame.event === '$ready');
+      return client;
+    },
+    async close() {
+      for (const client of clients) client.raw.terminate();
+      await app.close();
+    },
+  };
+}
+
+/** The answer to one request, with what depends on timing left out. */
+async function answer(client: TestClient, event: string, data: unknown, id: number): Promise<Frame> {
+  const frame = await client.request(event, data, id);
+  if (frame.data && typeof frame.data === 'object' && 'retryAfterMs' in frame.data) {
+    return { ...frame, data: { ...frame.data, retryAfterMs: 'some' } };
+  }
+  return frame;
+}
+
+describe('direct dispatch: the same answers as through Nest’s pipeline', () => {
+  let direct: Server;
+  let nest: Server;
+  let directClient: TestClient;
+  let nestClient: TestClient;
+  let nextId = 1;
+
+  beforeAll(async () => {
+    direct = await startServer(false);
+    nest = await startServer(true);
+    directClient = await direct.client();
+    nestClient = await nest.client();
+  });
+
+  afterAll(async () => {
+    await direct?.close();
+    await nest?.close();
+  });
+
+  async function both(event: string, data: unknown): Promise<[Frame, Frame]> {
+    const id = nextId++;
+    return Promise.all([answer(directClient, event, data, id), answer(nestClient, event, data, id)]);
+  }
+
+  it('takes the direct path only where nothing else enhances the handler', async () => {
+    const [viaDirect, viaNest] = await both('pipeline', null);
+    expect(viaDirect.data).toEqual({ direct: true });
+    expect(viaNest.data).toEqual({ direct: false });
+  });
+
+  const cases: Array<[string, string, unknown, (frame: Frame) => void]> = [
+    ['a value', 'echo', { a: [1, 'two', null] }, (frame) => expect(frame).toMatchObject({ event: 'echo', data: { a: [1, 'two', null] } })],
+    ['{ event, data }', 'event-reply', 7, (frame) => expect(frame).toMatchObject({ event: 'replied', data: { got: 7 } })],
+    ['a promise', 'async', 'x', (frame) => expect(frame.data).toEqual({ later: 'x' })],
+    ['an observable (its first value)', 'observable', 1, (frame) => expect(frame.data).toEqual({ first: 1 })],
+    ['an empty observable', 'empty', null, (frame) => expect(frame.event).toBe('$ack')],
+    ['nothing', 'nothing', null, (frame) => expect(frame.event).toBe('$ack')],
+    ['a ReliableWsException', 'coded', null, (frame) => expect(frame.data).toMatchObject({ code: 'NOT_FOUND', message: 'no such room' })],
+    ['a WsException', 'ws-exception', null, (frame) => expect(frame.data).toMatchObject({ code: 'TEAPOT' })],
+    ['an Error (INTERNAL, no details)', 'crash', null, (frame) => expect(JSON.stringify(frame)).not.toContain('secret')],
+    ['a rejection', 'rejects', null, (frame) => expect(frame.data).toMatchObject({ code: 'CONFLICT' })],
+    ['an observable error', 'observable-error', null, (frame) => expect(frame.data).toMatchObject({ code: 'GONE' })],
+    ['a valid DTO (an instance)', 'post', { title: 't', votes: 1, author: { name: 'n' } }, (frame) => expect(frame.data).toMatchObject({ isDto: true, nested: true })],
+    ['an invalid DTO', 'post', { title: 5, votes: -1, author: {} }, (frame) => expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED' })],
+    ['a string where a DTO is declared', 'post', 'not an object', (frame) => expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED' })],
+    ['a body property and the socket', 'title', { title: 'hi' }, (frame) => expect(frame.data).toEqual({ title: 'hi', socket: true, user: { id: 'u1' } })],
+    ['a method guard (through Nest on both)', 'denied', null, (frame) => expect(frame.data).toMatchObject({ code: 'FORBIDDEN' })],
+  ];
+
+  it.each(cases)('answers %s alike', async (_name, event, data, check) => {
+    const [viaDirect, viaNest] = await both(event, data);
+    expect(viaDirect).toEqual(viaNest);
+    check(viaDirect);
+  });
+
+  it('charges the rate limit alike', async () => {
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await both('limited', null));
+    for (const [viaDirect, viaNest] of answers) expect(viaDirect).toEqual(viaNest);
+    expect(answers.map(([frame]) => frame.data?.code ?? frame.data)).toEqual(['ok', 'ok', 'RATE_LIMITED']);
+  });
+
+  it('answers any payload alike (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('echo', 'post', 'title', 'event-reply'), fc.jsonValue({ maxDepth: 3 }), async (event, data) => {
+        const [viaDirect, viaNest] = await both(event, data);
+        expect(viaDirect).toEqual(viaNest);
+      }),
+      { numRuns: 150, interruptAfterTimeLimit: 20_000 },
+    );
+  }, 30_000);
+});
