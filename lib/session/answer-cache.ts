@@ -16,6 +16,9 @@ type Answer = OutgoingFrame | typeof ANSWER_PENDING;
  */
 export class AnswerCache {
   private readonly answers = new Map<number, Answer>();
+  /** The ids in `answers`, oldest first from `oldest` on (a Map's own first key is slow to find after many deletes). */
+  private readonly order: number[] = [];
+  private oldest = 0;
   private bytes = 0;
   private disposed = false;
 
@@ -45,9 +48,10 @@ export class AnswerCache {
 
   set(id: number, answer: Answer): void {
     if (this.disposed) return;
-    this.account(-sizeOf(this.answers.get(id)));
+    const previous = this.answers.get(id);
+    if (previous === undefined) this.order.push(id);
+    this.account(sizeOf(answer) - sizeOf(previous));
     this.answers.set(id, answer);
-    this.account(sizeOf(answer));
     while (this.answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest();
     if (this.budget?.exceeded) {
       this.budget.relieve();
@@ -60,12 +64,18 @@ export class AnswerCache {
     this.disposed = true;
     this.account(-this.bytes);
     this.answers.clear();
+    this.order.length = 0;
+    this.oldest = 0;
   }
 
   private dropOldest(): void {
-    const oldest = this.answers.keys().next().value as number;
-    this.account(-sizeOf(this.answers.get(oldest)));
-    this.answers.delete(oldest);
+    const id = this.order[this.oldest++];
+    this.account(-sizeOf(this.answers.get(id)));
+    this.answers.delete(id);
+    if (this.oldest >= ANSWER_CACHE_SIZE) {
+      this.order.splice(0, this.oldest);
+      this.oldest = 0;
+    }
   }
 
   private account(delta: number): void {
