@@ -114,13 +114,8 @@ export interface MemoryReport extends ChildMessage {
 }
 
 /** A server child: forks `script` with `--expose-gc` and waits for the port it listens on. */
-export async function startServerChild(
-  name: string,
-  script: string,
-  args: string[] = [],
-  execArgv: string[] = [],
-): Promise<{ child: BenchChild; port: number }> {
-  const child = new BenchChild(name, script, { args, execArgv: ['--expose-gc', ...execArgv], role: 'server' });
+export async function startServerChild(name: string, script: string, args: string[] = []): Promise<{ child: BenchChild; port: number }> {
+  const child = new BenchChild(name, script, { args, execArgv: ['--expose-gc'], role: 'server' });
   try {
     const { port } = await child.next<ChildMessage & { port: number }>('listening', 60000);
     return { child, port };

@@ -12,12 +12,16 @@
  * `memory` (after two full garbage collections), `connections`, `broadcast { round, count, bytes,
  * gapMs }` (`count` broadcasts of `{ r, i, t, pad }`, `gapMs` apart, or all in one tick when 0;
  * answered once the last is handed over), `exit`.
+ * With a second argument (a file name), the CPU profile of the first measured window (from the
+ * first `cpu` request to the second) is written there.
  */
 import 'reflect-metadata';
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MessageBody, SubscribeMessage, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
 import { IsString } from 'class-validator';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer as WsServer } from 'ws';
 import { BroadcastService, ReliableGateway, ReliableWsAdapter, ReliableWsModule, SessionRegistry } from '../lib/index.js';
@@ -151,10 +155,34 @@ function cpuMs(): number {
   return (user + system) / 1000;
 }
 
-async function main(system: GoalsSystem): Promise<void> {
+/** Profiles the window between the first two `cpu` requests into `file`. */
+function windowProfiler(file: string | undefined): () => Promise<void> {
+  if (!file) return async () => {};
+  const session = new Session();
+  let requests = 0;
+  return async () => {
+    requests++;
+    if (requests === 1) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    } else if (requests === 2) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    }
+  };
+}
+
+async function main(system: GoalsSystem, profileFile: string | undefined): Promise<void> {
+  const profileWindow = windowProfiler(profileFile);
   const server = system === 'stock' ? await stockServer() : system === 'raw' ? await rawServer() : await reliableServer(system === 'reliable');
   const handlers: Record<string, (request: Request) => unknown> = {
-    cpu: () => ({ cpuMs: cpuMs() }),
+    cpu: async () => {
+      const answer = { cpuMs: cpuMs() };
+      await profileWindow();
+      return answer;
+    },
     memory: () => memory(server),
     connections: () => ({ connections: server.connections() }),
     broadcast: async (request) => {
@@ -173,4 +201,4 @@ async function main(system: GoalsSystem): Promise<void> {
   process.send?.({ type: 'listening', port: server.port });
 }
 
-await main(process.argv[2] as GoalsSystem);
+await main(process.argv[2] as GoalsSystem, process.argv[3]);

@@ -15,8 +15,8 @@
  *     and RSS per connection after two full garbage collections.
  *
  * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`; the goals
- * table needs all three), BENCH_GOALS_PROFILE (a directory: the servers write CPU profiles there,
- * `node --cpu-prof`; summarise one with bench/profile-summary.mjs). Results: a table of figures, the goals table,
+ * table needs all three), BENCH_GOALS_PROFILE (a directory: each server writes the CPU profile of
+ * its first measured window there; summarise one with bench/profile-summary.mjs). Results: a table of figures, the goals table,
  * bench/results/goals.json and the plot docs/benchmarks.png (see plot.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -70,8 +70,8 @@ class ServerUnderTest {
   ) {}
 
   static async start(spec: SystemSpec): Promise<ServerUnderTest> {
-    const profile = PROFILE_DIR ? [`--cpu-prof`, `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${spec.system}-${Date.now()}.cpuprofile`] : [];
-    const { child, port } = await startServerChild(spec.label, compiledScript('goals-server.js'), [spec.system], profile);
+    const profile = PROFILE_DIR ? [resolve(PROFILE_DIR, `${spec.system}-${Date.now()}.cpuprofile`)] : [];
+    const { child, port } = await startServerChild(spec.label, compiledScript('goals-server.js'), [spec.system, ...profile]);
     const path = spec.system === 'raw' ? '/' : `/ws${spec.kind === 'rws1' ? `?token=${GOALS_TOKEN}` : ''}`;
     return new ServerUnderTest(child, `ws://127.0.0.1:${port}${path}`);
   }
