@@ -134,7 +134,7 @@ export class ConnectionProtocol {
     socket.writeSystem(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
     this.logSessionStart(session.id, resume, resumed !== undefined);
     if (resumed && resume) socket.replayAfter(resume.lastSeq);
-    session.transfers.attach(socket);
+    session.attachTransfers(socket);
     this.announce(wss, socket);
   }
 

@@ -15,7 +15,8 @@ type Answer = OutgoingFrame | typeof ANSWER_PENDING;
  * large to keep is still sent; its duplicate gets `$ack { duplicate: true }`.
  */
 export class AnswerCache {
-  private readonly answers = new Map<number, Answer>();
+  /** Created on the first answer: a session of a plain client or of an idle one keeps none. */
+  private answers: Map<number, Answer> | undefined;
   private bytes = 0;
   private disposed = false;
 
@@ -25,17 +26,17 @@ export class AnswerCache {
   ) {}
 
   get(id: number): Answer | undefined {
-    return this.answers.get(id);
+    return this.answers?.get(id);
   }
 
   /** The answers already known, oldest first. */
   settled(): Array<[number, OutgoingFrame]> {
-    return [...this.answers].filter((entry): entry is [number, OutgoingFrame] => entry[1] !== ANSWER_PENDING);
+    return [...(this.answers ?? [])].filter((entry): entry is [number, OutgoingFrame] => entry[1] !== ANSWER_PENDING);
   }
 
   /** Whether a handler of this session is still running. */
   get hasPending(): boolean {
-    for (const answer of this.answers.values()) if (answer === ANSWER_PENDING) return true;
+    for (const answer of this.answers?.values() ?? []) if (answer === ANSWER_PENDING) return true;
     return false;
   }
 
@@ -45,13 +46,14 @@ export class AnswerCache {
 
   set(id: number, answer: Answer): void {
     if (this.disposed) return;
-    this.account(-sizeOf(this.answers.get(id)));
-    this.answers.set(id, answer);
+    const answers = (this.answers ??= new Map());
+    this.account(-sizeOf(answers.get(id)));
+    answers.set(id, answer);
     this.account(sizeOf(answer));
-    while (this.answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest();
+    while (answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest(answers);
     if (this.budget?.exceeded) {
       this.budget.relieve();
-      while (this.answers.size > 0 && this.budget.exceeded) this.dropOldest();
+      while (answers.size > 0 && this.budget.exceeded) this.dropOldest(answers);
     }
   }
 
@@ -59,13 +61,14 @@ export class AnswerCache {
   dispose(): void {
     this.disposed = true;
     this.account(-this.bytes);
-    this.answers.clear();
+    this.answers?.clear(); // also for a `set` whose budget relief ended this session
+    this.answers = undefined;
   }
 
-  private dropOldest(): void {
-    const oldest = this.answers.keys().next().value as number;
-    this.account(-sizeOf(this.answers.get(oldest)));
-    this.answers.delete(oldest);
+  private dropOldest(answers: Map<number, Answer>): void {
+    const oldest = answers.keys().next().value as number;
+    this.account(-sizeOf(answers.get(oldest)));
+    answers.delete(oldest);
   }
 
   private account(delta: number): void {
