@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import { DEFAULT_AUTH_TIMEOUT_MS } from '../auth/index.js';
+import { DEFAULT_AUTH_TIMEOUT_MS, handshakeRequestOf } from '../auth/index.js';
 import {
   CloseCode,
   decodeClientBinary,
@@ -62,7 +62,7 @@ export class ConnectionProtocol {
     ip: string,
     credentials: HandshakeCredentials,
   ): void {
-    const socket = new ReliableSocket(ws, request, ip, this.options.backpressure, this.metrics);
+    const socket = new ReliableSocket(ws, handshakeRequestOf(request), ip, this.options.backpressure, this.metrics);
     const connection = new ConnectionState(wss, socket, credentials.principal);
     (ws as ConnectedWebSocket)[CONNECTION] = connection;
     this.runtime.sessions.add(socket);

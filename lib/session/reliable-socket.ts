@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import type { HandshakeRequest } from '../auth/index.js';
 import {
   CloseCode,
   CloseReason,
@@ -74,7 +74,7 @@ export class ReliableSocket implements SessionTransport, TransferLink {
 
   constructor(
     readonly raw: WebSocket,
-    readonly request: IncomingMessage,
+    readonly request: HandshakeRequest,
     readonly ip: string,
     private readonly backpressure: BackpressureOptions,
     private readonly metrics: ReliableWsMetrics = UNCOUNTED,
