@@ -12,7 +12,7 @@ export {
   type BroadcastTransport,
   type RedisClusterConfig,
 } from './broadcast/index.js';
-export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode } from './auth/index.js';
+export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode, type HandshakeRequest } from './auth/index.js';
 export { ReliableWsAdapter, ReliableWsServer, GatewayClients } from './adapter/index.js';
 export {
   RateLimit,

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import { DEFAULT_AUTH_TIMEOUT_MS } from '../auth/index.js';
+import { DEFAULT_AUTH_TIMEOUT_MS, handshakeRequestOf } from '../auth/index.js';
 import {
   CloseCode,
   decodeClientBinary,
@@ -33,6 +33,10 @@ export class ConnectionProtocol {
   private readonly options: ResolvedReliableWsOptions;
   private readonly transfers: TransferProtocol;
   private readonly metrics: ReliableWsMetrics;
+  // Listeners shared by every connection: `ws` calls them with the connection's socket as `this`.
+  private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+  private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
+  private readonly onError = (error: Error): void => this.log.debug(`connection error: ${error.message}`);
 
   constructor(
     private readonly runtime: ReliableWsRuntime,
@@ -42,6 +46,13 @@ export class ConnectionProtocol {
     this.options = runtime.options;
     this.transfers = new TransferProtocol(this.options, dispatcher, (socket, ref) => this.admitUnhandled(socket, ref));
     this.metrics = runtime.metrics;
+    const protocol = this;
+    this.onMessage = function (data, isBinary) {
+      protocol.onFrame(connectionOf(this), data, isBinary);
+    };
+    this.onClose = function (code, reason) {
+      protocol.closed(connectionOf(this), code, reason.toString());
+    };
   }
 
   accept(
@@ -51,21 +62,15 @@ export class ConnectionProtocol {
     ip: string,
     credentials: HandshakeCredentials,
   ): void {
-    const socket = new ReliableSocket(ws, request, ip, this.options.backpressure, this.metrics);
+    const socket = new ReliableSocket(ws, handshakeRequestOf(request), ip, this.options.backpressure, this.metrics);
     const connection = new ConnectionState(wss, socket, credentials.principal);
-    const { sessions } = this.runtime;
-    sessions.add(socket);
+    (ws as ConnectedWebSocket)[CONNECTION] = connection;
+    this.runtime.sessions.add(socket);
     this.connectionLog.debug(`connection opened: ${wss.path} from ${ip}${ws.protocol ? ` (${ws.protocol})` : ''}`);
-    ws.on('pong', () => socket.markSeen());
-    ws.on('error', (error) => this.log.debug(`connection error: ${error.message}`));
-    ws.on('message', (data, isBinary) => this.onFrame(connection, data, isBinary));
-    ws.once('close', (code, reason) => {
-      connection.dispose();
-      wss.forget(socket);
-      this.logClose(socket, code, reason.toString());
-      sessions.remove(socket, code);
-      socket.notifyClosed(code);
-    });
+    ws.on('pong', onPong);
+    ws.on('error', this.onError);
+    ws.on('message', this.onMessage);
+    ws.on('close', this.onClose);
     if (credentials.rejected) {
       socket.close(CloseCode.UNAUTHORIZED);
     } else if (ws.protocol === SUBPROTOCOL || (this.runtime.authenticator && credentials.principal === undefined)) {
@@ -73,6 +78,15 @@ export class ConnectionProtocol {
     } else {
       this.startSession(connection, credentials.principal);
     }
+  }
+
+  private closed(connection: ConnectionState, code: number, reason: string): void {
+    const { socket } = connection;
+    connection.dispose();
+    connection.wss.forget(socket);
+    this.logClose(socket, code, reason);
+    this.runtime.sessions.remove(socket, code);
+    socket.notifyClosed(code);
   }
 
   /**
@@ -103,7 +117,7 @@ export class ConnectionProtocol {
    */
   private startSession(connection: ConnectionState, principal: unknown, resume?: ResumeRequest, helloId?: MessageId): void {
     const { socket, wss } = connection;
-    clearTimeout(connection.helloTimer);
+    connection.stopHelloTimer();
     const { sessions } = this.runtime;
     const resumed = resume && this.options.resume !== false ? this.resume(socket, resume, principal) : undefined;
     const session = resumed ?? sessions.startSession(socket, principal);
@@ -120,7 +134,7 @@ export class ConnectionProtocol {
     socket.writeSystem(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
     this.logSessionStart(session.id, resume, resumed !== undefined);
     if (resumed && resume) socket.replayAfter(resume.lastSeq);
-    session.transfers.attach(socket);
+    session.attachTransfers(socket);
     this.announce(wss, socket);
   }
 
@@ -373,12 +387,26 @@ export const MAX_HELD_BYTES = 256 * 1024;
 
 type HeldFrame = [data: RawData, isBinary: boolean, bytes: number];
 
+/** Where a connection's `ws` socket keeps its protocol state, for the shared listeners. */
+const CONNECTION = Symbol('connection');
+
+type ConnectedWebSocket = WebSocket & { [CONNECTION]: ConnectionState };
+
+function connectionOf(ws: WebSocket): ConnectionState {
+  return (ws as ConnectedWebSocket)[CONNECTION];
+}
+
+function onPong(this: WebSocket): void {
+  connectionOf(this).socket.markSeen();
+}
+
 /** Per-connection protocol state that only the adapter needs. */
 class ConnectionState {
   helloTimer: NodeJS.Timeout | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
   verifying = false;
-  private held: HeldFrame[] = [];
+  /** Frames held while credentials are checked; none most of the time. */
+  private held: HeldFrame[] | undefined;
   private heldBytes = 0;
 
   constructor(
@@ -390,30 +418,36 @@ class ConnectionState {
   /** Keeps a frame for after the credential check; false (keeping nothing more) once over the bounds. */
   hold(data: RawData, isBinary: boolean): boolean {
     const bytes = Array.isArray(data) ? data.reduce((sum, part) => sum + part.byteLength, 0) : data.byteLength;
-    if (this.held.length >= MAX_HELD_FRAMES || this.heldBytes + bytes > MAX_HELD_BYTES) {
+    const held = (this.held ??= []);
+    if (held.length >= MAX_HELD_FRAMES || this.heldBytes + bytes > MAX_HELD_BYTES) {
       this.dropHeld();
       return false;
     }
-    this.held.push([data, isBinary, bytes]);
+    held.push([data, isBinary, bytes]);
     this.heldBytes += bytes;
     return true;
   }
 
   /** The oldest held frame, taken out. */
   release(): HeldFrame | undefined {
-    const frame = this.held.shift();
+    const frame = this.held?.shift();
     if (frame) this.heldBytes -= frame[2];
     return frame;
   }
 
-  dispose(): void {
+  stopHelloTimer(): void {
     clearTimeout(this.helloTimer);
+    this.helloTimer = undefined; // a cleared timer still holds its callback
+  }
+
+  dispose(): void {
+    this.stopHelloTimer();
     clearTimeout(this.expiryTimer);
     this.dropHeld();
   }
 
   private dropHeld(): void {
-    this.held = [];
+    this.held = undefined;
     this.heldBytes = 0;
   }
 }

@@ -127,7 +127,7 @@ export class ReliableWsAdapter extends WsAdapter {
   }
 
   private handleUpgrade(gateways: ReliableWsServer[], request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySocket);
     const path = requestPath(request);
     const wss = gateways.find((gateway) => gateway.path === path);
     const ip = clientIp(request, this.options.trustProxy);
@@ -140,7 +140,7 @@ export class ReliableWsAdapter extends WsAdapter {
     if (!this.limiter.tryAcquire(ip)) {
       return this.refuse(socket, 429, 'too many connections from this address', this.describeCap(ip));
     }
-    socket.once('close', () => this.limiter.release(ip));
+    releaseOnClose(socket, this.limiter, ip);
     void this.authenticateHandshake(request).then((credentials) => {
       if (socket.destroyed) return;
       wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
@@ -178,6 +178,15 @@ export class ReliableWsAdapter extends WsAdapter {
     const principal = await auth.verify(token, request);
     return { rejected: principal === undefined, principal };
   }
+}
+
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+/** Gives the address's slot back once the socket closes (in a closure of its own, holding nothing else of the upgrade). */
+function releaseOnClose(socket: Duplex, limiter: ConnectionLimiter, ip: string): void {
+  socket.on('close', () => limiter.release(ip));
 }
 
 function resolveRuntime(app: INestApplicationContext): ReliableWsRuntime {

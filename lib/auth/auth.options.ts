@@ -1,12 +1,15 @@
 import { Logger } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
+import type { HandshakeRequest } from './handshake-request.js';
 
 /** Where a connection may present its token. */
 export type AuthMode = 'handshake' | 'first-message' | 'any';
 
 export interface AuthOptions<Principal = any> {
-  /** Returns the principal for a valid token, or null; may be async. A throw counts as a failure. */
-  verify: (token: string, request: IncomingMessage) => Principal | null | undefined | Promise<Principal | null | undefined>;
+  /**
+   * Returns the principal for a valid token, or null; may be async. A throw counts as a failure.
+   * `request` is the upgrade request (an `IncomingMessage` at the handshake).
+   */
+  verify: (token: string, request: HandshakeRequest) => Principal | null | undefined | Promise<Principal | null | undefined>;
   /** `'handshake'`: token in the upgrade request; `'first-message'`: in `$hello`; `'any'`: either. */
   mode?: AuthMode;
   /** How long a connection that must open with `$hello` has to send it (close 4008 after). */

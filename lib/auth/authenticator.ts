@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import type { ResolvedAuthOptions } from './auth.options.js';
+import type { HandshakeRequest } from './handshake-request.js';
 import { redactToken, redactUrl } from './handshake-token.js';
 
 /** Runs the application's `verify` so that a throw or a rejection is a logged failure, never a crash. */
@@ -10,7 +10,7 @@ export class Authenticator {
   constructor(readonly options: ResolvedAuthOptions) {}
 
   /** The principal for a token, or undefined when it is not accepted. */
-  async verify(token: string, request: IncomingMessage): Promise<unknown> {
+  async verify(token: string, request: HandshakeRequest): Promise<unknown> {
     try {
       const principal: unknown = await this.options.verify(token, request);
       if (principal === null || principal === undefined || principal === false) {

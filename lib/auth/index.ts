@@ -1,4 +1,5 @@
 export * from './auth.options.js';
+export * from './handshake-request.js';
 export * from './handshake-token.js';
 export * from './authenticator.js';
 export * from './ws-principal.decorator.js';

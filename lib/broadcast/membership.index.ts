@@ -14,13 +14,13 @@ export class MembershipIndex {
   }
 
   join(session: Session, room: string): void {
-    session.rooms.add(room);
+    session.joinRoom(room);
     addTo(this.rooms, room, session);
   }
 
   /** Removes a session from a room; true when the room has no local member left. */
   leave(session: Session, room: string): boolean {
-    session.rooms.delete(room);
+    session.leaveRoom(room);
     return removeFrom(this.rooms, room, session);
   }
 

@@ -266,7 +266,7 @@ describe('SessionHandover', () => {
   it('the owner first delivers what the claimer will not hear (pushes of a lagging shard land in the snapshot)', async () => {
     const { a, b, onWhenDelivered, shutdown } = cluster();
     const session = sessionOnA(a);
-    session.rooms.add('r');
+    session.joinRoom('r');
     const asked: unknown[][] = [];
     onWhenDelivered(async (marks) => {
       asked.push(marks);

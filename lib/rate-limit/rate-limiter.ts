@@ -13,8 +13,11 @@ export type RateDecision = { allowed: true } | { allowed: false; retryAfterMs: n
 
 const ALLOWED: RateDecision = { allowed: true };
 
+/** A connection's buckets: the first limit it used inline (often its only one), any others in a Map made on demand. */
 interface ConnectionLimits {
-  buckets: Map<RateLimitOptions, TokenBucket>;
+  firstLimit: RateLimitOptions;
+  firstBucket: TokenBucket;
+  moreBuckets: Map<RateLimitOptions, TokenBucket> | undefined;
   violations: number;
   windowStartedAt: number;
   /** Set once the connection is to be closed with 4029; everything after is refused. */
@@ -48,14 +51,9 @@ export class RateLimiter {
   }
 
   private charge(socket: ReliableSocket, limit: RateLimitOptions, now: number): RateDecision {
-    const limits = this.limitsOf(socket, now);
+    const limits = this.limitsOf(socket, limit, now);
     if (limits.closing) return { allowed: false, retryAfterMs: limit.durationMs, closed: true };
-    let bucket = limits.buckets.get(limit);
-    if (!bucket) {
-      bucket = new TokenBucket(limit, now);
-      limits.buckets.set(limit, bucket);
-    }
-    const retryAfterMs = bucket.take(now);
+    const retryAfterMs = bucketOf(limits, limit, now).take(now);
     if (retryAfterMs === 0) return ALLOWED;
     return { allowed: false, retryAfterMs, closed: this.recordViolation(socket, limits, now) };
   }
@@ -73,12 +71,30 @@ export class RateLimiter {
     return true;
   }
 
-  private limitsOf(socket: ReliableSocket, now: number): ConnectionLimits {
+  private limitsOf(socket: ReliableSocket, limit: RateLimitOptions, now: number): ConnectionLimits {
     let limits = this.connections.get(socket);
     if (!limits) {
-      limits = { buckets: new Map(), violations: 0, windowStartedAt: now, closing: false };
+      limits = {
+        firstLimit: limit,
+        firstBucket: new TokenBucket(limit, now),
+        moreBuckets: undefined,
+        violations: 0,
+        windowStartedAt: now,
+        closing: false,
+      };
       this.connections.set(socket, limits);
     }
     return limits;
   }
+}
+
+function bucketOf(limits: ConnectionLimits, limit: RateLimitOptions, now: number): TokenBucket {
+  if (limits.firstLimit === limit) return limits.firstBucket;
+  const more = (limits.moreBuckets ??= new Map());
+  let bucket = more.get(limit);
+  if (!bucket) {
+    bucket = new TokenBucket(limit, now);
+    more.set(limit, bucket);
+  }
+  return bucket;
 }

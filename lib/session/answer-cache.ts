@@ -15,9 +15,10 @@ type Answer = OutgoingFrame | typeof ANSWER_PENDING;
  * large to keep is still sent; its duplicate gets `$ack { duplicate: true }`.
  */
 export class AnswerCache {
-  private readonly answers = new Map<number, Answer>();
+  /** Created on the first answer: a session of a plain client or of an idle one keeps none. */
+  private answers: Map<number, Answer> | undefined;
   /** The ids in `answers`, oldest first from `oldest` on (a Map's own first key is slow to find after many deletes). */
-  private readonly order: number[] = [];
+  private order: number[] = [];
   private oldest = 0;
   private bytes = 0;
   private disposed = false;
@@ -28,17 +29,17 @@ export class AnswerCache {
   ) {}
 
   get(id: number): Answer | undefined {
-    return this.answers.get(id);
+    return this.answers?.get(id);
   }
 
   /** The answers already known, oldest first. */
   settled(): Array<[number, OutgoingFrame]> {
-    return [...this.answers].filter((entry): entry is [number, OutgoingFrame] => entry[1] !== ANSWER_PENDING);
+    return [...(this.answers ?? [])].filter((entry): entry is [number, OutgoingFrame] => entry[1] !== ANSWER_PENDING);
   }
 
   /** Whether a handler of this session is still running. */
   get hasPending(): boolean {
-    for (const answer of this.answers.values()) if (answer === ANSWER_PENDING) return true;
+    for (const answer of this.answers?.values() ?? []) if (answer === ANSWER_PENDING) return true;
     return false;
   }
 
@@ -48,14 +49,15 @@ export class AnswerCache {
 
   set(id: number, answer: Answer): void {
     if (this.disposed) return;
-    const previous = this.answers.get(id);
+    const answers = (this.answers ??= new Map());
+    const previous = answers.get(id);
     if (previous === undefined) this.order.push(id);
     this.account(sizeOf(answer) - sizeOf(previous));
-    this.answers.set(id, answer);
-    while (this.answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest();
+    answers.set(id, answer);
+    while (answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest(answers);
     if (this.budget?.exceeded) {
       this.budget.relieve();
-      while (this.answers.size > 0 && this.budget.exceeded) this.dropOldest();
+      while (answers.size > 0 && this.budget.exceeded) this.dropOldest(answers);
     }
   }
 
@@ -63,15 +65,16 @@ export class AnswerCache {
   dispose(): void {
     this.disposed = true;
     this.account(-this.bytes);
-    this.answers.clear();
-    this.order.length = 0;
+    this.answers?.clear(); // also for a `set` whose budget relief ended this session
+    this.answers = undefined;
+    this.order = [];
     this.oldest = 0;
   }
 
-  private dropOldest(): void {
+  private dropOldest(answers: Map<number, Answer>): void {
     const id = this.order[this.oldest++];
-    this.account(-sizeOf(this.answers.get(id)));
-    this.answers.delete(id);
+    this.account(-sizeOf(answers.get(id)));
+    answers.delete(id);
     if (this.oldest >= ANSWER_CACHE_SIZE) {
       this.order.splice(0, this.oldest);
       this.oldest = 0;

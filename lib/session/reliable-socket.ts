@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
+import type { HandshakeRequest } from '../auth/index.js';
 import {
   CloseCode,
   CloseReason,
@@ -67,13 +67,14 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   private readonly tcpSocket: TcpSocket | undefined;
   /** While a resume replays: the seq of the last push written; later pushes come from the buffer. */
   private replayedThrough: number | undefined;
-  private readonly closeListeners: Array<(code: number) => void> = [];
+  /** Who hears of the close: one gateway's listener, or an array when several gateways share the path. */
+  private closeListeners: CloseListener | CloseListener[] | undefined;
   /** The first close this server asked for, if any. */
   closedWith: { code: number; reason: string } | undefined;
 
   constructor(
     readonly raw: WebSocket,
-    readonly request: IncomingMessage,
+    readonly request: HandshakeRequest,
     readonly ip: string,
     private readonly backpressure: BackpressureOptions,
     private readonly metrics: ReliableWsMetrics = UNCOUNTED,
@@ -351,8 +352,11 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     this.lastWriteTick = tick;
   }
 
-  onClose(listener: (code: number) => void): void {
-    this.closeListeners.push(listener);
+  onClose(listener: CloseListener): void {
+    const listeners = this.closeListeners;
+    if (listeners === undefined) this.closeListeners = listener;
+    else if (Array.isArray(listeners)) listeners.push(listener);
+    else this.closeListeners = [listeners, listener];
   }
 
   bindSession(session: Session): void {
@@ -366,18 +370,25 @@ export class ReliableSocket implements SessionTransport, TransferLink {
 
   /** Called once by the adapter when the underlying socket has closed. */
   notifyClosed(code: number): void {
-    for (const listener of this.closeListeners.splice(0)) {
-      try {
-        listener(code);
-      } catch (error) {
-        closeListenerLog.error(`a disconnect handler failed: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
+    const listeners = this.closeListeners;
+    this.closeListeners = undefined;
+    if (Array.isArray(listeners)) for (const listener of listeners) notifyClose(listener, code);
+    else if (listeners) notifyClose(listeners, code);
   }
 
   private cutSlowConsumer(): void {
     this.close(CloseCode.SLOW_CONSUMER);
     setTimeout(() => this.raw.terminate(), SLOW_CONSUMER_CLOSE_GRACE_MS).unref();
+  }
+}
+
+type CloseListener = (code: number) => void;
+
+function notifyClose(listener: CloseListener, code: number): void {
+  try {
+    listener(code);
+  } catch (error) {
+    closeListenerLog.error(`a disconnect handler failed: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 

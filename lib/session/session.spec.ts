@@ -137,7 +137,8 @@ describe('Session', () => {
     function busySession(): Session {
       const session = new Session(true, 10);
       session.principal = { id: 7, name: 'Ann' };
-      session.rooms.add('a').add('b');
+      session.joinRoom('a');
+      session.joinRoom('b');
       for (let n = 1; n <= 6; n++) session.push(push(n, `inst:${n}`));
       session.acknowledge(2);
       session.lastId = 9;

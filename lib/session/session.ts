@@ -1,5 +1,5 @@
 import { decodeBinaryFrame, preparePush, type OutgoingFrame, type PreparedPush } from '../protocol/index.js';
-import { SessionTransfers, type TransferLimits } from '../transfer/index.js';
+import { SessionTransfers, type TransferLimits, type TransferLink } from '../transfer/index.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReplayBuffer, type ReplayBudget } from './replay-buffer.js';
 import { hashSecret, randomSecret, secretsEqual } from './session-id.js';
@@ -61,18 +61,22 @@ export class Session {
   lastSeq = 0;
   /** The highest client message id taken from an `rws.v1` client. */
   lastId = 0;
-  /** Rooms the session is a member of; kept across a resumed reconnect. */
-  readonly rooms = new Set<string>();
+  /** Created on the first join: most sessions are in no room. */
+  private roomSet: Set<string> | undefined;
   /** The highest seq the client has confirmed receiving (cumulative `$ack`). */
   ackedSeq = 0;
   /** Answers to recent client message ids, for duplicates. */
   readonly answers: AnswerCache;
-  /** Chunked transfers in progress, both ways; they continue after a resume. */
-  readonly transfers: SessionTransfers;
+  /** Created on the first transfer: most sessions never make one. */
+  private sessionTransfers: SessionTransfers | undefined;
+  /** The connection transfers write to, live with its `$ready` sent. */
+  private transferLink: TransferLink | undefined;
+  private ended = false;
   /** The address of the client's latest connection. */
   ip = '';
   private transport: SessionTransport | undefined;
   private readonly buffer: ReplayBuffer | undefined;
+  private readonly bytes: ReplayByteLimits | undefined;
 
   /**
    * @param sequenced whether pushes carry `seq`
@@ -88,10 +92,45 @@ export class Session {
     this.buffer =
       sequenced && bufferSize > 0 ? new ReplayBuffer(bufferSize, bytes?.maxBufferedBytes, bytes?.budget) : undefined;
     this.answers = new AnswerCache(bytes?.maxBufferedBytes, bytes?.budget);
-    this.transfers = new SessionTransfers(bytes?.transfers, bytes?.budget);
+    this.bytes = bytes;
     this.id = identity?.id ?? randomSecret();
     this.resumeToken = identity?.resumeToken ?? (identity?.resumeTokenHash ? '' : randomSecret());
     this.tokenHash = identity?.resumeTokenHash;
+  }
+
+  /** Rooms the session is a member of; kept across a resumed reconnect. */
+  get rooms(): ReadonlySet<string> {
+    return this.roomSet ?? NO_ROOMS;
+  }
+
+  joinRoom(room: string): void {
+    (this.roomSet ??= new Set()).add(room);
+  }
+
+  leaveRoom(room: string): void {
+    this.roomSet?.delete(room);
+  }
+
+  /** Chunked transfers in progress, both ways; they continue after a resume. */
+  get transfers(): SessionTransfers {
+    if (!this.sessionTransfers) {
+      const transfers = new SessionTransfers(this.bytes?.transfers, this.bytes?.budget);
+      if (this.ended) transfers.dispose();
+      else if (this.transferLink) transfers.attach(this.transferLink);
+      this.sessionTransfers = transfers;
+    }
+    return this.sessionTransfers;
+  }
+
+  /** The session's connection is live with its `$ready` sent: transfers may write to it. */
+  attachTransfers(link: TransferLink): void {
+    this.transferLink = link;
+    this.sessionTransfers?.attach(link);
+  }
+
+  private detachTransfers(): void {
+    this.transferLink = undefined;
+    this.sessionTransfers?.detach();
   }
 
   get resumeTokenHash(): string {
@@ -111,7 +150,7 @@ export class Session {
     session.ip = snapshot.ip ?? '';
     session.lastId = snapshot.lastId;
     session.ackedSeq = snapshot.ackedSeq;
-    for (const room of snapshot.rooms) session.rooms.add(room);
+    for (const room of snapshot.rooms) session.joinRoom(room);
     for (const { seq, event, dataJson, id, binary } of snapshot.pushes) {
       session.buffer?.append(seq, preparePush(event, dataJson, id, binary === undefined ? undefined : Buffer.from(binary, 'base64')));
     }
@@ -156,7 +195,8 @@ export class Session {
   dispose(): void {
     this.buffer?.dispose();
     this.answers.dispose();
-    this.transfers.dispose();
+    this.ended = true;
+    this.sessionTransfers?.dispose();
   }
 
 
@@ -177,7 +217,7 @@ export class Session {
   takeOver(): SessionTransport | undefined {
     const previous = this.transport;
     this.transport = undefined;
-    this.transfers.detach();
+    this.detachTransfers();
     return previous;
   }
 
@@ -185,7 +225,7 @@ export class Session {
   detach(transport: SessionTransport): boolean {
     if (this.transport !== transport) return false;
     this.transport = undefined;
-    this.transfers.detach();
+    this.detachTransfers();
     return true;
   }
 
@@ -237,6 +277,8 @@ export class Session {
     this.transport?.write(frame);
   }
 }
+
+const NO_ROOMS: ReadonlySet<string> = new Set();
 
 /** A binary answer in a snapshot: its whole frame, in base64. */
 function binaryAnswerBase64(frame: { head: Uint8Array; payload: Uint8Array }): string {
