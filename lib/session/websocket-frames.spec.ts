@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { preparePush } from '../protocol/index.js';
-import { encodedLength, pushFrame, textFrame, type EncodedFrame } from './websocket-frames.js';
+import { encodedLength, pushFrame, pushFrameWritten, textFrame, type EncodedFrame } from './websocket-frames.js';
 
 /** Decodes one unmasked, final text frame (RFC 6455 §5.2) to its payload text. */
 function decodeTextFrame(frame: EncodedFrame): string {
@@ -46,6 +46,30 @@ describe('websocket-frames', () => {
     expect(decodeTextFrame(pushFrame(push, 8))).toBe('{"event":"tick","data":{"n":1},"seq":8}');
     const next = preparePush('tick', '{"n":2}');
     expect(decodeTextFrame(pushFrame(next, undefined))).toBe('{"event":"tick","data":{"n":2}}');
+  });
+
+  it('gives the bytes of a frame reported written to the next recipient, and never touches a frame still held', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 2 ** 53 - 1 }), fc.boolean()), { minLength: 1, maxLength: 20 }),
+        fc.constantFrom(10, 90, 16_340),
+        (recipients, size) => {
+          const push = preparePush('tick', JSON.stringify('x'.repeat(size)));
+          const held: Array<{ frame: EncodedFrame; bytes: Buffer; seq: number }> = [];
+          for (const [seq, written] of recipients) {
+            const frame = pushFrame(push, seq);
+            expect(decodeTextFrame(frame)).toBe(push.frame(seq));
+            if (written) pushFrameWritten(frame);
+            else held.push({ frame, bytes: Buffer.concat(Buffer.isBuffer(frame) ? [frame] : frame), seq });
+          }
+          for (const { frame, bytes, seq } of held) {
+            expect(Buffer.concat(Buffer.isBuffer(frame) ? [frame] : frame)).toEqual(bytes);
+            expect(decodeTextFrame(frame)).toBe(push.frame(seq));
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
   });
 
   it('frames any text, at each header size', () => {
