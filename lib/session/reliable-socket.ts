@@ -235,13 +235,14 @@ export class ReliableSocket implements SessionTransport, TransferLink {
    * socket wrote out at once, with nothing left queued, may be reused for the next recipient.
    */
   private writePush(push: PreparedPush, seq: number | undefined): void {
-    if (!this.tcpSocket || push.payload) {
+    const tcp = this.tcpSocket;
+    if (!tcp || push.payload) {
       this.write(push.wireFrame(seq));
       return;
     }
-    const frame = pushFrame(push, seq);
-    this.writeEncoded(this.tcpSocket, frame);
-    if (this.tcpSocket.writableLength === 0) pushFrameWritten(frame);
+    const frame = pushFrame(push, seq, tcp.writableLength > 0 || this.lastWriteTick === currentTick());
+    this.writeEncoded(tcp, frame);
+    if (tcp.writableLength === 0) pushFrameWritten(frame);
   }
 
   /**

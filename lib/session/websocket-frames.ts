@@ -10,8 +10,13 @@ const FIN_TEXT = 0x81;
 const LENGTH_16 = 126;
 const LENGTH_64 = 127;
 const CLOSING_BRACE = 0x7d;
+const DIGIT_ZERO = 0x30;
+const SEQ_KEY = ',"seq":';
+const MAX_HEADER_BYTES = 10;
+/** Digits of the largest safe integer. */
+const MAX_SEQ_DIGITS = 16;
 
-/** Above this, a sequenced frame is written in three parts instead of copying the shared head per connection. */
+/** Above this, a sequenced frame is written in two parts instead of copying the shared head per connection. */
 const COPY_LIMIT_BYTES = 16 * 1024;
 
 /** A frame as one buffer, or as parts written back to back (the shared head is not copied). */
@@ -55,13 +60,15 @@ export function textFrame(text: string): Buffer {
 let lastPush: PreparedPush | undefined;
 let lastHead: Buffer = Buffer.alloc(0);
 let lastWholeFrame: Buffer | undefined;
+/** Header, head and `,"seq":` of the last push, by the number of digits of the seq that follows. */
+let prefixes: Buffer[] = [];
 
 /**
- * Where the sequenced frames of the last push are written: room for the longest header, the
- * head, then `,"seq":`, the digits and `}`. Each recipient's frame rewrites only its header and
- * seq, in place, while the socket that got the previous frame wrote it out at once
- * (`pushFrameWritten`); a socket that keeps a frame queued keeps the workspace, and the next
- * frame gets a new one.
+ * Where whole sequenced frames of the last push are written: room for the longest header, the
+ * head, `,"seq":`, the digits and `}`. Each recipient's frame rewrites only its header and seq
+ * in place, as long as the socket that got the previous frame wrote it out at once
+ * (`pushFrameWritten`); a socket that holds a frame keeps the workspace, and the next frame gets
+ * a new one.
  */
 let workspace: Buffer | undefined;
 let workspaceInUse = false;
@@ -70,16 +77,12 @@ let workspaceFrame: Buffer | undefined;
 let frameStart = 0;
 let frameEnd = 0;
 
-const SEQ_KEY = ',"seq":';
-const MAX_HEADER_BYTES = 10;
-const MAX_SEQ_DIGITS = 16;
-const DIGIT_ZERO = 0x30;
-
 function encodedHead(push: PreparedPush): Buffer {
   if (push !== lastPush) {
     lastPush = push;
     lastHead = Buffer.from(push.textHead);
     lastWholeFrame = undefined;
+    prefixes = [];
     workspace = undefined;
     workspaceFrame = undefined;
   }
@@ -88,10 +91,12 @@ function encodedHead(push: PreparedPush): Buffer {
 
 /**
  * One recipient's frame of a text push: `{"event":…,"data":…` then `,"seq":N}`, or `}` alone
- * without `seq`. Once a socket has written a frame out whole, report it with `pushFrameWritten`
- * so that the next recipient's frame may take its bytes; a frame not reported is never touched.
+ * without `seq`. For a socket that will queue the frame (`queued`: corked, or data waiting), a
+ * sequenced frame comes in two parts, the first shared by every recipient, so that nothing is
+ * copied per recipient; otherwise as one buffer: once the socket has written it out whole,
+ * report it with `pushFrameWritten` so that the next recipient's frame may take its bytes.
  */
-export function pushFrame(push: PreparedPush, seq: number | undefined): EncodedFrame {
+export function pushFrame(push: PreparedPush, seq: number | undefined, queued: boolean): EncodedFrame {
   const head = encodedHead(push);
   if (seq === undefined) {
     lastWholeFrame ??= wholeFrame(head);
@@ -99,17 +104,33 @@ export function pushFrame(push: PreparedPush, seq: number | undefined): EncodedF
   }
   const digits = digitCount(seq);
   const payloadLength = head.length + SEQ_KEY.length + digits + 1;
-  if (payloadLength > COPY_LIMIT_BYTES) {
-    const header = Buffer.allocUnsafe(headerLength(payloadLength));
-    writeHeader(header, payloadLength);
-    return [header, head, Buffer.from(`${SEQ_KEY}${seq}}`, 'latin1')];
-  }
+  if (queued || payloadLength > COPY_LIMIT_BYTES) return [sequencedPrefix(head, digits, payloadLength), seqTail(seq, digits)];
   return workspaceFrameOf(head, seq, digits, payloadLength);
 }
 
 /** Tells that `frame`, from `pushFrame`, has left the process: no socket holds it. */
 export function pushFrameWritten(frame: EncodedFrame): void {
   if (frame === workspaceFrame) workspaceInUse = false;
+}
+
+function sequencedPrefix(head: Buffer, digits: number, payloadLength: number): Buffer {
+  let prefix = prefixes[digits];
+  if (!prefix) {
+    prefix = Buffer.allocUnsafe(headerLength(payloadLength) + head.length + SEQ_KEY.length);
+    const offset = writeHeader(prefix, payloadLength);
+    head.copy(prefix, offset);
+    prefix.write(SEQ_KEY, offset + head.length, 'latin1');
+    prefixes[digits] = prefix;
+  }
+  return prefix;
+}
+
+/** `N}` */
+function seqTail(seq: number, digits: number): Buffer {
+  const tail = Buffer.allocUnsafe(digits + 1);
+  writeDigits(tail, digits, seq);
+  tail[digits] = CLOSING_BRACE;
+  return tail;
 }
 
 function workspaceFrameOf(head: Buffer, seq: number, digits: number, payloadLength: number): Buffer {
@@ -120,10 +141,8 @@ function workspaceFrameOf(head: Buffer, seq: number, digits: number, payloadLeng
     workspaceFrame = undefined;
   }
   const end = MAX_HEADER_BYTES + payloadLength;
+  writeDigits(workspace, end - 1, seq);
   workspace[end - 1] = CLOSING_BRACE;
-  for (let at = end - 2, rest = seq; at >= end - 1 - digits; at--, rest = Math.floor(rest / 10)) {
-    workspace[at] = DIGIT_ZERO + (rest % 10);
-  }
   const start = MAX_HEADER_BYTES - headerLength(payloadLength);
   writeHeader(workspace, payloadLength, start);
   if (!workspaceFrame || frameStart !== start || frameEnd !== end) {
@@ -139,6 +158,16 @@ function digitCount(value: number): number {
   let digits = 1;
   for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
   return digits;
+}
+
+/** Writes the decimal digits of `value` into `target`, the last one just before `end`. */
+function writeDigits(target: Buffer, end: number, value: number): void {
+  let rest = value;
+  let at = end;
+  do {
+    target[--at] = DIGIT_ZERO + (rest % 10);
+    rest = Math.floor(rest / 10);
+  } while (rest > 0);
 }
 
 function wholeFrame(head: Buffer): Buffer {
