@@ -14,9 +14,10 @@
  *   - idle: IDLE_CONNECTIONS connections opened (server CPU per connect) and held: heap + external
  *     and RSS per connection after two full garbage collections.
  *
- * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`; the goals
- * table needs all three), BENCH_GOALS_PROFILE (a directory: each server writes the CPU profile of
- * its first measured window there; summarise one with bench/profile-summary.mjs). Results: a table of figures, the goals table,
+ * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`: the goals
+ * of those; goals.json and the plot need all three), BENCH_GOALS_PROFILE (a directory: each server
+ * writes the CPU profile of its first measured window there; summarise one with
+ * bench/profile-summary.mjs). Results: a table of figures, the goals table,
  * bench/results/goals.json and the plot docs/benchmarks.png (see plot.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -221,6 +222,8 @@ function pairedRatio(results: GoalsResults, scenario: string, name: string, syst
 }
 
 export interface Goal {
+  /** The scenario the goal is measured in. */
+  scenario: string;
   goal: string;
   target: string;
   measured: Spread;
@@ -228,22 +231,27 @@ export interface Goal {
   met: boolean;
 }
 
+/** The goals of the scenarios in `results` (all of them once every scenario ran). */
 export function goalsOf(results: GoalsResults): Goal[] {
-  const ratio = (goal: string, scenario: string, name: string, system: GoalsSystem, baseline: GoalsSystem, limit: number, atLeast = false): Goal => {
+  const ratio = (goal: string, scenario: string, name: string, system: GoalsSystem, baseline: GoalsSystem, limit: number, atLeast = false) => (): Goal => {
     const measured = pairedRatio(results, scenario, name, system, baseline);
-    return { goal, target: `${atLeast ? '≥' : '≤'} ${limit.toFixed(1)}×`, measured, unit: '×', met: atLeast ? measured.median >= limit : measured.median <= limit };
+    return { scenario, goal, target: `${atLeast ? '≥' : '≤'} ${limit.toFixed(1)}×`, measured, unit: '×', met: atLeast ? measured.median >= limit : measured.median <= limit };
   };
-  const memory = spread(figure(results, 'idle', 'reliable', 'kbPerConnection'));
-  return [
-    ratio('echo: server CPU per message, vs stock WsAdapter', 'echo', 'cpuUsPerMessage', 'reliable', 'stock', 1.0),
-    ratio('fan-out with sessions: server CPU per delivery, vs raw ws', 'fanout', 'cpuUsPerDelivery', 'reliable', 'raw', 1.0),
-    ratio('fan-out, resume: false: server CPU per delivery, vs raw ws', 'fanout', 'cpuUsPerDelivery', 'reliable-no-resume', 'raw', 0.8),
-    { goal: `memory per idle rws.v1 connection at ${fmtInt(IDLE_CONNECTIONS)}`, target: '≤ 7 KB', measured: memory, unit: 'KB', met: memory.median <= 7 },
-    ratio('connect: server CPU per connection, vs stock WsAdapter', 'idle', 'cpuUsPerConnect', 'reliable', 'stock', 1.1),
-    ratio('echo p99, vs stock WsAdapter', 'echo', 'p99Ms', 'reliable', 'stock', 1.2),
-    ratio('broadcast p99, vs stock WsAdapter', 'fanout', 'p99Ms', 'reliable', 'stock', 1.2),
-    ratio(`burst (${BURST_BROADCASTS} broadcasts in one tick): deliveries/s, vs raw ws`, 'fanout', 'burstDeliveriesPerSecond', 'reliable', 'raw', 1.5, true),
+  const memory = (): Goal => {
+    const measured = spread(figure(results, 'idle', 'reliable', 'kbPerConnection'));
+    return { scenario: 'idle', goal: `memory per idle rws.v1 connection at ${fmtInt(IDLE_CONNECTIONS)}`, target: '≤ 7 KB', measured, unit: 'KB', met: measured.median <= 7 };
+  };
+  const goals: Array<[scenario: string, goal: () => Goal]> = [
+    ['echo', ratio('echo: server CPU per message, vs stock WsAdapter', 'echo', 'cpuUsPerMessage', 'reliable', 'stock', 1.0)],
+    ['fanout', ratio('fan-out with sessions: server CPU per delivery, vs raw ws', 'fanout', 'cpuUsPerDelivery', 'reliable', 'raw', 1.0)],
+    ['fanout', ratio('fan-out, resume: false: server CPU per delivery, vs raw ws', 'fanout', 'cpuUsPerDelivery', 'reliable-no-resume', 'raw', 0.8)],
+    ['idle', memory],
+    ['idle', ratio('connect: server CPU per connection, vs stock WsAdapter', 'idle', 'cpuUsPerConnect', 'reliable', 'stock', 1.1)],
+    ['echo', ratio('echo p99, vs stock WsAdapter', 'echo', 'p99Ms', 'reliable', 'stock', 1.2)],
+    ['fanout', ratio('broadcast p99, vs stock WsAdapter', 'fanout', 'p99Ms', 'reliable', 'stock', 1.2)],
+    ['fanout', ratio(`burst (${BURST_BROADCASTS} broadcasts in one tick): deliveries/s, vs raw ws`, 'fanout', 'burstDeliveriesPerSecond', 'reliable', 'raw', 1.5, true)],
   ];
+  return goals.filter(([scenario]) => results[scenario]).map(([, goal]) => goal());
 }
 
 const FIGURES: Array<{ scenario: string; name: string; label: string; digits: number }> = [
@@ -287,10 +295,10 @@ export async function run(): Promise<void> {
   const results = await runRounds();
   console.log('');
   printFigures(results);
-  if (SCENARIOS.some(({ name }) => !results[name])) return;
   const goals = goalsOf(results);
   console.log('');
   printGoals(goals);
+  if (SCENARIOS.some(({ name }) => !results[name])) return;
   mkdirSync(RESULTS_DIR, { recursive: true });
   const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version };
   const file = resolve(RESULTS_DIR, 'goals.json');

@@ -23,7 +23,7 @@ import {
 import { ReliableWsMetrics } from '../telemetry/index.js';
 import { corkUntilTickEnds, currentTick, type Corkable } from './tick-batching.js';
 import { reportUnserializable } from './unserializable-log.js';
-import { encodedLength, pushFrame, textFrame, type EncodedFrame } from './websocket-frames.js';
+import { encodedLength, pushFrame, pushFrameWritten, textFrame, type EncodedFrame } from './websocket-frames.js';
 import type { TransferLink } from '../transfer/index.js';
 import type { Session, SessionTransport } from './session.js';
 
@@ -231,10 +231,19 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     this.writePush(push, seq);
   }
 
-  /** A text push is encoded once for all its recipients (see websocket-frames.ts). */
+  /**
+   * A text push is encoded once for all its recipients (see websocket-frames.ts); a frame the TCP
+   * socket wrote out at once, with nothing left queued, may be reused for the next recipient.
+   */
   private writePush(push: PreparedPush, seq: number | undefined): void {
-    if (this.tcpSocket && !push.payload) this.writeEncoded(this.tcpSocket, pushFrame(push, seq));
-    else this.write(push.wireFrame(seq));
+    const tcp = this.tcpSocket;
+    if (!tcp || push.payload) {
+      this.write(push.wireFrame(seq));
+      return;
+    }
+    const frame = pushFrame(push, seq, tcp.writableLength > 0 || this.lastWriteTick === currentTick());
+    this.writeEncoded(tcp, frame);
+    if (tcp.writableLength === 0) pushFrameWritten(frame);
   }
 
   /**
@@ -397,4 +406,6 @@ interface TcpSocket extends Corkable {
   write(chunk: Buffer): boolean;
   once(event: 'drain', listener: () => void): void;
   writableNeedDrain: boolean;
+  /** Bytes queued, not yet handed to the kernel: 0 once every write completed at once. */
+  writableLength: number;
 }

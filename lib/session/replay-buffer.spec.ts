@@ -60,7 +60,7 @@ describe('ReplayBuffer', () => {
     expect(buffer.size).toBe(0);
   });
 
-  it('stays correct across internal compaction (many appends and trims)', () => {
+  it('stays correct as its ring wraps around and grows (many appends and trims)', () => {
     const buffer = new ReplayBuffer(100);
     for (let seq = 1; seq <= 1000; seq++) {
       buffer.append(seq, push(seq));
@@ -72,6 +72,16 @@ describe('ReplayBuffer', () => {
     expect(framesAfter(buffer, 997, 1000)).toEqual([frame(998), frame(999), frame(1000)]);
     expect(framesAfter(buffer, 991, 1000)).toHaveLength(9);
     expect(framesAfter(buffer, 990, 1000)).toBeUndefined();
+  });
+
+  it('lets a large ring go once empty, and keeps numbering from the next push', () => {
+    const buffer = filled(1000, 300);
+    buffer.trimThrough(300);
+    expect(buffer.size).toBe(0);
+    expect(buffer.covers(300, 300)).toBe(true);
+    buffer.append(301, push(301));
+    expect([...buffer.entries()].map((e) => e.seq)).toEqual([301]);
+    expect(framesAfter(buffer, 300, 301)).toEqual([frame(301)]);
   });
 
   it('property: framesAfter(last) is exactly the pushes last+1..current, or undefined when one is gone', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { preparePush } from '../protocol/index.js';
-import { encodedLength, pushFrame, textFrame, type EncodedFrame } from './websocket-frames.js';
+import { encodedLength, pushFrame, pushFrameWritten, textFrame, type EncodedFrame } from './websocket-frames.js';
 
 /** Decodes one unmasked, final text frame (RFC 6455 §5.2) to its payload text. */
 function decodeTextFrame(frame: EncodedFrame): string {
@@ -32,7 +32,8 @@ describe('websocket-frames', () => {
         fc.option(fc.nat(), { nil: undefined }),
         (event, text, seq) => {
           const push = preparePush(event, JSON.stringify(text));
-          expect(decodeTextFrame(pushFrame(push, seq))).toBe(push.frame(seq));
+          expect(decodeTextFrame(pushFrame(push, seq, false))).toBe(push.frame(seq));
+          expect(decodeTextFrame(pushFrame(push, seq, true))).toBe(push.frame(seq));
         },
       ),
       { numRuns: 300 },
@@ -41,11 +42,38 @@ describe('websocket-frames', () => {
 
   it('gives every recipient of an unsequenced push the same frame, and sequenced ones their own', () => {
     const push = preparePush('tick', '{"n":1}');
-    expect(pushFrame(push, undefined)).toBe(pushFrame(push, undefined));
-    expect(decodeTextFrame(pushFrame(push, 7))).toBe('{"event":"tick","data":{"n":1},"seq":7}');
-    expect(decodeTextFrame(pushFrame(push, 8))).toBe('{"event":"tick","data":{"n":1},"seq":8}');
+    expect(pushFrame(push, undefined, false)).toBe(pushFrame(push, undefined, true));
+    expect(decodeTextFrame(pushFrame(push, 7, false))).toBe('{"event":"tick","data":{"n":1},"seq":7}');
+    expect(decodeTextFrame(pushFrame(push, 8, false))).toBe('{"event":"tick","data":{"n":1},"seq":8}');
+    const [prefix, tail] = pushFrame(push, 9, true) as Buffer[];
+    expect(decodeTextFrame([prefix, tail])).toBe('{"event":"tick","data":{"n":1},"seq":9}');
+    expect((pushFrame(push, 3, true) as Buffer[])[0]).toBe(prefix);
     const next = preparePush('tick', '{"n":2}');
-    expect(decodeTextFrame(pushFrame(next, undefined))).toBe('{"event":"tick","data":{"n":2}}');
+    expect(decodeTextFrame(pushFrame(next, undefined, false))).toBe('{"event":"tick","data":{"n":2}}');
+  });
+
+  it('gives the bytes of a frame reported written to the next recipient, and never touches a frame still held', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 2 ** 53 - 1 }), fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 20 }),
+        fc.constantFrom(10, 90, 16_340),
+        (recipients, size) => {
+          const push = preparePush('tick', JSON.stringify('x'.repeat(size)));
+          const held: Array<{ frame: EncodedFrame; bytes: Buffer; seq: number }> = [];
+          for (const [seq, queued, written] of recipients) {
+            const frame = pushFrame(push, seq, queued);
+            expect(decodeTextFrame(frame)).toBe(push.frame(seq));
+            if (written) pushFrameWritten(frame);
+            else held.push({ frame, bytes: Buffer.concat(Buffer.isBuffer(frame) ? [frame] : frame), seq });
+          }
+          for (const { frame, bytes, seq } of held) {
+            expect(Buffer.concat(Buffer.isBuffer(frame) ? [frame] : frame)).toEqual(bytes);
+            expect(decodeTextFrame(frame)).toBe(push.frame(seq));
+          }
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 
   it('frames any text, at each header size', () => {
