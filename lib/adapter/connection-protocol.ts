@@ -9,6 +9,7 @@ import {
   encodeFrame,
   ErrorCode,
   isSystemEventName,
+  plainAckSeq,
   serializeData,
   SUBPROTOCOL,
   SystemEvent,
@@ -189,8 +190,16 @@ export class ConnectionProtocol {
       if (!connection.hold(data, isBinary)) socket.close(CloseCode.POLICY_VIOLATION, 'too many frames while credentials are checked');
       return;
     }
-    const decoded = isBinary ? decodeClientBinary(bufferOf(data)) : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
     const received = this.metrics.received;
+    if (!isBinary && Buffer.isBuffer(data) && socket.hasSession) {
+      const seq = plainAckSeq(data);
+      if (seq !== undefined && socket.session.acknowledges(seq)) {
+        received.system++;
+        socket.session.acknowledge(seq);
+        return;
+      }
+    }
+    const decoded = isBinary ? decodeClientBinary(bufferOf(data)) : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
     if (!decoded.ok) {
       received.invalid++;
       if (this.admitUnhandled(socket, decoded.id)) {

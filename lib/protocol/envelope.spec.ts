@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import {
+  plainAckSeq,
   decodeClientMessage,
   decodeServerMessage,
   encodeFrame,
@@ -239,5 +240,40 @@ describe('utf8Length', () => {
     );
     expect(utf8Length('\ud800a')).toBe(4);
     expect(utf8Length('😀')).toBe(4);
+  });
+});
+
+describe('plainAckSeq', () => {
+  const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+  it('reads the seq of the cumulative $ack clients send', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 999_999_999_999_999 }), (seq) => {
+        expect(plainAckSeq(bytes(`{"event":"$ack","data":{"seq":${seq}}}`))).toBe(seq);
+      }),
+    );
+  });
+
+  it('reads nothing decodeClientMessage would read differently', () => {
+    const near = fc.oneof(
+      fc.string(),
+      fc.string().map((tail) => `{"event":"$ack","data":{"seq":${tail}}}`),
+      fc.stringMatching(/^\{"event":"\$ack","data":\{"seq":-?[0-9.e+]{0,20}\}\}\s?$/),
+    );
+    fc.assert(
+      fc.property(near, (text) => {
+        const seq = plainAckSeq(bytes(text));
+        if (seq === undefined) return;
+        const decoded = decodeClientMessage(text);
+        expect(decoded.ok && decoded.message).toEqual({ event: '$ack', data: { seq }, id: undefined });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses leading zeros, signs, fractions and other shapes', () => {
+    for (const text of ['{"event":"$ack","data":{"seq":01}}', '{"event":"$ack","data":{"seq":-1}}', '{"event":"$ack","data":{"seq":1.5}}', '{"event":"$ack","data":{"seq":}}', '{"event":"$ack","data":{"seq":1},"id":2}', '{"event":"$ack","data":{"seq":1}} ']) {
+      expect(plainAckSeq(bytes(text))).toBeUndefined();
+    }
   });
 });

@@ -60,6 +60,33 @@ export function isValidEventName(event: unknown): event is string {
 /** How deeply a client frame may nest objects and arrays, the envelope itself included. */
 export const DEFAULT_MAX_MESSAGE_DEPTH = 64;
 
+const ACK_PREFIX = Array.from('{"event":"$ack","data":{"seq":', (char) => char.charCodeAt(0));
+const CLOSING_BRACE = 0x7d;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+/** Digits of the largest seq read without parsing (below 2^53). */
+const MAX_ACK_DIGITS = 15;
+
+/**
+ * The seq of a cumulative `$ack` in the exact form clients send it,
+ * `{"event":"$ack","data":{"seq":N}}`, read from the frame's bytes without parsing; undefined for
+ * any other frame (which then goes through `decodeClientMessage`).
+ */
+export function plainAckSeq(bytes: Uint8Array): number | undefined {
+  const end = bytes.length - 2;
+  const digits = end - ACK_PREFIX.length;
+  if (digits < 1 || digits > MAX_ACK_DIGITS || bytes[end] !== CLOSING_BRACE || bytes[end + 1] !== CLOSING_BRACE) return undefined;
+  for (let i = 0; i < ACK_PREFIX.length; i++) if (bytes[i] !== ACK_PREFIX[i]) return undefined;
+  if (digits > 1 && bytes[ACK_PREFIX.length] === DIGIT_0) return undefined;
+  let seq = 0;
+  for (let i = ACK_PREFIX.length; i < end; i++) {
+    const byte = bytes[i];
+    if (byte < DIGIT_0 || byte > DIGIT_9) return undefined;
+    seq = seq * 10 + (byte - DIGIT_0);
+  }
+  return seq;
+}
+
 /**
  * Parses and checks one text frame from a client. Never throws. A frame that nests deeper than
  * `maxDepth` is refused before its value is used (its top-level `id` is still read for `ref`).
