@@ -130,7 +130,8 @@ export async function runPinned<T>(runBench: (placement: string) => Promise<T>):
 export type SwarmKind = 'rws' | 'rws1' | 'ws' | 'sio';
 
 export interface SwarmConfig {
-  url: string;
+  /** One URL, or several to spread the clients over round robin. */
+  url: string | string[];
   kind: SwarmKind;
   count: number;
   concurrency?: number;
@@ -244,6 +245,12 @@ export class Swarm {
   async requestReply(total: number, window: number, payloadBytes: number, timeoutMs: number): Promise<RequestReplyResult> {
     this.child.send({ type: 'rr', total, window, payloadBytes });
     return (await this.next('result', timeoutMs)) as unknown as RequestReplyResult;
+  }
+
+  /** CPU time (user + system) the client process has used so far. */
+  async cpuMs(): Promise<number> {
+    this.child.send({ type: 'cpu' });
+    return (await this.next('cpu', 10000)).ms as number;
   }
 
   /** Closes the connections and ends the child (bounded; killed if it does not exit). */

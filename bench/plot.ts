@@ -10,7 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const RESULTS_DIR = resolve(ROOT, 'bench/results');
+export const RESULTS_DIR = resolve(ROOT, 'bench/results');
 const OUTPUT = resolve(ROOT, 'docs/benchmarks.png');
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -33,7 +33,8 @@ const LABELS: Record<string, string> = {
 
 type Figures = Record<string, number>;
 type GoalsFile = { date: string; machine: { cpus: number; node: string }; rounds: number; results: Record<string, Record<string, Figures[]>> };
-type SweepPoint = { system: string; rate: number; p99Ms: number; achieved: number };
+/** One rate step of broadcast-redis.json's sweep: broadcasts/s offered and fully delivered, latencies, deliveries. */
+export type SweepPoint = { system: string; rate: number; achieved: number; p50Ms: number; p99Ms: number; delivered: number; expected: number };
 
 interface Bar {
   system: string;
@@ -82,7 +83,7 @@ function curvePanel(x0: number, sweep: SweepPoint[]): string {
   const logBottom = Math.log10(Math.max(0.1, Math.min(...sweep.map((point) => point.p99Ms)) / 1.5));
   const x = (rate: number): number => x0 + MARGIN.left + (rate / maxRate) * width;
   const y = (ms: number): number => MARGIN.top + height - ((Math.log10(Math.max(ms, 0.1)) - logBottom) / (logTop - logBottom)) * height;
-  const parts = [`<text x="${x0 + (PANEL_WIDTH * 1.4) / 2}" y="22" class="title">Redis, instance A → 200 clients on B: p99 by rate</text>`];
+  const parts = [`<text x="${x0 + (PANEL_WIDTH * 1.4) / 2}" y="22" class="title">Redis, A → 200 clients on B and C: p99 by rate</text>`];
   for (let exponent = Math.ceil(logBottom); exponent <= Math.floor(logTop); exponent++) {
     const ms = 10 ** exponent;
     parts.push(`<line x1="${x(0)}" x2="${x(maxRate)}" y1="${y(ms)}" y2="${y(ms)}" class="grid"/>`);

@@ -39,7 +39,7 @@ import {
   within,
   type SwarmKind,
 } from './bench-support.js';
-import { startSocketIoRedisPair } from './socket-io-redis.js';
+import { startSocketIoRedisGroup } from './socket-io-redis.js';
 import { BenchChild, plainScript, type ChildMessage } from './child-process.js';
 
 const CLIENTS = Number(process.env.BENCH_FAULT_CLIENTS ?? 200);
@@ -143,13 +143,13 @@ async function reliableSystem(redisUrl: string): Promise<System> {
 }
 
 async function socketIoSystem(redisUrl: string): Promise<System> {
-  const pair = await startSocketIoRedisPair(redisUrl, uniquePrefix('sio-faults'), true);
+  const group = await startSocketIoRedisGroup(redisUrl, uniquePrefix('sio-faults'), { quietErrors: true });
   return {
     name: 'Socket.IO + @socket.io/redis-adapter',
     kind: 'sio',
-    url: `http://127.0.0.1:${pair.portOfB}`,
-    send: (tick) => pair.emitToRoom(ROOM, EVENT, tick),
-    close: () => pair.close(),
+    url: `http://127.0.0.1:${group.receiverPorts[0]}`,
+    send: (tick) => group.emitToRoom(ROOM, EVENT, tick),
+    close: () => group.close(),
   };
 }
 

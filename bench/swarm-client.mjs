@@ -3,6 +3,7 @@
 // child_process.fork(this file, [JSON config]).
 //
 // config: { url, kind, count, concurrency, lifetimeMs, room? }
+//   url: one URL, or an array of them to spread the clients over round robin (client i → url[i % n]).
 //   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
 //        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
 //        'ws'   plain `ws` client (raw ws servers, stock Nest WsAdapter)
@@ -27,12 +28,14 @@
 //        closed (code). Answers { type: 'tracking' }.
 //   { type: 'collect' }   answers one { type: 'trace', client, indices, at, closedAt, closeCode }
 //        per client (at: wall-clock ms, 0.01 ms precision), then { type: 'traced', clients }.
+//   { type: 'cpu' }   answers { type: 'cpu', ms }: CPU time (user + system) this process has used so far.
 //   { type: 'exit' }
 // Child -> parent: { type: 'ready', opened, failed, errors }, { type: 'armed' }, { type: 'result', … }.
 import { WebSocket } from 'ws';
 
 const config = JSON.parse(process.argv[2]);
-const { url, kind, count, concurrency = 100, lifetimeMs = 120000, room } = config;
+const { kind, count, concurrency = 100, lifetimeMs = 120000, room } = config;
+const urls = [config.url].flat();
 
 // Hard bound on this process's life, whatever happens.
 setTimeout(() => process.exit(3), lifetimeMs).unref();
@@ -49,8 +52,9 @@ let failed = 0;
 // ---------------------------------------------------------------- connecting
 
 let io;
-async function openOne() {
-  if (kind === 'sio') return openSocketIo();
+async function openOne(index) {
+  const url = urls[index % urls.length];
+  if (kind === 'sio') return openSocketIo(url);
   return new Promise((resolve) => {
     const ws = new WebSocket(url, kind === 'rws1' ? ['rws.v1'] : [], { perMessageDeflate: false, handshakeTimeout: 20000 });
     const client = {
@@ -106,7 +110,7 @@ async function openOne() {
   });
 }
 
-async function openSocketIo() {
+async function openSocketIo(url) {
   io ??= (await import('socket.io-client')).io;
   const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 20000 });
   try {
@@ -128,10 +132,7 @@ async function openSocketIo() {
 async function openAll() {
   let next = 0;
   const worker = async () => {
-    while (next < count) {
-      next++;
-      await openOne();
-    }
+    while (next < count) await openOne(next++);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
   send({ type: 'ready', opened: clients.length, failed, errors });
@@ -328,6 +329,11 @@ function collect() {
   send({ type: 'traced', clients: clients.length });
 }
 
+function reportCpu() {
+  const { user, system } = process.cpuUsage();
+  send({ type: 'cpu', ms: (user + system) / 1000 });
+}
+
 // ---------------------------------------------------------------- control
 
 process.on('message', (message) => {
@@ -336,6 +342,7 @@ process.on('message', (message) => {
   else if (message?.type === 'rr') void requestReply(message);
   else if (message?.type === 'track') track(message);
   else if (message?.type === 'collect') collect();
+  else if (message?.type === 'cpu') reportCpu();
   else if (message?.type === 'exit') {
     // A normal close (1000) ends a ReliableWs session for good: nothing is kept for a resume.
     for (const client of clients) client.close();
