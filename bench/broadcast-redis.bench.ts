@@ -66,7 +66,7 @@ const SWEEP_DRAIN_MS = 10000;
 const SWEEP_PAUSE_MS = 300;
 const SWEEP_TICK_MS = 1;
 const SATURATED_BELOW = 0.9;
-const SATURATED_P99_MS = 100;
+const SATURATED_P99_MS = 250;
 
 interface Tick {
   r: number;
