@@ -18,6 +18,9 @@ import { ReliableWsAdapter, ReliableWsModule, type ReliableWsOptions } from '../
 /** The child script stays in bench/ (plain JS, not compiled): dist-bench/bench/ → ../../bench/. */
 const SWARM_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/swarm-client.mjs');
 
+/** Where benchmarks write their JSON results (gitignored): bench/results/ of the source tree. */
+export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
+
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Wall clock in ms with sub-ms precision, comparable between processes of this machine. */

@@ -21,9 +21,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { fmtInt, percentile, printTable, Swarm, wallNow, type SwarmKind } from './bench-support.js';
+import { resolve } from 'node:path';
+import { fmtInt, percentile, printTable, RESULTS_DIR, Swarm, wallNow, type SwarmKind } from './bench-support.js';
 import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
 import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-server.js';
 import { renderPlot } from './plot.js';
@@ -44,8 +43,6 @@ const IDLE_CONNECTIONS = 10_000;
 const STEP_TIMEOUT_MS = 120_000;
 const PROFILE_DIR = process.env.BENCH_GOALS_PROFILE;
 const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean);
-
-export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
 
 interface SystemSpec {
   system: GoalsSystem;
