@@ -244,6 +244,12 @@ export class Swarm {
     }
   }
 
+  /** The armed round's counts now, including deliveries that arrived after it was complete. */
+  async tally(timeoutMs = 10000): Promise<RoundResult> {
+    this.child.send({ type: 'report' });
+    return (await this.next('result', timeoutMs)) as unknown as RoundResult;
+  }
+
   async requestReply(total: number, window: number, payloadBytes: number, timeoutMs: number): Promise<RequestReplyResult> {
     this.child.send({ type: 'rr', total, window, payloadBytes });
     return (await this.next('result', timeoutMs)) as unknown as RequestReplyResult;
