@@ -18,6 +18,9 @@ import { ReliableWsAdapter, ReliableWsModule, type ReliableWsOptions } from '../
 /** The child script stays in bench/ (plain JS, not compiled): dist-bench/bench/ → ../../bench/. */
 const SWARM_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/swarm-client.mjs');
 
+/** Where benchmarks write their JSON results (gitignored): bench/results/ of the source tree. */
+export const RESULTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
+
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** Wall clock in ms with sub-ms precision, comparable between processes of this machine. */
@@ -240,6 +243,12 @@ export class Swarm {
       this.child.send({ type: 'report' });
       return (await this.next('result', 5000)) as unknown as RoundResult;
     }
+  }
+
+  /** The armed round's counts now, including deliveries that arrived after it was complete. */
+  async tally(timeoutMs = 10000): Promise<RoundResult> {
+    this.child.send({ type: 'report' });
+    return (await this.next('result', timeoutMs)) as unknown as RoundResult;
   }
 
   async requestReply(total: number, window: number, payloadBytes: number, timeoutMs: number): Promise<RequestReplyResult> {

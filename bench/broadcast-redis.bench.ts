@@ -31,6 +31,7 @@ import {
   fmtMs,
   printTable,
   REDIS_URL,
+  RESULTS_DIR,
   sleep,
   startReliableApp,
   Swarm,
@@ -43,7 +44,7 @@ import {
   type SwarmKind,
   runPinned,
 } from './bench-support.js';
-import { renderPlot, RESULTS_DIR, type SweepPoint } from './plot.js';
+import { renderPlot, type SweepPoint } from './plot.js';
 import { startSocketIoRedisGroup } from './socket-io-redis.js';
 
 const CLIENTS = 200;

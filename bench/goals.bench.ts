@@ -23,10 +23,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { fmtInt, percentile, printTable, Swarm, wallNow, type SwarmKind } from './bench-support.js';
+import { fmtInt, percentile, printTable, RESULTS_DIR, Swarm, wallNow, type SwarmKind } from './bench-support.js';
 import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
 import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-server.js';
-import { renderPlot, RESULTS_DIR } from './plot.js';
+import { renderPlot } from './plot.js';
 
 const ROUNDS = Number(process.env.BENCH_GOALS_ROUNDS ?? 5);
 const ECHO_CONNECTIONS = 100;

@@ -8,9 +8,9 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RESULTS_DIR } from './bench-support.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const RESULTS_DIR = resolve(ROOT, 'bench/results');
 const OUTPUT = resolve(ROOT, 'docs/benchmarks.png');
 const CHROMIUM = '/usr/bin/chromium';
 

@@ -5,7 +5,8 @@
  *
  * Environment: REDIS_URL (default redis://127.0.0.1:6379; broadcast-redis is skipped without
  * one), BENCH_SYSTEMS=word,… (only the compared systems whose name contains a word),
- * BENCH_FANOUT_CLIENTS (default 10000), BENCH_FANOUT_PROCESSES (client processes, default 4).
+ * BENCH_FANOUT_CLIENTS (default 10000), BENCH_FANOUT_PROCESSES (client processes, default 4),
+ * BENCH_SCALE_INSTANCES (default 5), BENCH_SCALE_CONNECTIONS (per instance, default 19000).
  * Results go to stdout only.
  */
 const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<unknown> | unknown }> }> = [
@@ -20,6 +21,7 @@ const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<un
   { name: 'churn', load: () => import('./churn.bench.js') },
   { name: 'detached-memory', load: () => import('./detached-memory.bench.js') },
   { name: 'transfer', load: () => import('./transfer.bench.js') },
+  { name: 'scale', load: () => import('./scale.bench.js') },
   { name: 'goals', load: () => import('./goals.bench.js') },
 ];
 

@@ -20,7 +20,8 @@
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
 //        `$ack`, at most one per 200 ms).
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
-//   { type: 'report' }   answers { type: 'result', complete: false, … } at once (on a timeout).
+//   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
+//        after the round to see what arrived past it: `received` counts every delivery of the round).
 //   { type: 'rr', total, window, payloadBytes, warmup }   request/reply over the connections
 //        (total split evenly, at most `window` outstanding per connection); answers 'result'.
 //   { type: 'track', event, field }   from now on, record for every client the receipt time and
@@ -164,7 +165,7 @@ function roundResult(complete) {
     completions: round.completions,
     firstAt: round.firstAt,
     lastAt: round.lastAt,
-    latency: round.parse ? latencySummary(round.latencies, round.received) : undefined,
+    latency: round.parse ? latencySummary(round.latencies, Math.min(round.received, round.latencies.length)) : undefined,
   };
 }
 
@@ -181,18 +182,19 @@ function arm({ round: id, expect, event, parse }) {
     done: false,
   };
   const counts = new Uint32Array(clients.length);
+  // Deliveries past a client's `expect` still count in `received` (a doubled push shows there).
   const receive = (index, at, data) => {
-    if (round.id !== id || round.done) return;
+    if (round.id !== id) return;
     if (parse) {
       if (data?.r !== id) return;
-      round.latencies[round.received] = at - data.t;
+      if (round.received < round.latencies.length) round.latencies[round.received] = at - data.t;
     }
     round.received++;
     if (round.firstAt === 0) round.firstAt = at;
     round.lastAt = at;
     if (++counts[index] === expect) {
       round.completions.push(at);
-      if (round.completions.length === clients.length) {
+      if (!round.done && round.completions.length === clients.length) {
         round.done = true;
         send(roundResult(true));
       }
@@ -338,7 +340,7 @@ function reportCpu() {
 
 process.on('message', (message) => {
   if (message?.type === 'arm') arm(message);
-  else if (message?.type === 'report') send(round ? roundResult(false) : { type: 'result', complete: false });
+  else if (message?.type === 'report') send(round ? roundResult(round.done) : { type: 'result', complete: false });
   else if (message?.type === 'rr') void requestReply(message);
   else if (message?.type === 'track') track(message);
   else if (message?.type === 'collect') collect();
