@@ -226,8 +226,13 @@ export function utf8Length(text: string): number {
  * its payload once; each recipient's frame is its own small header plus that same payload.
  */
 export class PreparedPush {
-  /** `{"event":…,"data":…` without the closing brace ('' for a binary push). */
-  readonly textHead: string;
+  /** `{"event":…,"data":` ('' for a binary push); the frame's head is this, then `dataJson`. */
+  readonly headPrefix: string;
+  /**
+   * The two concatenated: never measured or encoded as a whole, which would flatten it into a
+   * second copy of the payload, kept as long as the push (replay buffers keep pushes).
+   */
+  private readonly head: string;
   private unsequenced: string | undefined;
   private unsequencedBinary: BinaryFrame | undefined;
   private bytes: number | undefined;
@@ -243,7 +248,8 @@ export class PreparedPush {
     readonly id?: string,
     readonly payload?: Uint8Array,
   ) {
-    this.textHead = payload ? '' : `{"event":${JSON.stringify(event)},"data":${dataJson}`;
+    this.headPrefix = payload ? '' : `{"event":${JSON.stringify(event)},"data":`;
+    this.head = this.headPrefix + dataJson;
   }
 
   /** About the size of one recipient's frame in bytes (what a replay buffer holds for it). */
@@ -264,8 +270,8 @@ export class PreparedPush {
 
   /** One recipient's text frame (of a push that is not binary). */
   frame(seq: number | undefined): string {
-    if (seq !== undefined) return `${this.textHead},"seq":${seq}}`;
-    this.unsequenced ??= `${this.textHead}}`;
+    if (seq !== undefined) return `${this.head},"seq":${seq}}`;
+    this.unsequenced ??= `${this.head}}`;
     return this.unsequenced;
   }
 

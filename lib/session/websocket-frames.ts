@@ -80,7 +80,7 @@ let frameEnd = 0;
 function encodedHead(push: PreparedPush): Buffer {
   if (push !== lastPush) {
     lastPush = push;
-    lastHead = Buffer.from(push.textHead);
+    lastHead = headBytes(push);
     lastWholeFrame = undefined;
     prefixes = [];
     workspace = undefined;
@@ -185,4 +185,11 @@ export function encodedLength(frame: EncodedFrame): number {
   let length = 0;
   for (const part of frame) length += part.length;
   return length;
+}
+
+/** `{"event":…,"data":…` from its parts (see `PreparedPush.headPrefix`). */
+function headBytes({ headPrefix, dataJson }: PreparedPush): Buffer {
+  const bytes = Buffer.allocUnsafe(Buffer.byteLength(headPrefix) + Buffer.byteLength(dataJson));
+  bytes.write(dataJson, bytes.write(headPrefix));
+  return bytes;
 }
