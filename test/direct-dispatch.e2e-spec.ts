@@ -121,6 +121,23 @@ class ParityGateway {
     return 'never';
   }
 
+  @SubscribeMessage('unserializable')
+  unserializable(@MessageBody() kind: unknown) {
+    if (kind === 'bigint') return { big: 1n };
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    return circular;
+  }
+
+  @SubscribeMessage('throwing-getter')
+  throwingGetter() {
+    return {
+      get boom(): never {
+        throw new Error('getter');
+      },
+    };
+  }
+
   @SubscribeMessage('pipeline')
   pipeline() {
     return { direct: (new Error().stack ?? '').includes('direct-handlers') };
@@ -227,6 +244,9 @@ describe('direct dispatch: the same answers as through Nest’s pipeline', () =>
     ['an invalid DTO', 'post', { title: 5, votes: -1, author: {} }, (frame) => expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED' })],
     ['a string where a DTO is declared', 'post', 'not an object', (frame) => expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED' })],
     ['a body property and the socket', 'title', { title: 'hi' }, (frame) => expect(frame.data).toEqual({ title: 'hi', socket: true, user: { id: 'u1' } })],
+    ['a BigInt result', 'unserializable', 'bigint', (frame) => expect(frame.data).toMatchObject({ code: 'INTERNAL' })],
+    ['a circular result', 'unserializable', 'circular', (frame) => expect(frame.data).toMatchObject({ code: 'INTERNAL' })],
+    ['a result with a throwing getter', 'throwing-getter', null, (frame) => expect(frame.data).toMatchObject({ code: 'INTERNAL' })],
     ['a method guard (through Nest on both)', 'denied', null, (frame) => expect(frame.data).toMatchObject({ code: 'FORBIDDEN' })],
   ];
 
