@@ -1,6 +1,6 @@
 import type { INestApplicationContext, Type } from '@nestjs/common';
 import { EXCEPTION_FILTERS_METADATA, GUARDS_METADATA, INTERCEPTORS_METADATA, PIPES_METADATA } from '@nestjs/common/constants.js';
-import { ModuleRef, ModulesContainer } from '@nestjs/core';
+import { MetadataScanner, ModuleRef, ModulesContainer } from '@nestjs/core';
 import { GATEWAY_METADATA, MESSAGE_MAPPING_METADATA, MESSAGE_METADATA, PARAM_ARGS_METADATA } from '@nestjs/websockets/constants.js';
 import { WsParamtype } from '@nestjs/websockets/enums/ws-paramtype.enum.js';
 import { WsAuthGuard } from '../auth/index.js';
@@ -38,7 +38,6 @@ interface ModuleEnhancers {
   guard: WsAuthGuard;
   rateLimit: WsRateLimitInterceptor;
   validation: WsValidationInterceptor;
-  filter: WsErrorFilter;
 }
 
 /**
@@ -50,7 +49,7 @@ interface ModuleEnhancers {
  */
 export class DirectHandlers {
   private byPatterns: Map<string, Map<string, DirectHandler>> | undefined;
-  private enhancers: ModuleEnhancers | undefined;
+  private readonly filter = new WsErrorFilter();
 
   constructor(private readonly app: INestApplicationContext) {}
 
@@ -65,16 +64,16 @@ export class DirectHandlers {
 
   /** The `$error` body of what a direct handler threw (server faults are logged). */
   errorBody(exception: unknown): ErrorBody {
-    return (this.enhancers?.filter ?? new WsErrorFilter()).errorBody(exception);
+    return this.filter.errorBody(exception);
   }
 
   private index(): Map<string, Map<string, DirectHandler>> {
     const direct = new Map<string, Map<string, DirectHandler>>();
     const gatewaysByKey = new Map<string, number>();
-    this.enhancers = moduleEnhancers(this.app);
-    const enhancers = !hasGlobalEnhancers(this.app) ? this.enhancers : undefined;
+    const enhancers = hasGlobalEnhancers(this.app) ? undefined : moduleEnhancers(this.app);
+    const scanner = new MetadataScanner();
     for (const instance of gatewayInstances(this.app)) {
-      const methods = messageHandlers(instance);
+      const methods = messageHandlers(instance, scanner);
       const key = patternKey(methods.map(({ pattern }) => pattern));
       gatewaysByKey.set(key, (gatewaysByKey.get(key) ?? 0) + 1);
       const handlers = enhancers && directHandlersOf(instance, methods, enhancers);
@@ -96,7 +95,6 @@ function moduleEnhancers(app: INestApplicationContext): ModuleEnhancers | undefi
       guard: moduleRef.get(WsAuthGuard, { strict: false }),
       rateLimit: moduleRef.get(WsRateLimitInterceptor, { strict: false }),
       validation: moduleRef.get(WsValidationInterceptor, { strict: false }),
-      filter: moduleRef.get(WsErrorFilter, { strict: false }),
     };
   } catch {
     return undefined;
@@ -138,20 +136,12 @@ interface MessageHandler {
 }
 
 /** The `@SubscribeMessage` methods of a gateway, found as Nest finds them. */
-function messageHandlers(instance: object): MessageHandler[] {
-  const handlers: MessageHandler[] = [];
-  const seen = new Set<string>();
-  for (let prototype = Object.getPrototypeOf(instance); prototype && prototype !== Object.prototype; prototype = Object.getPrototypeOf(prototype)) {
-    for (const methodName of Object.getOwnPropertyNames(prototype)) {
-      if (seen.has(methodName) || methodName === 'constructor') continue;
-      seen.add(methodName);
-      const descriptor = Object.getOwnPropertyDescriptor(prototype, methodName);
-      const method: unknown = descriptor?.value;
-      if (typeof method !== 'function' || Reflect.getMetadata(MESSAGE_MAPPING_METADATA, method) === undefined) continue;
-      handlers.push({ pattern: String(Reflect.getMetadata(MESSAGE_METADATA, method)), methodName });
-    }
-  }
-  return handlers;
+function messageHandlers(instance: object, scanner: MetadataScanner): MessageHandler[] {
+  const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+  return scanner
+    .getAllMethodNames(prototype)
+    .filter((methodName) => Reflect.getMetadata(MESSAGE_MAPPING_METADATA, prototype[methodName] as object) !== undefined)
+    .map((methodName) => ({ pattern: String(Reflect.getMetadata(MESSAGE_METADATA, prototype[methodName] as object)), methodName }));
 }
 
 function directHandlersOf(instance: object, methods: MessageHandler[], enhancers: ModuleEnhancers): Map<string, DirectHandler> | undefined {

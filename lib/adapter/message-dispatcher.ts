@@ -44,50 +44,39 @@ export class MessageDispatcher {
     const handler = this.handlers.get(socket)?.get(event);
     if (!handler) return false;
     const inbound = new InboundMessage(event, data, id);
-    if (handler.direct) {
-      this.runDirect(socket, handler.direct, inbound);
-      return true;
-    }
-    let result: Observable<unknown>;
+    // A direct handler's failures have met no exception filter yet; Nest's pipeline's have.
+    const direct = handler.direct !== undefined;
+    let result: unknown;
     try {
-      result = handler.transform(handler.callback(data, inbound));
+      result = handler.direct ? handler.direct(socket, data, inbound) : handler.transform(handler.callback(data, inbound));
     } catch (error) {
-      this.fail(socket, inbound, error);
+      this.failWith(socket, inbound, error, direct);
       return true;
     }
-    result.pipe(take(1), defaultIfEmpty(undefined)).subscribe({
-      next: (value) => this.answer(socket, inbound, value),
-      error: (error: unknown) => this.fail(socket, inbound, error),
-    });
+    this.settle(socket, inbound, result, direct);
     return true;
   }
 
-  private runDirect(socket: ReliableSocket, handler: DirectHandler, inbound: InboundMessage): void {
-    let result: unknown;
-    try {
-      result = handler(socket, inbound.data, inbound);
-    } catch (error) {
-      this.reject(socket, inbound, error);
-      return;
-    }
-    this.settle(socket, inbound, result);
-  }
-
   /** Answers with a handler's result: a value, what a promise resolves to, an observable's first value. */
-  private settle(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {
+  private settle(socket: ReliableSocket, inbound: InboundMessage, result: unknown, direct: boolean): void {
     if (isObservable(result)) {
       result.pipe(take(1), defaultIfEmpty(undefined)).subscribe({
         next: (value) => this.answer(socket, inbound, value),
-        error: (error: unknown) => this.reject(socket, inbound, error),
+        error: (error: unknown) => this.failWith(socket, inbound, error, direct),
       });
     } else if (isThenable(result)) {
       Promise.resolve(result).then(
-        (value: unknown) => this.settle(socket, inbound, value),
-        (error: unknown) => this.reject(socket, inbound, error),
+        (value: unknown) => this.settle(socket, inbound, value, direct),
+        (error: unknown) => this.failWith(socket, inbound, error, direct),
       );
     } else {
       this.answer(socket, inbound, result);
     }
+  }
+
+  private failWith(socket: ReliableSocket, inbound: InboundMessage, error: unknown, direct: boolean): void {
+    if (direct) this.reject(socket, inbound, error);
+    else this.fail(socket, inbound, error);
   }
 
   /** What a direct handler threw, answered as `WsErrorFilter` answers it. */
