@@ -26,10 +26,8 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer as WsServer } from 'ws';
 import { BroadcastService, ReliableGateway, ReliableWsAdapter, ReliableWsModule, SessionRegistry } from '../lib/index.js';
 import { sleep, wallNow } from './bench-support.js';
+import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-systems.js';
 
-export const GOALS_EVENT = 'tick';
-export const GOALS_TOKEN = 'bench-token';
-export type GoalsSystem = 'reliable' | 'reliable-no-resume' | 'stock' | 'raw';
 
 interface Server {
   connections(): number;

@@ -25,7 +25,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { fmtInt, percentile, printTable, RESULTS_DIR, Swarm, wallNow, type SwarmKind } from './bench-support.js';
 import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
-import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-server.js';
+import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-systems.js';
 import { renderPlot } from './plot.js';
 
 const ROUNDS = Number(process.env.BENCH_GOALS_ROUNDS ?? 5);

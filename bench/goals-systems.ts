@@ -1,0 +1,4 @@
+/** What the `goals` bench and its server children (goals-server.ts) agree on. */
+export const GOALS_EVENT = 'tick';
+export const GOALS_TOKEN = 'bench-token';
+export type GoalsSystem = 'reliable' | 'reliable-no-resume' | 'stock' | 'raw';
