@@ -1,10 +1,22 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 const SECRET_BYTES = 16;
 
-/** A fresh unguessable identifier (128 random bits, base64url). */
+/** Secrets drawn per call into the operating system's random source: one call per connect is costly. */
+const POOLED_SECRETS = 256;
+
+const pool = Buffer.alloc(SECRET_BYTES * POOLED_SECRETS);
+let poolOffset = pool.length;
+
+/** A fresh unguessable identifier (128 random bits, base64url); no random bytes are ever used twice. */
 export function randomSecret(): string {
-  return randomBytes(SECRET_BYTES).toString('base64url');
+  if (poolOffset === pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const secret = pool.toString('base64url', poolOffset, poolOffset + SECRET_BYTES);
+  poolOffset += SECRET_BYTES;
+  return secret;
 }
 
 /** Compares two secrets without leaking where they differ through timing. */
