@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { clientIp, isOriginAllowed, normalizeGatewayPath, refuseUpgrade, requestPath } from './handshake.js';
@@ -138,6 +139,18 @@ describe('requestPath', () => {
   it('drops the query string', () => {
     expect(requestPath(request({}, '1.1.1.1', '/ws?token=abc&x=1'))).toBe('/ws');
     expect(requestPath(request({}, '1.1.1.1', '/'))).toBe('/');
+  });
+
+  it('reads every path as the URL parser does, plain or not', () => {
+    const piece = fc.constantFrom('/', '//', '.', '..', '%2e', '%2F', '?', '#', '\\', ' ', '\t', 'é', '~', '-', '_', 'ws', 'A', '9', ':', '@');
+    const url = fc.array(piece, { maxLength: 12 }).map((pieces) => pieces.join(''));
+    fc.assert(
+      fc.property(url, (text) => {
+        const parsed = URL.canParse(text, 'ws://localhost') ? new URL(text, 'ws://localhost').pathname : undefined;
+        expect(requestPath(request({}, '1.1.1.1', text))).toBe(parsed);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -82,10 +82,16 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string): 
   );
 }
 
+/** A path the URL parser would leave as it is (no dot segments, escapes or other characters), up to its query. */
+const PLAIN_PATH = /^(?=\/)(?:\/[\w~-]+)*\/?(?=[?#]|$)/;
+
 /** The request's path without query string, or undefined when the URL cannot be parsed. */
 export function requestPath(request: IncomingMessage): string | undefined {
+  const url = request.url ?? '/';
+  const plain = PLAIN_PATH.exec(url);
+  if (plain) return plain[0];
   try {
-    return new URL(request.url ?? '/', 'ws://localhost').pathname;
+    return new URL(url, 'ws://localhost').pathname;
   } catch {
     return undefined;
   }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
 import { handshakeToken, redactToken, redactUrl } from './handshake-token.js';
 
@@ -53,6 +54,19 @@ describe('handshakeToken', () => {
   it('returns undefined when there is nothing (or no url)', () => {
     expect(handshakeToken(request('/ws'), 'sid')).toBeUndefined();
     expect(handshakeToken(request(undefined), 'sid')).toBeUndefined();
+  });
+
+  it('finds a query token exactly where the URL parser does', () => {
+    const start = fc.constantFrom('/ws', '/ws?', '/ws?token=', '/ws?a=1&token=', '/ws?token&token=');
+    const piece = fc.constantFrom('?', '#', '&', '=', 'token', 'TOKEN', '%74oken', 'abc', '.', '~', '-', '%2B', '+', '\t', ' ', 'é');
+    const url = fc.tuple(start, fc.array(piece, { maxLength: 8 })).map(([head, pieces]) => head + pieces.join(''));
+    fc.assert(
+      fc.property(url, (text) => {
+        const parsed = new URL(text, 'ws://localhost').searchParams.get('token') || undefined;
+        expect(handshakeToken(request(text), undefined)).toBe(parsed);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

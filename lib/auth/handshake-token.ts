@@ -7,12 +7,30 @@ export function handshakeToken(request: IncomingMessage, cookieName: string | un
   return queryToken(request) ?? bearerToken(request) ?? (cookieName ? cookieValue(request, cookieName) : undefined);
 }
 
+/** A query the URL parser reads as it is: no escapes, `+`, fragment or other characters. */
+const PLAIN_QUERY = /^[\w.~=&-]*$/;
+
 function queryToken(request: IncomingMessage): string | undefined {
+  const url = request.url ?? '';
+  const queryStart = url.indexOf('?');
+  if (queryStart === -1) return undefined;
+  const query = url.slice(queryStart + 1);
+  if (PLAIN_QUERY.test(query)) return plainQueryToken(query);
   try {
-    return new URL(request.url ?? '/', 'ws://localhost').searchParams.get('token') || undefined;
+    return new URL(url, 'ws://localhost').searchParams.get('token') || undefined;
   } catch {
     return undefined;
   }
+}
+
+/** `searchParams.get('token') || undefined` of a plain query. */
+function plainQueryToken(query: string): string | undefined {
+  for (const pair of query.split('&')) {
+    const separator = pair.indexOf('=');
+    if ((separator === -1 ? pair : pair.slice(0, separator)) !== 'token') continue;
+    return separator === -1 ? undefined : pair.slice(separator + 1) || undefined;
+  }
+  return undefined;
 }
 
 function bearerToken(request: IncomingMessage): string | undefined {
