@@ -67,7 +67,9 @@ export class ConnectionProtocol {
     const connection = new ConnectionState(wss, socket, credentials.principal);
     (ws as ConnectedWebSocket)[CONNECTION] = connection;
     this.runtime.sessions.add(socket);
-    this.connectionLog.debug(`connection opened: ${wss.path} from ${ip}${ws.protocol ? ` (${ws.protocol})` : ''}`);
+    if (this.connectionLog.debugEnabled) {
+      this.connectionLog.debug(`connection opened: ${wss.path} from ${ip}${ws.protocol ? ` (${ws.protocol})` : ''}`);
+    }
     ws.on('pong', onPong);
     ws.on('error', this.onError);
     ws.on('message', this.onMessage);
@@ -98,12 +100,11 @@ export class ConnectionProtocol {
     const sent = socket.closedWith;
     const code = sent?.code ?? peerCode;
     this.metrics.closes.add(code);
-    const who = `${socket.hasSession ? `session ${shortId(socket.id)}, ` : ''}${socket.ip}`;
     if (sent && isProblemClose(code)) {
-      this.connectionLog.closed(code, `${sent.reason || 'no reason'} (${who})`, sent.reason === CREDENTIALS_EXPIRED);
-    } else {
+      this.connectionLog.closed(code, `${sent.reason || 'no reason'} (${peerOf(socket)})`, sent.reason === CREDENTIALS_EXPIRED);
+    } else if (this.connectionLog.debugEnabled) {
       const reason = sent ? sent.reason : peerReason;
-      this.connectionLog.debug(`connection closed: ${code}${reason ? ` ${quote(reason)}` : ''} by the ${sent ? 'server' : 'client'} (${who})`);
+      this.connectionLog.debug(`connection closed: ${code}${reason ? ` ${quote(reason)}` : ''} by the ${sent ? 'server' : 'client'} (${peerOf(socket)})`);
     }
   }
 
@@ -140,13 +141,14 @@ export class ConnectionProtocol {
   }
 
   private logSessionStart(sessionId: string, resume: ResumeRequest | undefined, resumed: boolean): void {
+    if (resume && resumed) this.metrics.resumes.resumed++;
+    else if (resume) this.metrics.resumes.missed++;
+    if (!this.connectionLog.debugEnabled) return;
     if (!resume) {
       this.connectionLog.debug(`session ${shortId(sessionId)} started`);
     } else if (resumed) {
-      this.metrics.resumes.resumed++;
       this.connectionLog.debug(`session ${shortId(sessionId)} resumed after seq ${resume.lastSeq}`);
     } else {
-      this.metrics.resumes.missed++;
       this.connectionLog.debug(
         `resume of session ${shortId(resume.sessionId)} missed (unknown, expired, wrong token or pushes gone): ` +
           `session ${shortId(sessionId)} started`,
@@ -466,6 +468,11 @@ function isAdvancingAck(socket: ReliableSocket, { event, data }: ClientMessage):
   if (event !== SystemEvent.ACK || !socket.hasSession) return false;
   const seq = (data as { seq?: unknown } | null | undefined)?.seq;
   return typeof seq === 'number' && socket.session.acknowledges(seq);
+}
+
+/** The connection in a log line: its session, if started, and its address. */
+function peerOf(socket: ReliableSocket): string {
+  return `${socket.hasSession ? `session ${shortId(socket.id)}, ` : ''}${socket.ip}`;
 }
 
 /** `$hello.resume`, when it has the right shape. */

@@ -48,6 +48,11 @@ export class ConnectionLog {
     this.throttle.log(routine ? `${key} (routine)` : key, routine ? 'debug' : 'warn', `${key}: ${message}`);
   }
 
+  /** Whether debug lines are logged at all: callers skip building them when not. */
+  get debugEnabled(): boolean {
+    return Logger.isLevelEnabled('debug');
+  }
+
   debug(message: string): void {
     this.logger.debug(message);
   }
