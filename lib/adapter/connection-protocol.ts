@@ -23,6 +23,7 @@ import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/i
 import { isProblemClose, quote, shortId, type ConnectionLog, type ReliableWsMetrics } from '../telemetry/index.js';
 import type { ReliableWsServer } from './gateway-server.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
+import { HelloDeadlines } from './hello-deadlines.js';
 import { TransferProtocol } from './transfer-protocol.js';
 
 /**
@@ -38,6 +39,7 @@ export class ConnectionProtocol {
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
   private readonly onError = (error: Error): void => this.log.debug(`connection error: ${error.message}`);
+  private readonly helloDeadlines: HelloDeadlines<ConnectionState>;
 
   constructor(
     private readonly runtime: ReliableWsRuntime,
@@ -47,6 +49,7 @@ export class ConnectionProtocol {
     this.options = runtime.options;
     this.transfers = new TransferProtocol(this.options, dispatcher, (socket, ref) => this.admitUnhandled(socket, ref));
     this.metrics = runtime.metrics;
+    this.helloDeadlines = new HelloDeadlines(this.helloTimeoutMs, (connection) => connection.socket.close(CloseCode.AUTH_TIMEOUT));
     const protocol = this;
     this.onMessage = function (data, isBinary) {
       protocol.onFrame(connectionOf(this), data, isBinary);
@@ -77,7 +80,7 @@ export class ConnectionProtocol {
     if (credentials.rejected) {
       socket.close(CloseCode.UNAUTHORIZED);
     } else if (ws.protocol === SUBPROTOCOL || (this.runtime.authenticator && credentials.principal === undefined)) {
-      connection.helloTimer = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
+      this.helloDeadlines.start(connection);
     } else {
       this.startSession(connection, credentials.principal);
     }
@@ -85,6 +88,7 @@ export class ConnectionProtocol {
 
   private closed(connection: ConnectionState, code: number, reason: string): void {
     const { socket } = connection;
+    this.helloDeadlines.stop(connection);
     connection.dispose();
     connection.wss.forget(socket);
     this.logClose(socket, code, reason);
@@ -119,7 +123,7 @@ export class ConnectionProtocol {
    */
   private startSession(connection: ConnectionState, principal: unknown, resume?: ResumeRequest, helloId?: MessageId): void {
     const { socket, wss } = connection;
-    connection.stopHelloTimer();
+    this.helloDeadlines.stop(connection);
     const { sessions } = this.runtime;
     const resumed = resume && this.options.resume !== false ? this.resume(socket, resume, principal) : undefined;
     const session = resumed ?? sessions.startSession(socket, principal);
@@ -413,7 +417,6 @@ function onPong(this: WebSocket): void {
 
 /** Per-connection protocol state that only the adapter needs. */
 class ConnectionState {
-  helloTimer: NodeJS.Timeout | undefined;
   expiryTimer: NodeJS.Timeout | undefined;
   verifying = false;
   /** Frames held while credentials are checked; none most of the time. */
@@ -446,13 +449,7 @@ class ConnectionState {
     return frame;
   }
 
-  stopHelloTimer(): void {
-    clearTimeout(this.helloTimer);
-    this.helloTimer = undefined; // a cleared timer still holds its callback
-  }
-
   dispose(): void {
-    this.stopHelloTimer();
     clearTimeout(this.expiryTimer);
     this.dropHeld();
   }
