@@ -141,10 +141,24 @@ export class ReliableWsAdapter extends WsAdapter {
       return this.refuse(socket, 429, 'too many connections from this address', this.describeCap(ip));
     }
     releaseOnClose(socket, this.limiter, ip);
-    void this.authenticateHandshake(request).then((credentials) => {
-      if (socket.destroyed) return;
-      wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
-    });
+    const credentials = this.authenticateHandshake(request);
+    if (credentials instanceof Promise) {
+      void credentials.then((checked) => this.upgrade(wss, request, socket, head, ip, checked));
+    } else {
+      this.upgrade(wss, request, socket, head, ip, credentials);
+    }
+  }
+
+  private upgrade(
+    wss: ReliableWsServer,
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    ip: string,
+    credentials: HandshakeCredentials,
+  ): void {
+    if (socket.destroyed) return;
+    wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
   }
 
   /** Answers an upgrade with an HTTP error (`message` is the client's), counted and logged with `detail`. */
@@ -169,15 +183,25 @@ export class ReliableWsAdapter extends WsAdapter {
     return trustProxy === false ? `${cap} (behind a proxy every client has the proxy's address: set trustProxy)` : cap;
   }
 
-  /** Verifies a token carried by the upgrade request, where the auth mode reads one there. */
-  private async authenticateHandshake(request: IncomingMessage): Promise<HandshakeCredentials> {
+  /**
+   * Verifies a token carried by the upgrade request, where the auth mode reads one there: at once
+   * unless the application's `verify` answers with a promise.
+   */
+  private authenticateHandshake(request: IncomingMessage): HandshakeCredentials | Promise<HandshakeCredentials> {
     const auth = this.runtime.authenticator;
-    if (!auth || auth.options.mode === 'first-message') return { rejected: false };
+    if (!auth || auth.options.mode === 'first-message') return NO_CREDENTIALS;
     const token = handshakeToken(request, auth.options.cookieName);
-    if (token === undefined) return { rejected: auth.options.mode === 'handshake' };
-    const principal = await auth.verify(token, request);
-    return { rejected: principal === undefined, principal };
+    if (token === undefined) return auth.options.mode === 'handshake' ? MISSING_CREDENTIALS : NO_CREDENTIALS;
+    const principal = auth.verify(token, request);
+    return principal instanceof Promise ? principal.then(credentialsOf) : credentialsOf(principal);
   }
+}
+
+const NO_CREDENTIALS: HandshakeCredentials = { rejected: false };
+const MISSING_CREDENTIALS: HandshakeCredentials = { rejected: true };
+
+function credentialsOf(principal: unknown): HandshakeCredentials {
+  return { rejected: principal === undefined, principal };
 }
 
 function destroySocket(this: Duplex): void {

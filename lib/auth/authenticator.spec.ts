@@ -29,10 +29,19 @@ describe('Authenticator.verify', () => {
     const req = request();
     const seen: unknown[] = [];
     const sync = authenticator({ verify: (token, r) => (seen.push([token, r]), { id: token }) });
-    await expect(sync.verify('t1', req)).resolves.toEqual({ id: 't1' });
+    expect(await sync.verify('t1', req)).toEqual({ id: 't1' });
     expect(seen).toEqual([['t1', req]]);
     const async = authenticator({ verify: async (token) => ({ id: token }) });
-    await expect(async.verify('t2', req)).resolves.toEqual({ id: 't2' });
+    expect(await async.verify('t2', req)).toEqual({ id: 't2' });
+  });
+
+  it('answers a synchronous verify at once (no promise), an asynchronous one with a promise', async () => {
+    expect(authenticator({ verify: (token) => ({ id: token }) }).verify('t', request())).toEqual({ id: 't' });
+    expect(authenticator({ verify: () => null }).verify('t', request())).toBeUndefined();
+    expect(authenticator({ verify: () => { throw new Error('no'); } }).verify('t', request())).toBeUndefined();
+    const pending = authenticator({ verify: async (token) => ({ id: token }) }).verify('t', request());
+    expect(pending).toBeInstanceOf(Promise);
+    expect(await pending).toEqual({ id: 't' });
   });
 
   it.each([
@@ -41,7 +50,7 @@ describe('Authenticator.verify', () => {
     ['false', () => false as unknown as null],
     ['a promise of null', async () => null],
   ])('treats %s as a rejection and logs it with the url redacted', async (_name, verify) => {
-    await expect(authenticator({ verify }).verify('SECRET123', request())).resolves.toBeUndefined();
+    expect(await authenticator({ verify }).verify('SECRET123', request())).toBeUndefined();
     expect(lines.some((line) => line.includes('rejected credentials') && line.includes('token=[redacted]'))).toBe(true);
     expect(lines.join('\n')).not.toContain('SECRET123');
   });
@@ -52,23 +61,23 @@ describe('Authenticator.verify', () => {
         throw new Error(`cannot verify ${token}`);
       },
     });
-    await expect(auth.verify('SECRET123', request())).resolves.toBeUndefined();
+    expect(await auth.verify('SECRET123', request())).toBeUndefined();
     expect(lines.some((line) => line.includes('auth.verify threw') && line.includes('cannot verify [redacted]'))).toBe(true);
     expect(lines.join('\n')).not.toContain('SECRET123');
   });
 
   it('an async rejection (also with a non-Error value) is a rejection, logged without the token', async () => {
     const rejectsError = authenticator({ verify: async (token) => Promise.reject(new Error(`expired ${token}`)) });
-    await expect(rejectsError.verify('SECRET123', request('/ws'))).resolves.toBeUndefined();
+    expect(await rejectsError.verify('SECRET123', request('/ws'))).toBeUndefined();
     const rejectsString = authenticator({ verify: (token) => Promise.reject(`bad: ${token}`) });
-    await expect(rejectsString.verify('SECRET123', request('/ws'))).resolves.toBeUndefined();
+    expect(await rejectsString.verify('SECRET123', request('/ws'))).toBeUndefined();
     expect(lines.filter((line) => line.includes('auth.verify threw'))).toHaveLength(2);
     expect(lines.some((line) => line.includes('bad: [redacted]'))).toBe(true);
     expect(lines.join('\n')).not.toContain('SECRET123');
   });
 
   it('an empty object is a principal, not a rejection', async () => {
-    await expect(authenticator({ verify: () => ({}) }).verify('t', request())).resolves.toEqual({});
+    expect(await authenticator({ verify: () => ({}) }).verify('t', request())).toEqual({});
   });
 });
 

@@ -9,20 +9,22 @@ export class Authenticator {
 
   constructor(readonly options: ResolvedAuthOptions) {}
 
-  /** The principal for a token, or undefined when it is not accepted. */
-  async verify(token: string, request: HandshakeRequest): Promise<unknown> {
+  /**
+   * The principal for a token, or undefined when it is not accepted: at once when the
+   * application's `verify` answers synchronously, else as a promise (that never rejects).
+   */
+  verify(token: string, request: HandshakeRequest): unknown {
+    let answer: unknown;
     try {
-      const principal: unknown = await this.options.verify(token, request);
-      if (principal === null || principal === undefined || principal === false) {
-        this.logger.warn(`rejected credentials from ${request.socket.remoteAddress} on ${redactUrl(request.url)}`);
-        return undefined;
-      }
-      return principal;
+      answer = this.options.verify(token, request);
     } catch (error) {
-      const text = error instanceof Error ? error.stack ?? error.message : String(error);
-      this.logger.error(`auth.verify threw for ${redactUrl(request.url)}: ${redactToken(text, token)}`);
-      return undefined;
+      return this.failed(error, token, request);
     }
+    if (!isThenable(answer)) return this.principalOf(answer, request);
+    return Promise.resolve(answer).then(
+      (principal) => this.principalOf(principal, request),
+      (error: unknown) => this.failed(error, token, request),
+    );
   }
 
   /** Milliseconds until the principal's credentials expire, or undefined when they do not. */
@@ -31,4 +33,23 @@ export class Authenticator {
     if (expiresAt === undefined) return undefined;
     return Math.max(0, (expiresAt instanceof Date ? expiresAt.getTime() : expiresAt) - now);
   }
+
+  private principalOf(principal: unknown, request: HandshakeRequest): unknown {
+    if (principal === null || principal === undefined || principal === false) {
+      this.logger.warn(`rejected credentials from ${request.socket.remoteAddress} on ${redactUrl(request.url)}`);
+      return undefined;
+    }
+    return principal;
+  }
+
+  private failed(error: unknown, token: string, request: HandshakeRequest): undefined {
+    const text = error instanceof Error ? error.stack ?? error.message : String(error);
+    this.logger.error(`auth.verify threw for ${redactUrl(request.url)}: ${redactToken(text, token)}`);
+    return undefined;
+  }
+}
+
+/** A promise, or anything `await` would wait for. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
 }
