@@ -284,6 +284,8 @@ export class ConnectionProtocol {
     } else if (event === SystemEvent.HELLO) {
       if (socket.hasSession) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'the session has already started', ref: id });
+      } else if (this.helloNeedsNoCheck(connection, data)) {
+        this.startSession(connection, connection.handshakePrincipal, undefined, id);
       } else {
         // The $hello deadline keeps running while the credentials are checked.
         void this.whileVerifying(connection, () => this.onHello(connection, data, id));
@@ -336,12 +338,21 @@ export class ConnectionProtocol {
     if (connection.socket.isOpen) this.startSession(connection, principal, resume, id);
   }
 
+  /** A `$hello` that neither asks to resume nor brings a token to verify starts the session at once. */
+  private helloNeedsNoCheck(connection: ConnectionState, data: unknown): boolean {
+    return resumeRequestOf(data) === undefined && this.keepsHandshakePrincipal(connection, tokenOf(data));
+  }
+
+  /** Whether a `$hello` with this token keeps the handshake's principal (nothing to verify). */
+  private keepsHandshakePrincipal(connection: ConnectionState, token: unknown): boolean {
+    const auth = this.runtime.authenticator;
+    return !auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined);
+  }
+
   /** The principal a `$hello` establishes: the handshake's, or the one its token verifies to. */
   private async helloPrincipal(connection: ConnectionState, token: unknown): Promise<unknown> {
-    const auth = this.runtime.authenticator;
-    if (!auth || auth.options.mode === 'handshake' || (token === undefined && connection.handshakePrincipal !== undefined)) {
-      return connection.handshakePrincipal;
-    }
+    if (this.keepsHandshakePrincipal(connection, token)) return connection.handshakePrincipal;
+    const auth = this.runtime.authenticator!;
     const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request) : undefined;
     return principal === undefined ? REJECTED : principal;
   }
