@@ -100,7 +100,8 @@ function curvePanel(x0: number, sweep: SweepPoint[]): string {
     const color = system.toLowerCase().includes('socket') ? COLORS['Socket.IO'] : COLORS.reliable;
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.map((p) => `${x(p.rate)},${y(p.p99Ms)}`).join(' ')}"/>`);
     for (const point of points) parts.push(`<circle cx="${x(point.rate)}" cy="${y(point.p99Ms)}" r="3" fill="${color}"/>`);
-    parts.push(`<text x="${x(0) + 8}" y="${MARGIN.top + 12 + i * 16}" class="legend" fill="${color}">${escape(system)}</text>`);
+    const legendY = MARGIN.top + height - 8 - (systems.length - 1 - i) * 16; // bottom right: the curves rise to the right
+    parts.push(`<text x="${x(maxRate)}" y="${legendY}" class="legend" text-anchor="end" style="fill: ${color}">${escape(system)}</text>`);
   });
   return parts.join('\n');
 }
