@@ -20,7 +20,7 @@ export class HelloDeadlines<T> {
   start(item: T): void {
     this.waiting.delete(item);
     this.waiting.set(item, Date.now() + this.timeoutMs);
-    this.timer ??= setTimeout(this.fire, this.timeoutMs);
+    this.timer ??= setTimeout(this.fire, this.timeoutMs).unref();
   }
 
   stop(item: T): void {
@@ -35,7 +35,7 @@ export class HelloDeadlines<T> {
     for (const [item, deadline] of this.waiting) {
       if (deadline > now) {
         clearTimeout(this.timer); // one an expiry's own start armed
-        this.timer = setTimeout(this.fire, deadline - now);
+        this.timer = setTimeout(this.fire, deadline - now).unref();
         return;
       }
       this.waiting.delete(item);

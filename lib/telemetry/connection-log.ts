@@ -48,9 +48,12 @@ export class ConnectionLog {
     this.throttle.log(routine ? `${key} (routine)` : key, routine ? 'debug' : 'warn', `${key}: ${message}`);
   }
 
-  /** Whether debug lines are logged at all: callers skip building them when not. */
+  /**
+   * Whether debug lines may be logged: callers skip building them when not. Nest 11 answers
+   * `isLevelEnabled` with false while no levels are set, though every level is then logged.
+   */
   get debugEnabled(): boolean {
-    return Logger.isLevelEnabled('debug');
+    return Logger.isLevelEnabled('debug') || (Logger as unknown as { logLevels?: unknown }).logLevels === undefined;
   }
 
   debug(message: string): void {
