@@ -202,6 +202,22 @@ describe('SessionHandover', () => {
     shutdown();
   });
 
+  it("a client's resume that meets its session's adoption on the same instance gets the session (not a new one)", async () => {
+    const { a, b, onDeliver, shutdown } = cluster();
+    sessionOnA(a);
+    let resumed: Promise<Session | undefined> | undefined;
+    onDeliver((env, to) => {
+      // A shuts down and offers the session to B; its client reconnects to B while B adopts it
+      if (env.type === 'handover-prepare' && env.adopt && to === 'A') resumed = b.handover.claim('session-1', 'token-1', 'ann');
+    });
+    await a.handover.offerAll(5000);
+    expect(resumed).toBeDefined();
+    expect((await resumed)?.id).toBe('session-1');
+    expect(b.registry.getSession('session-1')).toBeDefined();
+    expect(a.registry.getSession('session-1')).toBeUndefined();
+    shutdown();
+  });
+
   it('a snapshot that cannot be stored leaves the session with its owner', async () => {
     const { a, b, failStore, shutdown } = cluster();
     sessionOnA(a);

@@ -71,6 +71,12 @@ export class SessionHandover {
   private readonly claims = new Map<string, Claim>();
   /** Running claims by session and credentials: a claim with other credentials never shares another's outcome. */
   private readonly claimsByCredentials = new Map<string, Promise<Session | undefined>>();
+  /**
+   * The last claim of each session here. A claim waits for the one before it (an adoption and its
+   * client's resume meet here during a shutdown): the owner would refuse a second claim while the
+   * first is moving the session, and the session arrives with the first.
+   */
+  private readonly claimsBySession = new Map<string, Promise<Session | undefined>>();
   /** Sessions of this instance promised to a claimer (session id → request). */
   private readonly reserved = new Map<string, string>();
   /** Committed moves waiting for the claimer's `taken` (request → resolve). */
@@ -93,17 +99,24 @@ export class SessionHandover {
   /**
    * Brings a session living on another instance here; undefined when no instance hands it over.
    * `resumeToken` is the client's (none: an adoption the owner offered), `userId` its user's.
-   * Concurrent claims of one session with the same credentials (a quick retry) share one handover.
+   * Concurrent claims of one session with the same credentials (a quick retry) share one handover;
+   * with other credentials, a claim waits for the running one.
    */
   claim(sessionId: string, resumeToken?: string, userId?: string): Promise<Session | undefined> {
     const local = this.sessions.getSession(sessionId);
     if (this.bus.local || this.leaving || local) return Promise.resolve(local);
     const credentials = resumeToken === undefined ? `${sessionId}\u0000adopt` : `${sessionId}\u0000${hashSecret(resumeToken)}\u0000${userId ?? ''}`;
-    let claim = this.claimsByCredentials.get(credentials);
-    if (!claim) {
-      claim = this.move(sessionId, resumeToken, userId).finally(() => this.claimsByCredentials.delete(credentials));
-      this.claimsByCredentials.set(credentials, claim);
-    }
+    const running = this.claimsByCredentials.get(credentials);
+    if (running) return running;
+    const earlier = this.claimsBySession.get(sessionId);
+    const claim: Promise<Session | undefined> = (
+      earlier ? earlier.then((moved) => moved ?? this.sessions.getSession(sessionId) ?? this.move(sessionId, resumeToken, userId)) : this.move(sessionId, resumeToken, userId)
+    ).finally(() => {
+      this.claimsByCredentials.delete(credentials);
+      if (this.claimsBySession.get(sessionId) === claim) this.claimsBySession.delete(sessionId);
+    });
+    this.claimsByCredentials.set(credentials, claim);
+    this.claimsBySession.set(sessionId, claim);
     return claim;
   }
 
