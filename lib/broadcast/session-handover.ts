@@ -109,9 +109,8 @@ export class SessionHandover {
     const running = this.claimsByCredentials.get(credentials);
     if (running) return running;
     const earlier = this.claimsBySession.get(sessionId);
-    const claim: Promise<Session | undefined> = (
-      earlier ? earlier.then((moved) => moved ?? this.sessions.getSession(sessionId) ?? this.move(sessionId, resumeToken, userId)) : this.move(sessionId, resumeToken, userId)
-    ).finally(() => {
+    const move = (): Promise<Session | undefined> => this.move(sessionId, resumeToken, userId);
+    const claim: Promise<Session | undefined> = (earlier ? earlier.then(() => this.sessions.getSession(sessionId) ?? move()) : move()).finally(() => {
       this.claimsByCredentials.delete(credentials);
       if (this.claimsBySession.get(sessionId) === claim) this.claimsBySession.delete(sessionId);
     });
