@@ -218,6 +218,24 @@ describe('SessionHandover', () => {
     shutdown();
   });
 
+  it('a resume that reaches the owner while its session moves away claims it back (not a new one)', async () => {
+    const { a, b, onDeliver, shutdown } = cluster();
+    sessionOnA(a);
+    let resumedOnA: Promise<Session | undefined> | undefined;
+    onDeliver((env, to) => {
+      // the client's connection to B is cut mid-claim and it reconnects to A before the move settles
+      if (env.type === 'handover-done' && to === 'B') resumedOnA = a.handover.claim('session-1', 'token-1', 'ann');
+    });
+    expect((await b.handover.claim('session-1', 'token-1', 'ann'))?.id).toBe('session-1');
+    expect(resumedOnA).toBeDefined();
+    const resumed = await resumedOnA;
+    expect(resumed?.id).toBe('session-1');
+    expect(resumed?.moving).toBe(false);
+    expect(a.registry.getSession('session-1')).toBe(resumed);
+    expect(b.registry.getSession('session-1')).toBeUndefined();
+    shutdown();
+  });
+
   it('a snapshot that cannot be stored leaves the session with its owner', async () => {
     const { a, b, failStore, shutdown } = cluster();
     sessionOnA(a);

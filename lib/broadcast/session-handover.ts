@@ -79,6 +79,8 @@ export class SessionHandover {
   private readonly claimsBySession = new Map<string, Promise<Session | undefined>>();
   /** Sessions of this instance promised to a claimer (session id → request). */
   private readonly reserved = new Map<string, string>();
+  /** Sessions of this instance being moved to a claimer, until the move settles (session id → its end). */
+  private readonly movesOut = new Map<string, Promise<void>>();
   /** Committed moves waiting for the claimer's `taken` (request → resolve). */
   private readonly awaitingTaken = new Map<string, () => void>();
   /** Sessions offered for adoption at shutdown. */
@@ -104,7 +106,11 @@ export class SessionHandover {
    */
   claim(sessionId: string, resumeToken?: string, userId?: string): Promise<Session | undefined> {
     const local = this.sessions.getSession(sessionId);
-    if (this.bus.local || this.leaving || local) return Promise.resolve(local);
+    if (this.bus.local) return Promise.resolve(local);
+    // its client came back here while the session moves away: it stays here or is claimed back
+    const movingOut = local && this.movesOut.get(sessionId);
+    if (movingOut) return movingOut.then(() => this.claim(sessionId, resumeToken, userId));
+    if (this.leaving || local) return Promise.resolve(local);
     const credentials = resumeToken === undefined ? `${sessionId}\u0000adopt` : `${sessionId}\u0000${hashSecret(resumeToken)}\u0000${userId ?? ''}`;
     const running = this.claimsByCredentials.get(credentials);
     if (running) return running;
@@ -275,7 +281,10 @@ export class SessionHandover {
     this.reserved.delete(session.id);
     session.moving = true;
     session.takeOver()?.terminate();
-    void this.commit(session, envelope.request, envelope.positions ?? []);
+    const moveOut = this.commit(session, envelope.request, envelope.positions ?? [])
+      .catch((error: unknown) => this.logger.warn(`handover of a session failed: ${String(error)}`))
+      .finally(() => this.movesOut.delete(session.id));
+    this.movesOut.set(session.id, moveOut);
   }
 
   /**
