@@ -95,3 +95,51 @@ describe('session handover is safe (Redis)', () => {
     for (const c of [owner, asBob, wrongToken, moved]) c.client.terminate();
   });
 });
+
+describe('a resume that meets another claim of its session (Redis, three instances)', () => {
+  const prefix = `handover-busy-${process.pid}-${Date.now()}`;
+  let apps: TestApp[] = [];
+  beforeAll(async () => {
+    for (let k = 0; k < 3; k++) apps.push(await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]));
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    apps = [];
+  });
+
+  async function resumeOn(app: TestApp, resume: Record<string, unknown>): Promise<TestClient> {
+    const client = new TestClient(app.wsUrl('/ws'), 'rws.v1');
+    await client.open();
+    client.send({ event: '$hello', data: { resume } });
+    return client;
+  }
+
+  /** The client's `$ready`, or how it was closed before one. */
+  async function outcomeOf(client: TestClient): Promise<unknown> {
+    const ready = client.next((f) => f.event === '$ready').then((f) => f.data as unknown);
+    const closed = client.closed().then(({ code }) => ({ closedWith: code }));
+    return Promise.race([ready, closed]);
+  }
+
+  it('two resumes at once on two other instances: one moves the session, the other is told to come back (1012) and then resumes; no new session', async () => {
+    const [a, b, c] = apps;
+    const owner = new TestClient(a.wsUrl('/ws'), 'rws.v1');
+    await owner.open();
+    owner.send({ event: '$hello', data: {} });
+    const { sessionId, resumeToken } = (await owner.next((f) => f.event === '$ready')).data;
+    expect((await owner.request('join', 'r', 1)).event).toBe('$ack');
+    owner.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    const resume = { sessionId, resumeToken, lastSeq: 0 };
+    const clients = await Promise.all([b, c].map(async (app) => resumeOn(app, resume)));
+    const outcomes = await Promise.all(clients.map(outcomeOf));
+    const resumed = outcomes.filter((o) => (o as { resumed?: boolean }).resumed === true);
+    expect(resumed).toEqual([expect.objectContaining({ resumed: true, missed: false, sessionId, lastId: 1 })]);
+    expect(outcomes).toContainEqual({ closedWith: 1012 });
+    // the one told to come back does, and takes the session over
+    const loser = clients[outcomes.findIndex((o) => (o as { closedWith?: number }).closedWith === 1012)];
+    const again = await resumeOn(loser === clients[0] ? b : c, resume);
+    expect((await again.next((f) => f.event === '$ready')).data).toMatchObject({ resumed: true, missed: false, sessionId, lastId: 1 });
+    for (const client of [...clients, again]) client.terminate();
+  });
+});

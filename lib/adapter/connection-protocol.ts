@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { DEFAULT_AUTH_TIMEOUT_MS, handshakeRequestOf } from '../auth/index.js';
+import { SessionUnsettledError } from '../broadcast/index.js';
 import {
   CloseCode,
   decodeClientBinary,
@@ -332,10 +333,24 @@ export class ConnectionProtocol {
       return;
     }
     const resume = resumeRequestOf(data);
-    if (resume && this.options.resume !== false) {
-      await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken, principal);
+    if (resume && this.options.resume !== false && !(await this.claimed(resume, principal))) {
+      // the session lives on but stays with its owner for now: the client reconnects and resumes it
+      connection.socket.close(CloseCode.SERVICE_RESTART);
+      return;
     }
     if (connection.socket.isOpen) this.startSession(connection, principal, resume, id);
+  }
+
+  /** Brings the session here if another instance has it; false when its owner keeps it for now. */
+  private async claimed(resume: ResumeRequest, principal: unknown): Promise<boolean> {
+    try {
+      await this.runtime.broadcast.claimSession(resume.sessionId, resume.resumeToken, principal);
+      return true;
+    } catch (error) {
+      if (!(error instanceof SessionUnsettledError)) throw error;
+      if (this.connectionLog.debugEnabled) this.connectionLog.debug(`resume of session ${shortId(resume.sessionId)} held back: ${error.message}`);
+      return false;
+    }
   }
 
   /** A `$hello` that neither asks to resume nor brings a token to verify starts the session at once. */

@@ -115,6 +115,17 @@ describe('encodeEnvelope / decodeEnvelope', () => {
     expect(decodeEnvelope(encodeEnvelope(done))).toEqual(done);
   });
 
+  it('round-trips a handover refusal, busy or not; a busy field other than true is no envelope', () => {
+    for (const busy of [undefined, true] as const) {
+      const refused: BroadcastEnvelope = { type: 'handover-refused', origin: ORIGIN, request: 'r\n1', ...(busy && { busy }) };
+      expect(decodeEnvelope(encodeEnvelope(refused))).toEqual(refused);
+    }
+    for (const busy of [false, 'yes', 1, null]) {
+      const refused = { type: 'handover-refused', origin: ORIGIN, request: 'r1', busy } as unknown as BroadcastEnvelope;
+      expect(decodeEnvelope(encodeEnvelope(refused))).toBeUndefined();
+    }
+  });
+
   it('returns undefined for text that is not an envelope encoding', () => {
     expect(decodeEnvelope('not json')).toBeUndefined();
     expect(decodeEnvelope('{"type":"push"\n1')).toBeUndefined();

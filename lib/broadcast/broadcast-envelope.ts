@@ -50,7 +50,13 @@ export type HandoverEnvelope =
     }
   | { type: 'handover-done'; origin: string; request: string; key: string }
   | { type: 'handover-taken'; origin: string; request: string }
-  | { type: 'handover-refused'; origin: string; request: string }
+  | {
+      type: 'handover-refused';
+      origin: string;
+      request: string;
+      /** The claim was rightful, but the session is promised to another claim just now. */
+      busy?: true;
+    }
   | { type: 'adopt-call'; origin: string; call: string }
   | { type: 'adopt-here'; origin: string; call: string }
   | { type: 'adopt-offer'; origin: string; adopter: string; sessionIds: string[] };
@@ -147,6 +153,8 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
       return value.positions === undefined || (Array.isArray(value.positions) && value.positions.every(isChannelMark));
     case 'handover-prepare':
       return optionalString(value.proof) && optionalString(value.userId) && (value.adopt === undefined || value.adopt === true);
+    case 'handover-refused':
+      return value.busy === undefined || value.busy === true;
     case 'adopt-offer':
       return Array.isArray(value.sessionIds) && value.sessionIds.every((id) => typeof id === 'string');
     default:

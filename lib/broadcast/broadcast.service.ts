@@ -176,7 +176,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 
   /**
    * Brings a session that lives on another instance here, for its client's resume. Resolves
-   * with the session, or undefined when no instance hands it over.
+   * with the session, or undefined when no instance has it for these credentials; rejects with a
+   * SessionUnsettledError when its owner keeps it for now (the client should come back).
    */
   claimSession(sessionId: string, resumeToken: string, principal: unknown): Promise<Session | undefined> {
     return this.handover.claim(sessionId, resumeToken, this.userIdString(principal));

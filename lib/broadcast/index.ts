@@ -4,3 +4,4 @@ export * from './broadcast.transport.js';
 export * from './redis-broadcast.transport.js';
 export * from './membership.index.js';
 export * from './broadcast.service.js';
+export { SessionUnsettledError } from './session-handover.js';

@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { preparePush } from '../protocol/index.js';
 import { hashSecret, SessionRegistry, type Session } from '../session/index.js';
 import type { HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
-import { SessionHandover, type HandoverBus } from './session-handover.js';
+import { SessionHandover, SessionUnsettledError, type HandoverBus } from './session-handover.js';
 
 /**
  * Two instances' SessionHandover joined by an in-memory bus that delivers every envelope
@@ -236,16 +236,38 @@ describe('SessionHandover', () => {
     shutdown();
   });
 
-  it('a snapshot that cannot be stored leaves the session with its owner', async () => {
+  it('a snapshot that cannot be stored leaves the session with its owner; the claim says so, and a later one moves it', async () => {
     const { a, b, failStore, shutdown } = cluster();
     sessionOnA(a);
     failStore(true);
-    expect(await b.handover.claim('session-1', 'token-1', 'ann')).toBeUndefined();
+    await expect(b.handover.claim('session-1', 'token-1', 'ann')).rejects.toThrow(SessionUnsettledError);
     await settle();
     const kept = a.registry.getSession('session-1');
     expect(kept?.moving).toBe(false);
     expect(replayAfter(kept!, 0)).toEqual([frame(1), frame(2), frame(3)]);
     expect(b.registry.getSession('session-1')).toBeUndefined();
+    failStore(false);
+    const moved = await b.handover.claim('session-1', 'token-1', 'ann');
+    expect(replayAfter(moved!, 0)).toEqual([frame(1), frame(2), frame(3)]);
+    expect(a.registry.getSession('session-1')).toBeUndefined();
+    shutdown();
+  });
+
+  it('a rightful claim of a session promised to another claim is told to come back; a wrong one is refused as before', async () => {
+    const { a, b, node, onDeliver, shutdown } = cluster(['A', 'B', 'C']);
+    sessionOnA(a);
+    let second: Promise<Session | undefined> | undefined;
+    let wrong: Promise<Session | undefined> | undefined;
+    onDeliver((env, to) => {
+      if (env.type === 'handover-commit' && to === 'A' && !second) {
+        // B's claim holds the session's promise; C claims it with the right and with a wrong token
+        second = node('C').handover.claim('session-1', 'token-1', 'ann');
+        wrong = node('C').handover.claim('session-1', 'not-the-token', 'ann');
+      }
+    });
+    expect((await b.handover.claim('session-1', 'token-1', 'ann'))?.id).toBe('session-1');
+    await expect(second).rejects.toThrow(SessionUnsettledError);
+    expect(await wrong).toBeUndefined();
     shutdown();
   });
 
@@ -255,11 +277,11 @@ describe('SessionHandover', () => {
       const { a, b, onDeliver, shutdown } = cluster();
       sessionOnA(a);
       onDeliver((env) => (env.type === 'handover-done' ? false : undefined));
-      const claimed = b.handover.claim('session-1', 'token-1', 'ann');
+      const claimed = b.handover.claim('session-1', 'token-1', 'ann').catch((error: unknown) => error);
       for (let i = 0; i < 50 && jest.getTimerCount() > 0; i++) {
         await jest.advanceTimersByTimeAsync(500);
       }
-      expect(await claimed).toBeUndefined();
+      expect(await claimed).toBeInstanceOf(SessionUnsettledError);
       expect(a.registry.getSession('session-1')?.moving).toBe(false);
       expect(b.registry.getSession('session-1')).toBeUndefined();
       shutdown();
@@ -318,7 +340,7 @@ describe('SessionHandover', () => {
     const { a, b, onWhenDelivered, shutdown } = cluster();
     sessionOnA(a);
     onWhenDelivered(async () => false);
-    expect(await b.handover.claim('session-1', 'token-1', 'ann')).toBeUndefined();
+    await expect(b.handover.claim('session-1', 'token-1', 'ann')).rejects.toThrow(SessionUnsettledError);
     await settle();
     expect(a.registry.getSession('session-1')?.moving).toBe(false);
     expect(b.registry.getSession('session-1')).toBeUndefined();

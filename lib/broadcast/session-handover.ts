@@ -39,6 +39,17 @@ export interface HandoverBus {
   whenDelivered(marks: ChannelMark[], timeoutMs: number): Promise<boolean>;
 }
 
+/**
+ * A claim's end when the session's owner keeps it for now (it is promised to another claim, or the
+ * move did not complete): the session lives on, so its client should come back, not start anew.
+ */
+export class SessionUnsettledError extends Error {
+  constructor(reason: string) {
+    super(`the session stays with its owner for now: ${reason}`);
+    this.name = 'SessionUnsettledError';
+  }
+}
+
 interface Claim {
   sessionId: string;
   /** Pushes for the session heard while it moves; set once this instance listens for them. */
@@ -99,7 +110,8 @@ export class SessionHandover {
   ) {}
 
   /**
-   * Brings a session living on another instance here; undefined when no instance hands it over.
+   * Brings a session living on another instance here; undefined when no instance has it for these
+   * credentials, a SessionUnsettledError when its owner keeps it for now.
    * `resumeToken` is the client's (none: an adoption the owner offered), `userId` its user's.
    * Concurrent claims of one session with the same credentials (a quick retry) share one handover;
    * with other credentials, a claim waits for the running one.
@@ -116,7 +128,7 @@ export class SessionHandover {
     if (running) return running;
     const earlier = this.claimsBySession.get(sessionId);
     const move = (): Promise<Session | undefined> => this.move(sessionId, resumeToken, userId);
-    const claim: Promise<Session | undefined> = (earlier ? earlier.then(() => this.sessions.getSession(sessionId) ?? move()) : move()).finally(() => {
+    const claim: Promise<Session | undefined> = (earlier ? earlier.catch(() => undefined).then(() => this.sessions.getSession(sessionId) ?? move()) : move()).finally(() => {
       this.claimsByCredentials.delete(credentials);
       if (this.claimsBySession.get(sessionId) === claim) this.claimsBySession.delete(sessionId);
     });
@@ -132,25 +144,40 @@ export class SessionHandover {
     try {
       const credentials = resumeToken === undefined ? { adopt: true as const } : { proof: claimProof(hashSecret(resumeToken), request), userId };
       const ready = await this.step(claim, { type: 'handover-prepare', origin: this.bus.instanceId, request, sessionId, ...credentials });
-      if (ready?.type !== 'handover-ready') return undefined;
-      await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
-      Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
-      const positions = this.bus.positions(ready.rooms);
-      const commit: HandoverEnvelope = { type: 'handover-commit', origin: this.bus.instanceId, request, positions };
-      const done = await this.step(claim, commit, COMMIT_TIMEOUT_MS);
-      if (done?.type !== 'handover-done') return undefined;
-      const stored = await this.bus.take(done.key);
-      if (stored === undefined) return undefined; // the owner took it back
-      const session = this.restore(stored, claim.heard ?? [], resumeToken);
-      void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request }).catch(() => undefined);
-      this.logger.debug(`session ${shortId(sessionId)} claimed from instance ${ready.origin}`);
-      return session;
+      if (ready?.type === 'handover-ready') return await this.take(claim, ready, resumeToken);
+      if (ready?.type === 'handover-refused' && ready.busy) throw new SessionUnsettledError('it is promised to another claim');
+      return undefined;
     } catch (error) {
+      if (error instanceof SessionUnsettledError) throw error;
       this.logger.warn(`handover of a session failed: ${error instanceof Error ? error.message : String(error)}`);
       return undefined;
     } finally {
       this.claims.delete(request);
     }
+  }
+
+  /** Steps 2–4 of a move the owner agreed to. */
+  private async take(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>, resumeToken: string | undefined): Promise<Session | undefined> {
+    const stored = await this.snapshotOf(claim, ready).catch((error: unknown) => {
+      throw error instanceof SessionUnsettledError ? error : new SessionUnsettledError(error instanceof Error ? error.message : String(error));
+    });
+    const session = this.restore(stored, claim.heard ?? [], resumeToken);
+    void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request: ready.request }).catch(() => undefined);
+    this.logger.debug(`session ${shortId(claim.sessionId)} claimed from instance ${ready.origin}`);
+    return session;
+  }
+
+  /** Listens for the session's pushes, has the owner commit, and takes its snapshot; until taken, a failure leaves the session with its owner. */
+  private async snapshotOf(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>): Promise<string> {
+    await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
+    Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
+    const positions = this.bus.positions(ready.rooms);
+    const commit: HandoverEnvelope = { type: 'handover-commit', origin: this.bus.instanceId, request: ready.request, positions };
+    const done = await this.step(claim, commit, COMMIT_TIMEOUT_MS);
+    if (done?.type !== 'handover-done') throw new SessionUnsettledError('its owner did not commit the move in time');
+    const stored = await this.bus.take(done.key);
+    if (stored === undefined) throw new SessionUnsettledError('its owner took the snapshot back');
+    return stored;
   }
 
   /**
@@ -203,7 +230,8 @@ export class SessionHandover {
   private async adopt(sessionIds: string[]): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < sessionIds.length) await this.claim(sessionIds[next++]);
+      // one the owner kept stays with it
+      while (next < sessionIds.length) await this.claim(sessionIds[next++]).catch(() => undefined);
     };
     await Promise.all(Array.from({ length: Math.min(ADOPTION_CONCURRENCY, sessionIds.length) }, worker));
   }
@@ -243,8 +271,10 @@ export class SessionHandover {
     if (!session) return;
     this.lastAskedAt = Date.now();
     const { origin, request } = envelope;
-    if (!this.authorizes(session, envelope) || this.reserved.has(session.id) || session.moving) {
-      void this.bus.publish({ type: 'handover-refused', origin: this.bus.instanceId, request }).catch(() => undefined);
+    const authorized = this.authorizes(session, envelope);
+    if (!authorized || this.reserved.has(session.id) || session.moving) {
+      const refused: HandoverEnvelope = { type: 'handover-refused', origin: this.bus.instanceId, request, ...(authorized && { busy: true as const }) };
+      void this.bus.publish(refused).catch(() => undefined);
       return;
     }
     this.reserved.set(session.id, request);
