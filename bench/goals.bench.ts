@@ -6,8 +6,10 @@
  * Every system runs in a fresh server child process (goals-server.ts, pinned to one core) for
  * each scenario, and every round runs each system once, in a rotated order; the goals are the
  * median and min–max of the paired per-round ratios. Scenarios:
- *   - echo: ECHO_CONNECTIONS connections × ECHO_WINDOW messages in flight, ECHO_MESSAGES
- *     request/reply; server CPU per message and client-side p99;
+ *   - echo: ECHO_CONNECTIONS connections × ECHO_WINDOW messages in flight, ECHO_WARMUP
+ *     request/reply to warm up (its p99 is reported as the cold one), then ECHO_MESSAGES measured
+ *     (a steady window of 1.5–2.5 s: a shorter one measures the compiler and the first heap growth);
+ *     server CPU per message and client-side p99;
  *   - fan-out: FANOUT_CLIENTS clients, FANOUT_BROADCASTS broadcasts of ~1 KiB FANOUT_GAP_MS apart;
  *     server CPU per delivery and p99 (broadcast → receipt); then BURST_BROADCASTS in one tick:
  *     deliveries per second until the last client has the last one;
@@ -31,8 +33,8 @@ import { renderPlot } from './plot.js';
 const ROUNDS = Number(process.env.BENCH_GOALS_ROUNDS ?? 5);
 const ECHO_CONNECTIONS = 100;
 const ECHO_WINDOW = 10;
-const ECHO_WARMUP = 5_000;
-const ECHO_MESSAGES = 40_000;
+const ECHO_WARMUP = 20_000;
+const ECHO_MESSAGES = 200_000;
 const ECHO_PAYLOAD_BYTES = 64;
 const FANOUT_CLIENTS = 2_000;
 const FANOUT_PROCESSES = 2;
@@ -107,14 +109,19 @@ async function echo(spec: SystemSpec): Promise<Figures> {
   return withServer(spec, async (server, swarms) => {
     const swarm = await Swarm.open({ url: server.url, kind: spec.kind, count: ECHO_CONNECTIONS, concurrency: ECHO_CONNECTIONS });
     swarms.push(swarm);
-    await swarm.requestReply(ECHO_WARMUP, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
+    const warmup = await swarm.requestReply(ECHO_WARMUP, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
     const before = await server.cpuMs();
     const run = await swarm.requestReply(ECHO_MESSAGES, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
     const cpuMs = (await server.cpuMs()) - before;
     if (run.errors.length > 0 || run.messages < ECHO_MESSAGES) {
       throw new Error(`${spec.label}: echo answered ${run.messages}/${ECHO_MESSAGES}: ${run.errors.slice(0, 3).join('; ')}`);
     }
-    return { cpuUsPerMessage: (cpuMs * 1000) / run.messages, p99Ms: run.latency.p99, messagesPerSecond: run.messages / (run.elapsedMs / 1000) };
+    return {
+      cpuUsPerMessage: (cpuMs * 1000) / run.messages,
+      p99Ms: run.latency.p99,
+      coldP99Ms: warmup.latency.p99,
+      messagesPerSecond: run.messages / (run.elapsedMs / 1000),
+    };
   });
 }
 
@@ -254,6 +261,7 @@ export function goalsOf(results: GoalsResults): Goal[] {
 const FIGURES: Array<{ scenario: string; name: string; label: string; digits: number }> = [
   { scenario: 'echo', name: 'cpuUsPerMessage', label: 'echo: server CPU µs/message', digits: 1 },
   { scenario: 'echo', name: 'p99Ms', label: 'echo: p99 ms', digits: 1 },
+  { scenario: 'echo', name: 'coldP99Ms', label: 'echo: p99 ms of the warm-up (cold)', digits: 1 },
   { scenario: 'echo', name: 'messagesPerSecond', label: 'echo: messages/s', digits: 0 },
   { scenario: 'fanout', name: 'cpuUsPerDelivery', label: 'fan-out: server CPU µs/delivery', digits: 2 },
   { scenario: 'fanout', name: 'p99Ms', label: 'fan-out: p99 ms', digits: 1 },
