@@ -120,10 +120,19 @@ describe('encodeEnvelope / decodeEnvelope', () => {
       const refused: BroadcastEnvelope = { type: 'handover-refused', origin: ORIGIN, request: 'r\n1', ...(busy && { busy }) };
       expect(decodeEnvelope(encodeEnvelope(refused))).toEqual(refused);
     }
-    for (const busy of [false, 'yes', 1, null]) {
-      const refused = { type: 'handover-refused', origin: ORIGIN, request: 'r1', busy } as unknown as BroadcastEnvelope;
-      expect(decodeEnvelope(encodeEnvelope(refused))).toBeUndefined();
-    }
+    // as Redis would carry them: any JSON but true, 100,000 levels of nesting, a 1 MiB string
+    const wireOf = (busyJson: string): string => `{"type":"handover-refused","origin":"${ORIGIN}","request":"r1","busy":${busyJson}}`;
+    const hostile = fc.oneof(
+      fc.jsonValue({ maxDepth: 6 }).filter((value) => value !== true).map((value) => JSON.stringify(value)),
+      fc.constantFrom(`${'['.repeat(100_000)}${']'.repeat(100_000)}`, `"${'x'.repeat(1 << 20)}"`, '[true]', '"true"'),
+    );
+    fc.assert(
+      fc.property(hostile, (busyJson) => {
+        expect(decodeEnvelope(wireOf(busyJson))).toBeUndefined();
+      }),
+      { numRuns: 300 },
+    );
+    expect(decodeEnvelope(wireOf('true'))).toEqual({ type: 'handover-refused', origin: ORIGIN, request: 'r1', busy: true });
   });
 
   it('returns undefined for text that is not an envelope encoding', () => {
