@@ -17,6 +17,7 @@ import { RateLimit, ReliableGateway, ReliableSocket, ReliableWsAdapter, Reliable
 import { TestClient, type Frame } from './support/ws-client.js';
 
 const TOKEN = 'direct-token';
+const USERS: Record<string, { id: string }> = { [TOKEN]: { id: 'u1' }, 'direct-token-2': { id: 'u2' } };
 
 class AuthorDto {
   @IsString()
@@ -144,6 +145,20 @@ class ParityGateway {
   }
 }
 
+/** Every handler direct: its connections share one handler table. */
+@ReliableGateway({ path: '/all-direct' })
+class AllDirectGateway {
+  @SubscribeMessage('whoami')
+  whoami(@MessageBody() data: unknown, @ConnectedSocket() socket: ReliableSocket) {
+    return { data, user: socket.principal, session: socket.id, direct: (new Error().stack ?? '').includes('direct-handlers') };
+  }
+
+  @SubscribeMessage('echo')
+  echo(@MessageBody() data: unknown) {
+    return data;
+  }
+}
+
 @Injectable()
 class PassThroughInterceptor implements NestInterceptor {
   intercept(_context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -153,18 +168,18 @@ class PassThroughInterceptor implements NestInterceptor {
 
 interface Server {
   close(): Promise<void>;
-  client(): Promise<TestClient>;
+  client(path?: string, token?: string): Promise<TestClient>;
 }
 
 async function startServer(throughNest: boolean): Promise<Server> {
   @Module({
     imports: [
       ReliableWsModule.forRoot({
-        auth: { verify: (token) => (token === TOKEN ? { id: 'u1' } : null), mode: 'any' },
+        auth: { verify: (token) => USERS[token] ?? null, mode: 'any' },
         rateLimit: { points: 10_000, durationMs: 1000 },
       }),
     ],
-    providers: [ParityGateway, DenyGuard],
+    providers: [ParityGateway, AllDirectGateway, DenyGuard],
   })
   class ParityModule {}
   const app = await NestFactory.create(ParityModule, { logger: false });
@@ -174,8 +189,8 @@ async function startServer(throughNest: boolean): Promise<Server> {
   const { port } = app.getHttpServer().address() as AddressInfo;
   const clients: TestClient[] = [];
   return {
-    async client() {
-      const client = new TestClient(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`, 'rws.v1');
+    async client(path = '/ws', token = TOKEN) {
+      const client = new TestClient(`ws://127.0.0.1:${port}${path}?token=${token}`, 'rws.v1');
       clients.push(client);
       await client.open();
       client.send({ event: '$hello', data: {} });
@@ -261,6 +276,18 @@ describe('direct dispatch: the same answers as through Nest’s pipeline', () =>
     for (let i = 0; i < 3; i++) answers.push(await both('limited', null));
     for (const [viaDirect, viaNest] of answers) expect(viaDirect).toEqual(viaNest);
     expect(answers.map(([frame]) => frame.data?.code ?? frame.data)).toEqual(['ok', 'ok', 'RATE_LIMITED']);
+  });
+
+  it('a gateway whose handlers are all direct answers each connection as itself', async () => {
+    const clients = await Promise.all([direct.client('/all-direct'), direct.client('/all-direct', 'direct-token-2'), direct.client('/all-direct')]);
+    const replies = await Promise.all(clients.map((client, i) => client.request('whoami', i, 1)));
+    expect(replies.map((reply) => reply.data.user)).toEqual([{ id: 'u1' }, { id: 'u2' }, { id: 'u1' }]);
+    expect(replies.map((reply) => reply.data.data)).toEqual([0, 1, 2]);
+    expect(replies.every((reply) => reply.data.direct)).toBe(true);
+    expect(new Set(replies.map((reply) => reply.data.session)).size).toBe(3);
+    clients[0].raw.terminate();
+    expect((await clients[1].request('echo', 'still here', 2)).data).toBe('still here');
+    expect((await clients[2].request('no-such-event', null, 2)).data).toMatchObject({ code: 'UNKNOWN_EVENT' });
   });
 
   it('answers any payload alike (property)', async () => {

@@ -6,32 +6,26 @@ import { InboundMessage, reportUnserializable, type ReliableSocket } from '../se
 import type { DirectHandler, DirectHandlers } from './direct-handlers.js';
 
 type Transform = (data: unknown) => Observable<unknown>;
+type NestCallback = (data: unknown, message: InboundMessage) => unknown;
 
-interface BoundHandler {
-  callback: (data: unknown, message: InboundMessage) => unknown;
-  transform: Transform;
-  /** The same handler without Nest's per-message pipeline, where nothing needs it (see direct-handlers.ts). */
-  direct: DirectHandler | undefined;
-}
+/** A handler bound to one connection by Nest, or one gateway's direct handler that every connection shares. */
+type BoundHandler =
+  | { direct: DirectHandler }
+  | { direct: undefined; callback: NestCallback; transform: Transform };
 
 /** Routes application messages of each connection to the gateway handlers bound to it. */
 export class MessageDispatcher {
   private readonly logger = new Logger('ReliableWsAdapter');
   private readonly handlers = new WeakMap<ReliableSocket, Map<string, BoundHandler>>();
+  /** The table of each gateway whose handlers are all direct, shared by its connections. */
+  private readonly sharedTables = new WeakMap<Map<string, DirectHandler>, Map<string, BoundHandler>>();
 
   constructor(private readonly directHandlers: DirectHandlers) {}
 
+  /** Binds one gateway's handlers to a connection (each gateway has a server of its own: one bind per connection). */
   bind(socket: ReliableSocket, handlers: MessageMappingProperties[], transform: Transform): void {
-    let byEvent = this.handlers.get(socket);
-    if (!byEvent) {
-      byEvent = new Map();
-      this.handlers.set(socket, byEvent);
-    }
     const direct = this.directHandlers.of(handlers.map(({ message }) => String(message)));
-    for (const { message, callback } of handlers) {
-      const event = String(message);
-      byEvent.set(event, { callback: callback as BoundHandler['callback'], transform, direct: direct?.get(event) });
-    }
+    this.handlers.set(socket, direct?.size === handlers.length ? this.sharedTableOf(direct) : tableOf(handlers, transform, direct));
   }
 
   /** Whether the connection has a handler for the event. */
@@ -55,6 +49,15 @@ export class MessageDispatcher {
     }
     this.settle(socket, inbound, result, direct);
     return true;
+  }
+
+  private sharedTableOf(direct: Map<string, DirectHandler>): Map<string, BoundHandler> {
+    let table = this.sharedTables.get(direct);
+    if (!table) {
+      table = new Map([...direct].map(([event, handler]) => [event, { direct: handler }]));
+      this.sharedTables.set(direct, table);
+    }
+    return table;
   }
 
   /** Answers with a handler's result: a value, what a promise resolves to, an observable's first value. */
@@ -115,6 +118,17 @@ export class MessageDispatcher {
       socket.reply(inbound.event, result, ref);
     }
   }
+}
+
+/** One connection's handlers: Nest's callbacks bound to it, or the direct handler where there is one. */
+function tableOf(handlers: MessageMappingProperties[], transform: Transform, direct: Map<string, DirectHandler> | undefined): Map<string, BoundHandler> {
+  const table = new Map<string, BoundHandler>();
+  for (const { message, callback } of handlers) {
+    const event = String(message);
+    const handler = direct?.get(event);
+    table.set(event, handler ? { direct: handler } : { direct: undefined, callback: callback as NestCallback, transform });
+  }
+  return table;
 }
 
 /** A handler result of the form `{ event, data }` picks the reply's event. */
