@@ -219,6 +219,24 @@ describe('rate limiting (e2e)', () => {
       expect(pongs.slice(0, SYSTEM_EVENT_LIMIT.points).map((p) => p.data)).toEqual(range(1, SYSTEM_EVENT_LIMIT.points));
     });
 
+    it('only the $hello that opens the session goes uncharged: a $hello flood behind it is limited', async () => {
+      const c = new TestClient(t.wsUrl('/ws'), 'rws.v1');
+      open.push(c);
+      await c.open();
+      const total = 600;
+      for (let i = 1; i <= total; i++) c.send({ event: '$hello', data: {}, id: i });
+      await waitUntil(() => framesOf(c, '$ready').length + framesOf(c, '$error').length >= total, {
+        timeoutMs: 10000,
+        what: 'an answer to every $hello',
+      });
+      expect(framesOf(c, '$ready').map(refOf)).toEqual([1]);
+      const errors = framesOf(c, '$error');
+      expect(errors).toHaveLength(total - 1);
+      const limited = errors.filter((e) => e.data.code === 'RATE_LIMITED');
+      expect(limited.length).toBeGreaterThan(0);
+      expect(errors.filter((e) => e.data.code !== 'RATE_LIMITED').every((e) => e.data.message === 'the session has already started')).toBe(true);
+    });
+
     it('unknown events are charged against the protocol bucket, not the module bucket', async () => {
       const c = await connect(t);
       burst(c, 'no-such-event', range(1, 20));

@@ -228,7 +228,7 @@ export class ConnectionProtocol {
       socket.session.acknowledge((message.data as { seq: number }).seq);
       if (message.id !== undefined) this.answerAck(socket, message.id);
     } else if (system) {
-      if (this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
+      if (isOpeningHello(socket, message) || this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     } else if (this.isDuplicate(socket, message.id)) {
@@ -409,6 +409,14 @@ export interface HandshakeCredentials {
 }
 
 const REJECTED = Symbol('rejected credentials');
+
+/**
+ * The `$hello` that opens a session is not charged against the protocol's bucket: it comes once,
+ * since it starts the session or closes the connection (frames wait while it is checked).
+ */
+function isOpeningHello(socket: ReliableSocket, message: ClientMessage): boolean {
+  return message.event === SystemEvent.HELLO && !socket.hasSession;
+}
 
 /** A binary frame as one Buffer (`ws` hands over fragments as an array, or an ArrayBuffer by binaryType). */
 function bufferOf(data: RawData): Buffer {
