@@ -242,15 +242,21 @@ describe('no loss across subscriber reconnects on a cluster', () => {
     const onB = await peer(B, 'ub.1', rooms);
     const loops = rooms.map((room, i) => broadcastLoop((n) => (i % 2 ? B : A).service.toRoom(room, room, n), 5));
     const all = broadcastLoop((n) => B.service.toAll('all', n), 5);
+    // Every loop gets broadcasts through between two kills and after the last, however slow the machine.
+    const resolvedCounts = (): number[] => [...loops, all].map((loop) => loop.resolved.length);
+    const progressedSince = (before: number[]): boolean => resolvedCounts().every((count, i) => count > before[i]!);
     try {
       for (let kill = 0; kill < 6; kill++) {
+        const before = resolvedCounts();
         await sleep(200);
-        await waitUntil(async () => (await cluster.pubsubClients()).every((count) => count >= 2), {
-          what: 'both instances subscribed on every node again',
+        await waitUntil(async () => progressedSince(before) && (await cluster.pubsubClients()).every((count) => count >= 2), {
+          what: 'every loop past the last kill, and both instances subscribed on every node again',
         });
         expect(await cluster.killPubsubClients()).toBeGreaterThanOrEqual(2 * cluster.ports.length);
       }
+      const afterKills = resolvedCounts();
       await sleep(300);
+      await waitUntil(() => progressedSince(afterKills), { what: 'every loop past the last kill' });
     } finally {
       await Promise.all([...loops, all].map((loop) => loop.stop()));
     }
@@ -258,7 +264,6 @@ describe('no loss across subscriber reconnects on a cluster', () => {
       for (const [i, room] of rooms.entries()) await expectAllOnceInOrder(p, room, loops[i]!.resolved);
       await expectAllOnceInOrder(p, 'all', all.resolved);
     }
-    expect(loops.every((loop) => loop.resolved.length > 100)).toBe(true);
     for (const on of [A, B]) await waitUntil(async () => (await healthStatus(on)) === 200, { what: `${on.name} healthy again` });
   }, 30000);
 

@@ -137,6 +137,20 @@ describe('one connection for all tabs (SharedWorker, Chromium)', () => {
 
   const seen = (page: Page): Promise<Seen> => page.evaluate(() => JSON.parse(JSON.stringify(window.tabs.seen)) as Seen);
 
+  /** Waits for a tab to hear every line; on timeout, says what it missed and how its connection went. */
+  async function waitForLines(tab: Page, lines: string[]): Promise<void> {
+    try {
+      await tab.waitForFunction((n) => window.tabs.seen.said.length >= n, lines.length, { timeout: 20000 });
+    } catch (error) {
+      const { said, ready, closes, states, errors } = await seen(tab);
+      const missing = lines.filter((line) => !said.includes(line));
+      throw new Error(
+        `a tab heard ${said.length} of ${lines.length} lines, missing ${JSON.stringify(missing)}; ` +
+          `$ready ${JSON.stringify(ready)}, closes [${closes}], states [${states}], errors [${errors}] (${String(error)})`,
+      );
+    }
+  }
+
   /** A Node client straight at an instance, in `room`, that hears what the tabs say. */
   async function observer(app: TestApp, room: string): Promise<{ client: ReliableWsClient; said: string[] }> {
     const client = new ReliableWsClient(app.wsUrl('/ws'), { WebSocket: WebSocket as never, token: 'tok-observer' });
@@ -263,9 +277,7 @@ describe('one connection for all tabs (SharedWorker, Chromium)', () => {
     await Promise.all([...sending, speaking]);
 
     const everyLine = [...tabLines.flat(), ...outsideLines];
-    for (const tab of tabs) {
-      await tab.waitForFunction((n) => window.tabs.seen.said.length >= n, everyLine.length, { timeout: 20000 });
-    }
+    for (const tab of tabs) await waitForLines(tab, everyLine);
     await waitUntil(() => outside.said.length >= everyLine.length, { timeoutMs: 20000, what: 'the observer to hear every line' });
     await sleep(300);
     const inOrder = (said: string[], lines: string[]): string[] => said.filter((text) => lines.includes(text));
