@@ -99,16 +99,23 @@ const PAGE = `<!doctype html>
       for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65536)));
       return bytes;
     },
-    /** Uploads \`size\` random bytes; calls window.cut() once progress passes each share in \`cutAt\`. */
+    /**
+     * Uploads \`size\` random bytes; calls window.cut() once progress passes each share in \`cutAt\`,
+     * each cut once the connection the one before cut is back (a new $ready), so that no cut is lost on a
+     * connection already going down.
+     */
     async upload(name, size, cutAt = []) {
       const bytes = this.random(size);
       const hash = await sha(bytes);
       const progress = [];
       const cuts = cutAt.map((share) => share * size);
+      let readyAtLastCut = -1;
       const onProgress = (sent, total) => {
         progress.push({ sent, total });
-        if (cuts.length > 0 && sent >= cuts[0]) {
+        const ready = clients[name].seen.ready.length;
+        if (cuts.length > 0 && sent >= cuts[0] && ready > readyAtLastCut) {
           cuts.shift();
+          readyAtLastCut = ready;
           void window.cut();
         }
       };
