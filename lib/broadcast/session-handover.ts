@@ -126,15 +126,20 @@ export class SessionHandover {
     const credentials = resumeToken === undefined ? `${sessionId}\u0000adopt` : `${sessionId}\u0000${hashSecret(resumeToken)}\u0000${userId ?? ''}`;
     const running = this.claimsByCredentials.get(credentials);
     if (running) return running;
-    const earlier = this.claimsBySession.get(sessionId);
-    const move = (): Promise<Session | undefined> => this.move(sessionId, resumeToken, userId);
-    const claim: Promise<Session | undefined> = (earlier ? earlier.catch(() => undefined).then(() => this.sessions.getSession(sessionId) ?? move()) : move()).finally(() => {
+    const claim: Promise<Session | undefined> = this.afterEarlierClaim(sessionId, resumeToken, userId).finally(() => {
       this.claimsByCredentials.delete(credentials);
       if (this.claimsBySession.get(sessionId) === claim) this.claimsBySession.delete(sessionId);
     });
     this.claimsByCredentials.set(credentials, claim);
     this.claimsBySession.set(sessionId, claim);
     return claim;
+  }
+
+  /** Moves the session here once the claim running for it (if any) has ended, unless that one brought it. */
+  private async afterEarlierClaim(sessionId: string, resumeToken: string | undefined, userId: string | undefined): Promise<Session | undefined> {
+    const earlier = this.claimsBySession.get(sessionId);
+    if (earlier) await earlier.catch(() => undefined);
+    return (earlier && this.sessions.getSession(sessionId)) || this.move(sessionId, resumeToken, userId);
   }
 
   private async move(sessionId: string, resumeToken: string | undefined, userId: string | undefined): Promise<Session | undefined> {
