@@ -1,11 +1,12 @@
 /**
  * What `npm publish` would ship, read from `npm pack --dry-run` over the built dist/ (`npm test`
  * builds it first): the license, the entry points, source maps that resolve without the sources
- * of lib/, no import of the optional terminus peer outside its own entry point, and no README
- * link that leaves the package.
+ * of lib/, no import of the optional terminus peer outside its own entry point, no README
+ * link that leaves the package, and the optional native masking that `ws` picks up.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,6 +79,18 @@ describe('the published package', () => {
       .filter((file) => IMPORTS_TERMINUS.test(readFileSync(join(ROOT, file), 'utf8')));
     expect(importers).toEqual([]);
     expect(readFileSync(join(ROOT, 'dist/lib/terminus/reliable-ws.health-indicator.js'), 'utf8')).toMatch(IMPORTS_TERMINUS);
+  });
+
+  it('declares bufferutil as an optional dependency, and the ws the package runs on finds its native build', () => {
+    const { optionalDependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      optionalDependencies?: Record<string, string>;
+    };
+    expect(optionalDependencies?.bufferutil).toMatch(/^\d+\.\d+\.\d+$/);
+    const requireFromWs = createRequire(createRequire(join(ROOT, 'lib/index.ts')).resolve('ws'));
+    const bufferUtil = requireFromWs('bufferutil') as { mask: unknown; unmask: unknown };
+    const fallback = requireFromWs('bufferutil/fallback') as { mask: unknown; unmask: unknown };
+    expect(bufferUtil.unmask).toEqual(expect.any(Function));
+    expect(bufferUtil.unmask).not.toBe(fallback.unmask);
   });
 
   it('the README links to nothing outside the package', () => {
