@@ -18,7 +18,7 @@ import { ReliableWsClient } from '../lib/client/index.js';
 import { DEFAULT_OPTIONS } from '../lib/reliable-ws.options.js';
 import { CLIENT_BUNDLE, CLIENT_DIR } from '../sample/app.module.js';
 import { startChatLoad, type ChatLoadReport } from '../scripts/cluster/chat-load.mjs';
-import { freePort, getJson, NGINX_BIN, NGINX_CONF, renderNginxConf, startCluster, type Cluster, type RestartStep } from '../scripts/cluster/cluster.mjs';
+import { freePort, getJson, NGINX_BIN, NGINX_CONF, renderNginxConf, startCluster, type Cluster, type Instance, type RestartStep } from '../scripts/cluster/cluster.mjs';
 import { buildLibrary, type BuiltLibrary } from './support/build-lib.js';
 import { launchChromium } from './support/chromium.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
@@ -41,9 +41,21 @@ describe('behind nginx (deploy/nginx.conf): two instances of the sample, Redis, 
     clients.push(client);
     await client.open();
     client.send({ event: '$hello', data: {} });
-    await client.next((f) => f.event === '$ready');
-    await client.next((f) => f.event === 'welcome');
+    await withInstanceOutput(client.next((f) => f.event === '$ready'));
+    await withInstanceOutput(client.next((f) => f.event === 'welcome'));
     return client;
+  }
+
+  /** What the instances printed last, for a failure message. */
+  function instanceOutput(instances: Instance[] = cluster?.instances ?? []): string {
+    return instances.map((i) => `--- ${i.name} (pid ${i.pid}), last output:\n${i.output().slice(-4000)}`).join('\n');
+  }
+
+  /** Rejects as `promise` does, with what the instances and nginx printed added to the message. */
+  function withInstanceOutput<T>(promise: Promise<T>): Promise<T> {
+    return promise.catch((error: Error) => {
+      throw new Error(`${error.message}\n${instanceOutput()}\n--- nginx error log:\n${cluster?.nginx.errorLog().slice(-2000)}`);
+    });
   }
 
   /** `connections` of each instance, asked directly (not through nginx). */
@@ -180,10 +192,12 @@ describe('behind nginx (deploy/nginx.conf): two instances of the sample, Redis, 
       localAddress: (i) => `127.0.1.${i + 1}`, // one address each, like real users (and below the cap of 2)
     });
     let steps: RestartStep[] = [];
+    const stopped: Instance[] = [];
     let report: ChatLoadReport;
     const saidAfterStep: number[] = [];
     try {
       await sleep(1500);
+      stopped.push(...cluster!.instances);
       const before = load.confirmed();
       steps = await within(
         cluster!.rollingRestart({ pauseMs: 1500, onStep: () => saidAfterStep.push(load.confirmed()) }),
@@ -197,6 +211,7 @@ describe('behind nginx (deploy/nginx.conf): two instances of the sample, Redis, 
     }
 
     // each instance drained and exited on its own SIGTERM (no SIGKILL)
+    if (steps.some((s) => s.ended.signal !== 'SIGTERM')) console.error(`an instance did not end on its SIGTERM:\n${instanceOutput(stopped)}`);
     expect(steps.map((s) => ({ instance: s.instance, ended: s.ended }))).toEqual([
       { instance: 'app-1', ended: { code: null, signal: 'SIGTERM', killed: false } },
       { instance: 'app-2', ended: { code: null, signal: 'SIGTERM', killed: false } },
