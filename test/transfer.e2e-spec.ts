@@ -167,8 +167,9 @@ describe('upload (client → server)', () => {
       onProgress: (sent) => {
         seen = sent;
         // At the first acknowledgement, before the rest can be acknowledged (on a busy machine a poll comes after the whole upload).
-        if (!stalled) proxy.stall('down');
+        if (stalled) return;
         stalled = true;
+        proxy.stall('down');
       },
     });
     done.catch(() => undefined); // awaited below; a failed expectation must not leave it unhandled
@@ -181,6 +182,7 @@ describe('upload (client → server)', () => {
     await sleep(300);
     expect(upload()!.received).toBe(heldBack); // stopped, waiting for acks
     expect(heldBack - seen).toBeLessThanOrEqual(WINDOW);
+    expect(heldBack - seen).toBeGreaterThan(WINDOW / 2); // it did use the window
     proxy.resume();
     await within(done, 20_000, 'the upload');
     expect(uploads).toHaveLength(1);
