@@ -36,4 +36,9 @@ export default {
     ],
   },
   testTimeout: 30000,
+  // Jest's ESM mode keeps every test file's module graph (Nest, ioredis …) alive in its worker:
+  // after 30 files a worker holds 0.6–0.9 GB of heap and takes longer than jest's 500 ms grace to
+  // exit, so jest reported "a worker process has failed to exit gracefully" although no handle
+  // was left open. A worker past this much heap between files is replaced by a fresh one.
+  workerIdleMemoryLimit: '300MB',
 };
