@@ -192,12 +192,11 @@ describe('behind nginx (deploy/nginx.conf): two instances of the sample, Redis, 
       localAddress: (i) => `127.0.1.${i + 1}`, // one address each, like real users (and below the cap of 2)
     });
     let steps: RestartStep[] = [];
-    const stopped: Instance[] = [];
+    const stopped = [...cluster!.instances]; // the rolling restart replaces them
     let report: ChatLoadReport;
     const saidAfterStep: number[] = [];
     try {
       await sleep(1500);
-      stopped.push(...cluster!.instances);
       const before = load.confirmed();
       steps = await within(
         cluster!.rollingRestart({ pauseMs: 1500, onStep: () => saidAfterStep.push(load.confirmed()) }),
