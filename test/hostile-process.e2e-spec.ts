@@ -173,7 +173,8 @@ describe('hostile input against a server in its own process', () => {
   const clients: TestClient[] = [];
 
   const url = (): string => `ws://127.0.0.1:${server.port}/ws`;
-  const probe = async (): Promise<Probe> => (await getHealth(`http://127.0.0.1:${server.port}/probe`)).body as Probe;
+  const probe = async (timeoutMs?: number): Promise<Probe> =>
+    (await getHealth(`http://127.0.0.1:${server.port}/probe`, timeoutMs)).body as Probe;
   const isAlive = (): boolean => server.process.exitCode === null && server.process.signalCode === null;
 
   /** A connection that has not authenticated (it must send `$hello` first). */
@@ -293,14 +294,18 @@ describe('hostile input against a server in its own process', () => {
     const CONNECTIONS = 8;
     const FRAMES_PER_CONNECTION = 450;
     const FLOOD_CYCLES = 40;
+    const ANSWERS_TIMEOUT_MS = 30000;
     const before = await probe();
     expect(before.prototypeChanges).toEqual([]);
 
     const rssSamples: number[] = [];
     let sampling = true;
+    // The server reads each connection's backlog of frames in one go and answers HTTP in between:
+    // the 200 "too-deep" replies alone cost it some 15 ms each (the handler builds 100,000 levels
+    // and JSON.stringify runs out of stack), so a probe may wait seconds on a loaded machine.
     const sampler = (async () => {
       for (let i = 0; i < 600 && sampling; i++) {
-        rssSamples.push((await probe()).rss);
+        rssSamples.push((await probe(ANSWERS_TIMEOUT_MS)).rss);
         await sleep(100);
       }
     })();
@@ -315,7 +320,7 @@ describe('hostile input against a server in its own process', () => {
 
     const expectedAnswers = sent.map((frames) => frames.length);
     await waitUntil(() => hostile.every((client, c) => client.frames.length >= expectedAnswers[c]), {
-      timeoutMs: 30000,
+      timeoutMs: ANSWERS_TIMEOUT_MS,
       intervalMs: 50,
       what: 'every hostile frame to be answered',
     });
