@@ -448,4 +448,29 @@ describe('hardening: byte bounds of what the server keeps for a client', () => {
       await t.close();
     }
   });
+
+  it('a resume too late for its pushes while the old connection is open cuts that connection; its address is still served', async () => {
+    const maxConnectionsPerIp = 4;
+    const t = await startApp({ ...BASE, maxConnectionsPerIp }, [HostileGateway]);
+    try {
+      const hello = async (data: object) => {
+        const c = await track(Promise.resolve(new TestClient(t.wsUrl('/ws'), 'rws.v1')));
+        await c.open();
+        c.send({ event: '$hello', data });
+        return { c, ready: (await c.next((frame) => frame.event === '$ready')).data };
+      };
+      const first = await hello({});
+      const { sessionId, resumeToken } = first.ready;
+      const late = await hello({ resume: { sessionId, resumeToken, lastSeq: 5 } }); // pushes 1–5 were never kept
+      expect(late.ready).toMatchObject({ resumed: false, missed: true });
+      expect((await first.c.closed()).code).toBe(1006); // cut with its session, as on a takeover
+      const sessions = t.app.get(SessionRegistry);
+      expect(sessions.getSession(sessionId)).toBeUndefined();
+      expect(sessions.detachedCount).toBe(0);
+      for (let k = 1; k < maxConnectionsPerIp; k++) expect((await hello({})).ready).toMatchObject({ resumed: false });
+      expect(sessions.connectionCount).toBe(maxConnectionsPerIp);
+    } finally {
+      await t.close();
+    }
+  });
 });

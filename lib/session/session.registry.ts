@@ -142,7 +142,7 @@ export class SessionRegistry implements OnApplicationShutdown {
     const session = this.sessions.get(request.sessionId);
     if (!session || session.moving || !session.acceptsToken(request.resumeToken) || !accepted(session)) return undefined;
     if (!session.canReplayAfter(request.lastSeq)) {
-      this.endSession(session);
+      this.release(session);
       return undefined;
     }
     this.stopWaiting(session);
@@ -172,7 +172,10 @@ export class SessionRegistry implements OnApplicationShutdown {
     transport?.close(CloseCode.SERVICE_RESTART);
   }
 
-  /** Lets go of a session handed over to another instance: its connection, if any, is cut. */
+  /**
+   * Ends a session its client left for good (handed over to another instance, or resumed too late
+   * for its pushes): its connection, if the server still believes one open, is cut.
+   */
   release(session: Session): void {
     session.takeOver()?.terminate();
     this.endSession(session);
@@ -263,8 +266,8 @@ export class SessionRegistry implements OnApplicationShutdown {
   }
 
   private endSession(session: Session): void {
-    if (!this.sessions.delete(session.id)) return;
     this.stopWaiting(session);
+    if (!this.sessions.delete(session.id)) return;
     session.dispose();
     for (const observer of this.observers) observer.sessionEnded(session);
   }
