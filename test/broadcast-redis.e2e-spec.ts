@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { channelKeys, publishSequenced } from '../lib/broadcast/redis-scripts.js';
 import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
 import {
@@ -372,6 +373,36 @@ describe('BroadcastService across instances through Redis', () => {
     await barrier([B], [b], 'pB');
     expect(dataOf(a, 'x')).toEqual(['from A']);
     expect(dataOf(b, 'x')).toEqual(['from B']);
+  });
+
+  it('messages on its channels that no instance sent well-formed are dropped: nothing crashes, closes or goes missing', async () => {
+    const prefix = uniquePrefix();
+    const A = await instance('A', prefix);
+    const B = await instance('B', prefix);
+    const peers = [await peer(A, 'u.a'), await peer(B, 'u.b')];
+    await barrier([A, B], peers, 'before');
+    const channel = `${prefix}:all`;
+    const push = (event: string) => ({ type: 'push', origin: 'elsewhere', id: 'x', target: { kind: 'all' }, event });
+    // Numbered and recorded by Redis like a real broadcast, but not an envelope this package would send.
+    for (const payload of [
+      `${JSON.stringify({ ...push('E'.repeat(1100)), binary: true })}\nAAAA`, // a binary header past 1 KiB
+      `${JSON.stringify(push('T'.repeat(129)))}\n1`, // an event name longer than clients may use
+      'not an envelope',
+    ]) {
+      await publishSequenced(admin, channel, payload, 'forged-epoch', { historySize: 100, historyTtlMs: 60_000 }, false);
+    }
+    // Not recorded by Redis at all: an offset far past the channel's head, and no numbering.
+    const epoch = await admin.hget(channelKeys(channel)[0], 'epoch');
+    await admin.publish(channel, `${epoch} 9007199254740000 ${JSON.stringify(push('far'))}\n1`);
+    await admin.publish(channel, 'garbage');
+    await A.service.toAll('x', 'A');
+    await B.service.toAll('x', 'B');
+    await barrier([A, B], peers, 'after');
+    for (const p of peers) {
+      expect(dataOf(p, 'x').sort()).toEqual(['A', 'B']);
+      expect(allPushes(p.client).filter((f) => f.event !== 'x' && !f.event.startsWith('barrier-'))).toEqual([]);
+      expect(p.client.raw.readyState).toBe(p.client.raw.OPEN);
+    }
   });
 
   describe('sharded pub/sub (broadcast.sharded: true)', () => {

@@ -8,7 +8,7 @@ import {
 } from './channel-sequencer.js';
 
 /** A channel's history as Redis would hold it, and a sequencer reading it. */
-function setup({ historySize = 100, idleResetMs = 60_000 } = {}) {
+function setup({ historySize = 100, idleResetMs = 60_000, afterRead = (): void => undefined } = {}) {
   let clock = 1_000_000;
   const published: SequencedMessage[] = [];
   let epoch = 'e1';
@@ -28,7 +28,9 @@ function setup({ historySize = 100, idleResetMs = 60_000 } = {}) {
     const last = current.at(-1);
     if (!last) return { head: undefined, messages: [] };
     const kept = current.slice(-historySize);
-    return { head: { epoch, offset: last.offset }, messages: kept.filter((m) => m.offset > afterOffset) };
+    const history = { head: { epoch, offset: last.offset }, messages: kept.filter((m) => m.offset > afterOffset) };
+    afterRead();
+    return history;
   };
   const sequencer = new ChannelSequencer(
     { deliver: (_c, payload) => delivered.push(payload), readHistory, lost: (channel) => lost.push(channel) },
@@ -138,6 +140,36 @@ describe('ChannelSequencer', () => {
     await t.sequencer.catchUp('ch');
     expect(t.delivered).toEqual(['a', 'b', 'c']);
     expect(t.lost).toEqual([]);
+  });
+
+  it('a message Redis never recorded (past the head) is dropped after one history read: no loss, later messages still delivered', async () => {
+    const t = setup();
+    t.sequencer.receive('ch', t.publish('a'));
+    t.sequencer.receive('ch', { epoch: 'e1', offset: 9_007_199_254_740_000, payload: 'forged' });
+    await flush();
+    expect(t.sequencer.recovering).toBe(false);
+    for (const p of ['b', 'c']) t.sequencer.receive('ch', t.publish(p));
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+    expect(t.lost).toEqual([]);
+  });
+
+  it('a message published after the history read and past a gap is not a loss: the history is read again', async () => {
+    let late: SequencedMessage[] = [];
+    let reads = 0;
+    const t = setup({
+      afterRead: () => {
+        if (++reads === 1) late = ['d', 'e'].map(t.publish);
+      },
+    });
+    const m = ['a', 'b', 'c'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.sequencer.receive('ch', m[2]); // b missed: a history read starts, and d, e are published after it
+    await Promise.resolve();
+    t.sequencer.receive('ch', late[1]); // e arrives during the read; d was missed too
+    await flush();
+    expect(t.delivered).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(t.lost).toEqual([]);
+    expect(reads).toBe(2);
   });
 
   it('property: any arrival order with drops and duplicates delivers every message once, in order, while the history covers', async () => {

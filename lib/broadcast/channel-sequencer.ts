@@ -188,10 +188,13 @@ export class ChannelSequencer {
     try {
       do {
         state.again = false;
+        const heldBefore = state.held.length;
         const history = await this.io.readHistory(channel, state.offset);
         if (this.channels.get(channel) !== state) return;
         this.applyHistory(channel, state, history);
         this.notifyWaiters();
+        // A message that came during the read may be past the head it saw: read again to fill the gap before it.
+        if (state.held.length > heldBefore && this.heldLeavesGap(state)) state.again = true;
       } while (state.again);
       state.behind = false;
       this.drainHeld(channel, state);
@@ -210,7 +213,7 @@ export class ChannelSequencer {
       // No record: it expired with a long-idle channel, or Redis lost its data.
       if (this.now() - state.lastSeenAt < this.idleResetMs) this.io.lost(channel);
       this.channels.delete(channel);
-      this.drainAsNew(channel, state.held);
+      this.drainAsNew(channel, state.held.splice(0));
       return;
     }
     if (state.epoch === NO_RECORD) state.epoch = head.epoch;
@@ -227,21 +230,28 @@ export class ChannelSequencer {
     }
   }
 
+  /**
+   * Delivers what came during the recovery. A message that still leaves a gap came before the last
+   * history read and is past its head: Redis never recorded it (it was not published through this
+   * package), so nothing is missing before it and it is dropped.
+   */
   private drainHeld(channel: string, state: ChannelState): void {
-    const held = state.held.sort((a, b) => a.offset - b.offset);
-    state.held = [];
-    for (const message of held) {
-      if (!this.apply(channel, state, message)) {
-        // Still a gap after reading the history: those messages are gone.
-        this.io.lost(channel);
-        this.moveTo(state, message);
-        this.io.deliver(channel, message.payload);
-      }
+    for (const message of state.held.splice(0).sort(byOffset)) this.apply(channel, state, message);
+  }
+
+  /** Whether the held messages, in order, leave a gap after the channel's position. */
+  private heldLeavesGap(state: ChannelState): boolean {
+    let offset = state.offset;
+    for (const message of [...state.held].sort(byOffset)) {
+      if (message.epoch !== state.epoch || message.offset <= offset) continue;
+      if (message.offset > offset + 1) return true;
+      offset = message.offset;
     }
+    return false;
   }
 
   private drainAsNew(channel: string, held: SequencedMessage[]): void {
-    for (const message of held.sort((a, b) => a.offset - b.offset)) this.receive(channel, message);
+    for (const message of held.sort(byOffset)) this.receive(channel, message);
   }
 
   private moveTo(state: ChannelState, message: SequencedMessage): void {
@@ -258,4 +268,8 @@ export class ChannelSequencer {
 
 function position({ epoch, offset }: SequencedMessage): { epoch: string; offset: number } {
   return { epoch, offset };
+}
+
+function byOffset(a: SequencedMessage, b: SequencedMessage): number {
+  return a.offset - b.offset;
 }

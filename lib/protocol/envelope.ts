@@ -283,14 +283,18 @@ export class PreparedPush {
 /** The envelope around event and data (`{"event":,"data":,"seq":<n>}`), plus what a replay entry costs beside its frame. */
 const PUSH_OVERHEAD_BYTES = 64;
 
-/** A push of JSON data, or of bytes when `payload` is given (then `dataJson` is ''). */
+/**
+ * A push of JSON data, or of bytes when `payload` is given (then `dataJson` is ''). Throws a
+ * TypeError for an event name clients could not send (a binary frame's header must fit).
+ */
 export function preparePush(event: string, dataJson: string, id?: string, payload?: Uint8Array): PreparedPush {
+  if (!isValidEventName(event)) throw new TypeError(`a push's event must be a non-empty string of at most ${MAX_EVENT_NAME_LENGTH} characters`);
   return new PreparedPush(event, dataJson, id, payload);
 }
 
-/** A push of `data`: binary for a `Uint8Array`, JSON otherwise (throws `UnserializableDataError`). */
+/** A push of `data`: binary for a `Uint8Array`, JSON otherwise (throws `UnserializableDataError`, or as `preparePush`). */
 export function preparePushOf(event: string, data: unknown, id?: string): PreparedPush {
-  return isBinaryData(data) ? new PreparedPush(event, '', id, data) : new PreparedPush(event, serializeData(data, event, 'push'), id);
+  return isBinaryData(data) ? preparePush(event, '', id, data) : preparePush(event, serializeData(data, event, 'push'), id);
 }
 
 /**
