@@ -247,6 +247,20 @@ describe('rate limiting (e2e)', () => {
       const hits = await answersFor(c, range(21, 25));
       expect([...hits.values()].flat().every((f) => f.event === 'hit')).toBe(true);
     });
+
+    it('an rws.v1 unknown event refused by the protocol bucket keeps that answer: its retry gets it again, never silence', async () => {
+      const c = new TestClient(t.wsUrl('/ws'), 'rws.v1');
+      open.push(c);
+      await c.open();
+      c.send({ event: '$hello', data: {} });
+      await c.next((frame) => frame.event === '$ready');
+      for (let i = 1; i <= SYSTEM_EVENT_LIMIT.points + 20; i++) c.send({ event: '$ping', data: i });
+      const limited = await c.request('no-such-event', null, 1);
+      expect(limited.data).toMatchObject({ code: 'RATE_LIMITED', ref: 1 });
+      await sleep(limited.data.retryAfterMs + 50);
+      expect((await c.request('no-such-event', null, 1)).data).toEqual(limited.data); // the cached answer
+      expect((await c.request('no-such-event', null, 2)).data).toMatchObject({ code: 'UNKNOWN_EVENT', ref: 2 });
+    });
   });
 
   describe('default rateLimit ({ points: 50, durationMs: 1000, maxViolations: 20 })', () => {

@@ -15,6 +15,7 @@ import {
   SUBPROTOCOL,
   SystemEvent,
   type ClientMessage,
+  type ErrorData,
   type MessageId,
   type ReadyData,
 } from '../protocol/index.js';
@@ -233,7 +234,7 @@ export class ConnectionProtocol {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     } else if (this.isDuplicate(socket, message.id)) {
       return;
-    } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id)) {
+    } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id, (error) => socket.replyError(error))) {
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
     }
   }
@@ -269,11 +270,19 @@ export class ConnectionProtocol {
     return true;
   }
 
-  /** Charges a frame that no handler's limit covers against the protocol's own bucket. */
-  private admitUnhandled(socket: ReliableSocket, ref: MessageId | undefined): boolean {
+  /**
+   * Charges a frame that no handler's limit covers against the protocol's own bucket. Over it,
+   * answers `RATE_LIMITED` through `answer`: `replyError` for a retry id already taken, whose
+   * answer must be kept for its duplicates.
+   */
+  private admitUnhandled(
+    socket: ReliableSocket,
+    ref: MessageId | undefined,
+    answer: (error: ErrorData) => void = (error) => socket.sendError(error),
+  ): boolean {
     const decision = this.runtime.rateLimiter.consumeSystem(socket);
     if (decision.allowed) return true;
-    socket.sendError({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
+    answer({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
     return false;
   }
 
