@@ -77,6 +77,12 @@ describe('resolveOptions: defaults', () => {
     });
   });
 
+  it('takes the longest delay a timer holds (2^31 - 1 ms) for an option waited with a timer', () => {
+    const resolved = resolveOptions({ resume: { ttlMs: 2 ** 31 - 1 }, shutdown: { timeoutMs: 2 ** 31 - 1 } });
+    expect(resolved.resume && resolved.resume.ttlMs).toBe(2 ** 31 - 1);
+    expect(resolved.shutdown.timeoutMs).toBe(2 ** 31 - 1);
+  });
+
   it('turns resume and health off with false', () => {
     expect(resolveOptions({ resume: false, health: false })).toMatchObject({ resume: false, health: false });
   });
@@ -137,6 +143,11 @@ describe('resolveOptions: errors name the option and the value', () => {
     ['bigint', { maxPayloadBytes: 10n }, 'maxPayloadBytes', 'got 10n'],
     ['heartbeat.intervalMs 0', { heartbeat: { intervalMs: 0 } }, 'heartbeat.intervalMs', 'got 0'],
     ['heartbeat.timeoutMs 0', { heartbeat: { timeoutMs: 0 } }, 'heartbeat.timeoutMs', 'got 0'],
+    ['resume.ttlMs past the longest timer (30 days)', { resume: { ttlMs: 2_592_000_000 } }, 'resume.ttlMs', 'got 2592000000'],
+    ['shutdown.timeoutMs past the longest timer', { shutdown: { timeoutMs: 2 ** 31 } }, 'shutdown.timeoutMs', 'got 2147483648'],
+    ['auth.timeoutMs past the longest timer', { auth: { verify: () => null, timeoutMs: 2 ** 31 } }, 'auth.timeoutMs', 'got 2147483648'],
+    ['heartbeat.intervalMs past the longest timer', { heartbeat: { intervalMs: 2 ** 32 } }, 'heartbeat.intervalMs', 'got 4294967296'],
+    ['broadcast.canaryIntervalMs past the longest timer', { broadcast: { redis: 'redis://127.0.0.1:6379', canaryIntervalMs: 2 ** 31 } }, 'broadcast.canaryIntervalMs', 'got 2147483648'],
     ['requireOrigin not boolean', { requireOrigin: 'yes' }, 'requireOrigin', 'got "yes"'],
     ['allowedOrigins a string', { allowedOrigins: 'https://example.com' }, 'allowedOrigins', 'got "https://example.com"'],
     ['origin without scheme', { allowedOrigins: ['example.com'] }, 'allowedOrigins[0]', 'got "example.com"'],

@@ -12,6 +12,7 @@ import { Cluster, Redis } from 'ioredis';
 import { CloseCode } from './protocol/index.js';
 import {
   DEFAULT_OPTIONS,
+  MAX_TIMER_DELAY_MS,
   type ReliableWsOptions,
   type ResolvedReliableWsOptions,
 } from './reliable-ws.options.js';
@@ -54,6 +55,15 @@ function integer(name: string, value: unknown, fallback: number, min: number): n
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new ReliableWsOptionsError(name, value, `an integer >= ${min}`);
+  }
+  return value;
+}
+
+/** A delay in ms that the package waits with a timer. */
+function delay(name: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > MAX_TIMER_DELAY_MS) {
+    throw new ReliableWsOptionsError(name, value, `an integer from ${min} to ${MAX_TIMER_DELAY_MS} (ms, the longest a timer waits)`);
   }
   return value;
 }
@@ -132,8 +142,8 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
     maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, d.maxConnectionsPerIp, 1),
     trustProxy: trustProxy(options.trustProxy),
     heartbeat: {
-      intervalMs: integer('heartbeat.intervalMs', heartbeat.intervalMs, d.heartbeat.intervalMs, 1),
-      timeoutMs: integer('heartbeat.timeoutMs', heartbeat.timeoutMs, d.heartbeat.timeoutMs, 1),
+      intervalMs: delay('heartbeat.intervalMs', heartbeat.intervalMs, d.heartbeat.intervalMs, 1),
+      timeoutMs: delay('heartbeat.timeoutMs', heartbeat.timeoutMs, d.heartbeat.timeoutMs, 1),
     },
     auth: auth(options.auth),
     rateLimit: rateLimit(options.rateLimit),
@@ -150,8 +160,8 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
     resume: resume(options.resume),
     shutdown: {
       closeCode,
-      spreadMs: integer('shutdown.spreadMs', shutdown.spreadMs, d.shutdown.spreadMs, 0),
-      timeoutMs: integer('shutdown.timeoutMs', shutdown.timeoutMs, d.shutdown.timeoutMs, 0),
+      spreadMs: delay('shutdown.spreadMs', shutdown.spreadMs, d.shutdown.spreadMs, 0),
+      timeoutMs: delay('shutdown.timeoutMs', shutdown.timeoutMs, d.shutdown.timeoutMs, 0),
     },
     health: health(options.health),
   };
@@ -164,7 +174,7 @@ function resume(value: unknown): ResolvedReliableWsOptions['resume'] {
   return {
     bufferSize: integer('resume.bufferSize', shape.bufferSize, defaults.bufferSize, 1),
     maxBufferedBytes: integer('resume.maxBufferedBytes', shape.maxBufferedBytes, defaults.maxBufferedBytes, 1),
-    ttlMs: integer('resume.ttlMs', shape.ttlMs, defaults.ttlMs, 0),
+    ttlMs: delay('resume.ttlMs', shape.ttlMs, defaults.ttlMs, 0),
     maxTotalBytes: integer('resume.maxTotalBytes', shape.maxTotalBytes, defaults.maxTotalBytes, 1),
     maxDetachedSessions: integer('resume.maxDetachedSessions', shape.maxDetachedSessions, defaults.maxDetachedSessions, 0),
   };
@@ -201,7 +211,7 @@ function auth(value: unknown): ResolvedAuthOptions | false {
   return {
     verify: value.verify as ResolvedAuthOptions['verify'],
     mode: mode as AuthMode,
-    timeoutMs: integer('auth.timeoutMs', value.timeoutMs, DEFAULT_AUTH_TIMEOUT_MS, 1),
+    timeoutMs: delay('auth.timeoutMs', value.timeoutMs, DEFAULT_AUTH_TIMEOUT_MS, 1),
     cookieName: cookieName as string | undefined,
     userId: containUserId(optionalFunction('auth.userId', value.userId) ?? defaultUserId),
     expiresAt: containExpiresAt(optionalFunction('auth.expiresAt', value.expiresAt) ?? defaultExpiresAt),
@@ -256,12 +266,12 @@ function broadcast(value: unknown): ResolvedReliableWsOptions['broadcast'] {
   return {
     redis: redisOption(value.redis, sharded),
     channelPrefix: prefix,
-    canaryIntervalMs: integer('broadcast.canaryIntervalMs', value.canaryIntervalMs, defaults.canaryIntervalMs, 1),
+    canaryIntervalMs: delay('broadcast.canaryIntervalMs', value.canaryIntervalMs, defaults.canaryIntervalMs, 1),
     sharded,
-    connectTimeoutMs: integer('broadcast.connectTimeoutMs', value.connectTimeoutMs, defaults.connectTimeoutMs, 1),
+    connectTimeoutMs: delay('broadcast.connectTimeoutMs', value.connectTimeoutMs, defaults.connectTimeoutMs, 1),
     historySize: integer('broadcast.historySize', value.historySize, defaults.historySize, 1),
     historyTtlMs: integer('broadcast.historyTtlMs', value.historyTtlMs, defaults.historyTtlMs, 1000),
-    commandTimeoutMs: integer('broadcast.commandTimeoutMs', value.commandTimeoutMs, defaults.commandTimeoutMs, 1),
+    commandTimeoutMs: delay('broadcast.commandTimeoutMs', value.commandTimeoutMs, defaults.commandTimeoutMs, 1),
   };
 }
 

@@ -19,7 +19,7 @@ import {
   type MessageId,
   type ReadyData,
 } from '../protocol/index.js';
-import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
+import { MAX_TIMER_DELAY_MS, type ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
 import { isProblemClose, quote, shortId, type ConnectionLog, type ReliableWsMetrics } from '../telemetry/index.js';
@@ -435,9 +435,6 @@ function bufferOf(data: RawData): Buffer {
 
 /** The close reason of credentials that expired without a refresh: routine, logged at debug. */
 const CREDENTIALS_EXPIRED = 'credentials expired';
-
-/** Longest delay a Node timer can hold. */
-const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 /** Frames held while credentials are checked, at most: beyond either bound the connection is closed 1008. */
 export const MAX_HELD_FRAMES = 32;
