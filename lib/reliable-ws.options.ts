@@ -5,7 +5,7 @@ import type { BroadcastOptions } from './broadcast/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
 import type { ModuleRateLimitOptions } from './rate-limit/index.js';
 import type { ValidationOptions } from './validation/index.js';
-import { DEFAULT_SESSION_MAX_BYTES, type BackpressureOptions } from './session/index.js';
+import { DEFAULT_SESSION_MAX_BYTES, DEFAULT_TOTAL_MAX_BYTES, type BackpressureOptions } from './session/index.js';
 import { DEFAULT_MAX_TRANSFER_BYTES } from './transfer/index.js';
 import type { ShutdownOptions } from './shutdown/index.js';
 import type { HealthOptions } from './health/index.js';
@@ -107,7 +107,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
     bufferSize: 1000,
     maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES,
     ttlMs: 120000,
-    maxTotalBytes: 256 * 1024 * 1024,
+    maxTotalBytes: DEFAULT_TOTAL_MAX_BYTES,
     maxDetachedSessions: 10000,
   },
   shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },

@@ -348,3 +348,19 @@ describe('stream (server → client)', () => {
     expect(streamOutcomes).toEqual(['rejected']);
   });
 });
+
+describe('uploads with resume: false', () => {
+  it('hold at most 256 MiB for all connections together: the upload past it is refused PAYLOAD_TOO_LARGE', async () => {
+    const perSession = 60 * MiB; // four fit in 256 MiB with their bookkeeping, five do not
+    const server = await startApp({ ...OPTIONS, resume: false, maxTransferBytes: perSession }, [TransferGateway]);
+    closers.push(() => server.close());
+    const answers: string[] = [];
+    for (let k = 0; k < 5; k++) {
+      const peer = await rawPeer(server.wsUrl('/ws'));
+      peer.send({ event: '$upload', data: { transfer: 't', event: 'file', size: perSession }, id: 'u' });
+      const answer = await waitUntil(() => peer.texts.find((t) => t.event === '$chunk-ack' || t.data?.ref === 'u'), { what: 'an answer' });
+      answers.push(answer.event === '$chunk-ack' ? 'accepted' : answer.data.code);
+    }
+    expect(answers).toEqual(['accepted', 'accepted', 'accepted', 'accepted', 'PAYLOAD_TOO_LARGE']);
+  });
+});

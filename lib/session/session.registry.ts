@@ -4,7 +4,7 @@ import { DetachedSessions } from './detached-sessions.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { ReplayBudget } from './replay-buffer.js';
 import type { TransferLimits } from '../transfer/index.js';
-import { DEFAULT_SESSION_MAX_BYTES, Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
+import { DEFAULT_SESSION_MAX_BYTES, DEFAULT_TOTAL_MAX_BYTES, Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
 
 /** Told when sessions start and end and when their principal changes. */
 export interface SessionObserver {
@@ -62,8 +62,8 @@ export class SessionRegistry implements OnApplicationShutdown {
     transfers?: TransferLimits,
   ) {
     if (!lifetime) {
-      // Without sessions nothing is replayed, but an rws.v1 connection still keeps answers.
-      this.replayLimits = { maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES, transfers };
+      // Without sessions nothing is replayed, but an rws.v1 connection still keeps answers, and transfers hold bytes.
+      this.replayLimits = { maxBufferedBytes: DEFAULT_SESSION_MAX_BYTES, budget: new ReplayBudget(DEFAULT_TOTAL_MAX_BYTES), transfers };
       return;
     }
     const budget = new ReplayBudget(lifetime.maxTotalBytes ?? Number.POSITIVE_INFINITY, () => this.evictWhile(() => budget.exceeded));

@@ -16,6 +16,9 @@ export interface SessionTransport {
 /** Bytes a session keeps for replay, and separately of answers, unless configured otherwise. */
 export const DEFAULT_SESSION_MAX_BYTES = 1024 * 1024;
 
+/** Bytes all sessions of an instance keep together (replay, answers, transfers), unless configured otherwise. */
+export const DEFAULT_TOTAL_MAX_BYTES = 256 * 1024 * 1024;
+
 /**
  * Byte bounds of a session's replay buffer and of its kept answers (each): its own, and the
  * budget it shares with all other sessions.
