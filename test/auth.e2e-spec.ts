@@ -211,6 +211,15 @@ describe('auth: handshake tokens (mode "any", the default)', () => {
     expect(c.frames.some(READY)).toBe(false);
   });
 
+  it('a handshake verify slower than auth.timeoutMs: the upgrade succeeds and is closed 4008 when the deadline passes', async () => {
+    const started = Date.now();
+    const c = track(new TestClient(t.wsUrl('/ws?token=slow-handshake')));
+    await c.open(); // only once the deadline passed: the upgrade waits for verify
+    expect((await c.closed(5000)).code).toBe(4008);
+    expect(Date.now() - started).toBeLessThan(SLOW_MS); // not when verify answered
+    expect(c.frames.some(READY)).toBe(false);
+  });
+
   it('$hello without a token and no handshake principal → 4001', async () => {
     const c = track(await opened(t.wsUrl('/ws')));
     c.send({ event: '$hello', data: {} });

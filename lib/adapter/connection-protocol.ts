@@ -80,7 +80,7 @@ export class ConnectionProtocol {
     ws.on('message', this.onMessage);
     ws.on('close', this.onClose);
     if (credentials.rejected) {
-      socket.close(CloseCode.UNAUTHORIZED);
+      socket.close(credentials.timedOut ? CloseCode.AUTH_TIMEOUT : CloseCode.UNAUTHORIZED);
     } else if (ws.protocol === SUBPROTOCOL || (this.runtime.authenticator && credentials.principal === undefined)) {
       this.helloDeadlines.start(connection);
     } else {
@@ -414,6 +414,8 @@ export class ConnectionProtocol {
 export interface HandshakeCredentials {
   /** A token was required or presented at the handshake and not accepted. */
   rejected: boolean;
+  /** `verify` did not answer within `auth.timeoutMs`: closed 4008 rather than 4001. */
+  timedOut?: boolean;
   principal?: unknown;
 }
 

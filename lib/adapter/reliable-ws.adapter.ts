@@ -193,12 +193,22 @@ export class ReliableWsAdapter extends WsAdapter {
     const token = handshakeToken(request, auth.options.cookieName);
     if (token === undefined) return auth.options.mode === 'handshake' ? MISSING_CREDENTIALS : NO_CREDENTIALS;
     const principal = auth.verify(token, request);
-    return principal instanceof Promise ? principal.then(credentialsOf) : credentialsOf(principal);
+    return principal instanceof Promise ? withinDeadline(principal.then(credentialsOf), auth.options.timeoutMs) : credentialsOf(principal);
   }
+}
+
+/** The credentials, or `TIMED_OUT_CREDENTIALS` once `verify` has taken `timeoutMs` (`auth.timeoutMs`) without answering. */
+function withinDeadline(credentials: Promise<HandshakeCredentials>, timeoutMs: number): Promise<HandshakeCredentials> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<HandshakeCredentials>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT_CREDENTIALS), timeoutMs);
+  });
+  return Promise.race([credentials, deadline]).finally(() => clearTimeout(timer));
 }
 
 const NO_CREDENTIALS: HandshakeCredentials = { rejected: false };
 const MISSING_CREDENTIALS: HandshakeCredentials = { rejected: true };
+const TIMED_OUT_CREDENTIALS: HandshakeCredentials = { rejected: true, timedOut: true };
 
 function credentialsOf(principal: unknown): HandshakeCredentials {
   return { rejected: principal === undefined, principal };
