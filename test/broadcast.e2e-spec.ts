@@ -225,6 +225,18 @@ describe('BroadcastService in memory', () => {
     expect(service.roomsOf('no-such-session')).toEqual([]);
   });
 
+  it('a room name that is not well-formed text (a lone surrogate) is refused with a TypeError: nothing joined or delivered', async () => {
+    const a = await peer('u1.a');
+    await service.join(a.sessionId, 'r');
+    await expect(service.join(a.sessionId, '\ud800')).rejects.toThrow(TypeError);
+    expect(service.roomsOf(a.sessionId)).toEqual(['r']);
+    await expect(service.toRoom('\udc00x', 'lone', 1)).rejects.toThrow('a room name must be well-formed text');
+    await service.toRoom('r', 'fine', 2);
+    await barrier([a], 'lone');
+    expect(pushesOf(a.client, 'lone')).toEqual([]);
+    expect(pushesOf(a.client, 'fine').map((f) => f.data)).toEqual([2]);
+  });
+
   it('a closed session leaves its rooms: roomsOf empties, pushes to the room still work for the others', async () => {
     const [a, b] = [await peer('erin.1'), await peer('frank.1')];
     await call(a.client, 'join', { room: 'cleanup' }, ids++);

@@ -53,7 +53,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     this.channels = {
       all: `${channelPrefix}:all`,
       direct: `${channelPrefix}:direct`,
-      room: (room) => `${channelPrefix}:room:${encodeURIComponent(room)}`,
+      room: (room) => `${channelPrefix}:room:${encodeRoom(room)}`,
     };
     this.roomPrefix = `${channelPrefix}:room:`;
     sessions.observe(this);
@@ -252,6 +252,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     const startedAt = this.metrics.timing ? performance.now() : 0;
     const id = `${this.instanceId}:${++this.pushCounter}`;
     const push = preparePushOf(event, data, id);
+    const channel = this.channelOf(target); // before delivering: a room name no channel can carry throws
     const deliveredHere = this.deliver(target, push, except);
     if (startedAt > 0) this.metrics.recordBroadcast(performance.now() - startedAt, 'local');
     // A session moving to another instance must hear it there too.
@@ -268,7 +269,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     };
     if (push.payload) envelope.binary = push.payload;
     this.handover.hear(envelope);
-    await this.publish(this.channelOf(target), envelope);
+    await this.publish(channel, envelope);
   }
 
   private channelOf(target: BroadcastTarget): string {
@@ -343,5 +344,14 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 
   private logFailure(what: string, error: unknown): void {
     this.logger.error(`broadcast ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** A room's name as part of its channel's; a TypeError for one that is not well-formed UTF-16 (a lone surrogate). */
+function encodeRoom(room: string): string {
+  try {
+    return encodeURIComponent(room);
+  } catch {
+    throw new TypeError(`a room name must be well-formed text, got ${JSON.stringify(room)}`);
   }
 }
