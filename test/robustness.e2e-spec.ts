@@ -649,6 +649,21 @@ describe('robustness (property-based)', () => {
     expect(inheritedProbes()).toEqual([]);
   });
 
+  it('echoes $ping data exactly as written, byte for byte (no parse and re-serialisation)', async () => {
+    const client = await TestClient.ready(t.wsUrl('/ws'));
+    try {
+      const texts: string[] = [];
+      client.raw.on('message', (data) => texts.push(String(data)));
+      const data = '{"n":-0, "big":123456789012345678901234567890, "f":1.50, "e":1E400, "s":"\\u00e9"}';
+      client.send(`{ "d\\u0061ta": 1, "event":"$ping", "data" : ${data} , "id":17}`);
+      client.send('{"event":"$ping","id":18}');
+      await waitUntil(() => texts.length >= 2, { what: 'two $pong frames' });
+      expect(texts).toEqual([`{"event":"$pong","data":${data},"ref":17}`, '{"event":"$pong","data":null,"ref":18}']);
+    } finally {
+      client.close();
+    }
+  });
+
   it('holds nothing behind a $auth when no auth is configured: 40 frames pipelined after it are answered', async () => {
     const client = await TestClient.ready(t.wsUrl('/ws'));
     try {

@@ -10,6 +10,7 @@ import {
   encodeFrame,
   ErrorCode,
   isSystemEventName,
+  memberText,
   plainAckSeq,
   serializeData,
   SUBPROTOCOL,
@@ -207,7 +208,8 @@ export class ConnectionProtocol {
         return;
       }
     }
-    const decoded = isBinary ? decodeClientBinary(bufferOf(data)) : decodeClientMessage(data.toString(), this.options.maxMessageDepth);
+    const text = isBinary ? undefined : data.toString();
+    const decoded = text === undefined ? decodeClientBinary(bufferOf(data)) : decodeClientMessage(text, this.options.maxMessageDepth);
     if (!decoded.ok) {
       received.invalid++;
       if (this.admitUnhandled(socket, decoded.id)) {
@@ -229,7 +231,7 @@ export class ConnectionProtocol {
       socket.session.acknowledge((message.data as { seq: number }).seq);
       if (message.id !== undefined) this.answerAck(socket, message.id);
     } else if (system) {
-      if (isOpeningHello(socket, message) || this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message);
+      if (isOpeningHello(socket, message) || this.admitUnhandled(socket, message.id)) this.onSystemEvent(connection, message, text);
     } else if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     } else if (this.isDuplicate(socket, message.id)) {
@@ -286,11 +288,12 @@ export class ConnectionProtocol {
     return false;
   }
 
-  private onSystemEvent(connection: ConnectionState, message: ClientMessage): void {
+  /** @param text the frame's text (a system event other than `$chunk` always comes as one) */
+  private onSystemEvent(connection: ConnectionState, message: ClientMessage, text: string | undefined): void {
     const { socket } = connection;
     const { event, data, id } = message;
     if (event === SystemEvent.PING) {
-      this.pong(socket, data, id);
+      this.pong(socket, text, id);
     } else if (event === SystemEvent.HELLO) {
       if (socket.hasSession) {
         socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'the session has already started', ref: id });
@@ -319,14 +322,9 @@ export class ConnectionProtocol {
   }
 
   /** `$pong` with the `$ping`'s data (depth-checked on the way in) and its id as `ref`. */
-  private pong(socket: ReliableSocket, data: unknown, id: MessageId | undefined): void {
-    let dataJson: string;
-    try {
-      dataJson = serializeData(data ?? null, SystemEvent.PING);
-    } catch {
-      socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: '$ping data cannot be echoed', ref: id });
-      return;
-    }
+  /** Answers `$ping` with its data exactly as the client wrote it (no parse and re-serialisation). */
+  private pong(socket: ReliableSocket, frameText: string | undefined, id: MessageId | undefined): void {
+    const dataJson = (frameText && memberText(frameText, 'data')) ?? 'null';
     socket.writeSystem(encodeFrame(SystemEvent.PONG, dataJson, { ref: id }));
   }
 

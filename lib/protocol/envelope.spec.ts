@@ -6,6 +6,7 @@ import {
   encodeFrame,
   isValidEventName,
   isValidMessageId,
+  memberText,
   nestsDeeperThan,
   serializeData,
   UnserializableDataError,
@@ -95,6 +96,37 @@ describe('decodeClientMessage', () => {
       fc.property(fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify(v))), (text) => {
         const decoded = decodeClientMessage(text);
         expect(typeof decoded.ok).toBe('boolean');
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('memberText', () => {
+  it('is the value of a member exactly as written: numbers, spacing and escapes kept', () => {
+    const text = '{ "event" : "$ping", "data" : {"n":-0, "big":123456789012345678901234567890, "f":1.50, "s":"a\\"}"} , "id":1 }';
+    expect(memberText(text, 'data')).toBe('{"n":-0, "big":123456789012345678901234567890, "f":1.50, "s":"a\\"}"}');
+    expect(memberText(text, 'id')).toBe('1');
+    expect(memberText(text, 'event')).toBe('"$ping"');
+    expect(memberText(text, 'missing')).toBeUndefined();
+    expect(memberText('{}', 'data')).toBeUndefined();
+  });
+
+  it('reads keys as JSON.parse does: escaped keys, and the last of duplicate keys', () => {
+    expect(memberText('{"d\\u0061ta":[1, 2],"event":"x"}', 'data')).toBe('[1, 2]');
+    expect(memberText('{"data":1,"data":"two"}', 'data')).toBe('"two"');
+    expect(memberText('{"data\\"":3,"data":true}', 'data')).toBe('true');
+  });
+
+  it('property: for any object text JSON.parse accepts, the member text parses to the same value', () => {
+    const spacing = fc.constantFrom(undefined, 0, 1, 2, '\t', ' \n ');
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 4 })), fc.jsonValue({ maxDepth: 4 }), spacing, (rest, data, space) => {
+        const text = JSON.stringify({ ...rest, data }, null, space);
+        const member = memberText(text, 'data');
+        expect(member).toBeDefined();
+        expect(JSON.parse(member!)).toEqual(JSON.parse(text).data);
+        for (const key of Object.keys(rest)) expect(JSON.parse(memberText(text, key)!)).toEqual(JSON.parse(text)[key]);
       }),
       { numRuns: 500 },
     );

@@ -170,6 +170,70 @@ function countOpenings(text: string, stopAt: number): number {
   return count;
 }
 
+/**
+ * The text of the value of a top-level member of a JSON object text that `JSON.parse` accepted,
+ * as the client wrote it (the last one, as `JSON.parse` takes it); undefined when there is none.
+ */
+export function memberText(json: string, key: string): string | undefined {
+  let found: string | undefined;
+  let i = skipWhitespace(json, json.indexOf('{') + 1);
+  while (i < json.length && json.charCodeAt(i) === QUOTE) {
+    const keyEnd = stringEnd(json, i);
+    const rawKey = json.slice(i, keyEnd);
+    const valueStart = skipWhitespace(json, skipWhitespace(json, keyEnd) + 1); // past the ':'
+    const valueEnd = valueEndAt(json, valueStart);
+    if ((rawKey.includes('\\') ? JSON.parse(rawKey) : rawKey.slice(1, -1)) === key) found = json.slice(valueStart, valueEnd);
+    i = skipWhitespace(json, valueEnd);
+    if (json.charCodeAt(i) === COMMA) i = skipWhitespace(json, i + 1);
+  }
+  return found;
+}
+
+const COMMA = 0x2c;
+
+function skipWhitespace(json: string, i: number): number {
+  while (i < json.length && isWhitespace(json.charCodeAt(i))) i++;
+  return i;
+}
+
+function isWhitespace(char: number): boolean {
+  return char === 0x20 || char === 0x0a || char === 0x0d || char === 0x09;
+}
+
+/** Index just past the string that opens at `start` (its closing quote included). */
+function stringEnd(json: string, start: number): number {
+  for (let i = start + 1; i < json.length; i++) {
+    const char = json.charCodeAt(i);
+    if (char === BACKSLASH) i++;
+    else if (char === QUOTE) return i + 1;
+  }
+  return json.length;
+}
+
+/** Index just past the value that starts at `start`. */
+function valueEndAt(json: string, start: number): number {
+  const first = json.charCodeAt(start);
+  if (first === QUOTE) return stringEnd(json, start);
+  if (first !== OPEN_BRACE && first !== OPEN_BRACKET) {
+    let i = start;
+    while (i < json.length && !isValueEnd(json.charCodeAt(i))) i++;
+    return i;
+  }
+  let depth = 0;
+  for (let i = start; i < json.length; i++) {
+    const char = json.charCodeAt(i);
+    if (char === QUOTE) i = stringEnd(json, i) - 1;
+    else if (char === OPEN_BRACE || char === OPEN_BRACKET) depth++;
+    else if ((char === CLOSE_BRACE || char === CLOSE_BRACKET) && --depth === 0) return i + 1;
+  }
+  return json.length;
+}
+
+/** What ends a number or a literal: a comma, a closing brace or bracket, or whitespace. */
+function isValueEnd(char: number): boolean {
+  return char === COMMA || char === CLOSE_BRACE || char === CLOSE_BRACKET || isWhitespace(char);
+}
+
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
 const isLowSurrogate = (code: number): boolean => code >= 0xdc00 && code <= 0xdfff;
 
