@@ -286,6 +286,21 @@ describe('upload (client → server)', () => {
   });
 });
 
+describe('upload: a $chunk frame that carries an id', () => {
+  it('is answered to that id: $ack { ref } beside the $chunk-ack, or a refusal with ref', async () => {
+    const peer = await rawPeer(app.wsUrl('/ws'));
+    peer.send({ event: '$upload', data: { transfer: 'ided', event: 'file', size: 20 }, id: 'u' });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$chunk-ack'), { what: 'the acceptance' });
+    peer.ws.send(encodeBinaryMessage('{"event":"$chunk","transfer":"ided","offset":0,"id":"c1"}', new Uint8Array(10)));
+    peer.ws.send(encodeBinaryMessage('{"event":"$chunk","transfer":"ided","offset":99,"id":"c2"}', new Uint8Array(10)));
+    peer.ws.send(encodeBinaryMessage('{"event":"$chunk","transfer":"none","offset":0,"id":"c3"}', new Uint8Array(10)));
+    const answerTo = (ref: string) => peer.texts.filter((t) => t.ref === ref || t.data?.ref === ref);
+    await waitUntil(() => ['c1', 'c2', 'c3'].every((ref) => answerTo(ref).length > 0), { what: 'an answer to each chunk id' });
+    expect(answerTo('c1')).toEqual([{ event: '$ack', data: { ref: 'c1' } }]);
+    for (const ref of ['c2', 'c3']) expect(answerTo(ref)).toMatchObject([{ event: '$error', data: { code: 'BAD_MESSAGE', ref } }]);
+  });
+});
+
 describe('stream (server → client)', () => {
   it('5 MiB through random cuts arrives intact, once, with progress; stream() resolves', async () => {
     const proxy = await ChaosProxy.start(app.port);

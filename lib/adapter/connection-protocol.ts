@@ -246,7 +246,7 @@ export class ConnectionProtocol {
     if (!socket.hasSession) {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     } else if (message.event === SystemEvent.CHUNK) {
-      this.transfers.onChunk(socket, header, message.data as Uint8Array);
+      this.transfers.onChunk(socket, header, message.data as Uint8Array, message.id);
     } else if (this.admitUnhandled(socket, message.id)) {
       socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: `${message.event} is not sent as a binary frame`, ref: message.id });
     }

@@ -83,14 +83,15 @@ export class TransferProtocol {
   }
 
   /** A binary `$chunk` frame of an upload. Each is acknowledged (cumulatively): no timer, no waiting. */
-  onChunk(socket: ReliableSocket, header: Record<string, unknown>, payload: Uint8Array): void {
+  onChunk(socket: ReliableSocket, header: Record<string, unknown>, payload: Uint8Array, id: MessageId | undefined): void {
     const chunk = chunkHeaderOf(header);
-    if (!chunk) return this.refuse(socket, '$chunk header must be { event, transfer, offset }');
+    if (!chunk) return this.refuse(socket, '$chunk header must be { event, transfer, offset }', undefined, id);
     const upload = socket.session.transfers.upload(chunk.transfer);
-    if (!upload) return this.refuse(socket, `no upload with transfer id ${JSON.stringify(chunk.transfer)}`, { transfer: chunk.transfer });
+    if (!upload) return this.refuse(socket, `no upload with transfer id ${JSON.stringify(chunk.transfer)}`, { transfer: chunk.transfer }, id);
     const problem = upload.write(chunk.offset, payload);
-    if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received });
+    if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received }, id);
     socket.sendSystem(SystemEvent.CHUNK_ACK, { transfer: upload.transfer, received: upload.received });
+    if (id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id }); // a frame with an id is answered to it
     if (upload.complete) this.deliver(socket, upload);
   }
 
