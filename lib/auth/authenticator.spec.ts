@@ -76,6 +76,18 @@ describe('Authenticator.verify', () => {
     expect(lines.join('\n')).not.toContain('SECRET123');
   });
 
+  it('a flood of bad tokens logs a few lines per kind, not one per token', async () => {
+    const rejecting = authenticator({ verify: () => null });
+    const throwing = authenticator({ verify: () => { throw new Error('broken'); } });
+    for (let i = 0; i < 1000; i++) {
+      rejecting.verify('SECRET123', request());
+      throwing.verify('SECRET123', request());
+    }
+    expect(lines.filter((line) => line.includes('rejected credentials')).length).toBeLessThanOrEqual(5);
+    expect(lines.filter((line) => line.includes('auth.verify threw')).length).toBeLessThanOrEqual(5);
+    expect(lines.filter((line) => line.includes('rejected credentials')).length).toBeGreaterThan(0);
+  });
+
   it('an empty object is a principal, not a rejection', async () => {
     expect(await authenticator({ verify: () => ({}) }).verify('t', request())).toEqual({});
   });

@@ -1,11 +1,16 @@
 import { Logger } from '@nestjs/common';
+import { LogThrottle } from '../telemetry/index.js';
 import type { ResolvedAuthOptions } from './auth.options.js';
 import type { HandshakeRequest } from './handshake-request.js';
 import { redactToken, redactUrl } from './handshake-token.js';
 
-/** Runs the application's `verify` so that a throw or a rejection is a logged failure, never a crash. */
+/**
+ * Runs the application's `verify` so that a throw or a rejection is a logged failure, never a
+ * crash. Logged a few times per kind in a window, so that a flood of bad tokens cannot flood the log.
+ */
 export class Authenticator {
   private readonly logger = new Logger('WsAuth');
+  private readonly throttle = new LogThrottle((level, message) => this.logger[level](message));
 
   constructor(readonly options: ResolvedAuthOptions) {}
 
@@ -36,7 +41,7 @@ export class Authenticator {
 
   private principalOf(principal: unknown, request: HandshakeRequest): unknown {
     if (principal === null || principal === undefined || principal === false) {
-      this.logger.warn(`rejected credentials from ${request.socket.remoteAddress} on ${redactUrl(request.url)}`);
+      this.throttle.log('rejected credentials', 'warn', `rejected credentials from ${request.socket.remoteAddress} on ${redactUrl(request.url)}`);
       return undefined;
     }
     return principal;
@@ -44,7 +49,7 @@ export class Authenticator {
 
   private failed(error: unknown, token: string, request: HandshakeRequest): undefined {
     const text = error instanceof Error ? error.stack ?? error.message : String(error);
-    this.logger.error(`auth.verify threw for ${redactUrl(request.url)}: ${redactToken(text, token)}`);
+    this.throttle.log('auth.verify threw', 'error', `auth.verify threw for ${redactUrl(request.url)}: ${redactToken(text, token)}`);
     return undefined;
   }
 }

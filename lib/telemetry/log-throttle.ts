@@ -1,4 +1,4 @@
-export type ThrottledLevel = 'warn' | 'debug';
+export type ThrottledLevel = 'error' | 'warn' | 'debug';
 
 export interface LogThrottleOptions {
   /** Lines written per key in each window; the rest are counted and summed up in one line. */
