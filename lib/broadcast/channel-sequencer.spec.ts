@@ -8,7 +8,7 @@ import {
 } from './channel-sequencer.js';
 
 /** A channel's history as Redis would hold it, and a sequencer reading it. */
-function setup({ historySize = 100, idleResetMs = 60_000, afterRead = (): void => undefined } = {}) {
+function setup({ historySize = 100, idleResetMs = 60_000, maxHeld = 1000, afterRead = (): void => undefined } = {}) {
   let clock = 1_000_000;
   const published: SequencedMessage[] = [];
   let epoch = 'e1';
@@ -35,6 +35,7 @@ function setup({ historySize = 100, idleResetMs = 60_000, afterRead = (): void =
   const sequencer = new ChannelSequencer(
     { deliver: (_c, payload) => delivered.push(payload), readHistory, lost: (channel) => lost.push(channel) },
     idleResetMs,
+    maxHeld,
     () => clock,
   );
   return {
@@ -140,6 +141,25 @@ describe('ChannelSequencer', () => {
     await t.sequencer.catchUp('ch');
     expect(t.delivered).toEqual(['a', 'b', 'c']);
     expect(t.lost).toEqual([]);
+  });
+
+  it('holds at most maxHeld messages while the history cannot be read: past that the gap is lost, and delivery starts over', async () => {
+    const t = setup({ maxHeld: 5 });
+    const m = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.failReads(true);
+    for (const message of m.slice(2, 7)) {
+      t.sequencer.receive('ch', message); // b is missed; c … g are held
+      await flush();
+    }
+    expect(t.lost).toEqual([]);
+    t.sequencer.receive('ch', m[7]); // the 6th held message
+    expect(t.lost).toEqual(['ch']);
+    expect(t.sequencer.tracked()).toEqual([]);
+    t.failReads(false);
+    t.sequencer.receive('ch', m[8]);
+    expect(t.delivered).toEqual(['a', 'i']);
+    expect(t.sequencer.position('ch')).toEqual({ epoch: 'e1', offset: 9 });
   });
 
   it('a message Redis never recorded (past the head) is dropped after one history read: no loss, later messages still delivered', async () => {

@@ -69,10 +69,13 @@ export class ChannelSequencer {
   /**
    * @param idleResetMs a channel silent for this long may restart its epoch without loss (its
    *   record in Redis expired along with its history)
+   * @param maxHeld messages held per channel while a gap waits to be filled: the history keeps no
+   *   more (`historySize`), so past this many the gap is lost
    */
   constructor(
     private readonly io: SequencerIo,
     private readonly idleResetMs: number,
+    private readonly maxHeld: number,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -93,10 +96,15 @@ export class ChannelSequencer {
     if (!state) {
       this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], recovering: false, again: false, behind: false });
       this.io.deliver(channel, message.payload);
-    } else if (state.recovering) {
-      state.held.push(message);
-    } else if (!this.apply(channel, state, message)) {
-      state.held.push(message);
+      return;
+    }
+    if (!state.recovering && this.apply(channel, state, message)) return;
+    state.held.push(message);
+    if (state.held.length > this.maxHeld) {
+      // The history could not be read while more came than it keeps: the gap is gone; start over from what comes next.
+      this.io.lost(channel);
+      this.forget(channel);
+    } else if (!state.recovering) {
       void this.recover(channel, state);
     }
   }

@@ -96,6 +96,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
         lost: (channel) => this.onLoss(channel),
       },
       options.historyTtlMs,
+      options.historySize,
     );
   }
 
