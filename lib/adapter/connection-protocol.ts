@@ -16,7 +16,6 @@ import {
   SUBPROTOCOL,
   SystemEvent,
   type ClientMessage,
-  type ErrorData,
   type MessageId,
   type ReadyData,
 } from '../protocol/index.js';
@@ -236,7 +235,7 @@ export class ConnectionProtocol {
       socket.close(CloseCode.UNAUTHORIZED, 'send $hello first');
     } else if (this.isDuplicate(socket, message.id)) {
       return;
-    } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id, (error) => socket.replyError(error))) {
+    } else if (!this.dispatcher.dispatch(socket, message) && this.admitUnhandled(socket, message.id, true)) {
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${message.event}"`, ref: message.id });
     }
   }
@@ -274,17 +273,14 @@ export class ConnectionProtocol {
 
   /**
    * Charges a frame that no handler's limit covers against the protocol's own bucket. Over it,
-   * answers `RATE_LIMITED` through `answer`: `replyError` for a retry id already taken, whose
-   * answer must be kept for its duplicates.
+   * answers `RATE_LIMITED`, kept as the answer of `ref` when `keepAnswer` (a retry id already taken).
    */
-  private admitUnhandled(
-    socket: ReliableSocket,
-    ref: MessageId | undefined,
-    answer: (error: ErrorData) => void = (error) => socket.sendError(error),
-  ): boolean {
+  private admitUnhandled(socket: ReliableSocket, ref: MessageId | undefined, keepAnswer = false): boolean {
     const decision = this.runtime.rateLimiter.consumeSystem(socket);
     if (decision.allowed) return true;
-    answer({ code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs });
+    const error = { code: ErrorCode.RATE_LIMITED, message: 'rate limit exceeded', ref, retryAfterMs: decision.retryAfterMs };
+    if (keepAnswer) socket.replyError(error);
+    else socket.sendError(error);
     return false;
   }
 
@@ -321,8 +317,7 @@ export class ConnectionProtocol {
     }
   }
 
-  /** `$pong` with the `$ping`'s data (depth-checked on the way in) and its id as `ref`. */
-  /** Answers `$ping` with its data exactly as the client wrote it (no parse and re-serialisation). */
+  /** `$pong` with the `$ping`'s data exactly as the client wrote it (depth-checked on the way in, not serialised again) and its id as `ref`. */
   private pong(socket: ReliableSocket, frameText: string | undefined, id: MessageId | undefined): void {
     const dataJson = (frameText && memberText(frameText, 'data')) ?? 'null';
     socket.writeSystem(encodeFrame(SystemEvent.PONG, dataJson, { ref: id }));
