@@ -9,10 +9,9 @@ import {
   type ResolvedAuthOptions,
 } from './auth/index.js';
 import { Cluster, Redis } from 'ioredis';
-import { CloseCode } from './protocol/index.js';
+import { CloseCode, MAX_TIMER_DELAY_MS } from './protocol/index.js';
 import {
   DEFAULT_OPTIONS,
-  MAX_TIMER_DELAY_MS,
   type ReliableWsOptions,
   type ResolvedReliableWsOptions,
 } from './reliable-ws.options.js';

@@ -78,9 +78,6 @@ export interface ResolvedReliableWsOptions {
   health: HealthOptions | false;
 }
 
-/** The longest delay a timer holds (a longer one fires after 1 ms): the bound of every `…Ms` option waited with a timer. */
-export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
-
 export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   allowedOrigins: 'same-origin',
   requireOrigin: false,

@@ -10,6 +10,7 @@ import {
   encodeFrame,
   ErrorCode,
   isSystemEventName,
+  MAX_TIMER_DELAY_MS,
   memberText,
   plainAckSeq,
   serializeData,
@@ -19,7 +20,7 @@ import {
   type MessageId,
   type ReadyData,
 } from '../protocol/index.js';
-import { MAX_TIMER_DELAY_MS, type ResolvedReliableWsOptions } from '../reliable-ws.options.js';
+import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
 import { ANSWER_PENDING, ReliableSocket, type ResumeRequest } from '../session/index.js';
 import { isProblemClose, quote, shortId, type ConnectionLog, type ReliableWsMetrics } from '../telemetry/index.js';

@@ -122,6 +122,14 @@ describe('reconnectDelay', () => {
   });
 });
 
+describe('reconnectDelay within what a timer holds', () => {
+  it('a jittered delay at the longest cap never passes 2^31 - 1 ms', () => {
+    const longest = opts({ initialDelayMs: 1000, maxDelayMs: 2 ** 31 - 1, jitter: 1 });
+    expect(reconnectDelay(100, longest, fixed(0.999))).toBe(2 ** 31 - 1);
+    expect(reconnectDelay(100, longest, fixed(0.25))).toBeCloseTo((2 ** 31 - 1) * 0.5, 0);
+  });
+});
+
 describe('checkReconnectOptions', () => {
   it('accepts the defaults and valid edge values, returning the options', () => {
     expect(checkReconnectOptions({ ...DEFAULT_RECONNECT })).toEqual(DEFAULT_RECONNECT);
@@ -137,6 +145,7 @@ describe('checkReconnectOptions', () => {
     ['maxDelayMs', 50], // below initialDelayMs (100)
     ['maxDelayMs', Number.NaN],
     ['maxDelayMs', Number.POSITIVE_INFINITY],
+    ['maxDelayMs', 2 ** 31], // past what a timer holds: it would fire at once
     ['factor', 0.5],
     ['factor', 0],
     ['factor', Number.NaN],

@@ -1,3 +1,5 @@
+import { MAX_TIMER_DELAY_MS } from '../protocol/index.js';
+
 export interface ReconnectOptions {
   initialDelayMs: number;
   maxDelayMs: number;
@@ -37,15 +39,16 @@ export function rateLimitedDelay(options: ReconnectOptions, random: () => number
   return withJitter(options.maxDelayMs, options, random);
 }
 
+/** The nominal delay, jittered, within what a timer holds. */
 function withJitter(nominal: number, options: ReconnectOptions, random: () => number): number {
-  return nominal * (1 - options.jitter + 2 * options.jitter * random());
+  return Math.min(nominal * (1 - options.jitter + 2 * options.jitter * random()), MAX_TIMER_DELAY_MS);
 }
 
 /** Checks reconnect options; throws a `RangeError` naming the wrong one. */
 export function checkReconnectOptions(options: ReconnectOptions): ReconnectOptions {
   const rules: Array<[keyof ReconnectOptions, boolean]> = [
     ['initialDelayMs', Number.isFinite(options.initialDelayMs) && options.initialDelayMs >= 0],
-    ['maxDelayMs', Number.isFinite(options.maxDelayMs) && options.maxDelayMs >= options.initialDelayMs],
+    ['maxDelayMs', options.maxDelayMs >= options.initialDelayMs && options.maxDelayMs <= MAX_TIMER_DELAY_MS],
     ['factor', Number.isFinite(options.factor) && options.factor >= 1],
     ['jitter', Number.isFinite(options.jitter) && options.jitter >= 0 && options.jitter <= 1],
     ['maxRetries', Number.isSafeInteger(options.maxRetries) && options.maxRetries >= 0],

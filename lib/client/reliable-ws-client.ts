@@ -1,4 +1,5 @@
 import type { ClientConnection } from './client-connection.js';
+import { checkClientOptions, checkTimeout } from './client-options.js';
 import { ReliableConnection } from './reliable-connection.js';
 import type {
   ClientSystemEvents,
@@ -24,6 +25,7 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
   private readonly connection: ClientConnection;
 
   constructor(url: string, options: ReliableWsClientOptions = {}) {
+    checkClientOptions(options);
     const shared = options.share ? SharedConnection.open(url, options as ReliableWsClientOptions & { share: ShareOptions }) : undefined;
     this.shared = shared !== undefined;
     this.connection = shared ?? new ReliableConnection(url, options);
@@ -67,6 +69,8 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     data?: ClientEvents[K],
     options: RequestOptions = {},
   ): Promise<R> {
+    const badTimeout = checkTimeout(options.timeoutMs);
+    if (badTimeout) return Promise.reject(badTimeout);
     return this.connection.request(event, data, options) as Promise<R>;
   }
 
@@ -81,6 +85,8 @@ export class ReliableWsClient<ServerEvents extends EventMap = EventMap, ClientEv
     data: Uint8Array,
     options: UploadOptions = {},
   ): Promise<R> {
+    const badTimeout = checkTimeout(options.timeoutMs);
+    if (badTimeout) return Promise.reject(badTimeout);
     return this.connection.upload(event, data, options) as Promise<R>;
   }
 

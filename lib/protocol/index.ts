@@ -4,3 +4,4 @@ export * from './system-event.js';
 export * from './envelope.js';
 export * from './binary-frame.js';
 export * from './transfer.js';
+export * from './timer-delay.js';
