@@ -138,6 +138,26 @@ describe('backpressure (maxBufferedBytes 64 KiB)', () => {
     expect(await other.request('echo', 1, 1)).toEqual({ event: 'echo', data: 1, ref: 1 });
   });
 
+  it('answers protocol pings within the bound: a client that pings without reading is cut, not buffered for', async () => {
+    const pinger = await client();
+    const other = await client();
+    pinger.raw.pause(); // never reads the pongs
+    const payload = Buffer.alloc(125, 7); // the largest a ping may carry
+    let sent = 0;
+    // 12.5 MB of pongs: more than the kernel's socket buffers take, so the rest would wait in the server
+    while (sent < 100_000 && pinger.raw.readyState === WebSocket.OPEN) {
+      pinger.raw.ping(payload);
+      sent++;
+      if (sent % 5000 === 0) await sleep(1); // let the server read
+    }
+    await waitUntil(async () => (await connections()) === 1, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: 'the pinger that never reads to be cut',
+    });
+    expect(await other.request('echo', 'still here', 1)).toEqual({ event: 'echo', data: 'still here', ref: 1 });
+  });
+
   it('delivers a burst below the bound in full to a client that is not reading yet', async () => {
     const c = await client();
     c.raw.pause();

@@ -76,6 +76,7 @@ export class ConnectionProtocol {
     if (this.connectionLog.debugEnabled) {
       this.connectionLog.debug(`connection opened: ${wss.path} from ${ip}${ws.protocol ? ` (${ws.protocol})` : ''}`);
     }
+    ws.on('ping', onPing);
     ws.on('pong', onPong);
     ws.on('error', this.onError);
     ws.on('message', this.onMessage);
@@ -445,6 +446,10 @@ type ConnectedWebSocket = WebSocket & { [CONNECTION]: ConnectionState };
 
 function connectionOf(ws: WebSocket): ConnectionState {
   return (ws as ConnectedWebSocket)[CONNECTION];
+}
+
+function onPing(this: WebSocket, data: Buffer): void {
+  connectionOf(this).socket.pong(data);
 }
 
 function onPong(this: WebSocket): void {

@@ -59,7 +59,8 @@ export class ReliableWsServer extends EventEmitter {
     options: ServerOptions,
   ) {
     super();
-    this.wss = new WebSocketServer({ ...options, noServer: true, clientTracking: false });
+    // Pings are answered by the connection, within its send bound (ws would answer each one unbounded).
+    this.wss = new WebSocketServer({ ...options, noServer: true, clientTracking: false, autoPong: false });
     this.wss.on('error', (error) => this.emit('error', error));
   }
 

@@ -35,6 +35,9 @@ export interface BackpressureOptions {
 /** How long a slow consumer gets to read its close frame before its socket is destroyed. */
 export const SLOW_CONSUMER_CLOSE_GRACE_MS = 2000;
 
+/** The header of a server control frame (its payload is at most 125 bytes). */
+const CONTROL_FRAME_HEADER_BYTES = 2;
+
 const OPEN = 1;
 const NO_TICK = -1;
 
@@ -307,6 +310,19 @@ export class ReliableSocket implements SessionTransport, TransferLink {
       this.raw.send(frame.head, { binary: true, fin: false });
       this.raw.send(frame.payload, { binary: true, fin: true });
     }
+  }
+
+  /**
+   * Answers a client's protocol ping, within the send bound like any frame: a client that pings
+   * without reading cannot pile pongs up in the server's memory.
+   */
+  pong(data: Buffer): void {
+    if (!this.isOpen) return;
+    if (data.byteLength + CONTROL_FRAME_HEADER_BYTES > this.backpressure.maxBufferedBytes - this.raw.bufferedAmount) {
+      this.cutSlowConsumer();
+      return;
+    }
+    this.raw.pong(data);
   }
 
   /** Whether `bytes` more fit in the send buffer while staying below half its bound (room for everything else). */
