@@ -387,6 +387,7 @@ describe('BroadcastService across instances through Redis', () => {
     for (const payload of [
       `${JSON.stringify({ ...push('E'.repeat(1100)), binary: true })}\nAAAA`, // a binary header past 1 KiB
       `${JSON.stringify(push('T'.repeat(129)))}\n1`, // an event name longer than clients may use
+      `${JSON.stringify(push('$failed'))}\n1`, // one of the protocol's own events
       'not an envelope',
     ]) {
       await publishSequenced(admin, channel, payload, 'forged-epoch', { historySize: 100, historyTtlMs: 60_000 }, false);

@@ -254,10 +254,11 @@ describe('hardening: values that JSON cannot carry', () => {
     await expect(broadcast.toRoom('r', 'roomy', { n: 1n })).rejects.toThrow('cannot serialise the push of "roomy": BigInt value');
   });
 
-  it('BroadcastService rejects an event name clients could not send (empty, over 128 characters) before delivering anything', async () => {
+  it('BroadcastService rejects an event name clients could not send (empty, over 128 characters, a "$" one) before delivering anything', async () => {
     const c = await track(ready(t.wsUrl('/ws')));
     const broadcast = t.app.get(BroadcastService);
     await expect(broadcast.toAll('E'.repeat(1100), Buffer.from('bytes'))).rejects.toThrow(TypeError);
+    await expect(broadcast.toAll('$failed', 'spoofed')).rejects.toThrow('not starting with "$"');
     await expect(broadcast.toAll('T'.repeat(129), 1)).rejects.toThrow('at most 128 characters');
     await expect(broadcast.toClient('anyone', '', 1)).rejects.toThrow(TypeError);
     await broadcast.toAll('E'.repeat(128), 'longest');

@@ -286,6 +286,19 @@ describe('upload (client → server)', () => {
   });
 });
 
+describe('stream: event names', () => {
+  it('socket.stream() rejects a protocol ("$") or over-long event name with a TypeError, sending nothing', async () => {
+    const peer = await rawPeer(app.wsUrl('/ws'));
+    const socket = sockets.get(peer.sessionId)!;
+    await expect(socket.stream('$ready', new Uint8Array(10))).rejects.toThrow(TypeError);
+    await expect(socket.stream('x'.repeat(129), new Uint8Array(10))).rejects.toThrow(TypeError);
+    expect(socket.session.transfers.heldBytes).toBe(0);
+    peer.send({ event: 'note', data: 1, id: 'n' });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === 'n'), { what: 'the note answer' });
+    expect(peer.texts.filter((t) => t.event === '$stream')).toEqual([]);
+  });
+});
+
 describe('upload: a $chunk frame that carries an id', () => {
   it('is answered to that id: $ack { ref } beside the $chunk-ack, or a refusal with ref', async () => {
     const peer = await rawPeer(app.wsUrl('/ws'));

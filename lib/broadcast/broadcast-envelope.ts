@@ -1,4 +1,4 @@
-import { isValidEventName, preparePush, type PreparedPush } from '../protocol/index.js';
+import { isAppEventName, preparePush, type PreparedPush } from '../protocol/index.js';
 
 /** A channel and a position in it: `[channel, epoch, offset]`. */
 export type ChannelMark = [channel: string, epoch: string, offset: number];
@@ -142,7 +142,7 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
   switch (type) {
     case 'push':
       return (
-        isValidEventName(value.event) &&
+        isAppEventName(value.event) &&
         isTarget(value.target) &&
         optionalString(value.except) &&
         (value.binary === undefined || value.binary instanceof Uint8Array) &&

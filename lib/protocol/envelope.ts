@@ -1,6 +1,6 @@
 import type { ErrorCode } from './error-code.js';
 import { binaryHeaderJson, encodeBinaryHead, isBinaryData, type BinaryFrame, type OutgoingFrame } from './binary-frame.js';
-import { MAX_EVENT_NAME_LENGTH } from './system-event.js';
+import { isSystemEventName, MAX_EVENT_NAME_LENGTH } from './system-event.js';
 
 /** A message id: a client's own correlation value, echoed back as `ref`. */
 export type MessageId = number | string;
@@ -55,6 +55,18 @@ export function isValidMessageId(id: unknown): id is MessageId {
 
 export function isValidEventName(event: unknown): event is string {
   return typeof event === 'string' && event.length > 0 && event.length <= MAX_EVENT_NAME_LENGTH;
+}
+
+/** An event an application may send or push: a valid name outside the protocol's `$` events. */
+export function isAppEventName(event: unknown): event is string {
+  return isValidEventName(event) && !isSystemEventName(event);
+}
+
+/** The TypeError for a name that is not an application's event. */
+export function appEventNameError(event: unknown): TypeError {
+  return new TypeError(
+    `an event must be a non-empty string of at most ${MAX_EVENT_NAME_LENGTH} characters, not starting with "$" (the protocol's), got ${String(event).slice(0, 40)}`,
+  );
 }
 
 /** How deeply a client frame may nest objects and arrays, the envelope itself included. */
@@ -349,10 +361,11 @@ const PUSH_OVERHEAD_BYTES = 64;
 
 /**
  * A push of JSON data, or of bytes when `payload` is given (then `dataJson` is ''). Throws a
- * TypeError for an event name clients could not send (a binary frame's header must fit).
+ * TypeError for an event name clients could not send (a binary frame's header must fit) or one
+ * of the protocol's (`$…`), which clients would take for the protocol's own.
  */
 export function preparePush(event: string, dataJson: string, id?: string, payload?: Uint8Array): PreparedPush {
-  if (!isValidEventName(event)) throw new TypeError(`a push's event must be a non-empty string of at most ${MAX_EVENT_NAME_LENGTH} characters`);
+  if (!isAppEventName(event)) throw appEventNameError(event);
   return new PreparedPush(event, dataJson, id, payload);
 }
 

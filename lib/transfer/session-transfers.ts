@@ -1,9 +1,11 @@
 import { ReliableWsException } from '../errors/index.js';
 import {
+  appEventNameError,
   chunkHeaderJson,
   encodeBinaryHead,
   encodeFrame,
   ErrorCode,
+  isAppEventName,
   serializeData,
   SystemEvent,
   transferKey,
@@ -125,6 +127,7 @@ export class SessionTransfers {
 
   /** Sends bytes as a stream of chunks; resolves once the client acknowledged all of them. */
   stream(event: string, data: Uint8Array): Promise<void> {
+    if (!isAppEventName(event)) return Promise.reject(appEventNameError(event));
     if (this.disposed) return Promise.reject(new TransferAbortedError('the session has ended'));
     if (this.streams.size >= MAX_TRANSFERS_PER_DIRECTION) {
       return Promise.reject(payloadTooLarge(`at most ${MAX_TRANSFERS_PER_DIRECTION} streams at once per session`));
