@@ -27,7 +27,7 @@ describe('websocket-frames', () => {
   it('encodes a push for each recipient as the text frame of its wire string', () => {
     fc.assert(
       fc.property(
-        fc.string({ minLength: 1, maxLength: 20 }),
+        fc.string({ minLength: 1, maxLength: 20 }).filter((event) => !event.startsWith('$')), // an application's event
         fc.oneof(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.constantFrom(100, 121, 122, 65_520, 65_540, 70_000).map((n) => 'é'.repeat(n / 2))),
         fc.option(fc.nat(), { nil: undefined }),
         (event, text, seq) => {
