@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import { preparePush, preparePushOf, type PreparedPush } from '../protocol/index.js';
 import { ANSWER_PENDING } from './answer-cache.js';
 import { ReliableSocket } from './reliable-socket.js';
+import { ReplayBudget } from './replay-buffer.js';
 import { SessionRegistry, type SessionLifetime, type SessionObserver } from './session.registry.js';
 import { Session, type SessionTransport } from './session.js';
 
@@ -168,6 +169,16 @@ describe('Session', () => {
       // a handler still running on the old instance has no answer to carry
       expect(restored.answers.get(9)).not.toBe(ANSWER_PENDING);
       expect(restored.snapshot()).toEqual({ ...snapshot });
+    });
+
+    it('a snapshot this version cannot take throws, and gives back every byte it had taken from the budget', () => {
+      const original = new Session(true, 10);
+      for (let n = 1; n <= 4; n++) original.push(preparePushOf(`e${n}`, 'x'.repeat(10_000)));
+      const snapshot = JSON.parse(JSON.stringify(original.snapshot()));
+      snapshot.pushes[2].event = '$ready'; // a push this version refuses to send
+      const budget = new ReplayBudget(Number.POSITIVE_INFINITY);
+      for (let k = 0; k < 3; k++) expect(() => Session.restore(snapshot, 10, { maxBufferedBytes: 1 << 20, budget })).toThrow(TypeError);
+      expect(budget.used).toBe(0);
     });
 
     it('carries binary pushes and binary answers through a JSON snapshot', () => {

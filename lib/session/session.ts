@@ -149,20 +149,30 @@ export class Session {
   /** @param resumeToken the token, when the client that resumes brought it */
   static restore(snapshot: SessionSnapshot, bufferSize: number, bytes?: ReplayByteLimits, resumeToken?: string): Session {
     const session = new Session(true, bufferSize, { id: snapshot.id, resumeToken, resumeTokenHash: snapshot.resumeTokenHash }, bytes);
-    session.principal = snapshot.principal;
-    session.ip = snapshot.ip ?? '';
-    session.lastId = snapshot.lastId;
-    session.ackedSeq = snapshot.ackedSeq;
-    for (const room of snapshot.rooms) session.joinRoom(room);
-    for (const { seq, event, dataJson, id, binary } of snapshot.pushes) {
-      session.buffer?.append(seq, preparePush(event, dataJson, id, binary === undefined ? undefined : Buffer.from(binary, 'base64')));
-    }
-    session.lastSeq = snapshot.lastSeq;
-    for (const [id, frame] of snapshot.answers) {
-      const restored = restoredAnswer(frame);
-      if (restored !== undefined) session.answers.set(id, restored);
+    try {
+      session.fill(snapshot);
+    } catch (error) {
+      session.dispose(); // what it kept so far goes back to the instance's budget
+      throw error;
     }
     return session;
+  }
+
+  /** Takes in a snapshot's state; throws for one this version cannot take (a push it refuses, a wrong shape). */
+  private fill(snapshot: SessionSnapshot): void {
+    this.principal = snapshot.principal;
+    this.ip = snapshot.ip ?? '';
+    this.lastId = snapshot.lastId;
+    this.ackedSeq = snapshot.ackedSeq;
+    for (const room of snapshot.rooms) this.joinRoom(room);
+    for (const { seq, event, dataJson, id, binary } of snapshot.pushes) {
+      this.buffer?.append(seq, preparePush(event, dataJson, id, binary === undefined ? undefined : Buffer.from(binary, 'base64')));
+    }
+    this.lastSeq = snapshot.lastSeq;
+    for (const [id, frame] of snapshot.answers) {
+      const restored = restoredAnswer(frame);
+      if (restored !== undefined) this.answers.set(id, restored);
+    }
   }
 
   snapshot(): SessionSnapshot {
