@@ -143,3 +143,51 @@ describe('a resume that meets another claim of its session (Redis, three instanc
     for (const client of [...clients, again]) client.terminate();
   });
 });
+
+@ReliableGateway({ path: '/ws' })
+class SlowGateway {
+  @SubscribeMessage('slow')
+  async slow(@MessageBody() ms: number): Promise<string> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return 'done';
+  }
+}
+
+describe('an instance that shuts down while it claims a session (Redis)', () => {
+  const prefix = `handover-leaving-${process.pid}-${Date.now()}`;
+  const options = { broadcast: { redis: REDIS_URL, channelPrefix: prefix }, shutdown: { timeoutMs: 5000 } };
+  let a: TestApp;
+  beforeAll(async () => {
+    a = await startApp(options, [SlowGateway]);
+  });
+  afterAll(() => a.close());
+
+  it('hands the session it brought in on to another instance: its resume there is not missed', async () => {
+    const b = await startApp(options, [SlowGateway]);
+    // B has a session of its own to offer at shutdown, so its offering takes a while
+    const own = new TestClient(b.wsUrl('/ws'), 'rws.v1');
+    await own.open();
+    own.send({ event: '$hello', data: {} });
+    await own.next((f) => f.event === '$ready');
+    own.send({ event: 'slow', data: 3000, id: 1 });
+    const first = new TestClient(a.wsUrl('/ws'), 'rws.v1');
+    await first.open();
+    first.send({ event: '$hello', data: {} });
+    const { sessionId, resumeToken } = (await first.next((f) => f.event === '$ready')).data;
+    first.send({ event: 'slow', data: 1500, id: 1 }); // A's commit of the move waits for it a while
+    await new Promise((r) => setTimeout(r, 50));
+    first.terminate();
+    const onB = new TestClient(b.wsUrl('/ws'), 'rws.v1');
+    await onB.open();
+    onB.send({ event: '$hello', data: { resume: { sessionId, resumeToken, lastSeq: 0 } } }); // B claims it from A
+    await new Promise((r) => setTimeout(r, 100));
+    await b.close(); // while that claim runs
+    onB.terminate();
+    own.terminate();
+    const back = new TestClient(a.wsUrl('/ws'), 'rws.v1');
+    await back.open();
+    back.send({ event: '$hello', data: { resume: { sessionId, resumeToken, lastSeq: 0 } } });
+    expect((await back.next((f) => f.event === '$ready')).data).toMatchObject({ sessionId, resumed: true, missed: false });
+    back.terminate();
+  });
+});

@@ -193,10 +193,12 @@ export class SessionHandover {
    */
   async offerAll(timeoutMs: number): Promise<void> {
     this.leaving = true;
+    const deadline = Date.now() + timeoutMs;
+    // A claim still running brings its session here: it is offered with the others.
+    await settledBefore([...this.claimsByCredentials.values()], deadline);
     const offered = [...this.sessions.allSessions()].map(({ id }) => id);
     if (this.bus.local || offered.length === 0) return;
     this.offered = new Set(offered);
-    const deadline = Date.now() + timeoutMs;
     const adopters = await this.rollCall(Math.min(ROLL_CALL_MS, timeoutMs));
     if (adopters.length === 0) return;
     await Promise.all(
@@ -425,4 +427,15 @@ function addresses(target: BroadcastTarget, claim: Claim): boolean {
     case 'user':
       return target.userId === claim.userId;
   }
+}
+
+/** Resolves once every promise has settled, or at `deadline` (ms since the epoch). */
+async function settledBefore(promises: Array<Promise<unknown>>, deadline: number): Promise<void> {
+  if (promises.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+  });
+  await Promise.race([Promise.allSettled(promises), late]);
+  clearTimeout(timer);
 }
