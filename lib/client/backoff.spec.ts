@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { checkReconnectOptions, DEFAULT_RECONNECT, reconnectDelay, type ReconnectOptions } from './backoff.js';
 import { ReliableWsClient } from './reliable-ws-client.js';
-import type { WebSocketLike } from './reliable-ws-client.interfaces.js';
+import { FakeWebSocket } from '../../test/support/fake-web-socket.js';
 
 const opts = (overrides: Partial<ReconnectOptions> = {}): ReconnectOptions => ({
   initialDelayMs: 100,
@@ -183,51 +183,6 @@ describe('checkReconnectOptions', () => {
     expect(constructed).toHaveLength(0);
   });
 });
-
-/** A stand-in WebSocket that records its constructions and lets the test fire its events. */
-class FakeWebSocket implements WebSocketLike {
-  static instances: FakeWebSocket[] = [];
-  readyState = 0;
-  bufferedAmount = 0;
-  onopen: ((event: any) => void) | null = null;
-  onmessage: ((event: { data: any }) => void) | null = null;
-  onclose: ((event: { code: number; reason: string }) => void) | null = null;
-  onerror: ((event: any) => void) | null = null;
-  readonly sent: string[] = [];
-  readonly createdAt = Date.now();
-
-  constructor(
-    readonly url: string,
-    readonly protocols?: string | string[],
-  ) {
-    FakeWebSocket.instances.push(this);
-  }
-
-  send(data: string): void {
-    this.sent.push(data);
-  }
-
-  close(): void {
-    this.readyState = 3;
-  }
-
-  /** The server accepted: open, then `$ready`. */
-  accept(): void {
-    this.readyState = 1;
-    this.onopen?.({});
-    this.onmessage?.({
-      data: JSON.stringify({
-        event: '$ready',
-        data: { sessionId: 's1', resumeToken: 't1', resumed: false, missed: false, lastId: 0, heartbeatMs: 30000 },
-      }),
-    });
-  }
-
-  fireClose(code = 1006, reason = ''): void {
-    this.readyState = 3;
-    this.onclose?.({ code, reason });
-  }
-}
 
 describe('ReliableWsClient reconnect schedule (fake timers, fake WebSocket)', () => {
   afterEach(() => {

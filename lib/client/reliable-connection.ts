@@ -7,11 +7,11 @@ import {
   decodeServerMessage,
   encodeBinaryMessage,
   isBinaryData,
+  readyDataOf,
   SUBPROTOCOL,
   SystemEvent,
   type ErrorData,
   type HelloData,
-  type ReadyData,
   type ServerMessage,
   type TransferProgress,
 } from '../protocol/index.js';
@@ -395,10 +395,13 @@ export class ReliableConnection extends ConnectionState {
     };
     ws.onmessage = (event: { data: unknown }) => {
       if (connection !== this.connection) return;
-      const { data } = event;
-      if (typeof data === 'string') this.receive(data);
-      else if (data instanceof ArrayBuffer) this.receiveBinary(new Uint8Array(data));
-      else if (ArrayBuffer.isView(data)) this.receiveBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      // Whatever a server sends must not throw into the socket's event loop (in Node, that ends the process).
+      try {
+        this.receiveFrame(event.data);
+      } catch (error) {
+        console.error('ReliableWsClient: a frame from the server could not be handled', error);
+        this.drop(connection, 'protocol error');
+      }
     };
     ws.onclose = (event: { code: number; reason: string }) => {
       if (connection === this.connection) this.onClose(event.code, event.reason);
@@ -415,13 +418,19 @@ export class ReliableConnection extends ConnectionState {
     ws.send(JSON.stringify({ event: SystemEvent.HELLO, data: hello }));
   }
 
+  private receiveFrame(data: unknown): void {
+    if (typeof data === 'string') this.receive(data);
+    else if (data instanceof ArrayBuffer) this.receiveBinary(new Uint8Array(data));
+    else if (ArrayBuffer.isView(data)) this.receiveBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
   private receive(text: string): void {
     this.lastInboundAt = Date.now();
     const message = decodeServerMessage(text);
     if (!message) return;
     switch (message.event) {
       case SystemEvent.READY:
-        return this.onReady(message.data as ReadyData);
+        return this.onReady(message.data);
       case SystemEvent.PONG:
         return;
       case SystemEvent.ACK:
@@ -447,7 +456,10 @@ export class ReliableConnection extends ConnectionState {
     else this.onPush(message);
   }
 
-  private onReady(ready: ReadyData): void {
+  /** The session is live; a `$ready` of another shape is a protocol failure: the connection is dropped and made again. */
+  private onReady(data: unknown): void {
+    const ready = readyDataOf(data);
+    if (!ready) return this.drop(this.connection, 'malformed $ready');
     clearTimeout(this.timers.connect);
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);

@@ -1,0 +1,115 @@
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { FakeWebSocket, READY } from '../../test/support/fake-web-socket.js';
+import { ReliableWsClient } from './reliable-ws-client.js';
+import type { ReliableWsClientOptions } from './reliable-ws-client.interfaces.js';
+
+const RECONNECT = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0, maxRetries: 5 };
+
+function setup(options: ReliableWsClientOptions = {}) {
+  jest.useFakeTimers({ now: 1_000_000 });
+  const client = new ReliableWsClient('ws://example.test/ws', { WebSocket: FakeWebSocket, heartbeat: false, reconnect: RECONNECT, ...options });
+  const events: Array<[string, any]> = [];
+  for (const name of ['$state', '$ready', '$reconnecting', '$close', '$failed', '$error'] as const) {
+    client.on(name, (data: unknown) => events.push([name, data]));
+  }
+  jest.runAllTicks(); // the client connects in a microtask
+  const of = (name: string) => events.filter(([event]) => event === name).map(([, data]) => data);
+  return { client, events, of, sockets: FakeWebSocket.instances };
+}
+
+afterEach(() => {
+  jest.useRealTimers();
+  jest.restoreAllMocks();
+  FakeWebSocket.instances = [];
+});
+
+describe('ReliableConnection: $ready', () => {
+  it.each([
+    ['data null', null],
+    ['data missing', undefined],
+    ['data a string', 'x'],
+    ['data an array', [READY]],
+    ['sessionId not a string', { ...READY, sessionId: 1 }],
+    ['sessionId empty', { ...READY, sessionId: '' }],
+    ['resumeToken not a string', { ...READY, resumeToken: {} }],
+    ['resumed not a boolean', { ...READY, resumed: 'true' }],
+    ['missed not a boolean', { ...READY, missed: 0 }],
+    ['lastId negative', { ...READY, resumed: true, lastId: -1 }],
+    ['lastId not an integer', { ...READY, resumed: true, lastId: 1.5 }],
+    ['lastId beyond 2^53', { ...READY, resumed: true, lastId: 2 ** 53 }],
+    ['lastId a string', { ...READY, resumed: true, lastId: '3' }],
+    ['heartbeatMs missing', { ...READY, heartbeatMs: undefined }],
+  ])('a $ready with %s is a protocol failure: the socket is dropped and the client reconnects', (_, data) => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.open();
+    expect(() => sockets[0]!.receive(data === undefined ? { event: '$ready' } : { event: '$ready', data })).not.toThrow();
+    expect(client.state).toBe('reconnecting');
+    expect(client.sessionId).toBeUndefined();
+    expect(of('$ready')).toHaveLength(0);
+    expect(sockets[0]!.closedWith).toBe(4000);
+    expect(of('$close')).toEqual([{ code: 1001, reason: 'malformed $ready' }]);
+    expect(of('$reconnecting')).toEqual([{ attempt: 1, delayMs: 100 }]);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.accept();
+    expect(client.state).toBe('open');
+  });
+
+  it('a malformed $ready after a drop keeps the session to resume', () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    sockets[0]!.fireClose(1006);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    sockets[1]!.receive({ event: '$ready', data: { ...READY, resumed: true, lastId: 'junk' } });
+    expect(client.sessionId).toBe('s1');
+    jest.advanceTimersByTime(200);
+    sockets[2]!.open();
+    expect(sockets[2]!.sentJson()[0]).toEqual({ event: '$hello', data: { resume: { sessionId: 's1', resumeToken: 't1', lastSeq: 0 } } });
+  });
+});
+
+describe('ReliableConnection: hostile frames', () => {
+  const JUNK: unknown[] = [null, undefined, 0, -1, 2 ** 53, 1e300, '', '1', 'x', true, [], [1], {}, { ref: '1' }, { ref: {} }, { transfer: null }];
+  const EVENTS = ['$ready', '$pong', '$ack', '$error', '$chunk-ack', '$stream', '$chunk', '$cancel', '$state', '$failed', '$x', 'app'];
+
+  it('no text frame of any system event with junk data, ref or seq throws out of onmessage', () => {
+    const { client, sockets } = setup({ reconnect: { ...RECONNECT, maxRetries: 10_000 } });
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    sockets[0]!.accept();
+    void client.request('pending', null).catch(() => undefined);
+    for (const event of EVENTS) {
+      for (const data of JUNK) {
+        for (const extra of [{}, { ref: data }, { seq: data }]) {
+          const socket = FakeWebSocket.last;
+          if (socket.readyState !== 1) socket.accept();
+          expect(() => socket.receive({ event, data, ...extra })).not.toThrow();
+        }
+      }
+    }
+    for (const text of ['', 'null', '[]', '{"event":1}', '{"event":"$ready","data":{"sessionId":"s","lastId":1e999}}', '\u0000']) {
+      expect(() => FakeWebSocket.last.receive(text)).not.toThrow();
+    }
+    expect(logged).not.toHaveBeenCalled(); // handled, not caught by the last resort
+  });
+
+  it('no binary frame throws out of onmessage', () => {
+    const { sockets } = setup();
+    sockets[0]!.accept();
+    const header = (json: string) => {
+      const head = new TextEncoder().encode(json);
+      return Uint8Array.of(head.length >> 8, head.length & 0xff, ...head, 1, 2, 3);
+    };
+    const frames = [
+      new Uint8Array(0),
+      Uint8Array.of(0xff),
+      Uint8Array.of(0xff, 0xff, 1),
+      header('null'),
+      header('{"event":"$chunk"}'),
+      header('{"event":"$chunk","transfer":{},"offset":-1}'),
+      header('{"event":"$ready"}'),
+      header('{"event":"x","ref":"1"}'),
+      header('{"event":"x","seq":"2"}'),
+    ];
+    for (const frame of frames) expect(() => sockets[0]!.receive(frame)).not.toThrow();
+  });
+});
