@@ -113,3 +113,32 @@ describe('ReliableConnection: hostile frames', () => {
     for (const frame of frames) expect(() => sockets[0]!.receive(frame)).not.toThrow();
   });
 });
+
+describe('ReliableConnection: close()', () => {
+  it('close() after $hello went out: the $ready that still arrives changes nothing, no reconnect', () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.open();
+    expect(sockets[0]!.sentJson()[0]!.event).toBe('$hello');
+    client.close();
+    expect(sockets[0]!.closedWith).toBe(1000);
+    sockets[0]!.receive({ event: '$ready', data: READY });
+    sockets[0]!.receive({ event: 'news', data: 1, seq: 1 });
+    sockets[0]!.fireClose(1000);
+    jest.advanceTimersByTime(60_000);
+    expect(client.state).toBe('closed');
+    expect(client.sessionId).toBeUndefined();
+    expect(of('$state')).toEqual(['connecting', 'closed']);
+    expect(of('$ready')).toHaveLength(0);
+    expect(of('$reconnecting')).toHaveLength(0);
+    expect(sockets).toHaveLength(1);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('close() before the socket opened: a late open sends no $hello', () => {
+    const { client, sockets } = setup();
+    client.close();
+    sockets[0]!.open();
+    expect(sockets[0]!.sent).toHaveLength(0);
+    expect(client.state).toBe('closed');
+  });
+});

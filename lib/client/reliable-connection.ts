@@ -391,10 +391,10 @@ export class ReliableConnection extends ConnectionState {
     this.lastInboundAt = Date.now();
     this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
-      if (connection === this.connection) this.sendHello(ws, token);
+      if (this.isCurrent(connection)) this.sendHello(ws, token);
     };
     ws.onmessage = (event: { data: unknown }) => {
-      if (connection !== this.connection) return;
+      if (!this.isCurrent(connection)) return;
       // Whatever a server sends must not throw into the socket's event loop (in Node, that ends the process).
       try {
         this.receiveFrame(event.data);
@@ -407,6 +407,11 @@ export class ReliableConnection extends ConnectionState {
       if (connection === this.connection) this.onClose(event.code, event.reason);
     };
     ws.onerror = () => undefined;
+  }
+
+  /** Whether events of that connection's socket still count: it is the latest, and `close()` was not called. */
+  private isCurrent(connection: number): boolean {
+    return connection === this.connection && !this.isStopped();
   }
 
   private sendHello(ws: WebSocketLike, token: string | undefined): void {
