@@ -255,7 +255,7 @@ describe('ReliableWsClient reconnect schedule (fake timers, fake WebSocket)', ()
     expect(sockets).toHaveLength(1);
   });
 
-  it('a $ready resets the schedule: the next drop waits the first delay again', () => {
+  it('a connection that stayed open for 1 s (initialDelayMs, at least 1 s) after $ready starts the schedule over', () => {
     const { client, events, sockets } = setup({ initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5, maxRetries: 5 });
     sockets[0]!.fireClose(1006);
     jest.advanceTimersByTime(75);
@@ -265,12 +265,28 @@ describe('ReliableWsClient reconnect schedule (fake timers, fake WebSocket)', ()
     sockets[2]!.accept();
     expect(client.state).toBe('open');
     expect(sockets[2]!.sent[0]).toContain('"$hello"');
+    jest.advanceTimersByTime(1000);
     sockets[2]!.fireClose(1006);
     expect(events.filter(([name]) => name === '$reconnecting').at(-1)).toEqual(['$reconnecting', { attempt: 1, delayMs: 75 }]);
     jest.advanceTimersByTime(74);
     expect(sockets).toHaveLength(3);
     jest.advanceTimersByTime(1);
     expect(sockets).toHaveLength(4);
+  });
+
+  it('a connection closed sooner after $ready counts as the next failed attempt, up to maxRetries', () => {
+    const { client, events, sockets } = setup({ initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5, maxRetries: 5 });
+    for (const delay of [75, 150, 300, 600, 750]) {
+      FakeWebSocket.last.accept();
+      jest.advanceTimersByTime(999);
+      FakeWebSocket.last.fireClose(1011);
+      expect(events.filter(([name]) => name === '$reconnecting').at(-1)?.[1]).toMatchObject({ delayMs: delay });
+      jest.advanceTimersByTime(delay);
+    }
+    FakeWebSocket.last.accept();
+    FakeWebSocket.last.fireClose(1011);
+    expect(client.state).toBe('failed');
+    expect(sockets).toHaveLength(6);
   });
 
   it('4029 waits maxDelayMs (jittered), whatever the attempt', () => {

@@ -142,3 +142,42 @@ describe('ReliableConnection: close()', () => {
     expect(client.state).toBe('closed');
   });
 });
+
+describe('ReliableConnection: closes soon after $ready', () => {
+  it('a 4001 right after $ready, with a token function that returns the same expired token: one retry at once, then $failed', async () => {
+    let fetched = 0;
+    const { client, of, sockets } = setup({
+      token: () => {
+        fetched++;
+        return 'expired';
+      },
+    });
+    await jest.advanceTimersByTimeAsync(0); // the token provider
+    sockets[0]!.accept();
+    sockets[0]!.fireClose(4001, 'credentials expired');
+    expect(of('$reconnecting')).toEqual([{ attempt: 1, delayMs: 0 }]);
+    await jest.advanceTimersByTimeAsync(0);
+    sockets[1]!.accept();
+    jest.advanceTimersByTime(500);
+    sockets[1]!.fireClose(4001, 'credentials expired');
+    expect(client.state).toBe('failed');
+    expect(of('$failed')).toHaveLength(1);
+    jest.advanceTimersByTime(60_000);
+    expect(sockets).toHaveLength(2);
+    expect(fetched).toBe(2);
+  });
+
+  it('a 4001 after the connection stayed open a while is retried at once with a fresh token, every time', async () => {
+    const { client, of, sockets } = setup({ token: () => 'fresh' });
+    await jest.advanceTimersByTimeAsync(0); // the token provider
+    for (let i = 0; i < 3; i++) {
+      FakeWebSocket.last.accept();
+      jest.advanceTimersByTime(1000);
+      FakeWebSocket.last.fireClose(4001, 'credentials expired');
+      await jest.advanceTimersByTimeAsync(0); // the reconnect timer, then the token provider
+    }
+    expect(of('$reconnecting')).toEqual([0, 0, 0].map((delayMs) => ({ attempt: 1, delayMs })));
+    expect(sockets).toHaveLength(4);
+    expect(client.state).toBe('reconnecting');
+  });
+});

@@ -89,6 +89,8 @@ const CANCELLED_REMEMBERED = 64;
 const DRAIN_POLL_MS = 50;
 const OPEN = 1;
 const TERMINAL_CLOSE_CODES: readonly number[] = [CloseCode.POLICY_VIOLATION, CloseCode.FORBIDDEN];
+/** The least time a connection must stay open after `$ready` to start the reconnect schedule over. */
+const MIN_STABLE_MS = 1000;
 /** Close code of a connection the client abandons to reconnect: anything but 1000 keeps the session. */
 const ABANDON_CLOSE_CODE = 4000;
 
@@ -111,6 +113,8 @@ export class ReliableConnection extends ConnectionState {
   private nextId = 0;
   private attempt = 0;
   private retriedUnauthorized = false;
+  /** When the current connection got its `$ready`; undefined while there is none. */
+  private readyAt: number | undefined;
   private readonly outbox: OutboxEntry[] = [];
   private readonly awaitingAnswer = new Map<number, OutboxEntry>();
   /** While `$ready` listeners run: where their sends go, ahead of the older queue; undefined otherwise. */
@@ -469,8 +473,7 @@ export class ReliableConnection extends ConnectionState {
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
-    this.attempt = 0;
-    this.retriedUnauthorized = false;
+    this.readyAt = Date.now();
     this.startHeartbeat();
     // What the application sends while it learns of the session (a resync) goes before the older queue.
     this.resyncInsertAt = 0;
@@ -616,6 +619,7 @@ export class ReliableConnection extends ConnectionState {
   private onClose(code: number, reason: string): void {
     this.stopConnectionTimers();
     this.ws = undefined;
+    this.endReadyPeriod();
     this.emitter.emit('$close', { code, reason });
     if (this.isStopped()) return;
     if (TERMINAL_CLOSE_CODES.includes(code)) {
@@ -631,6 +635,21 @@ export class ReliableConnection extends ConnectionState {
       const delay = code === CloseCode.RATE_LIMITED ? rateLimitedDelay(this.reconnectOptions) : undefined;
       this.scheduleReconnect(code, reason, delay);
     }
+  }
+
+  /**
+   * A connection that stayed open for `initialDelayMs` (at least MIN_STABLE_MS) after `$ready`
+   * starts the schedule over. One closed sooner counts as a failed attempt (and a 4001 as the
+   * failure of the fresh token), so a server that closes right after `$ready` meets the backoff
+   * and, at last, `maxRetries`.
+   */
+  private endReadyPeriod(): void {
+    const stableMs = Math.max(this.reconnectOptions.initialDelayMs, MIN_STABLE_MS);
+    if (this.readyAt !== undefined && Date.now() - this.readyAt >= stableMs) {
+      this.attempt = 0;
+      this.retriedUnauthorized = false;
+    }
+    this.readyAt = undefined;
   }
 
   private scheduleReconnect(code: number, reason: string, delayMs?: number): void {
