@@ -181,3 +181,23 @@ describe('ReliableConnection: closes soon after $ready', () => {
     expect(client.state).toBe('reconnecting');
   });
 });
+
+describe('ReliableConnection: answers', () => {
+  it('a $error whose ref is the string "1" answers no send (ids are numbers): it is emitted as $error, not swallowed', async () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    client.send('fire', 1);
+    const request = client.request('ask', null, { timeoutMs: 1000 });
+    const [send, ask] = sockets[0]!.sentJson().slice(1);
+    expect([send!.id, ask!.id]).toEqual([1, 2]);
+    sockets[0]!.receive({ event: '$error', data: { code: 'FORBIDDEN', message: 'no', ref: '1' } });
+    sockets[0]!.receive({ event: '$error', data: { code: 'FORBIDDEN', message: 'no', ref: '2' } });
+    expect(of('$error').map((error) => error.ref)).toEqual(['1', '2']);
+    expect(client.queueLength).toBe(2);
+    sockets[0]!.receive({ event: '$error', data: { code: 'FORBIDDEN', message: 'no', ref: 2 } });
+    await expect(request).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    sockets[0]!.receive({ event: '$error', data: { code: 'FORBIDDEN', message: 'no', ref: 1 } });
+    expect(of('$error').map((error) => error.ref)).toEqual(['1', '2', 1]);
+    expect(client.queueLength).toBe(0);
+  });
+});

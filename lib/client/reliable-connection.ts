@@ -532,15 +532,20 @@ export class ReliableConnection extends ConnectionState {
   private onError(error: ErrorData): void {
     const transfer = (error?.details as { transfer?: unknown } | undefined)?.transfer;
     if (error?.ref === undefined && typeof transfer === 'number' && this.cancelledTransfers.has(transfer)) return;
-    if (error?.ref !== undefined && this.awaitingAnswer.has(Number(error.ref))) {
+    if (this.awaiting(error?.ref)) {
       this.answer(error.ref, { ok: false, error });
     } else {
       this.emitter.emit('$error', error);
     }
   }
 
+  /** The send a `ref` answers: ids the client sends are numbers, so only the same number matches. */
+  private awaiting(ref: unknown): OutboxEntry | undefined {
+    return typeof ref === 'number' ? this.awaitingAnswer.get(ref) : undefined;
+  }
+
   private answer(ref: unknown, outcome: { ok: true; data: unknown } | { ok: false; error: ErrorData }): void {
-    const entry = typeof ref === 'number' ? this.awaitingAnswer.get(ref) : undefined;
+    const entry = this.awaiting(ref);
     if (!entry) return;
     this.settle(entry);
     if (entry.request) {
