@@ -201,3 +201,33 @@ describe('ReliableConnection: answers', () => {
     expect(client.queueLength).toBe(0);
   });
 });
+
+describe('ReliableConnection: pushes named like the client\'s own events', () => {
+  // `$ready` and `$error` are protocol frames, handled as such (see above).
+  const OWN = ['$state', '$failed', '$close', '$reconnecting', '$progress', '$tabs', '$x'];
+
+  it('drops text and binary pushes and refuses streams whose event starts with "$"; their seq still counts', () => {
+    const { client, events, sockets } = setup();
+    sockets[0]!.accept();
+    const before = events.length;
+    const heard: string[] = [];
+    for (const name of OWN) client.on(name as any, () => heard.push(name));
+    let seq = 0;
+    for (const name of OWN) {
+      sockets[0]!.receive({ event: name, data: name === '$state' ? 'closed' : 'spoof', seq: ++seq });
+      const head = new TextEncoder().encode(JSON.stringify({ event: name, seq: ++seq }));
+      sockets[0]!.receive(Uint8Array.of(0, head.length, ...head, 1));
+      sockets[0]!.receive({ event: '$stream', data: { transfer: `s${seq}`, event: name, size: 0, offset: 0 } });
+    }
+    expect(heard).toEqual([]);
+    expect(events.length).toBe(before);
+    expect(client.state).toBe('open');
+    const cancels = sockets[0]!.sentJson().filter((frame) => frame.event === '$cancel');
+    expect(cancels.map((frame) => frame.data)).toEqual(OWN.map((_, i) => ({ transfer: `s${2 * (i + 1)}`, direction: 'down' })));
+    const news: unknown[] = [];
+    client.on('news', (data) => news.push(data));
+    sockets[0]!.receive({ event: 'news', data: 'old', seq });
+    sockets[0]!.receive({ event: 'news', data: 'new', seq: seq + 1 });
+    expect(news).toEqual(['new']);
+  });
+});

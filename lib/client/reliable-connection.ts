@@ -7,6 +7,7 @@ import {
   decodeServerMessage,
   encodeBinaryMessage,
   isBinaryData,
+  isSystemEventName,
   readyDataOf,
   SUBPROTOCOL,
   SystemEvent,
@@ -576,7 +577,8 @@ export class ReliableConnection extends ConnectionState {
       this.lastSeq = message.seq;
       this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
     }
-    this.emitter.emit(message.event, message.data);
+    // `$` names are the protocol's and the client's own events (`$state`, `$failed` …): no push may pose as one.
+    if (!isSystemEventName(message.event)) this.emitter.emit(message.event, message.data);
   }
 
   private sendAck(): void {

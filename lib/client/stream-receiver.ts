@@ -1,6 +1,7 @@
 import {
   chunkHeaderOf,
   ErrorCode,
+  isSystemEventName,
   streamDataOf,
   SystemEvent,
   transferKey,
@@ -54,6 +55,7 @@ export class StreamReceiver {
     const finishedSize = this.finished.get(key);
     if (finishedSize !== undefined) return this.sendAck(announced.transfer, finishedSize);
     if (announced.offset > 0) return this.refuse(announced.transfer); // its start is gone (a new client): it cannot be completed
+    if (isSystemEventName(announced.event)) return this.refuse(announced.transfer); // no stream may pose as a `$` event
     if (announced.size > this.maxTransferBytes - this.held) {
       this.refuse(announced.transfer);
       const error: ErrorData = {
