@@ -2,10 +2,12 @@ import {
   chunkHeaderOf,
   ErrorCode,
   isSystemEventName,
+  MAX_TRANSFERS_PER_DIRECTION,
   streamDataOf,
   SystemEvent,
   transferKey,
   type ErrorData,
+  type StreamData,
   type TransferId,
   type TransferProgress,
 } from '../protocol/index.js';
@@ -56,14 +58,14 @@ export class StreamReceiver {
     if (finishedSize !== undefined) return this.sendAck(announced.transfer, finishedSize);
     if (announced.offset > 0) return this.refuse(announced.transfer); // its start is gone (a new client): it cannot be completed
     if (isSystemEventName(announced.event)) return this.refuse(announced.transfer); // no stream may pose as a `$` event
+    if (this.streams.size >= MAX_TRANSFERS_PER_DIRECTION) {
+      return this.refuseTooLarge(announced, `a stream beyond ${MAX_TRANSFERS_PER_DIRECTION} at once`);
+    }
     if (announced.size > this.maxTransferBytes - this.held) {
-      this.refuse(announced.transfer);
-      const error: ErrorData = {
-        code: ErrorCode.PAYLOAD_TOO_LARGE,
-        message: `a stream of ${announced.size} bytes exceeds the client's maxTransferBytes (${this.maxTransferBytes}, ${this.held} in use)`,
-        details: { transfer: announced.transfer, event: announced.event, size: announced.size },
-      };
-      return this.wire.emit(SystemEvent.ERROR, error);
+      return this.refuseTooLarge(
+        announced,
+        `a stream of ${announced.size} bytes exceeds the client's maxTransferBytes (${this.maxTransferBytes}, ${this.held} in use)`,
+      );
     }
     const stream: IncomingStream = { ...announced, received: 0, bytes: undefined };
     this.streams.set(key, stream);
@@ -110,6 +112,17 @@ export class StreamReceiver {
 
   private sendAck(transfer: TransferId, received: number): void {
     this.wire.sendSystem(SystemEvent.CHUNK_ACK, { transfer, received });
+  }
+
+  /** Refuses a stream the client has no room for and says so with a `$error` event. */
+  private refuseTooLarge(announced: StreamData, message: string): void {
+    this.refuse(announced.transfer);
+    const error: ErrorData = {
+      code: ErrorCode.PAYLOAD_TOO_LARGE,
+      message,
+      details: { transfer: announced.transfer, event: announced.event, size: announced.size },
+    };
+    this.wire.emit(SystemEvent.ERROR, error);
   }
 
   private refuse(transfer: TransferId): void {

@@ -20,6 +20,9 @@ import { isSystemEventName } from './system-event.js';
  */
 export type TransferId = MessageId;
 
+/** Transfers a session may have in progress at once, per direction: the server takes no more uploads, the client no more streams. */
+export const MAX_TRANSFERS_PER_DIRECTION = 16;
+
 export interface UploadData {
   transfer: TransferId;
   event: string;

@@ -6,6 +6,7 @@ import {
   encodeFrame,
   ErrorCode,
   isAppEventName,
+  MAX_TRANSFERS_PER_DIRECTION,
   serializeData,
   SystemEvent,
   transferKey,
@@ -18,7 +19,6 @@ import { IncomingUpload } from './incoming-upload.js';
 import { OutgoingStream } from './outgoing-stream.js';
 import {
   DEFAULT_TRANSFER_LIMITS,
-  MAX_TRANSFERS_PER_DIRECTION,
   TRANSFER_OVERHEAD_BYTES,
   type SharedByteBudget,
   type TransferLimits,

@@ -16,9 +16,6 @@ export const DEFAULT_TRANSFER_LIMITS: TransferLimits = {
   maxFrameBytes: 65536,
 };
 
-/** Transfers a session may have in progress at once, per direction. */
-export const MAX_TRANSFERS_PER_DIRECTION = 16;
-
 /** What the bookkeeping of one transfer costs beside its bytes. */
 export const TRANSFER_OVERHEAD_BYTES = 256;
 

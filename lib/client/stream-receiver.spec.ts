@@ -1,0 +1,47 @@
+import { describe, expect, it } from '@jest/globals';
+import { MAX_TRANSFERS_PER_DIRECTION } from '../protocol/index.js';
+import { StreamReceiver } from './stream-receiver.js';
+
+function setup(maxTransferBytes?: number) {
+  const sent: Array<{ event: string; data: any }> = [];
+  const emitted: Array<{ event: string; payload: any }> = [];
+  const receiver = new StreamReceiver(
+    { sendSystem: (event, data) => sent.push({ event, data }), emit: (event, payload) => emitted.push({ event, payload }) },
+    maxTransferBytes,
+  );
+  const announce = (transfer: number, size = 1) => receiver.announce({ transfer, event: 'file', size, offset: 0 });
+  return { receiver, sent, emitted, announce };
+}
+
+describe('StreamReceiver', () => {
+  it(`takes at most ${MAX_TRANSFERS_PER_DIRECTION} streams at once: beyond, $cancel and a PAYLOAD_TOO_LARGE $error, whatever their size`, () => {
+    const { receiver, sent, emitted, announce } = setup();
+    const ANNOUNCED = 10_000;
+    for (let transfer = 1; transfer <= ANNOUNCED; transfer++) announce(transfer);
+    const acks = sent.filter((frame) => frame.event === '$chunk-ack');
+    const cancels = sent.filter((frame) => frame.event === '$cancel');
+    expect(acks.map((frame) => frame.data.transfer)).toEqual(Array.from({ length: MAX_TRANSFERS_PER_DIRECTION }, (_, i) => i + 1));
+    expect(cancels).toHaveLength(ANNOUNCED - MAX_TRANSFERS_PER_DIRECTION);
+    expect(cancels[0]!.data).toEqual({ transfer: MAX_TRANSFERS_PER_DIRECTION + 1, direction: 'down' });
+    const errors = emitted.filter((e) => e.event === '$error');
+    expect(errors).toHaveLength(ANNOUNCED - MAX_TRANSFERS_PER_DIRECTION);
+    expect(errors[0]!.payload).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { transfer: MAX_TRANSFERS_PER_DIRECTION + 1, size: 1 } });
+
+    // One completes: room for one more.
+    receiver.chunk({ transfer: 1, offset: 0 }, Uint8Array.of(7));
+    expect(emitted.filter((e) => e.event === 'file').map((e) => Array.from(e.payload))).toEqual([[7]]);
+    sent.length = 0;
+    announce(ANNOUNCED + 1);
+    announce(ANNOUNCED + 2);
+    expect(sent.map((frame) => frame.event)).toEqual(['$chunk-ack', '$cancel']);
+  });
+
+  it('a new session forgets the streams in progress and makes room again', () => {
+    const { receiver, sent, announce } = setup();
+    for (let transfer = 1; transfer <= MAX_TRANSFERS_PER_DIRECTION; transfer++) announce(transfer);
+    receiver.reset();
+    sent.length = 0;
+    announce(1_000);
+    expect(sent.map((frame) => frame.event)).toEqual(['$chunk-ack']);
+  });
+});
