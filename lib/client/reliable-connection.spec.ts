@@ -231,3 +231,26 @@ describe('ReliableConnection: pushes named like the client\'s own events', () =>
     expect(news).toEqual(['new']);
   });
 });
+
+describe('ReliableConnection: upload pump', () => {
+  it('writes at most 16 chunk frames per turn of the event loop, however small the frames the server asks for', async () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    const SIZE = 2000;
+    const done = client.upload('file', new Uint8Array(SIZE));
+    const announce = sockets[0]!.sentJson().find((frame) => frame.event === '$upload')!;
+    const chunks = () => sockets[0]!.sent.filter((frame) => typeof frame !== 'string').length;
+    sockets[0]!.receive({ event: '$chunk-ack', data: { transfer: announce.data.transfer, received: 0, window: SIZE, maxFrameBytes: 1 } });
+    expect(chunks()).toBe(16);
+    let turns = 1;
+    for (let previous = 16; chunks() < SIZE && turns < 1000; turns++) {
+      jest.runOnlyPendingTimers(); // the next turn
+      expect(chunks() - previous).toBeLessThanOrEqual(16);
+      previous = chunks();
+    }
+    expect(chunks()).toBe(SIZE);
+    expect(turns).toBe(SIZE / 16);
+    sockets[0]!.receive({ event: 'file', data: 'stored', ref: announce.id });
+    await expect(done).resolves.toBe('stored');
+  });
+});

@@ -88,6 +88,8 @@ const NO_TIMEOUT = Number.POSITIVE_INFINITY;
 const CANCELLED_REMEMBERED = 64;
 /** How often a send held back by a full socket buffer checks again (browsers have no drain event). */
 const DRAIN_POLL_MS = 50;
+/** Upload chunk frames written in one turn of the event loop: a default window's worth of 64 KiB frames. */
+const CHUNK_FRAMES_PER_TURN = 16;
 const OPEN = 1;
 const TERMINAL_CLOSE_CODES: readonly number[] = [CloseCode.POLICY_VIOLATION, CloseCode.FORBIDDEN];
 /** The least time a connection must stay open after `$ready` to start the reconnect schedule over. */
@@ -122,7 +124,7 @@ export class ReliableConnection extends ConnectionState {
   private resyncInsertAt: number | undefined;
   private lastInboundAt = 0;
   private pingSentAt = 0;
-  private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'drain', ReturnType<typeof setTimeout>>> = {};
+  private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'flush', ReturnType<typeof setTimeout>>> = {};
   private readonly onOnline = (): void => this.reconnectNow();
   private readonly uploads = new Map<number, OutgoingUpload>();
   private nextTransfer = 0;
@@ -265,13 +267,7 @@ export class ReliableConnection extends ConnectionState {
     const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     for (const entry of this.outbox) {
       if (entry.sentOn === this.connection) continue;
-      if (ws.bufferedAmount > limit) {
-        this.timers.drain ??= setTimeout(() => {
-          this.timers.drain = undefined;
-          this.flush();
-        }, DRAIN_POLL_MS);
-        return;
-      }
+      if (ws.bufferedAmount > limit) return this.flushLater(DRAIN_POLL_MS);
       entry.id ??= ++this.nextId;
       this.awaitingAnswer.set(entry.id, entry);
       entry.sentOn = this.connection;
@@ -285,14 +281,17 @@ export class ReliableConnection extends ConnectionState {
   /**
    * Sends the chunks of accepted uploads: per upload at most `window` bytes beyond the server's
    * last acknowledgement, each frame within the server's `maxFrameBytes`, while the socket's
-   * buffer has room.
+   * buffer has room, and at most CHUNK_FRAMES_PER_TURN frames before the event loop's next turn
+   * (a server may ask for frames of any size, 1 byte included).
    */
   private pumpUploads(ws: WebSocketLike, limit: number): void {
+    let frames = 0;
     for (const upload of this.uploads.values()) {
       if (!upload.accepted || upload.entry?.sentOn !== this.connection) continue;
       const size = upload.data.byteLength;
       while (upload.sent < size && upload.sent - upload.acked < upload.window) {
-        if (ws.bufferedAmount > limit) return this.waitForDrain();
+        if (ws.bufferedAmount > limit) return this.flushLater(DRAIN_POLL_MS);
+        if (frames++ === CHUNK_FRAMES_PER_TURN) return this.flushLater(0);
         const header = chunkHeaderJson(upload.transfer, upload.sent);
         // The header is ASCII: its length is its size in bytes.
         const room = Math.min(upload.maxFrameBytes - 2 - header.length, upload.window - (upload.sent - upload.acked));
@@ -303,11 +302,11 @@ export class ReliableConnection extends ConnectionState {
     }
   }
 
-  private waitForDrain(): void {
-    this.timers.drain ??= setTimeout(() => {
-      this.timers.drain = undefined;
+  private flushLater(delayMs: number): void {
+    this.timers.flush ??= setTimeout(() => {
+      this.timers.flush = undefined;
       this.flush();
-    }, DRAIN_POLL_MS);
+    }, delayMs);
   }
 
   /** `$chunk-ack` of an upload: the acceptance (with `window`) says where to continue; later ones move `acked`. */
@@ -713,8 +712,8 @@ export class ReliableConnection extends ConnectionState {
     clearInterval(this.timers.ping);
     clearTimeout(this.timers.pong);
     clearTimeout(this.timers.ack);
-    clearTimeout(this.timers.drain);
-    this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.drain = undefined;
+    clearTimeout(this.timers.flush);
+    this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.flush = undefined;
   }
 
 }
