@@ -39,3 +39,23 @@ describe('ConnectionHub', () => {
     for (const [i, port] of tabs.entries()) expect(relayed(port)).toEqual([...before[i]!, ['news', 1]]);
   });
 });
+
+describe('ConnectionHub: a send that cannot be encoded', () => {
+  it('is settled with a BAD_MESSAGE $error to its tab, takes no id and does not stop the queue behind it, now or after a reconnect', async () => {
+    const { hub, tabs, sockets } = await setup();
+    const [tab] = tabs;
+    hub.handle('tab0', { type: 'send', callId: 1, message: { event: 'x', dataJson: '', payload: {} as Uint8Array, bytes: 10 } });
+    hub.handle('tab0', { type: 'send', callId: 2, message: { event: 'note', dataJson: '1', bytes: 40 } });
+    sockets[0]!.accept();
+    expect(sockets[0]!.sentJson().slice(1)).toEqual([{ event: 'note', data: 1, id: 1 }]);
+    const toTab = tab!.got.filter((message) => message.type === 'settled' || (message.type === 'event' && message.event === '$error'));
+    expect(toTab).toEqual([
+      { type: 'settled', callId: 1 },
+      { type: 'event', event: '$error', data: expect.objectContaining({ code: 'BAD_MESSAGE' }) },
+    ]);
+    sockets[0]!.fireClose(1006);
+    await jest.advanceTimersByTimeAsync(5000);
+    sockets[1]!.accept({ resumed: true, lastId: 0 });
+    expect(sockets[1]!.sentJson().slice(1)).toEqual([{ event: 'note', data: 1, id: 1 }]);
+  });
+});

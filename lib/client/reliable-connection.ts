@@ -4,10 +4,12 @@ import {
   chunkHeaderJson,
   CloseCode,
   decodeServerBinary,
+  ErrorCode,
   decodeServerMessage,
   encodeBinaryMessage,
   isBinaryData,
   isSystemEventName,
+  isValidEventName,
   readyDataOf,
   SUBPROTOCOL,
   SystemEvent,
@@ -70,6 +72,8 @@ interface OutgoingUpload {
   /** Removes the abort listener. */
   unlisten?: () => void;
 }
+
+type Outcome = { ok: true; data: unknown } | { ok: false; error: ErrorData };
 
 interface PendingRequest {
   resolve(data: unknown): void;
@@ -265,17 +269,29 @@ export class ReliableConnection extends ConnectionState {
     const ws = this.ws;
     if (this.currentState !== 'open' || this.resyncInsertAt !== undefined || !ws || ws.readyState !== OPEN) return;
     const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    const unencodable: OutboxEntry[] = [];
+    let full = false;
     for (const entry of this.outbox) {
       if (entry.sentOn === this.connection) continue;
-      if (ws.bufferedAmount > limit) return this.flushLater(DRAIN_POLL_MS);
-      entry.id ??= ++this.nextId;
-      this.awaitingAnswer.set(entry.id, entry);
+      if ((full = ws.bufferedAmount > limit)) break;
+      // Encoded before it takes an id: one that cannot be must not use up an id or stop the queue.
+      const id = entry.id ?? this.nextId + 1;
+      const frame = frameOf(entry, id);
+      if (frame === undefined) {
+        unencodable.push(entry);
+        continue;
+      }
+      if (entry.id === undefined) entry.id = this.nextId = id;
+      this.awaitingAnswer.set(id, entry);
       entry.sentOn = this.connection;
       if (entry.upload) entry.upload.accepted = false;
-      if (entry.payload) ws.send(encodeBinaryMessage(binaryHeaderJson(entry.event, { id: entry.id }), entry.payload));
-      else ws.send(`{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${entry.id}}`);
+      ws.send(frame);
     }
-    this.pumpUploads(ws, limit);
+    for (const entry of unencodable) {
+      this.conclude(entry, { ok: false, error: { code: ErrorCode.BAD_MESSAGE, message: `the send of "${String(entry.event)}" cannot be encoded` } });
+    }
+    if (full) this.flushLater(DRAIN_POLL_MS);
+    else this.pumpUploads(ws, limit);
   }
 
   /**
@@ -544,9 +560,13 @@ export class ReliableConnection extends ConnectionState {
     return typeof ref === 'number' ? this.awaitingAnswer.get(ref) : undefined;
   }
 
-  private answer(ref: unknown, outcome: { ok: true; data: unknown } | { ok: false; error: ErrorData }): void {
+  private answer(ref: unknown, outcome: Outcome): void {
     const entry = this.awaiting(ref);
-    if (!entry) return;
+    if (entry) this.conclude(entry, outcome);
+  }
+
+  /** Settles a send with its outcome: its request resolves or rejects; a failed send reports a `$error`. */
+  private conclude(entry: OutboxEntry, outcome: Outcome): void {
     this.settle(entry);
     if (entry.request) {
       if (outcome.ok) {
@@ -716,4 +736,13 @@ export class ReliableConnection extends ConnectionState {
     this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.flush = undefined;
   }
 
+}
+
+/** The frame of a queued send with its id; undefined for one that cannot be encoded (a malformed send from a tab). */
+function frameOf(entry: OutgoingMessage, id: number): string | Uint8Array<ArrayBuffer> | undefined {
+  if (!isValidEventName(entry.event)) return undefined;
+  if (entry.payload !== undefined) {
+    return isBinaryData(entry.payload) ? encodeBinaryMessage(binaryHeaderJson(entry.event, { id }), entry.payload) : undefined;
+  }
+  return typeof entry.dataJson === 'string' ? `{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${id}}` : undefined;
 }

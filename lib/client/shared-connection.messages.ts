@@ -1,3 +1,5 @@
+import { isBinaryData, isSystemEventName, isValidEventName } from '../protocol/index.js';
+import { checkTimeout } from './client-options.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions } from './reliable-ws-client.interfaces.js';
 
@@ -15,6 +17,65 @@ export type TabMessage =
   | { type: 'cancel-upload'; callId: number }
   | { type: 'token'; askId: number; token?: string; error?: string }
   | { type: 'detach' };
+
+/**
+ * A message from a tab with the shape of a `TabMessage`, else undefined: the worker takes nothing
+ * else (a tab may run another version of the client than the worker).
+ */
+export function tabMessageOf(data: unknown): TabMessage | undefined {
+  if (!isRecord(data)) return undefined;
+  const valid = ((): boolean => {
+    switch (data.type) {
+      case 'attach':
+        return typeof data.tabId === 'string' && typeof data.url === 'string' && isRecord(data.options) && typeof data.tokenFromTab === 'boolean';
+      case 'send':
+        return isCount(data.callId) && isOutgoingMessage(data.message);
+      case 'request':
+        return isCount(data.callId) && isOutgoingMessage(data.message) && checkTimeout(data.timeoutMs as number | undefined) === undefined;
+      case 'upload':
+        return (
+          isCount(data.callId) &&
+          typeof data.event === 'string' &&
+          isBinaryData(data.data) &&
+          checkTimeout(data.timeoutMs as number | undefined) === undefined &&
+          typeof data.progress === 'boolean'
+        );
+      case 'cancel-upload':
+        return isCount(data.callId);
+      case 'token':
+        return isCount(data.askId) && isOptionalString(data.token) && isOptionalString(data.error);
+      case 'detach':
+        return true;
+      default:
+        return false;
+    }
+  })();
+  return valid ? (data as TabMessage) : undefined;
+}
+
+function isOutgoingMessage(value: unknown): value is OutgoingMessage {
+  if (!isRecord(value)) return false;
+  const { event, dataJson, payload, bytes } = value;
+  return (
+    isValidEventName(event) &&
+    !isSystemEventName(event) &&
+    typeof dataJson === 'string' &&
+    (payload === undefined || isBinaryData(payload)) &&
+    isCount(bytes)
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+function isOptionalString(value: unknown): boolean {
+  return value === undefined || typeof value === 'string';
+}
 
 export interface RequestFailure {
   code: string;

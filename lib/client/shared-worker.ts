@@ -3,10 +3,10 @@
  * dist/browser/reliable-ws-shared-worker.js (`nestjs-reliable-ws/client/shared-worker`).
  */
 import { ConnectionHub } from './connection-hub.js';
-import { tabLockName, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
+import { tabLockName, tabMessageOf, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
 
 interface WorkerPort {
-  onmessage: ((event: { data: TabMessage }) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
   postMessage(message: WorkerMessage): void;
   close(): void;
 }
@@ -21,14 +21,23 @@ const hubs = new Map<string, ConnectionHub>();
 
 scope.onconnect = ({ ports: [port] }) => {
   let attached: { hub: ConnectionHub; tabId: string } | undefined;
-  port.onmessage = ({ data: message }) => {
+  port.onmessage = ({ data }) => {
+    const message = tabMessageOf(data);
+    if (!message) return;
     if (attached) {
       attached.hub.handle(attached.tabId, message);
       if (message.type === 'detach') port.close();
     } else if (message.type === 'attach') {
-      attached = { hub: hubFor(message.url, message), tabId: message.tabId };
-      attached.hub.attach(message.tabId, port, message.tokenFromTab);
-      const { hub, tabId } = attached;
+      let hub: ConnectionHub;
+      try {
+        hub = hubFor(message.url, message);
+      } catch (error) {
+        // Options the connection refuses: the tab fails as it would with a connection of its own.
+        return port.postMessage({ type: 'event', event: '$failed', data: error instanceof Error ? error.message : String(error) });
+      }
+      const { tabId } = message;
+      attached = { hub, tabId };
+      hub.attach(tabId, port, message.tokenFromTab);
       void scope.navigator.locks?.request(tabLockName(tabId), () => hub.detach(tabId));
     }
   };
