@@ -254,3 +254,20 @@ describe('ReliableConnection: upload pump', () => {
     await expect(done).resolves.toBe('stored');
   });
 });
+
+describe('ReliableConnection: push seq', () => {
+  it('drops a push whose seq is not a safe integer above the last one: a string does not bypass dedup, 1e300 blocks nothing', () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    const news: unknown[] = [];
+    client.on('news', (data) => news.push(data));
+    for (const seq of ['1', 1e300, 2 ** 53, 1.5, -1, 0, null, {}]) sockets[0]!.receive({ event: 'news', data: seq, seq });
+    sockets[0]!.receive({ event: 'news', data: 'first', seq: 1 });
+    sockets[0]!.receive({ event: 'news', data: 'again', seq: 1 });
+    sockets[0]!.receive({ event: 'news', data: 'unsequenced' });
+    sockets[0]!.receive({ event: 'news', data: 'second', seq: 2 });
+    expect(news).toEqual(['first', 'unsequenced', 'second']);
+    jest.advanceTimersByTime(200);
+    expect(sockets[0]!.sentJson().filter((frame) => frame.event === '$ack')).toEqual([{ event: '$ack', data: { seq: 2 } }]);
+  });
+});

@@ -590,9 +590,10 @@ export class ReliableConnection extends ConnectionState {
     entry.hooks?.onSettled?.();
   }
 
+  /** A push; one whose `seq` is not a whole number above the last one (a replayed one, or junk) is dropped. */
   private onPush(message: ServerMessage): void {
-    if (typeof message.seq === 'number') {
-      if (message.seq <= this.lastSeq) return;
+    if (message.seq !== undefined) {
+      if (!Number.isSafeInteger(message.seq) || message.seq <= this.lastSeq) return;
       this.lastSeq = message.seq;
       this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
     }
