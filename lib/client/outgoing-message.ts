@@ -1,4 +1,4 @@
-import { isBinaryData, isSystemEventName, isValidEventName, serializeData } from '../protocol/index.js';
+import { isAppEventName, isBinaryData, serializeData } from '../protocol/index.js';
 import { QueueFullError } from './errors.js';
 import type { QueueOptions } from './reliable-ws-client.interfaces.js';
 
@@ -34,7 +34,7 @@ export function encodeSystem(event: string, data: unknown): OutgoingMessage {
 }
 
 export function checkEventName(event: string): void {
-  if (!isValidEventName(event) || isSystemEventName(event)) {
+  if (!isAppEventName(event)) {
     throw new TypeError(`ReliableWsClient: invalid event name ${JSON.stringify(event)}`);
   }
 }

@@ -736,7 +736,6 @@ export class ReliableConnection extends ConnectionState {
     clearTimeout(this.timers.flush);
     this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.flush = undefined;
   }
-
 }
 
 /** The frame of a queued send with its id; undefined for one that cannot be encoded (a malformed send from a tab). */

@@ -1,4 +1,4 @@
-import { isBinaryData, isSystemEventName, isValidEventName } from '../protocol/index.js';
+import { isAppEventName, isBinaryData } from '../protocol/index.js';
 import { checkTimeout } from './client-options.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions } from './reliable-ws-client.interfaces.js';
@@ -57,8 +57,7 @@ function isOutgoingMessage(value: unknown): value is OutgoingMessage {
   if (!isRecord(value)) return false;
   const { event, dataJson, payload, bytes } = value;
   return (
-    isValidEventName(event) &&
-    !isSystemEventName(event) &&
+    isAppEventName(event) &&
     typeof dataJson === 'string' &&
     (payload === undefined || isBinaryData(payload)) &&
     isCount(bytes)
