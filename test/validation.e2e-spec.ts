@@ -240,6 +240,19 @@ describe('validation (e2e)', () => {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
+    it('a payload failing in thousands of places gets a small answer: 20 details, texts cut short, the count in the message', async () => {
+      const data: Record<string, unknown> = { text: 'x', count: 1, ['k'.repeat(300)]: 1 };
+      for (let k = 0; k < 5000; k++) data[`u${k}`] = k; // 5,001 properties that should not exist
+      const id = nextId++;
+      const frame = await c.request('create', data, id);
+      expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED', message: 'Validation failed (5001 problems, the first 20 in details)', ref: id });
+      expect(frame.data.details).toHaveLength(20);
+      expect(frame.data.details[0].property).toBe(`${'k'.repeat(200)}…`);
+      expect(JSON.stringify(frame).length).toBeLessThan(20 * 500);
+      expect(calls.create).toBeUndefined();
+      expect(c.raw.readyState).toBe(c.raw.OPEN);
+    });
+
     it('the connection stays open after failures, and the next valid message is handled', async () => {
       await expectFailure('create', {});
       await expectFailure('article', { title: 1 });

@@ -6,6 +6,7 @@ import {
   detailsFromValidationMessages,
   flattenValidationErrors,
   isValidationErrorList,
+  validationFailure,
 } from './validation-details.js';
 
 const INTERNAL_ERROR: ErrorBody = { code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE };
@@ -60,7 +61,7 @@ function fromHttpException(exception: HttpException): MappedError {
     const details = isValidationErrorList(message)
       ? flattenValidationErrors(message)
       : detailsFromValidationMessages(message.map(String));
-    return { body: { code: ErrorCode.VALIDATION_FAILED, message: 'Validation failed', details }, log: false };
+    return { body: { code: ErrorCode.VALIDATION_FAILED, ...validationFailure(details) }, log: false };
   }
   const code = codeByStatus[status] ?? (status === HttpStatus.BAD_REQUEST ? ErrorCode.BAD_MESSAGE : ErrorCode.INTERNAL);
   const text = typeof message === 'string' ? message : exception.message;

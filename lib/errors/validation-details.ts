@@ -7,13 +7,49 @@ export interface ValidationDetail {
   constraints: Record<string, string>;
 }
 
-/** Flattens class-validator's nested errors into one entry per failing property. */
-export function flattenValidationErrors(errors: ValidationError[], parentPath = ''): ValidationDetail[] {
-  return errors.flatMap((error) => {
+/** The body of a `VALIDATION_FAILED` error. */
+export interface ValidationFailure {
+  message: string;
+  details: ValidationDetail[];
+}
+
+/** Entries of `details` at most: a payload failing in thousands of places gets a small answer. */
+export const MAX_VALIDATION_DETAILS = 20;
+
+/** Longest property path or constraint message in `details` (both may repeat what the client sent). */
+const MAX_DETAIL_TEXT_LENGTH = 200;
+
+/**
+ * The message and the first MAX_VALIDATION_DETAILS details (texts cut short); the message gives
+ * the full count when there are more.
+ */
+export function validationFailure(details: Iterable<ValidationDetail>): ValidationFailure {
+  const kept: ValidationDetail[] = [];
+  let count = 0;
+  for (const detail of details) {
+    if (++count <= MAX_VALIDATION_DETAILS) kept.push(shortened(detail));
+  }
+  const message = count > MAX_VALIDATION_DETAILS ? `Validation failed (${count} problems, the first ${MAX_VALIDATION_DETAILS} in details)` : 'Validation failed';
+  return { message, details: kept };
+}
+
+function shortened({ property, constraints }: ValidationDetail): ValidationDetail {
+  const short: Record<string, string> = {};
+  for (const [rule, text] of Object.entries(constraints)) short[rule] = cut(text);
+  return { property: cut(property), constraints: short };
+}
+
+function cut(text: string): string {
+  return text.length > MAX_DETAIL_TEXT_LENGTH ? `${text.slice(0, MAX_DETAIL_TEXT_LENGTH)}…` : text;
+}
+
+/** Flattens class-validator's nested errors into one entry per failing property, depth first. */
+export function* flattenValidationErrors(errors: ValidationError[], parentPath = ''): Generator<ValidationDetail> {
+  for (const error of errors) {
     const property = parentPath ? `${parentPath}.${error.property}` : error.property;
-    const own = error.constraints ? [{ property, constraints: error.constraints }] : [];
-    return [...own, ...flattenValidationErrors(error.children ?? [], property)];
-  });
+    if (error.constraints) yield { property, constraints: error.constraints };
+    yield* flattenValidationErrors(error.children ?? [], property);
+  }
 }
 
 export function isValidationErrorList(value: unknown): value is ValidationError[] {

@@ -3,7 +3,7 @@ import { validate } from 'class-validator';
 import { flattenValidationErrors, type ValidationDetail } from '../errors/index.js';
 import type { ValidationOptions } from './validation.options.js';
 
-export type ValidationResult = { ok: true; value: unknown } | { ok: false; details: ValidationDetail[] };
+export type ValidationResult = { ok: true; value: unknown } | { ok: false; details: Iterable<ValidationDetail> };
 
 const PRIMITIVES = new Map<unknown, 'string' | 'number' | 'boolean'>([
   [String, 'string'],

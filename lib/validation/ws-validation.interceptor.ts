@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor, type Type } from '@nestjs/common';
 import { from, mergeMap, type Observable } from 'rxjs';
-import { ReliableWsException } from '../errors/index.js';
+import { ReliableWsException, validationFailure } from '../errors/index.js';
 import { missingModuleError } from '../missing-module.js';
 import { ErrorCode } from '../protocol/index.js';
 import { bodyParameters, type BodyParameter } from './body-parameter.js';
@@ -60,7 +60,7 @@ export class WsValidationInterceptor implements NestInterceptor {
 /** Puts a validated value in the handler's arguments, or throws `VALIDATION_FAILED`. */
 function applyResult(args: unknown[], { property }: BodyParameter, result: ValidationResult): void {
   if (!result.ok) {
-    throw new ReliableWsException({ code: ErrorCode.VALIDATION_FAILED, message: 'Validation failed', details: result.details });
+    throw new ReliableWsException({ code: ErrorCode.VALIDATION_FAILED, ...validationFailure(result.details) });
   }
   const payload = args[PAYLOAD_ARG_INDEX];
   args[PAYLOAD_ARG_INDEX] = property === undefined ? result.value : { ...(payload as object), [property]: result.value };
