@@ -267,4 +267,30 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
       await other.close();
     }
   });
+  it("clients' application close codes (3000–4999) count as one label: 70 of them cannot hide the codes that matter", async () => {
+    t = await startApp({}, [MetricsGateway]);
+    const url = t.wsUrl('/ws');
+    const before = await scrape();
+    const application = before.value('rws_closes_total', { code: 'application' }) ?? 0;
+    const kicks = before.value('rws_closes_total', { code: '4003' }) ?? 0;
+    for (let code = 3000; code < 3070; code++) {
+      const client = await TestClient.ready(url);
+      client.close(code);
+      expect((await client.closed()).code).toBe(code);
+    }
+    const kicked = await TestClient.ready(url);
+    clients.push(kicked);
+    kicked.send({ event: 'kick' });
+    expect((await kicked.closed()).code).toBe(4003);
+    const after = await waitUntil(
+      async () => {
+        const now = await scrape();
+        return now.value('rws_closes_total', { code: '4003' }) === kicks + 1 && now;
+      },
+      { what: "the server's 4003 counted by its code" },
+    );
+    expect(after.value('rws_closes_total', { code: 'application' })).toBe(application + 70);
+    expect(after.value('rws_closes_total', { code: '3000' })).toBeUndefined();
+    expect(after.value('rws_closes_total', { code: 'other' })).toBeUndefined();
+  });
 });

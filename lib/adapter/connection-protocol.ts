@@ -107,7 +107,7 @@ export class ConnectionProtocol {
   private logClose(socket: ReliableSocket, peerCode: number, peerReason: string): void {
     const sent = socket.closedWith;
     const code = sent?.code ?? peerCode;
-    this.metrics.closes.add(code);
+    this.metrics.countClose(code, sent !== undefined);
     if (sent && isProblemClose(code)) {
       this.connectionLog.closed(code, `${sent.reason || 'no reason'} (${peerOf(socket)})`, sent.reason === CREDENTIALS_EXPIRED);
     } else if (this.connectionLog.debugEnabled) {

@@ -22,6 +22,10 @@ const MAX_ATTRIBUTE_VALUES = 64;
 
 const OTHER = 'other';
 
+/** Close codes from here up are for applications and libraries (RFC 6455 §7.4.2). */
+const FIRST_APPLICATION_CLOSE_CODE = 3000;
+const APPLICATION_CLOSE = 'application';
+
 /** Counts by an attribute value from an open set (error codes, close codes), bounded in size. */
 class CountsBy {
   readonly counts = new Map<string, number>();
@@ -50,10 +54,20 @@ export class ReliableWsMetrics implements OnModuleInit, OnApplicationShutdown {
   /** How late the Redis canary is, in ms; set by the Redis transport while it runs. */
   canaryLag: (() => number) | undefined;
   readonly errors = new CountsBy();
+  /** By close code; see `countClose`. */
   readonly closes = new CountsBy();
   readonly handshakeRefused = new CountsBy();
 
   constructor(readonly sources?: MetricSources) {}
+
+  /**
+   * Counts a closed connection by its code: the server's by number; a client's by number below
+   * 3000 (the protocol's), and as `application` above, so that clients cannot fill the label set
+   * and hide the codes that matter.
+   */
+  countClose(code: number, byServer: boolean): void {
+    this.closes.add(byServer || code < FIRST_APPLICATION_CLOSE_CODE ? code : APPLICATION_CLOSE);
+  }
 
   /** True when an SDK records durations: timing a broadcast is skipped otherwise. */
   get timing(): boolean {
