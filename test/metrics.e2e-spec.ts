@@ -83,6 +83,17 @@ class Scrape {
   }
 }
 
+/** Scrapes until `ready` holds for a scrape (bounded), and returns that scrape. */
+function scrapeUntil(ready: (now: Scrape) => boolean, what: string): Promise<Scrape> {
+  return waitUntil(
+    async () => {
+      const now = await scrape();
+      return ready(now) && now;
+    },
+    { what },
+  );
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -124,6 +135,14 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
     await t?.close();
   });
 
+  /** Opens a connection that the server closes with 4003. */
+  async function kick(url: string): Promise<void> {
+    const kicked = await TestClient.ready(url);
+    clients.push(kicked);
+    kicked.send({ event: 'kick' });
+    expect((await kicked.closed()).code).toBe(4003);
+  }
+
   it('counts connections, messages by kind, errors, closes, resumes, replays, refusals and broadcast durations', async () => {
     t = await startApp({}, [MetricsGateway]);
     const url = t.wsUrl('/ws');
@@ -148,7 +167,7 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
     await plain.request('shout', 'one', 5);
     expect((await v1.next((frame) => frame.event === 'shouted')).seq).toBe(1);
     v1.terminate();
-    await waitUntil(async () => (await scrape()).value('rws_sessions_detached') === 1, { what: 'one detached session' });
+    await scrapeUntil((now) => now.value('rws_sessions_detached') === 1, 'one detached session');
     await plain.request('shout', 'two', 6);
 
     const mid = await scrape();
@@ -176,18 +195,9 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
     // Closes: one by the client with 1000, one by the server with 4003.
     missed.close(1000);
     expect((await missed.closed()).code).toBe(1000);
-    const kicked = await TestClient.ready(url);
-    clients.push(kicked);
-    kicked.send({ event: 'kick' });
-    expect((await kicked.closed()).code).toBe(4003);
+    await kick(url);
 
-    const s = await waitUntil(
-      async () => {
-        const now = await scrape();
-        return now.value('rws_closes_total', { code: '1000' }) === 1 && now.value('rws_connections') === 2 && now;
-      },
-      { what: 'the closes counted' },
-    );
+    const s = await scrapeUntil((now) => now.value('rws_closes_total', { code: '1000' }) === 1 && now.value('rws_connections') === 2, 'the closes counted');
     expect(s.value('rws_connections')).toBe(2); // plain + resumed
     expect(s.value('rws_sessions_detached')).toBe(0);
 
@@ -248,13 +258,7 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
       await speaker.request('shout', 'across', 1);
       await listener.next((frame) => frame.event === 'shouted' && frame.data === 'across');
 
-      const s = await waitUntil(
-        async () => {
-          const now = await scrape();
-          return now.value('rws_redis_canary_lag') !== undefined && now;
-        },
-        { what: 'a canary lag' },
-      );
+      const s = await scrapeUntil((now) => now.value('rws_redis_canary_lag') !== undefined, 'a canary lag');
       expect(s.type('rws_redis_canary_lag')).toBe('gauge');
       const lag = s.value('rws_redis_canary_lag')!;
       expect(lag).toBeGreaterThanOrEqual(0);
@@ -278,17 +282,8 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
       client.close(code);
       expect((await client.closed()).code).toBe(code);
     }
-    const kicked = await TestClient.ready(url);
-    clients.push(kicked);
-    kicked.send({ event: 'kick' });
-    expect((await kicked.closed()).code).toBe(4003);
-    const after = await waitUntil(
-      async () => {
-        const now = await scrape();
-        return now.value('rws_closes_total', { code: '4003' }) === kicks + 1 && now;
-      },
-      { what: "the server's 4003 counted by its code" },
-    );
+    await kick(url);
+    const after = await scrapeUntil((now) => now.value('rws_closes_total', { code: '4003' }) === kicks + 1, "the server's 4003 counted by its code");
     expect(after.value('rws_closes_total', { code: 'application' })).toBe(application + 70);
     expect(after.value('rws_closes_total', { code: '3000' })).toBeUndefined();
     expect(after.value('rws_closes_total', { code: 'other' })).toBeUndefined();

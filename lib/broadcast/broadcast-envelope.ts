@@ -1,4 +1,4 @@
-import { isAppEventName, preparePush, type PreparedPush } from '../protocol/index.js';
+import { isAppEventName, isRecord, preparePush, type PreparedPush } from '../protocol/index.js';
 
 /** A channel and a position in it: `[channel, epoch, offset]`. */
 export type ChannelMark = [channel: string, epoch: string, offset: number];
@@ -187,10 +187,6 @@ function isTarget(target: unknown): target is BroadcastTarget {
     default:
       return false;
   }
-}
-
-function isRecord(value: unknown): value is Fields {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function optionalString(value: unknown): boolean {

@@ -1,4 +1,4 @@
-import { isAppEventName, isBinaryData } from '../protocol/index.js';
+import { isAppEventName, isBinaryData, isCount, isRecord } from '../protocol/index.js';
 import { checkTimeout } from './client-options.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions } from './reliable-ws-client.interfaces.js';
@@ -62,14 +62,6 @@ function isOutgoingMessage(value: unknown): value is OutgoingMessage {
     (payload === undefined || isBinaryData(payload)) &&
     isCount(bytes)
   );
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 function isOptionalString(value: unknown): boolean {

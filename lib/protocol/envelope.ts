@@ -52,8 +52,14 @@ export function readyDataOf(data: unknown): ReadyData | undefined {
   return valid ? { sessionId, resumeToken, resumed, missed, lastId, heartbeatMs } : undefined;
 }
 
-function isCount(value: unknown): value is number {
+/** A whole number from 0 up (a count, a size, an offset, an id). */
+export function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** A plain JSON object (not null, not an array). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export interface HelloData {

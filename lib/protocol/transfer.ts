@@ -1,5 +1,4 @@
-import { isValidEventName, isValidMessageId, type MessageId } from './envelope.js';
-import { isSystemEventName } from './system-event.js';
+import { isAppEventName, isCount, isRecord, isValidMessageId, type MessageId } from './envelope.js';
 
 /**
  * Chunked transfer of payloads larger than one frame, both ways. A transfer id is chosen by the
@@ -72,26 +71,18 @@ export interface ChunkHeader {
 
 export const isValidTransferId = isValidMessageId;
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isByteCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
 /** `$upload` data with the right shape (an application event name, a size in bytes), else undefined. */
 export function uploadDataOf(data: unknown): UploadData | undefined {
   if (!isRecord(data)) return undefined;
   const { transfer, event, size } = data;
-  if (!isValidTransferId(transfer) || !isValidEventName(event) || isSystemEventName(event) || !isByteCount(size)) return undefined;
+  if (!isValidTransferId(transfer) || !isAppEventName(event) || !isCount(size)) return undefined;
   return { transfer, event, size };
 }
 
 export function streamDataOf(data: unknown): StreamData | undefined {
   if (!isRecord(data)) return undefined;
   const { transfer, event, size, offset } = data;
-  if (!isValidTransferId(transfer) || typeof event !== 'string' || !isByteCount(size) || !isByteCount(offset) || offset > size) {
+  if (!isValidTransferId(transfer) || typeof event !== 'string' || !isCount(size) || !isCount(offset) || offset > size) {
     return undefined;
   }
   return { transfer, event, size, offset };
@@ -100,10 +91,10 @@ export function streamDataOf(data: unknown): StreamData | undefined {
 export function chunkAckDataOf(data: unknown): ChunkAckData | undefined {
   if (!isRecord(data)) return undefined;
   const { transfer, received, window, maxFrameBytes } = data;
-  if (!isValidTransferId(transfer) || !isByteCount(received)) return undefined;
+  if (!isValidTransferId(transfer) || !isCount(received)) return undefined;
   const ack: ChunkAckData = { transfer, received };
-  if (isByteCount(window)) ack.window = window;
-  if (isByteCount(maxFrameBytes)) ack.maxFrameBytes = maxFrameBytes;
+  if (isCount(window)) ack.window = window;
+  if (isCount(maxFrameBytes)) ack.maxFrameBytes = maxFrameBytes;
   return ack;
 }
 
@@ -116,7 +107,7 @@ export function cancelDataOf(data: unknown): CancelData | undefined {
 
 export function chunkHeaderOf(header: Record<string, unknown>): ChunkHeader | undefined {
   const { transfer, offset } = header;
-  return isValidTransferId(transfer) && isByteCount(offset) ? { transfer, offset } : undefined;
+  return isValidTransferId(transfer) && isCount(offset) ? { transfer, offset } : undefined;
 }
 
 /** The JSON header of a `$chunk` frame. */
