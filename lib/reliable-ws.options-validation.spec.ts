@@ -37,7 +37,18 @@ describe('resolveOptions: defaults', () => {
       resume: { bufferSize: 1000, ttlMs: 120000 },
       shutdown: { closeCode: 1001, spreadMs: 0, timeoutMs: 10000 },
       health: { path: '/health/ws' },
+      validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true, maxValues: 1000 },
     });
+  });
+
+  it("keeps class-validator's options and checks validation.maxValues", () => {
+    expect(resolveOptions({ validation: { forbidNonWhitelisted: false, maxValues: 5 } }).validation).toEqual({
+      whitelist: true,
+      forbidNonWhitelisted: false,
+      forbidUnknownValues: true,
+      maxValues: 5,
+    });
+    expect(resolveOptions({ validation: { skipMissingProperties: true } }).validation).toMatchObject({ maxValues: 1000 });
   });
 
   it('merges a partial section with its defaults', () => {
@@ -167,6 +178,9 @@ describe('resolveOptions: errors name the option and the value', () => {
     ['resume.maxBufferedBytes 0', { resume: { maxBufferedBytes: 0 } }, 'resume.maxBufferedBytes', 'got 0'],
     ['resume.maxTotalBytes a string', { resume: { maxTotalBytes: '256mb' } }, 'resume.maxTotalBytes', 'got "256mb"'],
     ['resume.maxDetachedSessions negative', { resume: { maxDetachedSessions: -1 } }, 'resume.maxDetachedSessions', 'got -1'],
+    ['validation.maxValues 0', { validation: { maxValues: 0 } }, 'validation.maxValues', 'got 0'],
+    ['validation.maxValues a string', { validation: { maxValues: '1000' } }, 'validation.maxValues', 'got "1000"'],
+    ['validation.maxValues Infinity', { validation: { maxValues: Infinity } }, 'validation.maxValues', 'got null'],
     ['maxMessageDepth 0', { maxMessageDepth: 0 }, 'maxMessageDepth', 'got 0'],
     ['maxTransferBytes negative', { maxTransferBytes: -1 }, 'maxTransferBytes', 'got -1'],
     ['maxTransferBytes a string', { maxTransferBytes: '16M' }, 'maxTransferBytes', 'got "16M"'],

@@ -10,6 +10,7 @@ import {
 } from './auth/index.js';
 import { Cluster, Redis } from 'ioredis';
 import { CloseCode, MAX_TIMER_DELAY_MS } from './protocol/index.js';
+import type { ValidationOptions } from './validation/index.js';
 import {
   DEFAULT_OPTIONS,
   type ReliableWsOptions,
@@ -238,7 +239,8 @@ function validation(value: unknown): ResolvedReliableWsOptions['validation'] {
   if (value === false) return false;
   if (value === undefined) return DEFAULT_OPTIONS.validation;
   if (!isPlainObject(value)) throw new ReliableWsOptionsError('validation', value, "class-validator's options or false");
-  return { ...DEFAULT_OPTIONS.validation, ...value };
+  const defaults = DEFAULT_OPTIONS.validation as ValidationOptions;
+  return { ...defaults, ...value, maxValues: integer('validation.maxValues', value.maxValues, defaults.maxValues!, 1) };
 }
 
 const BROADCAST_KEYS = [

@@ -4,7 +4,7 @@ import type { AuthOptions, ResolvedAuthOptions } from './auth/index.js';
 import type { BroadcastOptions } from './broadcast/index.js';
 import type { HeartbeatOptions } from './heartbeat/index.js';
 import type { ModuleRateLimitOptions } from './rate-limit/index.js';
-import type { ValidationOptions } from './validation/index.js';
+import { DEFAULT_MAX_VALUES, type ValidationOptions } from './validation/index.js';
 import { DEFAULT_SESSION_MAX_BYTES, DEFAULT_TOTAL_MAX_BYTES, type BackpressureOptions } from './session/index.js';
 import { DEFAULT_MAX_TRANSFER_BYTES } from './transfer/index.js';
 import type { ShutdownOptions } from './shutdown/index.js';
@@ -89,7 +89,7 @@ export const DEFAULT_OPTIONS: ResolvedReliableWsOptions = {
   heartbeat: { intervalMs: 30000, timeoutMs: 10000 },
   auth: false,
   rateLimit: { points: 50, durationMs: 1000, maxViolations: 20 },
-  validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true },
+  validation: { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: true, maxValues: DEFAULT_MAX_VALUES },
   backpressure: { maxBufferedBytes: 1024 * 1024 },
   broadcast: {
     channelPrefix: 'rws',

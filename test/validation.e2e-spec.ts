@@ -240,17 +240,32 @@ describe('validation (e2e)', () => {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
-    it('a payload failing in thousands of places gets a small answer: 20 details, texts cut short, the count in the message', async () => {
-      const data: Record<string, unknown> = { text: 'x', count: 1, ['k'.repeat(300)]: 1 };
-      for (let k = 0; k < 5000; k++) data[`u${k}`] = k; // 5,001 properties that should not exist
+    it('a DTO body of more than 1,000 values → VALIDATION_FAILED (maxValues) before class-validator walks it', async () => {
+      // 1 + 2 properties + 997 unknown ones: 1,000 values, so class-validator runs and counts 997 problems
+      const data: Record<string, unknown> = { text: 'x', count: 1 };
+      for (let k = 0; k < 997; k++) data[`u${k}`] = k;
+      const walked = await c.request('create', data, nextId++);
+      expect(walked.data.message).toBe('Validation failed (997 problems, the first 20 in details)');
+      data.u997 = 997;
       const id = nextId++;
-      const frame = await c.request('create', data, id);
-      expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED', message: 'Validation failed (5001 problems, the first 20 in details)', ref: id });
-      expect(frame.data.details).toHaveLength(20);
-      expect(frame.data.details[0].property).toBe(`${'k'.repeat(200)}…`);
-      expect(JSON.stringify(frame).length).toBeLessThan(20 * 500);
-      expect(calls.create).toBeUndefined();
-      expect(c.raw.readyState).toBe(c.raw.OPEN);
+      expect(await c.request('create', data, id)).toEqual({
+        event: '$error',
+        data: {
+          code: 'VALIDATION_FAILED',
+          message: 'Validation failed',
+          details: [{ property: 'data', constraints: { maxValues: 'data must hold at most 1000 values' } }],
+          ref: id,
+        },
+      });
+    });
+
+    it('a 64 KiB frame of 20,000 nested items is refused the same way; the connection stays open', async () => {
+      const tags = Array.from({ length: 20_000 }, () => ({}));
+      const id = nextId++;
+      const frame = await c.request('article', { title: 't', author: { name: 'a' }, tags }, id);
+      expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED', details: [{ property: 'data', constraints: { maxValues: expect.any(String) } }], ref: id });
+      expect(calls.article).toBeUndefined();
+      expect((await c.request('article', { title: 't', author: { name: 'a' }, tags: [{ label: 'x' }] }, nextId++)).data).toMatchObject({ ok: true });
     });
 
     it('the connection stays open after failures, and the next valid message is handled', async () => {
@@ -351,6 +366,27 @@ describe('validation (e2e)', () => {
       expect(frame.data.details).toEqual([{ property: 'text', constraints: expect.any(Object) }]);
       expect(calls.piped).toBeUndefined();
       expect((await c.request('piped', { text: 'a', n: 2 }, 4)).event).toBe('piped');
+    });
+  });
+
+  describe('validation: { maxValues: 10_000 }', () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp({ validation: { maxValues: 10_000 } }, [ValidatedGateway]);
+    });
+    afterAll(() => t.close());
+
+    it('a payload failing in thousands of places gets a small answer: 20 details, texts cut short, the count in the message', async () => {
+      const data: Record<string, unknown> = { text: 'x', count: 1, ['k'.repeat(300)]: 1 };
+      for (let k = 0; k < 5000; k++) data[`u${k}`] = k; // 5,001 properties that should not exist
+      const c = await connect(t);
+      const frame = await c.request('create', data, 1);
+      expect(frame.data).toMatchObject({ code: 'VALIDATION_FAILED', message: 'Validation failed (5001 problems, the first 20 in details)', ref: 1 });
+      expect(frame.data.details).toHaveLength(20);
+      expect(frame.data.details[0].property).toBe(`${'k'.repeat(200)}…`);
+      expect(JSON.stringify(frame).length).toBeLessThan(20 * 500);
+      expect(calls.create).toBeUndefined();
+      expect(c.raw.readyState).toBe(c.raw.OPEN);
     });
   });
 

@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { flattenValidationErrors, type ValidationDetail } from '../errors/index.js';
-import type { ValidationOptions } from './validation.options.js';
+import { DEFAULT_MAX_VALUES, type ValidationOptions } from './validation.options.js';
 
 export type ValidationResult = { ok: true; value: unknown } | { ok: false; details: Iterable<ValidationDetail> };
 
@@ -60,7 +60,10 @@ async function validateInstance(
   property: string,
   options: ValidationOptions,
 ): Promise<ValidationResult> {
-  const { transformOptions, ...validatorOptions } = options;
+  const { transformOptions, maxValues = DEFAULT_MAX_VALUES, ...validatorOptions } = options;
+  if (holdsMoreValuesThan(value, maxValues)) {
+    return { ok: false, details: [{ property, constraints: { maxValues: `${property} must hold at most ${maxValues} values` } }] };
+  }
   try {
     const instance: object = plainToInstance(metatype, value, transformOptions);
     const errors = await validate(instance, validatorOptions);
@@ -69,6 +72,22 @@ async function validateInstance(
     // class-transformer and class-validator recurse: a payload they cannot walk is invalid, not a server fault.
     return { ok: false, details: [{ property, constraints: { isValid: `${property} could not be validated` } }] };
   }
+}
+
+/** Whether `value` holds more than `max` values, itself included; stops counting past `max`. */
+export function holdsMoreValuesThan(value: unknown, max: number): boolean {
+  const pending: unknown[] = [value];
+  let counted = 1;
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next !== 'object' || next === null) continue;
+    for (const key in next) {
+      if (!Object.hasOwn(next, key)) continue;
+      if (++counted > max) return true;
+      pending.push((next as Record<string, unknown>)[key]);
+    }
+  }
+  return counted > max;
 }
 
 function capitalize(text: string): string {
