@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { ReliableWsClient, RequestError, type ReliableWsClientOptions, type TransferProgress } from '../lib/client/index.js';
-import { ReliableGateway, type ReliableSocket } from '../lib/index.js';
+import { ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
 import { chunkHeaderJson, decodeServerBinary, encodeBinaryMessage } from '../lib/protocol/index.js';
 import { MiB, TRANSFER_OPTIONS, TRANSFER_WINDOW } from './support/transfer-options.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -42,6 +42,16 @@ class TransferGateway {
   @SubscribeMessage('note')
   note(@MessageBody() n: number): void {
     notes.push(n);
+  }
+
+  /** Streams `size` bytes to the caller after `afterMs`, as a handler that reads a file first; answers how it went. */
+  @SubscribeMessage('download-later')
+  async downloadLater(@MessageBody() { size, afterMs }: { size: number; afterMs: number }, @ConnectedSocket() socket: ReliableSocket): Promise<string> {
+    await sleep(afterMs);
+    return socket.stream('file', new Uint8Array(size)).then(
+      () => 'resolved',
+      (error: Error) => error.message,
+    );
   }
 
   /** Streams `size` random bytes to the caller; answers their hash at once. */
@@ -86,10 +96,14 @@ function countResumes(c: ReliableWsClient): { resumed: number; missed: number } 
   return counts;
 }
 
-/** A raw plain client (no subprotocol: its session starts at once) that records every frame. */
-async function rawPeer(url: string) {
-  const ws = new WebSocket(url);
+/**
+ * A raw client that records every frame: plain (no subprotocol: its session starts at once), or
+ * `rws.v1` (it sends `$hello`; its session outlives a dropped connection).
+ */
+async function rawPeer(url: string, protocol?: 'rws.v1') {
+  const ws = new WebSocket(url, protocol ? [protocol] : []);
   closers.push(() => ws.terminate());
+  if (protocol) ws.once('open', () => ws.send(JSON.stringify({ event: '$hello', data: {} })));
   const texts: any[] = [];
   const binaries: Array<ReturnType<typeof decodeServerBinary>> = [];
   ws.on('message', (data, binary) => {
@@ -374,6 +388,32 @@ describe('stream (server → client)', () => {
     await waitUntil(() => errors.length === 1 && streamOutcomes.length === 1, { what: 'the refusal' });
     expect(errors[0]).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { event: 'file', size: 5000 } });
     expect(streamOutcomes).toEqual(['rejected']);
+  });
+});
+
+describe('the instance budget (resume.maxTotalBytes)', () => {
+  it('gets back what a stream reserved when the relief it caused evicted its own detached session', async () => {
+    const server = await startApp({ ...OPTIONS, resume: { ttlMs: 30_000, maxTotalBytes: 4 * MiB } }, [TransferGateway]);
+    closers.push(() => server.close());
+    const registry = server.app.get(SessionRegistry);
+    const holder = await rawPeer(server.wsUrl('/ws'));
+    const baseline = registry.bufferedBytes;
+    for (let round = 1; round <= 2; round++) {
+      // A client asks for a download and is gone before the handler streams: its session is detached.
+      const leaving = await rawPeer(server.wsUrl('/ws'), 'rws.v1');
+      leaving.send({ event: 'download-later', data: { size: MiB, afterMs: 1000 }, id: 1 });
+      await sleep(50);
+      leaving.ws.terminate();
+      await waitUntil(() => registry.detachedCount === 1, { what: 'the detached session' });
+      // A live upload holds all but half a MiB of the budget, so the stream's reservation needs relief.
+      const transfer = `hold${round}`;
+      holder.send({ event: '$upload', data: { transfer, event: 'file', size: 3.5 * MiB - baseline }, id: transfer });
+      await waitUntil(() => holder.texts.some((t) => t.event === '$chunk-ack' && t.data.transfer === transfer), { what: 'the upload' });
+      await waitUntil(() => registry.detachedCount === 0, { what: 'the detached session evicted', timeoutMs: 5000 });
+      holder.send({ event: '$cancel', data: { transfer }, id: `cancel${round}` });
+      await waitUntil(() => holder.texts.some((t) => t.data?.ref === `cancel${round}`), { what: 'the cancel' });
+      expect(registry.bufferedBytes).toBe(baseline);
+    }
   });
 });
 

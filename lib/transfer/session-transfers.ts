@@ -132,7 +132,9 @@ export class SessionTransfers {
     if (this.streams.size >= MAX_TRANSFERS_PER_DIRECTION) {
       return Promise.reject(payloadTooLarge(`at most ${MAX_TRANSFERS_PER_DIRECTION} streams at once per session`));
     }
-    if (!this.reserve(data.byteLength)) return Promise.reject(payloadTooLarge(this.tooLarge(data.byteLength)));
+    if (!this.reserve(data.byteLength)) {
+      return Promise.reject(this.disposed ? new TransferAbortedError('the session has ended') : payloadTooLarge(this.tooLarge(data.byteLength)));
+    }
     return new Promise((resolve, reject) => {
       const transfer = `s${++this.nextStream}`;
       this.streams.set(transferKey(transfer), new OutgoingStream(transfer, event, data, { resolve, reject }));
@@ -240,8 +242,8 @@ export class SessionTransfers {
     this.account(size);
     if (this.budget?.exceeded) {
       this.budget.relieve();
-      if (this.disposed) return false;
-      if (this.budget.exceeded) {
+      // The relief may have evicted this very session: its dispose gave back only the transfers it held.
+      if (this.disposed || this.budget.exceeded) {
         this.account(-size);
         return false;
       }
