@@ -193,6 +193,28 @@ describe('health reflects a subscriber that receives nothing', () => {
   });
 });
 
+describe('app.close() while Redis does not answer', () => {
+  it('resolves within the command timeout of each step: a paused (SIGSTOP) Redis is disconnected, not waited for', async () => {
+    const app = await within(
+      startAppWithOptions(
+        { ...options(server.url, uniquePrefix('close-paused'), { commandTimeoutMs: 300 }), shutdown: { timeoutMs: 500 } },
+        [BroadcastGateway],
+        { logger: false },
+      ),
+      15000,
+      'starting an instance',
+    );
+    const x = await connectPeer(app.wsUrl('/ws'));
+    clients.push(x.client);
+    server.pause();
+    try {
+      await within(app.close(), 8000, 'app.close() with Redis paused');
+    } finally {
+      server.resume();
+    }
+  });
+});
+
 describe('Redis restarts under a running app', () => {
   it('publishing while Redis is down rejects and is logged; after a restart without data the sessions are closed 1012 and delivery resumes', async () => {
     const logger = captureLogger();

@@ -5,6 +5,7 @@ import { CANARY_MISSED_INTERVALS, type BroadcastOptions, type RedisClusterConfig
 import type { BroadcastTransport, ChannelPosition, LossListener, TransportListener } from './broadcast.transport.js';
 import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
 import { CommandWatchdog } from './command-watchdog.js';
+import { quitWithin } from './quit-connection.js';
 import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
 import { ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 import type { ReliableWsMetrics } from '../telemetry/index.js';
@@ -84,7 +85,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
       throw new Error('ReliableWsModule: a Redis Cluster in "broadcast.redis" needs "broadcast.sharded: true"');
     }
     this.subscriber =
-      this.publisher instanceof Cluster ? new ShardSubscribers(this.publisher, this.shardEvents()) : createSubscriber(redis);
+      this.publisher instanceof Cluster ? new ShardSubscribers(this.publisher, this.shardEvents(), options.commandTimeoutMs) : createSubscriber(redis);
     this.canaryChannel = `${options.channelPrefix}:canary:${instanceId}`;
     this.publisher.on('error', (error: Error) => this.warnRedisError(error));
     if (this.subscriber instanceof Redis) this.subscriber.on('error', (error: Error) => this.warnRedisError(error));
@@ -171,11 +172,11 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 
   async store(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.publisher.set(key, value, 'PX', Math.max(1, ttlMs));
+    await this.withinCommandTimeout(this.publisher.set(key, value, 'PX', Math.max(1, ttlMs)));
   }
 
   async take(key: string): Promise<string | undefined> {
-    return (await this.publisher.getdel(key)) ?? undefined;
+    return (await this.withinCommandTimeout(this.publisher.getdel(key))) ?? undefined;
   }
 
   async close(): Promise<void> {
@@ -185,9 +186,10 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     clearInterval(this.canaryTimer);
     clearTimeout(this.catchUpTimer);
     const subscriber = this.subscriber;
+    const timeoutMs = this.options.commandTimeoutMs;
     await Promise.all([
-      subscriber instanceof ShardSubscribers ? subscriber.close() : closeConnection(subscriber),
-      this.ownsPublisher && closeConnection(this.publisher),
+      subscriber instanceof ShardSubscribers ? subscriber.close() : quitWithin(subscriber, timeoutMs),
+      this.ownsPublisher && quitWithin(this.publisher, timeoutMs),
     ]);
   }
 
@@ -362,11 +364,3 @@ async function connect(connection: Connection): Promise<void> {
   });
 }
 
-async function closeConnection(connection: Connection): Promise<void> {
-  if (connection.status === 'end') return;
-  if (connection.status === 'ready') {
-    await connection.quit().catch(() => connection.disconnect());
-  } else {
-    connection.disconnect();
-  }
-}

@@ -1,4 +1,5 @@
 import { Redis, type Cluster } from 'ioredis';
+import { quitWithin } from './quit-connection.js';
 
 /** Slots of a Redis Cluster. */
 const SLOTS = 16384;
@@ -53,9 +54,11 @@ export class ShardSubscribers {
   private closed = false;
   private readonly onRefresh = (): void => this.followSlots();
 
+  /** @param quitTimeoutMs how long a shard connection being closed may take to answer QUIT */
   constructor(
     private readonly cluster: Cluster,
     private readonly events: ShardSubscriberEvents,
+    private readonly quitTimeoutMs: number,
   ) {
     cluster.on('refresh', this.onRefresh);
   }
@@ -78,7 +81,7 @@ export class ShardSubscribers {
     clearInterval(this.refreshTimer);
     const connections = [...this.connections.values()];
     this.connections.clear();
-    await Promise.all(connections.map((connection) => quit(connection)));
+    await Promise.all(connections.map((connection) => quitWithin(connection, this.quitTimeoutMs)));
   }
 
   private masterOf(channel: string): string {
@@ -155,7 +158,7 @@ export class ShardSubscribers {
       this.connections.delete(shard);
       this.down.delete(shard);
       connection.removeAllListeners('close');
-      void quit(connection);
+      void quitWithin(connection, this.quitTimeoutMs);
       this.events.gone(shard);
     }
   }
@@ -176,9 +179,4 @@ export class ShardSubscribers {
         },
       );
   }
-}
-
-async function quit(connection: Redis): Promise<void> {
-  if (connection.status === 'ready') await connection.quit().catch(() => connection.disconnect());
-  else connection.disconnect();
 }
