@@ -93,6 +93,22 @@ describe('graceful shutdown', () => {
     });
   });
 
+  it('an upgrade still in an asynchronous handshake verify when the drain starts gets 503, and does not hold app.close()', async () => {
+    const verify = (token: string) => new Promise((resolve) => setTimeout(() => resolve({ id: token }), 300));
+    const t = await start({ auth: { verify, mode: 'handshake' }, shutdown: { spreadMs: 1000, timeoutMs: 5000 } });
+    const present: TestClient[] = [];
+    for (let k = 0; k < 4; k++) present.push(await TestClient.ready(t.wsUrl(`/ws?token=present${k}`)));
+    clients.push(...present);
+    const late = upgradeStatus(t.wsUrl('/ws?token=late'));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the late one's verify is running
+    const startedAt = Date.now();
+    const closing = t.close(); // the drain spreads its closes over a second: the verify ends during it
+    expect(await within(late, 2000, 'the late upgrade')).toBe(503);
+    expect((await Promise.all(present.map((c) => c.closed(3000)))).map((c) => c.code)).toEqual([1001, 1001, 1001, 1001]);
+    await within(closing, 10000, 'app.close()');
+    expect(Date.now() - startedAt).toBeLessThan(3000); // not shutdown.timeoutMs
+  });
+
   it('terminates clients that never answer the close after timeoutMs, and app.close() still resolves', async () => {
     const TIMEOUT_MS = 500;
     const t = await start({ shutdown: { timeoutMs: TIMEOUT_MS } });

@@ -158,6 +158,8 @@ export class ReliableWsAdapter extends WsAdapter {
     credentials: HandshakeCredentials,
   ): void {
     if (socket.destroyed) return;
+    // The drain may have begun while `verify` ran; it closes the connections it found then, not this one.
+    if (this.runtime.shutdown.draining) return this.refuse(socket, 503, 'server is shutting down', `from ${ip}`);
     wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
   }
 
