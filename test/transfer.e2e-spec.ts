@@ -417,6 +417,60 @@ describe('the instance budget (resume.maxTotalBytes)', () => {
   });
 });
 
+describe('rate limit: transfer frames that hardly move a transfer on are not free', () => {
+  const LIMITED = { ...OPTIONS, rateLimit: { points: 50, durationMs: 1000, maxViolations: 20 } };
+  let limited: TestApp;
+  beforeAll(async () => {
+    limited = await startApp(LIMITED, [TransferGateway]);
+  });
+  afterAll(() => limited.close());
+
+  const closeCode = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  const rateLimited = (peer: { texts: any[] }) => peer.texts.filter((t) => t.event === '$error' && t.data.code === 'RATE_LIMITED');
+
+  it('a flood of $chunk-acks that acknowledge nothing new is limited, then closed 4029', async () => {
+    const peer = await rawPeer(limited.wsUrl('/ws'));
+    const closed = closeCode(peer.ws);
+    peer.send({ event: 'download', data: MiB, id: 1 });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$stream'), { what: 'the stream' });
+    const transfer = peer.texts.find((t) => t.event === '$stream').data.transfer;
+    // one burst past the protocol bucket (500) and maxViolations (20), small enough for the answers to stay below the send bound
+    for (let k = 0; k < 700; k++) {
+      peer.send({ event: '$chunk-ack', data: { transfer, received: 0 }, id: `a${k}` });
+    }
+    expect(await within(closed, 10_000, 'the close')).toBe(4029);
+    expect(rateLimited(peer).length).toBeGreaterThan(0);
+  });
+
+  it('so is a flood of 1-byte chunks of an upload', async () => {
+    const peer = await rawPeer(limited.wsUrl('/ws'));
+    const closed = closeCode(peer.ws);
+    peer.send({ event: '$upload', data: { transfer: 'u', event: 'file', size: 100_000 }, id: 'u' });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$chunk-ack'), { what: 'the acceptance' });
+    for (let offset = 0; offset < 700; offset++) {
+      peer.ws.send(encodeBinaryMessage(chunkHeaderJson('u', offset), new Uint8Array(1)));
+    }
+    expect(await within(closed, 10_000, 'the close')).toBe(4029);
+    expect(rateLimited(peer).length).toBeGreaterThan(0);
+  });
+
+  it('whole chunks and their acknowledgements stay free: 3 MiB each way through the client, nothing limited', async () => {
+    const c = client(limited.wsUrl('/ws'));
+    const errors: unknown[] = [];
+    const closes: number[] = [];
+    c.on('$error', (error) => errors.push(error));
+    c.on('$close', ({ code }) => closes.push(code));
+    const received = new Promise<Uint8Array>((resolve) => c.on('file', (bytes) => resolve(bytes as Uint8Array)));
+    await ready(c);
+    const up = randomBytes(3 * MiB);
+    await expect(within(c.upload('file', up), 20_000, 'the upload')).resolves.toEqual({ size: up.length, hash: sha(up) });
+    const hash = await within(c.request('download', 3 * MiB), 5000, 'the download request');
+    expect(sha(await within(received, 20_000, 'the stream'))).toBe(hash);
+    expect(errors).toEqual([]);
+    expect(closes).toEqual([]);
+  });
+});
+
 describe('uploads with resume: false', () => {
   it('hold at most 256 MiB for all connections together: the upload past it is refused PAYLOAD_TOO_LARGE', async () => {
     const perSession = 60 * MiB; // four fit in 256 MiB with their bookkeeping, five do not

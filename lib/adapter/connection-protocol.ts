@@ -227,7 +227,7 @@ export class ConnectionProtocol {
     if (header && system) {
       this.onBinarySystemEvent(socket, message, header);
     } else if (message.event === SystemEvent.CHUNK_ACK && socket.hasSession) {
-      this.transfers.onChunkAck(socket, message); // charged only when it acknowledges nothing
+      this.transfers.onChunkAck(socket, message); // charged only when it acknowledges nothing new
     } else if (isAdvancingAck(socket, message)) {
       socket.session.acknowledge((message.data as { seq: number }).seq);
       if (message.id !== undefined) this.answerAck(socket, message.id);

@@ -13,7 +13,7 @@ import {
 } from '../protocol/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ANSWER_PENDING, type ReliableSocket } from '../session/index.js';
-import type { IncomingUpload } from '../transfer/index.js';
+import { MIN_FREE_PROGRESS_BYTES, type IncomingUpload } from '../transfer/index.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
 
 /** Charges a frame against the protocol's own bucket; false (after answering `RATE_LIMITED`) when over it. */
@@ -91,7 +91,9 @@ export class TransferProtocol {
     const problem = upload.write(chunk.offset, payload);
     if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received }, id);
     socket.sendSystem(SystemEvent.CHUNK_ACK, { transfer: upload.transfer, received: upload.received });
-    if (id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id }); // a frame with an id is answered to it
+    // Whole chunks are free; a small one that does not complete the upload counts (a flood of 1-byte chunks would be free).
+    const admitted = payload.byteLength >= MIN_FREE_PROGRESS_BYTES || upload.complete || this.admit(socket, id);
+    if (admitted && id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id }); // a frame with an id is answered to it
     if (upload.complete) this.deliver(socket, upload);
   }
 
@@ -110,8 +112,8 @@ export class TransferProtocol {
     if (!ack) return this.refuse(socket, '$chunk-ack data must be { transfer, received }', undefined, id);
     const outcome = socket.session.transfers.acknowledgeStream(ack.transfer, ack.received);
     if (outcome === 'beyond') return this.refuse(socket, `$chunk-ack beyond the stream's size`, { transfer: ack.transfer }, id);
-    // An ack of no stream in progress (a late one) is harmless, but not free.
-    if (outcome === 'unknown' && !this.admit(socket, id)) return;
+    // An ack that moves no stream on, or hardly (late, repeated, 1-byte steps), is harmless but not free.
+    if (outcome !== 'ok' && !this.admit(socket, id)) return;
     if (id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id });
   }
 

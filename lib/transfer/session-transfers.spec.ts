@@ -1,5 +1,6 @@
+import type { TransferId } from '../protocol/index.js';
 import { SessionTransfers } from './session-transfers.js';
-import { TRANSFER_OVERHEAD_BYTES, type SharedByteBudget } from './transfer.options.js';
+import { MIN_FREE_PROGRESS_BYTES, TRANSFER_OVERHEAD_BYTES, type SharedByteBudget } from './transfer.options.js';
 
 /** An instance budget whose relief evicts `evicted` (a detached session's transfers), as the session registry does. */
 function budgetEvicting(maxBytes: number, evicted: () => SessionTransfers | undefined): SharedByteBudget {
@@ -41,5 +42,33 @@ describe('SessionTransfers: the instance budget', () => {
     expect(budget.used).toBe(500 + TRANSFER_OVERHEAD_BYTES);
     transfers.dispose();
     expect(budget.used).toBe(0);
+  });
+});
+
+describe('SessionTransfers: what a stream acknowledgement achieves', () => {
+  /** A stream on a connection that takes everything; its transfer id as the `$stream` announcement gives it. */
+  function streaming(size: number): { transfers: SessionTransfers; transfer: TransferId } {
+    const transfers = new SessionTransfers();
+    const texts: string[] = [];
+    transfers.attach({ isOpen: true, write: (frame) => typeof frame === 'string' && texts.push(frame), hasRoomFor: () => true, whenDrained: () => undefined });
+    void transfers.stream('file', new Uint8Array(size)).catch(() => undefined);
+    const announced = texts.map((text) => JSON.parse(text) as { event: string; data: { transfer: TransferId } }).find((frame) => frame.event === '$stream');
+    return { transfers, transfer: announced!.data.transfer };
+  }
+
+  it('a step of at least MIN_FREE_PROGRESS_BYTES is ok, a smaller one or none is small', () => {
+    const { transfers, transfer } = streaming(10 * MIN_FREE_PROGRESS_BYTES);
+    expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES)).toBe('ok');
+    expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES)).toBe('small'); // again: nothing new
+    expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES + 1)).toBe('small');
+    expect(transfers.acknowledgeStream(transfer, 0)).toBe('small');
+    expect(transfers.acknowledgeStream(transfer, 10 * MIN_FREE_PROGRESS_BYTES + 1)).toBe('beyond');
+  });
+
+  it('a small step that completes the stream is ok; after it the stream is unknown', () => {
+    const { transfers, transfer } = streaming(MIN_FREE_PROGRESS_BYTES + 10);
+    expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES)).toBe('ok');
+    expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES + 10)).toBe('ok');
+    expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES + 10)).toBe('unknown');
   });
 });

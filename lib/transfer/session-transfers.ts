@@ -19,6 +19,7 @@ import { IncomingUpload } from './incoming-upload.js';
 import { OutgoingStream } from './outgoing-stream.js';
 import {
   DEFAULT_TRANSFER_LIMITS,
+  MIN_FREE_PROGRESS_BYTES,
   TRANSFER_OVERHEAD_BYTES,
   type SharedByteBudget,
   type TransferLimits,
@@ -144,19 +145,22 @@ export class SessionTransfers {
 
   /**
    * A client's `$chunk-ack` of a stream: `'beyond'` when it names bytes past the stream's end,
-   * `'unknown'` for no stream in progress (one just completed, say).
+   * `'unknown'` for no stream in progress (one just completed, say), `'small'` when it moves the
+   * stream on by less than `MIN_FREE_PROGRESS_BYTES` (nothing, say) without completing it.
    */
-  acknowledgeStream(transfer: MessageId, received: number): 'ok' | 'unknown' | 'beyond' {
+  acknowledgeStream(transfer: MessageId, received: number): 'ok' | 'small' | 'unknown' | 'beyond' {
     const key = transferKey(transfer);
     const stream = this.streams.get(key);
     if (!stream) return 'unknown';
+    const before = stream.acked;
     if (!stream.acknowledge(received)) return 'beyond';
-    if (stream.acked === stream.size) {
+    const complete = stream.acked === stream.size;
+    if (complete) {
       this.dropStream(key, stream);
       stream.settle.resolve();
     }
     this.pump();
-    return 'ok';
+    return complete || stream.acked - before >= MIN_FREE_PROGRESS_BYTES ? 'ok' : 'small';
   }
 
   /** The client refused a stream (`$cancel` with direction `down`). */

@@ -16,6 +16,12 @@ export const DEFAULT_TRANSFER_LIMITS: TransferLimits = {
   maxFrameBytes: 65536,
 };
 
+/**
+ * What a `$chunk` or `$chunk-ack` must move its transfer on by to be free of the rate limit,
+ * unless it completes the transfer: whole chunks do, a flood of 1-byte steps does not.
+ */
+export const MIN_FREE_PROGRESS_BYTES = 1024;
+
 /** What the bookkeeping of one transfer costs beside its bytes. */
 export const TRANSFER_OVERHEAD_BYTES = 256;
 
