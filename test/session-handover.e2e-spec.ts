@@ -1,4 +1,6 @@
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import { WebSocket, type ClientOptions } from 'ws';
+import { ReliableWsClient } from '../lib/client/index.js';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
 import { TestClient, type Frame } from './support/ws-client.js';
@@ -14,7 +16,15 @@ class RoomGateway {
   async say(@MessageBody() text: string) {
     await this.broadcast.toRoom('r', 'said', text);
   }
+  @SubscribeMessage('slow')
+  async slow(@MessageBody() ms: number) {
+    slowRuns++;
+    await new Promise((r) => setTimeout(r, ms));
+    return { done: true };
+  }
 }
+
+let slowRuns = 0;
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -53,6 +63,47 @@ describe('session handover between instances (Redis)', () => {
     expect(await c2.next((f) => f.data?.ref === 1)).toEqual({ event: '$ack', data: { ref: 1 } });
     await new Promise((r) => setTimeout(r, 100));
     expect(c2.frames).toEqual([]);
+  });
+});
+
+describe('a request still running when its session moves (Redis)', () => {
+  const prefix = `handover-running-${process.pid}-${Date.now()}`;
+  let a: TestApp, b: TestApp;
+  beforeAll(async () => {
+    a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+    b = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+  });
+  afterAll(async () => { await a.close(); await b.close(); });
+
+  it('rejects with ANSWER_LOST on the client, never resolves as if answered; the handler ran once', async () => {
+    let target = a;
+    let current: WebSocket | undefined;
+    /** Connects to whichever instance is the target now, as a load balancer would. */
+    class Balanced extends WebSocket {
+      constructor(url: string, protocols?: string | string[], options?: ClientOptions) {
+        super(url.replace('balanced', new URL(target.wsUrl('/ws')).host), protocols, options);
+        current = this;
+      }
+    }
+    const client = new ReliableWsClient('ws://balanced/ws', { WebSocket: Balanced, heartbeat: false, reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 } });
+    const readies: Array<{ resumed: boolean }> = [];
+    client.on('$ready', (info) => readies.push(info));
+    try {
+      await new Promise<void>((resolve) => client.on('$ready', () => resolve()));
+      slowRuns = 0;
+      const answer = client.request('slow', 1500, { timeoutMs: 8000 }).then(
+        (data) => ({ resolved: data }),
+        (error: { code: string }) => ({ rejected: error.code }),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      target = b;
+      current!.terminate();
+      expect(await answer).toEqual({ rejected: 'ANSWER_LOST' });
+      expect(readies.map((info) => info.resumed)).toEqual([false, true]);
+      expect(slowRuns).toBe(1);
+    } finally {
+      client.close();
+    }
   });
 });
 

@@ -10,6 +10,12 @@ export class QueueFullError extends Error {
 export const ClientErrorCode = {
   TIMEOUT: 'TIMEOUT',
   SESSION_LOST: 'SESSION_LOST',
+  /**
+   * The server handled the request before (a retry after a reconnect) but no longer keeps its
+   * answer (`$ack { duplicate: true }`): it was older than the answers kept, or its handler was
+   * still running when the session moved to another instance.
+   */
+  ANSWER_LOST: 'ANSWER_LOST',
   CLOSED: 'CLOSED',
   /** An upload cancelled through its `signal` (or by its `timeoutMs`, which rejects with `TIMEOUT`). */
   ABORTED: 'ABORTED',

@@ -202,6 +202,29 @@ describe('ReliableConnection: answers', () => {
   });
 });
 
+describe('ReliableConnection: $ack answers', () => {
+  it('$ack { ref } resolves a request with undefined; $ack { ref, duplicate: true } rejects it with ANSWER_LOST', async () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    const handled = client.request('ask', 1);
+    const lost = client.request('ask', 2);
+    sockets[0]!.receive({ event: '$ack', data: { ref: 1 } });
+    sockets[0]!.receive({ event: '$ack', data: { ref: 2, duplicate: true } });
+    await expect(handled).resolves.toBeUndefined();
+    await expect(lost).rejects.toMatchObject({ name: 'RequestError', code: 'ANSWER_LOST' });
+    expect(client.queueLength).toBe(0);
+  });
+
+  it('a send answered $ack { ref, duplicate: true } is done: it leaves the queue and reports nothing', () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    client.send('fire', 1);
+    sockets[0]!.receive({ event: '$ack', data: { ref: 1, duplicate: true } });
+    expect(client.queueLength).toBe(0);
+    expect(of('$error')).toEqual([]);
+  });
+});
+
 describe('ReliableConnection: pushes named like the client\'s own events', () => {
   // `$ready` and `$error` are protocol frames, handled as such (see above).
   const OWN = ['$state', '$failed', '$close', '$reconnecting', '$progress', '$tabs', '$x'];

@@ -8,6 +8,7 @@ import {
   decodeServerMessage,
   encodeBinaryMessage,
   isBinaryData,
+  isRecord,
   isSystemEventName,
   isValidEventName,
   readyDataOf,
@@ -74,6 +75,11 @@ interface OutgoingUpload {
 }
 
 type Outcome = { ok: true; data: unknown } | { ok: false; error: ErrorData };
+
+const ANSWER_LOST: ErrorData = {
+  code: ClientErrorCode.ANSWER_LOST,
+  message: 'the server handled this message before and no longer keeps its answer',
+};
 
 interface PendingRequest {
   resolve(data: unknown): void;
@@ -459,7 +465,7 @@ export class ReliableConnection extends ConnectionState {
       case SystemEvent.PONG:
         return;
       case SystemEvent.ACK:
-        return this.answer((message.data as { ref?: number })?.ref, { ok: true, data: undefined });
+        return this.onAck(message.data);
       case SystemEvent.ERROR:
         return this.onError(message.data as ErrorData);
       case SystemEvent.CHUNK_ACK:
@@ -558,6 +564,18 @@ export class ReliableConnection extends ConnectionState {
   /** The send a `ref` answers: ids the client sends are numbers, so only the same number matches. */
   private awaiting(ref: unknown): OutboxEntry | undefined {
     return typeof ref === 'number' ? this.awaitingAnswer.get(ref) : undefined;
+  }
+
+  /**
+   * `$ack { ref }`: the message was handled. With `duplicate: true` it was handled before and the
+   * server no longer keeps its answer: done for a send, but a request cannot have its answer.
+   */
+  private onAck(data: unknown): void {
+    if (!isRecord(data)) return;
+    const entry = this.awaiting(data.ref);
+    if (!entry) return;
+    const lost = data.duplicate === true && entry.request !== undefined;
+    this.conclude(entry, lost ? { ok: false, error: ANSWER_LOST } : { ok: true, data: undefined });
   }
 
   private answer(ref: unknown, outcome: Outcome): void {
