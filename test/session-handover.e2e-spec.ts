@@ -1,9 +1,13 @@
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import { createHash, randomBytes } from 'node:crypto';
 import { WebSocket, type ClientOptions } from 'ws';
-import { ReliableWsClient } from '../lib/client/index.js';
+import { ReliableWsClient, type ReliableWsClientOptions } from '../lib/client/index.js';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
+import { waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
+
+const MiB = 1024 * 1024;
 
 @ReliableGateway({ path: '/ws' })
 class RoomGateway {
@@ -16,6 +20,13 @@ class RoomGateway {
   async say(@MessageBody() text: string) {
     await this.broadcast.toRoom('r', 'said', text);
   }
+  /** Streams `size` random bytes to the caller; answers their hash at once. */
+  @SubscribeMessage('download')
+  download(@MessageBody() size: number, @ConnectedSocket() s: ReliableSocket) {
+    const bytes = randomBytes(size);
+    s.stream('file', bytes).catch(() => undefined);
+    return sha(bytes);
+  }
   @SubscribeMessage('slow')
   async slow(@MessageBody() ms: number) {
     slowRuns++;
@@ -25,6 +36,35 @@ class RoomGateway {
 }
 
 let slowRuns = 0;
+const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * A client behind a "load balancer": each connection goes to `balancer.target`; `move(to)` cuts
+ * the current one so that the client reconnects (and resumes) there.
+ */
+function balancedClient(first: TestApp, options: ReliableWsClientOptions = {}) {
+  const balancer = { target: first, current: undefined as WebSocket | undefined };
+  class Balanced extends WebSocket {
+    constructor(url: string, protocols?: string | string[], clientOptions?: ClientOptions) {
+      super(url.replace('balanced', new URL(balancer.target.wsUrl('/ws')).host), protocols, clientOptions);
+      balancer.current = this;
+    }
+  }
+  const client = new ReliableWsClient('ws://balanced/ws', {
+    WebSocket: Balanced,
+    heartbeat: false,
+    reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 },
+    ...options,
+  });
+  const readies: Array<{ resumed: boolean }> = [];
+  client.on('$ready', (info) => readies.push(info));
+  const readyCount = (n: number) => waitUntil(() => readies.length >= n, { what: `$ready #${n}` });
+  const move = (to: TestApp) => {
+    balancer.target = to;
+    balancer.current!.terminate();
+  };
+  return { client, readies, readyCount, move };
+}
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -76,31 +116,46 @@ describe('a request still running when its session moves (Redis)', () => {
   afterAll(async () => { await a.close(); await b.close(); });
 
   it('rejects with ANSWER_LOST on the client, never resolves as if answered; the handler ran once', async () => {
-    let target = a;
-    let current: WebSocket | undefined;
-    /** Connects to whichever instance is the target now, as a load balancer would. */
-    class Balanced extends WebSocket {
-      constructor(url: string, protocols?: string | string[], options?: ClientOptions) {
-        super(url.replace('balanced', new URL(target.wsUrl('/ws')).host), protocols, options);
-        current = this;
-      }
-    }
-    const client = new ReliableWsClient('ws://balanced/ws', { WebSocket: Balanced, heartbeat: false, reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 } });
-    const readies: Array<{ resumed: boolean }> = [];
-    client.on('$ready', (info) => readies.push(info));
+    const { client, readies, readyCount, move } = balancedClient(a);
     try {
-      await new Promise<void>((resolve) => client.on('$ready', () => resolve()));
+      await readyCount(1);
       slowRuns = 0;
       const answer = client.request('slow', 1500, { timeoutMs: 8000 }).then(
         (data) => ({ resolved: data }),
         (error: { code: string }) => ({ rejected: error.code }),
       );
       await new Promise((r) => setTimeout(r, 100));
-      target = b;
-      current!.terminate();
+      move(b);
       expect(await answer).toEqual({ rejected: 'ANSWER_LOST' });
       expect(readies.map((info) => info.resumed)).toEqual([false, true]);
       expect(slowRuns).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('streams: one cut by the move is let go, and the new instance\'s streams arrive whole and apart from the old ones', async () => {
+    const { client, readies, readyCount, move } = balancedClient(a, { maxTransferBytes: 4 * MiB });
+    const files: string[] = [];
+    const errors: unknown[] = [];
+    client.on('file', (bytes) => files.push(sha(bytes as Uint8Array)));
+    client.on('$error', (error) => errors.push(error));
+    try {
+      await readyCount(1);
+      const first = await client.request('download', MiB);
+      await waitUntil(() => files.length === 1, { what: 'the first stream' });
+      // a second one, cut by the move after its first chunks
+      const cut = new Promise<void>((resolve) => client.on('$progress', (progress) => progress.direction === 'down' && resolve()));
+      await client.request('download', 3 * MiB);
+      await cut;
+      move(b);
+      await readyCount(2);
+      expect(readies.map((info) => info.resumed)).toEqual([false, true]);
+      const third = await client.request('download', 3 * MiB); // fits in 4 MiB only if the cut one was let go
+      await waitUntil(() => files.length === 2, { what: 'the third stream', timeoutMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(files).toEqual([first, third]);
+      expect(errors).toEqual([]);
     } finally {
       client.close();
     }
@@ -197,6 +252,13 @@ describe('a resume that meets another claim of its session (Redis, three instanc
 
 @ReliableGateway({ path: '/ws' })
 class SlowGateway {
+  /** Streams `size` random bytes to the caller; answers their hash at once. */
+  @SubscribeMessage('download')
+  download(@MessageBody() size: number, @ConnectedSocket() s: ReliableSocket) {
+    const bytes = randomBytes(size);
+    s.stream('file', bytes).catch(() => undefined);
+    return sha(bytes);
+  }
   @SubscribeMessage('slow')
   async slow(@MessageBody() ms: number): Promise<string> {
     await new Promise((resolve) => setTimeout(resolve, ms));

@@ -140,6 +140,7 @@ export class ConnectionProtocol {
       missed: resume !== undefined && resumed === undefined,
       lastId: session.lastId,
       heartbeatMs: this.options.heartbeat.intervalMs,
+      ...(resumed ? { streams: session.streamsInProgress } : {}),
     };
     socket.writeSystem(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));
     this.logSessionStart(session.id, resume, resumed !== undefined);

@@ -39,6 +39,9 @@ describe('ReliableConnection: $ready', () => {
     ['lastId beyond 2^53', { ...READY, resumed: true, lastId: 2 ** 53 }],
     ['lastId a string', { ...READY, resumed: true, lastId: '3' }],
     ['heartbeatMs missing', { ...READY, heartbeatMs: undefined }],
+    ['streams not an array', { ...READY, resumed: true, lastId: 0, streams: 's1' }],
+    ['a stream id that is no id', { ...READY, resumed: true, lastId: 0, streams: [null] }],
+    ['more streams than a session holds', { ...READY, resumed: true, lastId: 0, streams: Array.from({ length: 17 }, (_, i) => i) }],
   ])('a $ready with %s is a protocol failure: the socket is dropped and the client reconnects', (_, data) => {
     const { client, of, sockets } = setup();
     sockets[0]!.open();

@@ -494,6 +494,7 @@ export class ReliableConnection extends ConnectionState {
     clearTimeout(this.timers.connect);
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
+    if (ready.resumed && ready.streams) this.streams.keepOnly(ready.streams);
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
     this.readyAt = Date.now();
     this.startHeartbeat();

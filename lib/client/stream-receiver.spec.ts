@@ -44,4 +44,19 @@ describe('StreamReceiver', () => {
     announce(1_000);
     expect(sent.map((frame) => frame.event)).toEqual(['$chunk-ack']);
   });
+
+  it('after a resume, keeps the partial streams the server continues and lets go of the others (bytes and slots)', () => {
+    const { receiver, sent, emitted, announce } = setup(100);
+    announce(1, 60);
+    announce(2, 40);
+    receiver.chunk({ transfer: 1, offset: 0 }, new Uint8Array(30));
+    receiver.keepOnly([2]);
+    sent.length = 0;
+    announce(3, 60); // fits only because stream 1 no longer counts
+    receiver.chunk({ transfer: 1, offset: 30 }, new Uint8Array(30)); // a late chunk of a stream let go: ignored
+    expect(sent.map((frame) => [frame.event, frame.data.transfer])).toEqual([['$chunk-ack', 3]]);
+    expect(emitted.filter((e) => e.event === 'file')).toEqual([]);
+    receiver.chunk({ transfer: 2, offset: 0 }, new Uint8Array(40));
+    expect(emitted.filter((e) => e.event === 'file').map((e) => e.payload.length)).toEqual([40]);
+  });
 });

@@ -91,6 +91,19 @@ export class StreamReceiver {
     if (end === stream.size) this.complete(key!, stream);
   }
 
+  /**
+   * A resumed session: the server continues these streams; any other partial one it no longer
+   * has (the session moved to another instance) and will never complete.
+   */
+  keepOnly(continued: readonly TransferId[]): void {
+    const keys = new Set(continued.map(transferKey));
+    for (const [key, stream] of this.streams) {
+      if (keys.has(key)) continue;
+      this.streams.delete(key);
+      this.held -= stream.size;
+    }
+  }
+
   /** A new session: the server forgot its streams. */
   reset(): void {
     this.streams.clear();

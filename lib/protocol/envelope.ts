@@ -28,30 +28,6 @@ export interface ErrorData {
   retryAfterMs?: number;
 }
 
-export interface ReadyData {
-  sessionId: string;
-  resumeToken?: string;
-  resumed: boolean;
-  missed: boolean;
-  lastId: number;
-  heartbeatMs: number;
-}
-
-/** `$ready` data with the documented shape (used by clients), else undefined. */
-export function readyDataOf(data: unknown): ReadyData | undefined {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
-  const { sessionId, resumeToken, resumed, missed, lastId, heartbeatMs } = data as Record<string, unknown>;
-  const valid =
-    typeof sessionId === 'string' &&
-    sessionId !== '' &&
-    (resumeToken === undefined || typeof resumeToken === 'string') &&
-    typeof resumed === 'boolean' &&
-    typeof missed === 'boolean' &&
-    isCount(lastId) &&
-    isCount(heartbeatMs);
-  return valid ? { sessionId, resumeToken, resumed, missed, lastId, heartbeatMs } : undefined;
-}
-
 /** A whole number from 0 up (a count, a size, an offset, an id). */
 export function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;

@@ -4,4 +4,5 @@ export * from './system-event.js';
 export * from './envelope.js';
 export * from './binary-frame.js';
 export * from './transfer.js';
+export * from './ready.js';
 export * from './timer-delay.js';

@@ -1,4 +1,4 @@
-import { decodeBinaryFrame, preparePush, type OutgoingFrame, type PreparedPush } from '../protocol/index.js';
+import { decodeBinaryFrame, preparePush, type OutgoingFrame, type PreparedPush, type TransferId } from '../protocol/index.js';
 import { SessionTransfers, type TransferLimits, type TransferLink } from '../transfer/index.js';
 import { AnswerCache } from './answer-cache.js';
 import { ReplayBuffer, type ReplayBudget } from './replay-buffer.js';
@@ -123,6 +123,11 @@ export class Session {
       this.sessionTransfers = transfers;
     }
     return this.sessionTransfers;
+  }
+
+  /** The ids of the streams to the client in progress (continued on the next connection). */
+  get streamsInProgress(): TransferId[] {
+    return this.sessionTransfers?.streamIds() ?? [];
   }
 
   /** The session's connection is live with its `$ready` sent: transfers may write to it. */

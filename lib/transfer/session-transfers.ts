@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ReliableWsException } from '../errors/index.js';
 import {
   appEventNameError,
@@ -11,6 +12,7 @@ import {
   SystemEvent,
   transferKey,
   type MessageId,
+  type TransferId,
   type OutgoingFrame,
   type StreamData,
   type UploadData,
@@ -43,6 +45,14 @@ export class TransferAbortedError extends Error {
   }
 }
 
+/**
+ * Stream ids are unique across sessions and instances, not just within a session: a client keeps
+ * the ids of its streams across a resume, and a session that moved to another instance (which
+ * does not take its streams) must not start again at an id the client already holds.
+ */
+const STREAM_ID_PREFIX = `s${randomBytes(4).toString('hex')}.`;
+let streamsStarted = 0;
+
 /** Completed uploads remembered per session, so that a late duplicate `$upload` is not run again. */
 const FINISHED_REMEMBERED = 128;
 
@@ -58,7 +68,6 @@ export class SessionTransfers {
   private readonly streams = new Map<string, OutgoingStream>();
   private readonly finished = new Set<string>();
   private held = 0;
-  private nextStream = 0;
   private link: TransferLink | undefined;
   private waitingForDrain = false;
   private disposed = false;
@@ -126,6 +135,11 @@ export class SessionTransfers {
 
   // ---- streams (server → client)
 
+  /** The ids of the streams in progress. */
+  streamIds(): TransferId[] {
+    return [...this.streams.values()].map((stream) => stream.transfer);
+  }
+
   /** Sends bytes as a stream of chunks; resolves once the client acknowledged all of them. */
   stream(event: string, data: Uint8Array): Promise<void> {
     if (!isAppEventName(event)) return Promise.reject(appEventNameError(event));
@@ -137,7 +151,7 @@ export class SessionTransfers {
       return Promise.reject(this.disposed ? new TransferAbortedError('the session has ended') : payloadTooLarge(this.tooLarge(data.byteLength)));
     }
     return new Promise((resolve, reject) => {
-      const transfer = `s${++this.nextStream}`;
+      const transfer = `${STREAM_ID_PREFIX}${++streamsStarted}`;
       this.streams.set(transferKey(transfer), new OutgoingStream(transfer, event, data, { resolve, reject }));
       this.pump();
     });
