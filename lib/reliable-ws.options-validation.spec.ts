@@ -69,7 +69,7 @@ describe('resolveOptions: defaults', () => {
     const resolved = resolveOptions({
       allowedOrigins: check,
       requireOrigin: true,
-      maxPayloadBytes: 1,
+      maxPayloadBytes: 1024,
       maxConnectionsPerIp: 5,
       trustProxy: 2,
       backpressure: { maxBufferedBytes: 4096 },
@@ -79,7 +79,7 @@ describe('resolveOptions: defaults', () => {
     expect(resolved).toMatchObject({
       allowedOrigins: check,
       requireOrigin: true,
-      maxPayloadBytes: 1,
+      maxPayloadBytes: 1024,
       maxConnectionsPerIp: 5,
       trustProxy: 2,
       backpressure: { maxBufferedBytes: 4096 },
@@ -147,6 +147,8 @@ describe('resolveOptions: errors name the option and the value', () => {
     ['section null', { backpressure: null }, 'backpressure', 'got null'],
     ['negative integer', { maxPayloadBytes: -1 }, 'maxPayloadBytes', 'got -1'],
     ['zero where >= 1', { maxConnectionsPerIp: 0 }, 'maxConnectionsPerIp', 'got 0'],
+    ['maxPayloadBytes below 1 KiB (no $hello fits)', { maxPayloadBytes: 1023 }, 'maxPayloadBytes', 'an integer >= 1024, got 1023'],
+    ['backpressure.maxBufferedBytes below 1 KiB', { backpressure: { maxBufferedBytes: 10 } }, 'backpressure.maxBufferedBytes', 'an integer >= 1024, got 10'],
     ['float', { maxPayloadBytes: 1.5 }, 'maxPayloadBytes', 'got 1.5'],
     ['string number', { maxPayloadBytes: '100' }, 'maxPayloadBytes', 'got "100"'],
     ['NaN', { maxPayloadBytes: NaN }, 'maxPayloadBytes', 'got null'],

@@ -113,6 +113,12 @@ function trustProxy(value: unknown): false | number {
   throw new ReliableWsOptionsError('trustProxy', value, 'false or a number of proxy hops >= 1');
 }
 
+/**
+ * The least `maxPayloadBytes` and `backpressure.maxBufferedBytes`: below it a `$hello` with a
+ * resume and a token, or a `$ready`, may not fit, and every connection would be closed.
+ */
+const MIN_FRAME_BYTES = 1024;
+
 const CLOSE_CODES: readonly number[] = Object.values(CloseCode);
 
 const TOP_LEVEL_KEYS: readonly string[] = Object.keys(DEFAULT_OPTIONS);
@@ -136,7 +142,7 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
   return {
     allowedOrigins: origins(options.allowedOrigins),
     requireOrigin: boolean('requireOrigin', options.requireOrigin, d.requireOrigin),
-    maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, d.maxPayloadBytes, 1),
+    maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, d.maxPayloadBytes, MIN_FRAME_BYTES),
     maxMessageDepth: integer('maxMessageDepth', options.maxMessageDepth, d.maxMessageDepth, 1),
     maxTransferBytes: integer('maxTransferBytes', options.maxTransferBytes, d.maxTransferBytes, 0),
     maxConnectionsPerIp: integer('maxConnectionsPerIp', options.maxConnectionsPerIp, d.maxConnectionsPerIp, 1),
@@ -153,7 +159,7 @@ export function resolveOptions(raw: ReliableWsOptions | undefined): ResolvedReli
         'backpressure.maxBufferedBytes',
         backpressure.maxBufferedBytes,
         d.backpressure.maxBufferedBytes,
-        1,
+        MIN_FRAME_BYTES,
       ),
     },
     broadcast: broadcast(options.broadcast),
