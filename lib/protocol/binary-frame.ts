@@ -1,4 +1,5 @@
-import { isValidEventName, isValidMessageId, type ClientMessage, type MessageId, type ServerMessage } from './envelope.js';
+import type { ClientMessage, ServerMessage } from './envelope.js';
+import { isValidEventName, isValidMessageId, type MessageId } from './message-fields.js';
 
 /**
  * Binary frames, both directions: `[u16 big-endian header length][header: UTF-8 JSON][payload]`.

@@ -4,14 +4,13 @@ import {
   decodeClientMessage,
   decodeServerMessage,
   encodeFrame,
-  isValidEventName,
-  isValidMessageId,
   memberText,
   nestsDeeperThan,
   serializeData,
   UnserializableDataError,
   utf8Length,
 } from './envelope.js';
+import { isValidEventName, isValidMessageId } from './message-fields.js';
 import { MAX_EVENT_NAME_LENGTH } from './system-event.js';
 
 const eventName = fc.string({ minLength: 1, maxLength: MAX_EVENT_NAME_LENGTH });

@@ -1,6 +1,7 @@
 export * from './close-code.js';
 export * from './error-code.js';
 export * from './system-event.js';
+export * from './message-fields.js';
 export * from './envelope.js';
 export * from './binary-frame.js';
 export * from './transfer.js';

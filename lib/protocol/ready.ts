@@ -1,4 +1,4 @@
-import { isCount, isRecord, isValidMessageId } from './envelope.js';
+import { isCount, isRecord, isValidMessageId } from './message-fields.js';
 import { MAX_TRANSFERS_PER_DIRECTION, type TransferId } from './transfer.js';
 
 /** `$ready`: the session the connection serves. */

@@ -1,4 +1,4 @@
-import { isAppEventName, isCount, isRecord, isValidMessageId, type MessageId } from './envelope.js';
+import { isAppEventName, isCount, isRecord, isValidMessageId, type MessageId } from './message-fields.js';
 
 /**
  * Chunked transfer of payloads larger than one frame, both ways. A transfer id is chosen by the
