@@ -13,7 +13,7 @@ export {
   type RedisClusterConfig,
 } from './broadcast/index.js';
 export { WsAuthGuard, WsPrincipal, type AuthOptions, type AuthMode, type HandshakeRequest } from './auth/index.js';
-export { ReliableWsAdapter, ReliableWsServer, GatewayClients } from './adapter/index.js';
+export { ReliableWsAdapter, ReliableWsServer, GatewayClients, WsErrorFilter } from './adapter/index.js';
 export {
   RateLimit,
   SkipRateLimit,
@@ -22,7 +22,7 @@ export {
   type ModuleRateLimitOptions,
 } from './rate-limit/index.js';
 export { WsValidationInterceptor, type ValidationOptions } from './validation/index.js';
-export { WsErrorFilter, ReliableWsException, type ValidationDetail } from './errors/index.js';
+export { ReliableWsException, type ValidationDetail } from './errors/index.js';
 export { HeartbeatService, type HeartbeatOptions } from './heartbeat/index.js';
 export { ShutdownService, type ShutdownOptions } from './shutdown/index.js';
 export { ReliableWsHealth, type HealthOptions, type HealthReport } from './health/index.js';

@@ -1,16 +1,6 @@
 import { applyDecorators, UseFilters, UseGuards, UseInterceptors } from '@nestjs/common';
 import { WebSocketGateway, type GatewayMetadata } from '@nestjs/websockets';
-import { WsAuthGuard } from './auth/index.js';
-import { WsErrorFilter } from './errors/index.js';
-import { WsRateLimitInterceptor } from './rate-limit/index.js';
-import { WsValidationInterceptor } from './validation/index.js';
-
-/** The enhancers `@ReliableGateway` puts on a gateway class, in Nest's metadata order. */
-export const RELIABLE_GATEWAY_ENHANCERS = {
-  filters: [WsErrorFilter],
-  guards: [WsAuthGuard],
-  interceptors: [WsRateLimitInterceptor, WsValidationInterceptor],
-} as const;
+import { RELIABLE_GATEWAY_ENHANCERS } from './adapter/index.js';
 
 /**
  * `@WebSocketGateway(options)` plus the module's error filter, auth guard, rate-limit and

@@ -1,10 +1,9 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
-import { MissingReliableWsAdapter, MISSING_ADAPTER_MESSAGE, ReliableWsAdapter } from './adapter/index.js';
+import { MissingReliableWsAdapter, MISSING_ADAPTER_MESSAGE, ReliableWsAdapter, WsErrorFilter } from './adapter/index.js';
 import { randomUUID } from 'node:crypto';
 import { Authenticator, defaultUserId, WsAuthGuard } from './auth/index.js';
 import { BroadcastService, LocalBroadcastTransport, RedisBroadcastTransport } from './broadcast/index.js';
-import { WsErrorFilter } from './errors/index.js';
 import { HealthEndpoint, ReliableWsHealth } from './health/index.js';
 import { HeartbeatService } from './heartbeat/index.js';
 import { SessionRegistry } from './session/index.js';

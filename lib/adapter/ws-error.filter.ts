@@ -1,8 +1,7 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
 import { encodeFrame, serializeData, SystemEvent, UnserializableDataError } from '../protocol/index.js';
 import { InboundMessage, ReliableSocket, reportUnserializable } from '../session/index.js';
-import { mapException } from './error-mapping.js';
-import type { ErrorBody } from './reliable-ws.exception.js';
+import { mapException, type ErrorBody } from '../errors/index.js';
 
 /**
  * Turns any exception thrown while handling a message into a `$error` frame with a code from

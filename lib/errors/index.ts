@@ -1,4 +1,3 @@
 export * from './reliable-ws.exception.js';
 export * from './validation-details.js';
 export * from './error-mapping.js';
-export * from './ws-error.filter.js';
