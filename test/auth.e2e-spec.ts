@@ -549,6 +549,14 @@ describe('auth: expiry', () => {
     expect((await c.closed(6000)).code).toBe(4001);
   });
 
+  it('$auth with credentials already expired is closed 4001, not also answered $ack', async () => {
+    const c = track(await readyAtOnce(t.wsUrl('/ws?token=exp:60000')));
+    c.send({ event: '$auth', data: { token: 'exp:0' }, id: 1 });
+    const closed = await c.closed(5000);
+    expect(closed).toMatchObject({ code: 4001, reason: 'credentials expired' });
+    expect(c.frames.filter((f) => f.event === '$ack')).toEqual([]);
+  });
+
   it('refreshing with $auth to a principal without exp removes the deadline', async () => {
     const c = track(await readyAtOnce(t.wsUrl('/ws?token=exp:700')));
     expect(await c.request('$auth', { token: 'bob' }, 1)).toEqual({ event: '$ack', data: { ref: 1 } });

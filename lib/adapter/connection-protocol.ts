@@ -386,6 +386,11 @@ export class ConnectionProtocol {
       socket.close(CloseCode.UNAUTHORIZED);
       return;
     }
+    if (auth.msUntilExpiry(principal) === 0) {
+      // `$auth` is answered `$ack` or closed 4001, never both.
+      socket.close(CloseCode.UNAUTHORIZED, CREDENTIALS_EXPIRED);
+      return;
+    }
     this.runtime.sessions.setPrincipal(socket.session, principal);
     this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.ACK, id === undefined ? {} : { ref: id });
