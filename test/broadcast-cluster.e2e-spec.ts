@@ -294,6 +294,33 @@ describe('no loss across subscriber reconnects on a cluster', () => {
   }, 30000);
 });
 
+describe('one shard that stops answering', () => {
+  it('its publishes reject within the command timeout and health is 503 while the others answer; 200 once it answers again', async () => {
+    const prefix = uniquePrefix('cluster-stall');
+    const rooms = await roomsOnEveryShard(prefix);
+    const A = await instance('A', prefix, await clusterThroughProxies());
+    const stalled = await cluster.masterOf(`${prefix}:room:${rooms[0]}`);
+    const proxy = proxies[cluster.ports.indexOf(stalled)]!;
+    await A.service.toRoom(rooms[0]!, 'before', 1);
+    proxy.stall();
+    try {
+      const outcome = await within(A.service.toRoom(rooms[0]!, 'stalled', 1).then(() => 'resolved', () => 'rejected'), 5000, 'the publish to the stalled shard');
+      expect(outcome).toBe('rejected');
+      await A.service.toRoom(rooms[1]!, 'elsewhere', 1); // another shard goes on publishing
+      const statuses: number[] = [];
+      for (let k = 0; k < 6; k++) {
+        statuses.push(await healthStatus(A));
+        await sleep(CANARY_MS / 2);
+      }
+      expect(statuses).toEqual(Array(6).fill(503));
+    } finally {
+      proxy.resume();
+    }
+    await waitUntil(async () => (await healthStatus(A)) === 200, { timeoutMs: 10000, what: 'A healthy once the shard answers' });
+    await A.service.toRoom(rooms[0]!, 'after', 1);
+  }, 30000);
+});
+
 describe('a slot moved to another master (resharding)', () => {
   it('while broadcasting to a room of that slot: members on both instances get every resolved broadcast once, in order', async () => {
     const prefix = uniquePrefix('cluster-reshard');

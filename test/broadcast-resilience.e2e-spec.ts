@@ -293,6 +293,40 @@ describe('Redis restarts under a running app', () => {
   }, 60000);
 });
 
+describe('health after a failed publish', () => {
+  it('an instance whose publish failed in an outage answers 200 again once Redis is back, without publishing again', async () => {
+    const A = await instance(server.url, uniquePrefix('quiet'));
+    await server.kill();
+    await expect(within(A.service.toAll('down', 1), 8000, 'toAll while Redis is down')).rejects.toBeInstanceOf(Error);
+    expect((await getHealth(A.app.httpUrl('/health/ws'))).status).toBe(503);
+    await server.start();
+    await waitUntil(async () => (await getHealth(A.app.httpUrl('/health/ws'))).status === 200, {
+      timeoutMs: 8000,
+      intervalMs: 100,
+      what: '200 once Redis answers again',
+    });
+  });
+
+  it('a publish Redis refuses (out of memory) keeps it 503 while the canary goes through, until a publish does', async () => {
+    const A = await instance(server.url, uniquePrefix('refused'));
+    const admin = await throwawayAdmin();
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      await expect(within(A.service.toAll('refused', 1), 8000, 'toAll refused')).rejects.toThrow(/OOM/);
+      const statuses: number[] = [];
+      for (let k = 0; k < 8; k++) {
+        statuses.push((await getHealth(A.app.httpUrl('/health/ws'))).status);
+        await sleep(CANARY_MS);
+      }
+      expect(statuses).toEqual(Array(8).fill(503));
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    await A.service.toAll('accepted', 2);
+    expect((await getHealth(A.app.httpUrl('/health/ws'))).status).toBe(200);
+  });
+});
+
 describe('membership changes while Redis is down', () => {
   it('a join during the outage is either refused (and not recorded) or effective once Redis is back', async () => {
     const prefix = uniquePrefix('outage-join');

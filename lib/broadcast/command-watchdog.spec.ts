@@ -29,6 +29,18 @@ describe('CommandWatchdog', () => {
     expect(settled).toBe(true);
   });
 
+  it("counts each shard on its own: one that stops answering is not hidden by another's answers", async () => {
+    const watchdog = new CommandWatchdog(100);
+    const start = Date.now();
+    const stalled = watchdog.watch(never(), '127.0.0.1:7001');
+    let other = 0;
+    for (let t = 0; t <= 200; t += 25) {
+      await watchdog.watch(Promise.resolve(other++), '127.0.0.1:7002');
+      watchdog.check(start + t + 25);
+    }
+    await expect(stalled).rejects.toThrow('Redis did not answer within 100 ms');
+  });
+
   it('passes answers and errors through', async () => {
     const watchdog = new CommandWatchdog(100);
     await expect(watchdog.watch(Promise.resolve(7))).resolves.toBe(7);

@@ -1,17 +1,23 @@
 interface Watched {
   startedAt: number;
+  /** What answers it: a Cluster shard, or '' for a single Redis. */
+  shard: string;
   reject: (error: Error) => void;
 }
 
 /**
- * Fails Redis commands that get no answer, without a timer per command: once no command has been
- * answered for `timeoutMs`, those waiting at least that long reject. The check runs after the
- * event loop has read what arrived, so a busy process never mistakes its own delay for a silent
- * Redis (and a broadcast that was delivered is never reported as failed for that reason).
+ * Fails Redis commands that get no answer, without a timer per command: once no command of a
+ * shard has been answered for `timeoutMs`, those of it waiting at least that long reject. Each
+ * shard of a Cluster counts on its own (one that stops answering is not hidden by the others).
+ * The check runs after the event loop has read what arrived, so a busy process never mistakes its
+ * own delay for a silent Redis (and a broadcast that was delivered is never reported as failed
+ * for that reason).
  */
 export class CommandWatchdog {
   private readonly waiting = new Set<Watched>();
-  private lastAnswerAt = Date.now();
+  /** When each shard last answered; a shard never seen counts from the watchdog's start. */
+  private readonly lastAnswerAt = new Map<string, number>();
+  private readonly startedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly timeoutMs: number) {}
@@ -27,9 +33,9 @@ export class CommandWatchdog {
     this.timer = undefined;
   }
 
-  watch<T>(command: Promise<T>): Promise<T> {
+  watch<T>(command: Promise<T>, shard = ''): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const watched: Watched = { startedAt: Date.now(), reject };
+      const watched: Watched = { startedAt: Date.now(), shard, reject };
       this.waiting.add(watched);
       command.then(
         (value) => this.settle(watched, () => resolve(value)),
@@ -39,16 +45,16 @@ export class CommandWatchdog {
   }
 
   check(now: number): void {
-    if (now - this.lastAnswerAt < this.timeoutMs) return;
     for (const watched of this.waiting) {
       if (now - watched.startedAt < this.timeoutMs) continue;
+      if (now - (this.lastAnswerAt.get(watched.shard) ?? this.startedAt) < this.timeoutMs) continue;
       this.waiting.delete(watched);
       watched.reject(new Error(`Redis did not answer within ${this.timeoutMs} ms`));
     }
   }
 
   private settle(watched: Watched, finish: () => void): void {
-    this.lastAnswerAt = Date.now();
+    this.lastAnswerAt.set(watched.shard, Date.now());
     if (this.waiting.delete(watched)) finish();
   }
 }

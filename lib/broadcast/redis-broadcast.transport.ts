@@ -1,13 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, ReplyError, type ClusterNode, type RedisOptions } from 'ioredis';
 import { CANARY_MISSED_INTERVALS, type BroadcastOptions, type RedisClusterConfig } from './broadcast.options.js';
 import type { BroadcastTransport, ChannelPosition, LossListener, TransportListener } from './broadcast.transport.js';
 import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
 import { CommandWatchdog } from './command-watchdog.js';
 import { quitWithin } from './quit-connection.js';
 import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
-import { ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
+import { keySlot, ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 import type { ReliableWsMetrics } from '../telemetry/index.js';
 
 /** How soon a catch-up that could not read the history is tried again. */
@@ -60,7 +60,13 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private canaryLate = false;
   /** Subscriber connections (one per shard of a cluster, named by its master) that dropped and are not back yet. */
   private readonly subscribersDown = new Set<string>();
-  private publishFailing = false;
+  /**
+   * The shards whose latest publish failed (a Cluster master's `host:port`, or '' for a single
+   * Redis), and whether Redis refused it (an error reply: only a later publish there clears
+   * it) rather than did not answer (the canary's publish or a PING its master answers clears it).
+   */
+  private readonly publishFailingOn = new Map<string, boolean>();
+  private readonly probing = new Set<string>();
   private started = false;
   private closing = false;
   private catchUpTimer: NodeJS.Timeout | undefined;
@@ -93,7 +99,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.sequencer = new ChannelSequencer(
       {
         deliver: (channel, payload) => this.listener(channel, payload),
-        readHistory: (channel, afterOffset) => this.withinCommandTimeout(readHistory(this.publisher, channel, afterOffset)),
+        readHistory: (channel, afterOffset) => this.withinCommandTimeout(readHistory(this.publisher, channel, afterOffset), this.shardOf(channel)),
         lost: (channel) => this.onLoss(channel),
       },
       options.historyTtlMs,
@@ -115,7 +121,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
 
   /** Receiving, caught up, and publishing: false from the moment the subscriber connection drops. */
   get healthy(): boolean {
-    return this.subscribersDown.size === 0 && !this.canaryLate && !this.publishFailing && this.sequencer.caughtUp;
+    return this.subscribersDown.size === 0 && !this.canaryLate && this.publishFailingOn.size === 0 && this.sequencer.caughtUp;
   }
 
   async start(channels: string[], listener: TransportListener, onLoss: LossListener): Promise<void> {
@@ -137,11 +143,12 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   /** Resolves once the message is numbered, kept in the channel's history and published. */
   async publish(channel: string, payload: string): Promise<void> {
     const epoch = `${this.epochBase}${(++this.epochCounter).toString(36)}`;
+    const shard = this.shardOf(channel);
     try {
-      await this.withinCommandTimeout(publishSequenced(this.publisher, channel, payload, epoch, this.options, this.options.sharded));
-      this.publishFailing = false;
+      await this.withinCommandTimeout(publishSequenced(this.publisher, channel, payload, epoch, this.options, this.options.sharded), shard);
+      this.publishFailingOn.delete(shard);
     } catch (error) {
-      this.publishFailing = true;
+      this.publishFailingOn.set(shard, error instanceof ReplyError);
       throw error;
     }
   }
@@ -160,7 +167,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.sequencer.forget(channel);
     this.subscribed.add(channel);
     await this.subscribeAll([channel]);
-    this.sequencer.start(channel, await this.withinCommandTimeout(readHead(this.publisher, channel)));
+    this.sequencer.start(channel, await this.withinCommandTimeout(readHead(this.publisher, channel), this.shardOf(channel)));
   }
 
   async unsubscribe(channel: string): Promise<void> {
@@ -172,11 +179,11 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 
   async store(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.withinCommandTimeout(this.publisher.set(key, value, 'PX', Math.max(1, ttlMs)));
+    await this.withinCommandTimeout(this.publisher.set(key, value, 'PX', Math.max(1, ttlMs)), this.shardOf(key));
   }
 
   async take(key: string): Promise<string | undefined> {
-    return (await this.withinCommandTimeout(this.publisher.getdel(key))) ?? undefined;
+    return (await this.withinCommandTimeout(this.publisher.getdel(key), this.shardOf(key))) ?? undefined;
   }
 
   async close(): Promise<void> {
@@ -252,7 +259,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     try {
       // ioredis queues the resubscriptions right after 'ready': a PING behind them answers once they hold.
       await new Promise((resolve) => setImmediate(resolve));
-      await this.withinCommandTimeout(connection.ping());
+      await this.withinCommandTimeout(connection.ping(), this.publisher instanceof Cluster ? subscriber : '');
       if (this.subscribersDown.delete(subscriber) && this.subscribersDown.size === 0) {
         this.logger.log('Redis subscriber back; catching up');
       }
@@ -288,6 +295,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.canaryTimer = setInterval(() => {
       this.checkCanary(Date.now());
       this.publishCanary().catch(() => undefined);
+      this.probeFailingShards();
     }, canaryIntervalMs);
     this.canaryTimer.unref();
   }
@@ -297,12 +305,42 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     const published = this.options.sharded
       ? this.publisher.spublish(this.canaryChannel, payload)
       : this.publisher.publish(this.canaryChannel, payload);
-    await this.withinCommandTimeout(published);
+    const shard = this.shardOf(this.canaryChannel);
+    await this.withinCommandTimeout(published, shard);
+    this.reachable(shard);
   }
 
-  /** Rejects a Redis command that gets no answer within `commandTimeoutMs` (it may still run). */
-  private withinCommandTimeout<T>(command: Promise<T>): Promise<T> {
-    return this.watchdog.watch(command);
+  /** A shard answered: publishes that failed there for want of an answer may go through again. */
+  private reachable(shard: string): void {
+    if (this.publishFailingOn.get(shard) === false) this.publishFailingOn.delete(shard);
+  }
+
+  /** The shard that serves a channel or key: its Cluster master's `host:port`, or '' for a single Redis. */
+  private shardOf(key: string): string {
+    return this.publisher instanceof Cluster ? (this.publisher.slots[keySlot(key)]?.[0] ?? '') : '';
+  }
+
+  /** Pings the master of each Cluster shard whose publishes failed (one PING at a time per shard). */
+  private probeFailingShards(): void {
+    const cluster = this.publisher;
+    if (!(cluster instanceof Cluster)) return;
+    const masters = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+    for (const [shard, refused] of this.publishFailingOn) {
+      const master = masters.get(shard);
+      if (!master) {
+        this.publishFailingOn.delete(shard); // no longer a master: its slots are served elsewhere
+      } else if (!refused && !this.probing.has(shard)) {
+        this.probing.add(shard);
+        void this.withinCommandTimeout(master.ping(), shard)
+          .then(() => this.reachable(shard), () => undefined)
+          .finally(() => this.probing.delete(shard));
+      }
+    }
+  }
+
+  /** Rejects a Redis command to `shard` (see `shardOf`) that gets no answer within `commandTimeoutMs` (it may still run). */
+  private withinCommandTimeout<T>(command: Promise<T>, shard: string): Promise<T> {
+    return this.watchdog.watch(command, shard);
   }
 
   private checkCanary(now: number): void {
