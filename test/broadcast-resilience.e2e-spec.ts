@@ -5,6 +5,9 @@ import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from 
 import type { TestApp } from './support/app.js';
 import { captureLogger, createApp, startAppWithOptions, type CaptureLogger } from './support/app-with-logger.js';
 import { BroadcastGateway, call, closeAll, connectPeer, pushesOf, waitForPushes, type Peer } from './support/broadcast-app.js';
+import { encodeEnvelope } from '../lib/broadcast/broadcast-envelope.js';
+import { publishSequenced } from '../lib/broadcast/redis-scripts.js';
+import { broadcastLoop, expectExactlyOnceInOrder } from './support/broadcast-loop.js';
 import { getHealth } from './support/health.js';
 import {
   adminConnection,
@@ -149,6 +152,45 @@ describe('Redis broadcast recovers from a dropped subscriber (CLIENT KILL TYPE p
     await A.service.toRoom('r', 'after', 1);
     await waitForPushes(x.client, 'after', 1);
   });
+});
+
+describe('a broadcast published twice (a command ioredis sent again after its reply was lost)', () => {
+  it('reaches each client once: the same envelope through the publish script twice', async () => {
+    const prefix = uniquePrefix('twice');
+    const B = await instance(server.url, prefix);
+    const x = await peer(B);
+    const envelope = encodeEnvelope({ type: 'push', origin: 'elsewhere', id: 'elsewhere:1', event: 'twice', dataJson: '1', target: { kind: 'all' } });
+    const admin = await throwawayAdmin();
+    const bounds = { historySize: 1000, historyTtlMs: 300000 };
+    await publishSequenced(admin, `${prefix}:all`, envelope, 'e1', bounds, false);
+    await publishSequenced(admin, `${prefix}:all`, envelope, 'e1', bounds, false);
+    await B.service.toAll('after', 2); // a barrier: B delivers in order
+    await waitForPushes(x.client, 'after', 1);
+    expect(pushesOf(x.client, 'twice')).toHaveLength(1);
+  });
+
+  it('CLIENT KILL TYPE normal every 10 ms while broadcasting: every resolved broadcast arrives once, in order', async () => {
+    const prefix = uniquePrefix('kill-normal');
+    const A = await instance(server.url, prefix);
+    const B = await instance(server.url, prefix);
+    const x = await peer(B);
+    const loop = broadcastLoop((n) => A.service.toAll('tick', n), 1, 3000);
+    const admin = await throwawayAdmin();
+    try {
+      for (let k = 0; k < 150; k++) {
+        await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+        await sleep(10);
+      }
+    } finally {
+      await loop.stop();
+    }
+    await waitUntil(() => (pushesOf(x.client, 'tick').length >= loop.resolved.length ? true : undefined), {
+      timeoutMs: 10000,
+      what: `${loop.resolved.length} ticks`,
+    });
+    await sleep(300);
+    expectExactlyOnceInOrder(pushesOf(x.client, 'tick').map((frame) => frame.data as number), loop.resolved);
+  }, 30000);
 });
 
 describe('health reflects a subscriber that receives nothing', () => {

@@ -26,6 +26,12 @@ describe('encodeEnvelope / decodeEnvelope', () => {
     expect(decodeEnvelope(`${notTrue}\nAAAA`)).toBeUndefined();
   });
 
+  it('takes a push id of up to 64 characters (an instance UUID and a counter), not longer: receivers remember ids', () => {
+    const longest = `${ORIGIN}:${'9'.repeat(64 - ORIGIN.length - 1)}`;
+    expect(decodeEnvelope(encodeEnvelope(push({ kind: 'all' }, 1, { id: longest } as Partial<BroadcastEnvelope>)))).toMatchObject({ id: longest });
+    expect(decodeEnvelope(encodeEnvelope(push({ kind: 'all' }, 1, { id: `${longest}9` } as Partial<BroadcastEnvelope>)))).toBeUndefined();
+  });
+
   it('round-trips a push to every kind of target', () => {
     const targets: BroadcastTarget[] = [
       { kind: 'all' },

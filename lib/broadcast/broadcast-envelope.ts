@@ -99,6 +99,9 @@ function pushFields(header: Fields, rest: string): Fields | undefined {
   return { ...header, dataJson: '', binary: Buffer.from(rest, 'base64') };
 }
 
+/** A push's id is its instance's UUID and a counter; receivers remember recent ones (`RecentIds`). */
+const MAX_PUSH_ID_LENGTH = 64;
+
 /** Parses what came over the bus; anything that is not a well-formed envelope is undefined. */
 export function decodeEnvelope(payload: string): BroadcastEnvelope | undefined {
   let envelope: unknown;
@@ -142,6 +145,7 @@ function isEnvelope(value: unknown): value is BroadcastEnvelope {
   switch (type) {
     case 'push':
       return (
+        (value.id as string).length <= MAX_PUSH_ID_LENGTH &&
         isAppEventName(value.event) &&
         isTarget(value.target) &&
         optionalString(value.except) &&

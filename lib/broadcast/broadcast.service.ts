@@ -13,6 +13,7 @@ import {
 } from './broadcast-envelope.js';
 import type { BroadcastTransport } from './broadcast.transport.js';
 import { MembershipIndex } from './membership.index.js';
+import { RecentIds } from './recent-ids.js';
 import { SessionHandover } from './session-handover.js';
 
 export interface BroadcastOptionsPerCall {
@@ -26,6 +27,12 @@ export type UserIdOf = (principal: unknown) => string | number | undefined;
 export const MEMBERSHIP_CONFIRM_TIMEOUT_MS = 5000;
 
 /**
+ * Broadcasts of other instances remembered by id: a copy published again after a reconnect
+ * comes within moments, well inside this many broadcasts (about 1 MiB of ids).
+ */
+const PUSHES_REMEMBERED = 16_384;
+
+/**
  * Pushes events to every client, a room, one session or one user's sessions, on this instance
  * and, through the transport, on every instance sharing it. Each payload is serialised once;
  * every push goes through the session (sequenced, counted against backpressure).
@@ -34,6 +41,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   private readonly logger = new Logger(BroadcastService.name);
   private readonly members = new MembershipIndex();
   private readonly pendingChanges = new Map<string, () => void>();
+  private readonly pushesHeard = new RecentIds(PUSHES_REMEMBERED);
   /** The subscription of each room with local members, live once its promise resolves. */
   private readonly roomSubscriptions = new Map<string, Promise<void>>();
   private requestCounter = 0;
@@ -318,6 +326,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     if (!envelope || envelope.origin === this.instanceId) return;
     switch (envelope.type) {
       case 'push':
+        if (!this.pushesHeard.add(envelope.id)) return; // published twice: a command resent after a reconnect
         this.deliver(envelope.target, pushOf(envelope), envelope.except);
         if (envelope.at !== undefined && this.metrics.timing) this.metrics.recordBroadcast(Date.now() - envelope.at, 'remote');
         this.handover.hear(envelope);
