@@ -1,5 +1,6 @@
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ReliableWsClient, type ReliableWsClientOptions } from '../lib/client/index.js';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
@@ -159,6 +160,74 @@ describe('a request still running when its session moves (Redis)', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+/**
+ * A TCP proxy to Redis that, once armed, cuts the connection whose command named a handover key
+ * as soon as Redis's answer to it carries `marker`: the command ran, its reply is lost.
+ */
+async function replyCuttingProxy(target: URL) {
+  const state = { marker: '', cuts: 0 };
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname);
+    let handoverAsked = false;
+    client.on('data', (data) => {
+      if (data.toString('latin1').includes(':handover:')) handoverAsked = true;
+      upstream.write(data);
+    });
+    upstream.on('data', (data) => {
+      if (state.marker && handoverAsked && state.cuts === 0 && data.toString('latin1').includes(state.marker)) {
+        state.cuts++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(data);
+    });
+    for (const socket of [client, upstream]) socket.on('error', () => undefined);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = new URL(target.href);
+  url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url: url.href, state, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('a claim whose reply is lost: Redis ran it, the connection dropped before the answer', () => {
+  const prefix = `handover-lost-reply-${process.pid}-${Date.now()}`;
+  let a: TestApp, b: TestApp;
+  let proxy: Awaited<ReturnType<typeof replyCuttingProxy>>;
+  beforeAll(async () => {
+    proxy = await replyCuttingProxy(new URL(REDIS_URL));
+    a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+    b = await startApp({ broadcast: { redis: proxy.url, channelPrefix: prefix } }, [RoomGateway]);
+  });
+  afterAll(async () => { await a.close(); await b.close(); await proxy.close(); });
+
+  it('the session moves all the same (the claim sent again gets the snapshot again): never lost on both sides', async () => {
+    const c1 = new TestClient(a.wsUrl('/ws'), 'rws.v1');
+    await c1.open();
+    c1.send({ event: '$hello', data: {} });
+    const ready = await c1.next((f) => f.event === '$ready');
+    expect((await c1.request('join', 'r', 1)).event).toBe('$ack');
+    const other = await TestClient.ready(a.wsUrl('/ws'));
+    await other.request('say', 'one', 1);
+    await c1.next((f) => f.event === 'said');
+    c1.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    await other.request('say', 'two', 2);
+    proxy.state.marker = ready.data.sessionId;
+    const c2 = new TestClient(b.wsUrl('/ws'), 'rws.v1');
+    await c2.open();
+    c2.send({ event: '$hello', data: { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq: 1 } } });
+    const r2 = await c2.next((f) => f.event === '$ready', 10_000);
+    expect(proxy.state.cuts).toBe(1);
+    expect(r2.data).toMatchObject({ resumed: true, missed: false, sessionId: ready.data.sessionId });
+    expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'two', seq: 2 });
+    other.terminate();
+    c2.terminate();
   });
 });
 

@@ -1,3 +1,6 @@
+/** What the owner finds when it takes a handed-over snapshot back: its own again, or a claim's (or nothing). */
+export type HandoverTakeBack = 'back' | 'claimed' | 'gone';
+
 /** Receives what other instances published on the channels this instance listens to. */
 export type TransportListener = (channel: string, payload: string) => void;
 
@@ -21,10 +24,14 @@ export interface BroadcastTransport {
   /** Resolves once messages on the channel are received. */
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
-  /** Keeps a value for `ttlMs` (a session handed over between instances). */
-  store(key: string, value: string, ttlMs: number): Promise<void>;
-  /** Reads and deletes a stored value. */
-  take(key: string): Promise<string | undefined>;
+  /** Keeps the snapshot of a session handed over to another instance for `ttlMs`, held by its owner. */
+  store(key: string, snapshot: string, ttlMs: number): Promise<void>;
+  /** Takes a stored snapshot for `claim` (again for the same claim); undefined when the owner took it back or another claim has it. */
+  claim(key: string, claim: string): Promise<string | undefined>;
+  /** The owner takes its stored snapshot back, unless a claim holds it. */
+  takeBack(key: string): Promise<HandoverTakeBack>;
+  /** Forgets a stored snapshot its claimer has restored. */
+  discard(key: string): Promise<void>;
   /** How far a subscribed channel is delivered here (none: not known, or not numbered). */
   position(channel: string): ChannelPosition | undefined;
   /** Resolves once a channel is delivered here up to `position`, or after `timeoutMs` (false). */
@@ -54,9 +61,15 @@ export class LocalBroadcastTransport implements BroadcastTransport {
     throw new Error('the in-memory broadcast transport has no other instance to hand sessions to');
   }
 
-  async take(): Promise<undefined> {
+  async claim(): Promise<undefined> {
     return undefined;
   }
+
+  async takeBack(): Promise<HandoverTakeBack> {
+    return 'gone';
+  }
+
+  async discard(): Promise<void> {}
 
   position(): undefined {
     return undefined;

@@ -2,11 +2,11 @@ import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis, ReplyError, type ClusterNode, type RedisOptions } from 'ioredis';
 import { CANARY_MISSED_INTERVALS, type BroadcastOptions, type RedisClusterConfig } from './broadcast.options.js';
-import type { BroadcastTransport, ChannelPosition, LossListener, TransportListener } from './broadcast.transport.js';
+import type { BroadcastTransport, ChannelPosition, HandoverTakeBack, LossListener, TransportListener } from './broadcast.transport.js';
 import { ChannelSequencer, decodeSequenced } from './channel-sequencer.js';
 import { CommandWatchdog } from './command-watchdog.js';
 import { quitWithin } from './quit-connection.js';
-import { publishSequenced, readHead, readHistory } from './redis-scripts.js';
+import { claimHandover, publishSequenced, readHead, readHistory, storeHandover, takeHandoverBack } from './redis-scripts.js';
 import { keySlot, ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 import type { ReliableWsMetrics } from '../telemetry/index.js';
 
@@ -178,12 +178,20 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     else await subscriber.sunsubscribe(channel);
   }
 
-  async store(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.withinCommandTimeout(this.publisher.set(key, value, 'PX', Math.max(1, ttlMs)), this.shardOf(key));
+  async store(key: string, snapshot: string, ttlMs: number): Promise<void> {
+    await this.withinCommandTimeout(storeHandover(this.publisher, key, snapshot, ttlMs), this.shardOf(key));
   }
 
-  async take(key: string): Promise<string | undefined> {
-    return (await this.withinCommandTimeout(this.publisher.getdel(key), this.shardOf(key))) ?? undefined;
+  claim(key: string, claim: string): Promise<string | undefined> {
+    return this.withinCommandTimeout(claimHandover(this.publisher, key, claim), this.shardOf(key));
+  }
+
+  takeBack(key: string): Promise<HandoverTakeBack> {
+    return this.withinCommandTimeout(takeHandoverBack(this.publisher, key), this.shardOf(key));
+  }
+
+  async discard(key: string): Promise<void> {
+    await this.withinCommandTimeout(this.publisher.del(key), this.shardOf(key));
   }
 
   async close(): Promise<void> {

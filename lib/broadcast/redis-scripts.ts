@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
+import type { HandoverTakeBack } from './broadcast.transport.js';
 import type { ChannelHistory, SequencedMessage } from './channel-sequencer.js';
 import { decodeSequenced } from './channel-sequencer.js';
 
@@ -45,6 +46,39 @@ if missed > 0 then entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT',
 return {head[1], head[2], entries}
 `;
 
+/**
+ * A session handed over between instances is kept in a hash: its snapshot and who holds it,
+ * `owner` until a claimer takes it. Claiming again with the same claim returns the snapshot again,
+ * so a claim whose reply was lost (and that ioredis sends again after a reconnect) still gets it.
+ * KEYS: the handover key. ARGV: snapshot, ttl in ms (store); the claim (claim).
+ */
+const STORE_HANDOVER = `
+redis.call('HSET', KEYS[1], 'snapshot', ARGV[1], 'holder', 'owner')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+const CLAIM_HANDOVER = `
+local holder = redis.call('HGET', KEYS[1], 'holder')
+if holder == 'owner' then
+  redis.call('HSET', KEYS[1], 'holder', ARGV[1])
+elseif holder ~= ARGV[1] then
+  return false
+end
+return redis.call('HGET', KEYS[1], 'snapshot')
+`;
+
+/** The owner takes its snapshot back unless a claimer holds it: 'back', 'claimed', or 'gone'. */
+const TAKE_HANDOVER_BACK = `
+local holder = redis.call('HGET', KEYS[1], 'holder')
+if holder == 'owner' then
+  redis.call('DEL', KEYS[1])
+  return 'back'
+end
+if holder then return 'claimed' end
+return 'gone'
+`;
+
 type Connection = Redis | Cluster;
 
 /** A Lua script run by its SHA1, loaded on first use (and again after a Redis restart). */
@@ -67,6 +101,9 @@ class Script {
 
 const publishScript = new Script(PUBLISH);
 const readHistoryScript = new Script(READ_HISTORY);
+const storeHandoverScript = new Script(STORE_HANDOVER);
+const claimHandoverScript = new Script(CLAIM_HANDOVER);
+const takeHandoverBackScript = new Script(TAKE_HANDOVER_BACK);
 
 /**
  * The keys of a channel. The channel's name is their hash tag, so that in a Redis Cluster they
@@ -109,4 +146,19 @@ export async function readHistory(connection: Connection, channel: string, after
 export async function readHead(connection: Connection, channel: string): Promise<ChannelHistory['head']> {
   const [epoch, offset] = await connection.hmget(channelKeys(channel)[0], 'epoch', 'offset');
   return epoch && offset ? { epoch, offset: Number(offset) } : undefined;
+}
+
+export async function storeHandover(connection: Connection, key: string, snapshot: string, ttlMs: number): Promise<void> {
+  await storeHandoverScript.run(connection, [key], [snapshot, Math.max(1, ttlMs)]);
+}
+
+/** The snapshot, held from now on by `claim`; undefined when the owner took it back or another claim holds it. */
+export async function claimHandover(connection: Connection, key: string, claim: string): Promise<string | undefined> {
+  const snapshot = await claimHandoverScript.run(connection, [key], [claim]);
+  return typeof snapshot === 'string' ? snapshot : undefined;
+}
+
+export async function takeHandoverBack(connection: Connection, key: string): Promise<HandoverTakeBack> {
+  const outcome = await takeHandoverBackScript.run(connection, [key], []);
+  return outcome === 'back' || outcome === 'claimed' ? outcome : 'gone';
 }

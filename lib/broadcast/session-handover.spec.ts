@@ -10,7 +10,8 @@ import { SessionHandover, SessionUnsettledError, type HandoverBus } from './sess
  * step of the protocol.
  */
 function cluster(ids: string[] = ['A', 'B']) {
-  const stored = new Map<string, string>();
+  /** The handover store, as the Redis scripts keep it: each snapshot and who holds it. */
+  const stored = new Map<string, { snapshot: string; holder: string }>();
   /** Everything that went over the bus or into the store, as text. */
   const wire: string[] = [];
   const nodes = new Map<string, { registry: SessionRegistry; handover: SessionHandover }>();
@@ -34,12 +35,23 @@ function cluster(ids: string[] = ['A', 'B']) {
     async store(key, value) {
       if (failStore) throw new Error('store failed');
       wire.push(value);
-      stored.set(key, value);
+      stored.set(key, { snapshot: value, holder: 'owner' });
     },
-    async take(key) {
-      const value = stored.get(key);
+    async claim(key, claim) {
+      const entry = stored.get(key);
+      if (!entry || (entry.holder !== 'owner' && entry.holder !== claim)) return undefined;
+      entry.holder = claim;
+      return entry.snapshot;
+    },
+    async takeBack(key) {
+      const entry = stored.get(key);
+      if (!entry) return 'gone';
+      if (entry.holder !== 'owner') return 'claimed';
       stored.delete(key);
-      return value;
+      return 'back';
+    },
+    async discard(key) {
+      stored.delete(key);
     },
     userIdOf: (principal) => (principal as { id?: string } | null)?.id,
     keyFor: (request) => `handover:${request}`,

@@ -9,6 +9,7 @@ import {
   type SessionSnapshot,
 } from '../session/index.js';
 import { pushOf, type BroadcastTarget, type ChannelMark, type HandoverEnvelope, type PushEnvelope } from './broadcast-envelope.js';
+import type { HandoverTakeBack } from './broadcast.transport.js';
 
 /** How long each step of a handover waits for the other instance. */
 export const HANDOVER_STEP_TIMEOUT_MS = 1000;
@@ -29,8 +30,10 @@ export interface HandoverBus {
   readonly local: boolean;
   publish(envelope: HandoverEnvelope): Promise<void>;
   subscribeRoom(room: string): Promise<void>;
-  store(key: string, value: string, ttlMs: number): Promise<void>;
-  take(key: string): Promise<string | undefined>;
+  store(key: string, snapshot: string, ttlMs: number): Promise<void>;
+  claim(key: string, claim: string): Promise<string | undefined>;
+  takeBack(key: string): Promise<HandoverTakeBack>;
+  discard(key: string): Promise<void>;
   userIdOf(principal: unknown): string | undefined;
   keyFor(request: string): string;
   /** How far each channel a session with these rooms listens to is delivered here. */
@@ -163,26 +166,27 @@ export class SessionHandover {
 
   /** Steps 2–4 of a move the owner agreed to. */
   private async take(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>, resumeToken: string | undefined): Promise<Session | undefined> {
-    const stored = await this.snapshotOf(claim, ready).catch((error: unknown) => {
+    const { key, stored } = await this.snapshotOf(claim, ready).catch((error: unknown) => {
       throw error instanceof SessionUnsettledError ? error : new SessionUnsettledError(error instanceof Error ? error.message : String(error));
     });
     const session = this.restore(stored, claim.heard ?? [], resumeToken);
     void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request: ready.request }).catch(() => undefined);
+    void this.bus.discard(key).catch(() => undefined); // else it expires with the session's ttl
     this.logger.debug(`session ${shortId(claim.sessionId)} claimed from instance ${ready.origin}`);
     return session;
   }
 
   /** Listens for the session's pushes, has the owner commit, and takes its snapshot; until taken, a failure leaves the session with its owner. */
-  private async snapshotOf(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>): Promise<string> {
+  private async snapshotOf(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>): Promise<{ key: string; stored: string }> {
     await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
     Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
     const positions = this.bus.positions(ready.rooms);
     const commit: HandoverEnvelope = { type: 'handover-commit', origin: this.bus.instanceId, request: ready.request, positions };
     const done = await this.step(claim, commit, COMMIT_TIMEOUT_MS);
     if (done?.type !== 'handover-done') throw new SessionUnsettledError('its owner did not commit the move in time');
-    const stored = await this.bus.take(done.key);
+    const stored = await this.bus.claim(done.key, ready.request);
     if (stored === undefined) throw new SessionUnsettledError('its owner took the snapshot back');
-    return stored;
+    return { key: done.key, stored };
   }
 
   /**
@@ -359,10 +363,13 @@ export class SessionHandover {
     }
   }
 
-  /** Takes the snapshot back: whoever takes it owns the session. Unknown (Redis down) counts as "not taken". */
+  /**
+   * Takes the snapshot back unless the claimer holds it (or has restored and discarded it):
+   * whoever holds it owns the session. Unknown (Redis down) counts as "not taken".
+   */
   private async takenByClaimer(key: string): Promise<boolean> {
     try {
-      return (await this.bus.take(key)) === undefined;
+      return (await this.bus.takeBack(key)) !== 'back';
     } catch {
       return false;
     }
