@@ -200,7 +200,7 @@ describe('one connection for all tabs (SharedWorker, Chromium)', () => {
     const outside = await observer(b, 'c');
     await tabs[0]!.evaluate(() => void window.tabs.client.request('say', { room: 'c', text: 'last words' }));
     await tabs[0]!.close();
-    // The worker learns of it from the tab's Web Lock, not from a goodbye.
+    // The page's goodbye (pagehide) detaches its tab; what it sent still goes out.
     await tabs[1]!.waitForFunction(() => window.tabs.seen.tabs.at(-1) === 2);
     expect(await tabs[1]!.evaluate(() => window.tabs.client.request('say', { room: 'c', text: 'still here' }))).toEqual({ ok: true });
     await tabs[2]!.waitForFunction(() => window.tabs.seen.said.includes('still here'));
@@ -219,6 +219,18 @@ describe('one connection for all tabs (SharedWorker, Chromium)', () => {
     // 1000 ends the session; any other code would have kept it for a resume.
     await sleep(100);
     expect(a.app.get(SessionRegistry).detachedCount).toBe(detachedBefore);
+  });
+
+  it('closing the last page (the worker goes with it) closes the socket with 1000, ending the session, every time', async () => {
+    const registry = a.app.get(SessionRegistry);
+    const detachedBefore = registry.detachedCount;
+    for (let round = 0; round < 3; round++) {
+      const [only] = await openTabs(1);
+      await only!.close();
+      await waitUntil(() => connections(a) === 0, { timeoutMs: WAIT_MS, what: 'the shared socket to close' });
+    }
+    await sleep(100);
+    expect(registry.detachedCount).toBe(detachedBefore);
   });
 
   it('the worker asks a live tab for the token: after the tab that gave it closes, and when it expires (4001)', async () => {

@@ -29,6 +29,13 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
   private readonly bytesByCall = new Map<number, number>();
   private readonly requests = new Map<number, PendingRequest>();
   private releaseLock: (() => void) | undefined;
+  /**
+   * A page that is going away detaches its tab itself: when it is the worker's last, the worker
+   * ends with it, and the lock it waits for would come too late to close the socket with 1000.
+   */
+  private readonly onPageHide = (event: { persisted?: boolean }): void => {
+    if (!event.persisted) this.close(); // a page kept in the back/forward cache may come back
+  };
 
   /** The shared connection, or undefined where this context has no SharedWorker. */
   static open(url: string, options: ReliableWsClientOptions & { share: ShareOptions }): SharedConnection | undefined {
@@ -54,6 +61,7 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
     const tabId = randomId();
     const attach = (): void =>
       this.post({ type: 'attach', tabId, url, options: sharedOptions(options), tokenFromTab: typeof options.token === 'function' });
+    pageEvents()?.addEventListener('pagehide', this.onPageHide);
     queueMicrotask(() => {
       if (this.isStopped()) return;
       this.emitter.emit('$state', this.currentState);
@@ -201,12 +209,24 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
     this.post({ type: 'detach' });
     this.port.close();
     this.releaseLock?.();
+    pageEvents()?.removeEventListener('pagehide', this.onPageHide);
   }
 
   private post(message: TabMessage): void {
     this.port.postMessage(message);
   }
 
+}
+
+interface PageEvents {
+  addEventListener(type: 'pagehide', listener: (event: { persisted?: boolean }) => void): void;
+  removeEventListener(type: 'pagehide', listener: (event: { persisted?: boolean }) => void): void;
+}
+
+/** The window's page lifecycle events, where there is a window. */
+function pageEvents(): PageEvents | undefined {
+  const target = globalThis as Partial<PageEvents>;
+  return typeof target.addEventListener === 'function' && typeof target.removeEventListener === 'function' ? (target as PageEvents) : undefined;
 }
 
 function sharedOptions(options: ReliableWsClientOptions): SharedConnectionOptions {
