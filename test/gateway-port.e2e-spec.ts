@@ -1,8 +1,9 @@
 import { UseFilters } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { WsErrorFilter } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
+import { within } from './support/wait.js';
 import { TestClient, upgradeStatus } from './support/ws-client.js';
 
 /** A port that was free a moment ago. */
@@ -46,5 +47,34 @@ describe('a gateway on a port of its own', () => {
 
   it('is not served on the application port', async () => {
     expect(await upgradeStatus(t.wsUrl('/side'))).not.toBe(101);
+  });
+});
+
+describe('plain HTTP on a gateway port of its own', () => {
+  it('is answered 426, and connections that never finish a request do not hold app.close()', async () => {
+    const port = await freePort();
+    @WebSocketGateway(port, { path: '/side' })
+    @UseFilters(WsErrorFilter)
+    class OwnPortGateway {}
+    const app = await startApp({}, [OwnPortGateway]);
+    const sockets: Socket[] = [];
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/side`);
+      expect(response.status).toBe(426);
+      // one connection that says nothing, one that starts a request and never ends it
+      for (const greeting of ['', 'GET /side HTTP/1.1\r\nHost: x\r\n']) {
+        const socket = connect(port, '127.0.0.1');
+        socket.on('error', () => undefined);
+        await new Promise((resolve) => socket.once('connect', resolve));
+        if (greeting) socket.write(greeting);
+        sockets.push(socket);
+      }
+      const closedAt = Date.now();
+      await within(app.close(), 5000, 'app.close() with idle HTTP connections on the gateway port');
+      expect(Date.now() - closedAt).toBeLessThan(3000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await app.close();
+    }
   });
 });

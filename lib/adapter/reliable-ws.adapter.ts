@@ -2,7 +2,7 @@ import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
-import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { handshakeToken } from '../auth/index.js';
@@ -94,7 +94,13 @@ export class ReliableWsAdapter extends WsAdapter {
     this.upgradeListeners.clear();
     this.gatewaysByHttpServer.clear();
     await Promise.all(
-      [...this.ownHttpServers.values()].map((httpServer) => new Promise((resolve) => httpServer.close(resolve))),
+      [...this.ownHttpServers.values()].map(
+        (httpServer) =>
+          new Promise((resolve) => {
+            httpServer.close(resolve);
+            httpServer.closeAllConnections(); // a connection that never finishes a request would hold close() forever
+          }),
+      ),
     );
     this.ownHttpServers.clear();
     this.connectionLog.dispose();
@@ -108,7 +114,7 @@ export class ReliableWsAdapter extends WsAdapter {
   private ownHttpServer(port: number): HttpServer {
     let httpServer = this.ownHttpServers.get(port);
     if (!httpServer) {
-      httpServer = createServer();
+      httpServer = createServer(answerPlainRequest);
       httpServer.listen(port);
       this.ownHttpServers.set(port, httpServer);
     }
@@ -214,6 +220,12 @@ const TIMED_OUT_CREDENTIALS: HandshakeCredentials = { rejected: true, timedOut: 
 
 function credentialsOf(principal: unknown): HandshakeCredentials {
   return { rejected: principal === undefined, principal };
+}
+
+/** A gateway's own port serves WebSocket upgrades only. */
+function answerPlainRequest(_request: IncomingMessage, response: ServerResponse): void {
+  response.writeHead(426, { Connection: 'close', Upgrade: 'websocket', 'Content-Type': 'text/plain' });
+  response.end('a WebSocket endpoint: upgrade required');
 }
 
 function destroySocket(this: Duplex): void {
