@@ -52,6 +52,43 @@ class LimitedGateway {
   }
 }
 
+const perHandler: Record<string, number> = {};
+const count = (name: string): void => {
+  perHandler[name] = (perHandler[name] ?? 0) + 1;
+};
+
+/** A gateway exempt from limits, with one handler that has a limit of its own. */
+@ReliableGateway({ path: '/skipped' })
+@SkipRateLimit()
+class SkippedGateway {
+  @SubscribeMessage('own-limit')
+  @RateLimit({ points: 2, durationMs: 60_000 })
+  ownLimit() {
+    count('own-limit');
+  }
+
+  @SubscribeMessage('exempt')
+  exempt() {
+    count('exempt');
+  }
+}
+
+/** A gateway with one bucket for its handlers, and one handler exempt from it. */
+@ReliableGateway({ path: '/shared' })
+@RateLimit({ points: 3, durationMs: 60_000 })
+class SharedBucketGateway {
+  @SubscribeMessage('shared')
+  shared() {
+    count('shared');
+  }
+
+  @SubscribeMessage('skip-own')
+  @SkipRateLimit()
+  skipOwn() {
+    count('skip-own');
+  }
+}
+
 function burst(client: TestClient, event: string, ids: number[]): void {
   for (const id of ids) client.send({ event, data: id, id });
 }
@@ -72,6 +109,7 @@ describe('rate limiting (e2e)', () => {
   afterEach(() => {
     for (const client of open.splice(0)) client.terminate();
     resetCalls();
+    for (const name of Object.keys(perHandler)) delete perHandler[name];
   });
 
   describe('module bucket { points: 5, durationMs: 1000, maxViolations: 100 }', () => {
@@ -342,6 +380,34 @@ describe('rate limiting (e2e)', () => {
       const c = await connect(t);
       for (let i = 1; i <= SYSTEM_EVENT_LIMIT.points + 50; i++) c.send({ event: '$ping', data: i });
       expect((await c.closed(10000)).code).toBe(4029);
+    });
+  });
+
+  describe("a handler's own decorator wins over its gateway's", () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startApp({ rateLimit: { points: 1000, durationMs: 1000, maxViolations: 1000 } }, [SkippedGateway, SharedBucketGateway]);
+    });
+    afterAll(() => t.close());
+
+    it('@RateLimit on a handler of a @SkipRateLimit() gateway limits it; its other handlers stay exempt', async () => {
+      const c = await TestClient.ready(t.wsUrl('/skipped'));
+      open.push(c);
+      burst(c, 'own-limit', range(1, 10));
+      burst(c, 'exempt', range(11, 20));
+      const answers = await answersFor(c, range(1, 20));
+      expect(rateLimitedErrors(answers).map((f) => f.data.ref)).toEqual(range(3, 10));
+      expect(perHandler).toMatchObject({ 'own-limit': 2, exempt: 10 });
+    });
+
+    it('@SkipRateLimit() on a handler of a @RateLimit gateway exempts it; the others share the gateway bucket', async () => {
+      const c = await TestClient.ready(t.wsUrl('/shared'));
+      open.push(c);
+      burst(c, 'shared', range(1, 10));
+      burst(c, 'skip-own', range(11, 20));
+      const answers = await answersFor(c, range(1, 20));
+      expect(rateLimitedErrors(answers).map((f) => f.data.ref)).toEqual(range(4, 10));
+      expect(perHandler).toMatchObject({ shared: 3, 'skip-own': 10 });
     });
   });
 

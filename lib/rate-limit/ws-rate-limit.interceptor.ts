@@ -55,13 +55,17 @@ export class WsRateLimitInterceptor implements NestInterceptor {
     if (!byHandler) this.policies.set(gateway, (byHandler = new WeakMap()));
     let policy = byHandler.get(handler);
     if (!policy) {
-      const targets = [handler, gateway];
-      policy = {
-        skip: this.reflector.getAllAndOverride<boolean>(SKIP_RATE_LIMIT_METADATA, targets) === true,
-        limit: this.reflector.getAllAndOverride<RateLimitOptions | undefined>(RATE_LIMIT_METADATA, targets),
-      };
+      // The handler's own decorator wins over its gateway's, whichever it is.
+      policy = this.declaredOn(handler) ?? this.declaredOn(gateway) ?? { skip: false, limit: undefined };
       byHandler.set(handler, policy);
     }
     return policy;
+  }
+
+  /** What `@SkipRateLimit()` or `@RateLimit()` on a handler or gateway says (skip wins on one target). */
+  private declaredOn(target: Function): HandlerPolicy | undefined {
+    if (this.reflector.get<boolean>(SKIP_RATE_LIMIT_METADATA, target) === true) return { skip: true, limit: undefined };
+    const limit = this.reflector.get<RateLimitOptions | undefined>(RATE_LIMIT_METADATA, target);
+    return limit ? { skip: false, limit } : undefined;
   }
 }
