@@ -373,7 +373,7 @@ export class ConnectionProtocol {
   private async helloPrincipal(connection: ConnectionState, token: unknown): Promise<unknown> {
     if (this.keepsHandshakePrincipal(connection, token)) return connection.handshakePrincipal;
     const auth = this.runtime.authenticator!;
-    const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request) : undefined;
+    const principal = typeof token === 'string' ? await auth.verify(token, connection.socket.request, connection.socket.ip) : undefined;
     return principal === undefined ? REJECTED : principal;
   }
 
@@ -381,7 +381,7 @@ export class ConnectionProtocol {
     const { socket } = connection;
     const auth = this.runtime.authenticator!;
     const token = tokenOf(data);
-    const principal = typeof token === 'string' ? await auth.verify(token, socket.request) : undefined;
+    const principal = typeof token === 'string' ? await auth.verify(token, socket.request, socket.ip) : undefined;
     if (principal === undefined) {
       socket.close(CloseCode.UNAUTHORIZED);
       return;

@@ -147,7 +147,7 @@ export class ReliableWsAdapter extends WsAdapter {
       return this.refuse(socket, 429, 'too many connections from this address', this.describeCap(ip));
     }
     releaseOnClose(socket, this.limiter, ip);
-    const credentials = this.authenticateHandshake(request);
+    const credentials = this.authenticateHandshake(request, ip);
     if (credentials instanceof Promise) {
       void credentials.then((checked) => this.upgrade(wss, request, socket, head, ip, checked));
     } else {
@@ -195,12 +195,12 @@ export class ReliableWsAdapter extends WsAdapter {
    * Verifies a token carried by the upgrade request, where the auth mode reads one there: at once
    * unless the application's `verify` answers with a promise.
    */
-  private authenticateHandshake(request: IncomingMessage): HandshakeCredentials | Promise<HandshakeCredentials> {
+  private authenticateHandshake(request: IncomingMessage, ip: string): HandshakeCredentials | Promise<HandshakeCredentials> {
     const auth = this.runtime.authenticator;
     if (!auth || auth.options.mode === 'first-message') return NO_CREDENTIALS;
     const token = handshakeToken(request, auth.options.cookieName);
     if (token === undefined) return auth.options.mode === 'handshake' ? MISSING_CREDENTIALS : NO_CREDENTIALS;
-    const principal = auth.verify(token, request);
+    const principal = auth.verify(token, request, ip);
     return principal instanceof Promise ? withinDeadline(principal.then(credentialsOf), auth.options.timeoutMs) : credentialsOf(principal);
   }
 }

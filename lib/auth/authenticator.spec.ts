@@ -55,6 +55,15 @@ describe('Authenticator.verify', () => {
     expect(lines.join('\n')).not.toContain('SECRET123');
   });
 
+  it('logs the address it is given (the client behind a proxy) and the url quoted and cut short', async () => {
+    const url = `/ws?token=SECRET123&pad=${'x'.repeat(12_000)}\n[Nest] forged`;
+    expect(await authenticator({ verify: () => null }).verify('SECRET123', request(url), '203.0.113.9')).toBeUndefined();
+    const line = lines.find((text) => text.includes('rejected credentials'))!;
+    expect(line).toContain('rejected credentials from 203.0.113.9 on "/ws?token=[redacted]&pad=xxx');
+    expect(line.length).toBeLessThan(400);
+    expect(line).not.toContain('\n');
+  });
+
   it('a throw is a rejection, logged without the token', async () => {
     const auth = authenticator({
       verify: (token) => {

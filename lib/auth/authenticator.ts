@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { LogThrottle } from '../telemetry/index.js';
+import { LogThrottle, quote } from '../telemetry/index.js';
 import type { ResolvedAuthOptions } from './auth.options.js';
 import type { HandshakeRequest } from './handshake-request.js';
 import { redactToken, redactUrl } from './handshake-token.js';
@@ -17,17 +17,18 @@ export class Authenticator {
   /**
    * The principal for a token, or undefined when it is not accepted: at once when the
    * application's `verify` answers synchronously, else as a promise (that never rejects).
+   * `peer` is the client's address for the log (the one `trustProxy` gives).
    */
-  verify(token: string, request: HandshakeRequest): unknown {
+  verify(token: string, request: HandshakeRequest, peer = request.socket.remoteAddress ?? ''): unknown {
     let answer: unknown;
     try {
       answer = this.options.verify(token, request);
     } catch (error) {
       return this.failed(error, token, request);
     }
-    if (!isThenable(answer)) return this.principalOf(answer, request);
+    if (!isThenable(answer)) return this.principalOf(answer, request, peer);
     return Promise.resolve(answer).then(
-      (principal) => this.principalOf(principal, request),
+      (principal) => this.principalOf(principal, request, peer),
       (error: unknown) => this.failed(error, token, request),
     );
   }
@@ -39,9 +40,9 @@ export class Authenticator {
     return Math.max(0, (expiresAt instanceof Date ? expiresAt.getTime() : expiresAt) - now);
   }
 
-  private principalOf(principal: unknown, request: HandshakeRequest): unknown {
+  private principalOf(principal: unknown, request: HandshakeRequest, peer: string): unknown {
     if (principal === null || principal === undefined || principal === false) {
-      this.throttle.log('rejected credentials', 'warn', `rejected credentials from ${request.socket.remoteAddress} on ${redactUrl(request.url)}`);
+      this.throttle.log('rejected credentials', 'warn', `rejected credentials from ${peer} on ${quote(redactUrl(request.url))}`);
       return undefined;
     }
     return principal;
@@ -49,7 +50,7 @@ export class Authenticator {
 
   private failed(error: unknown, token: string, request: HandshakeRequest): undefined {
     const text = error instanceof Error ? error.stack ?? error.message : String(error);
-    this.throttle.log('auth.verify threw', 'error', `auth.verify threw for ${redactUrl(request.url)}: ${redactToken(text, token)}`);
+    this.throttle.log('auth.verify threw', 'error', `auth.verify threw for ${quote(redactUrl(request.url))}: ${redactToken(text, token)}`);
     return undefined;
   }
 }

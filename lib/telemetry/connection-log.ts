@@ -19,9 +19,12 @@ export function quote(value: string | undefined): string {
   return JSON.stringify(value.length > MAX_QUOTED_LENGTH ? `${value.slice(0, MAX_QUOTED_LENGTH)}…` : value);
 }
 
-/** A session id shortened for logs: enough to follow one session, not enough to claim it. */
+/**
+ * A session id shortened for logs: enough to follow one session, not enough to claim it. A
+ * client names the session it resumes, so anything but printable ASCII shows as `?`.
+ */
 export function shortId(sessionId: string): string {
-  return `${sessionId.slice(0, 8)}…`;
+  return `${sessionId.slice(0, 8).replace(/[^\x21-\x7e]/g, '?')}…`;
 }
 
 /**
