@@ -288,4 +288,22 @@ describe('metrics through @opentelemetry/api, scraped from a Prometheus exporter
     expect(after.value('rws_closes_total', { code: '3000' })).toBeUndefined();
     expect(after.value('rws_closes_total', { code: 'other' })).toBeUndefined();
   });
+
+  it('closes `ws` makes itself over a bad frame count by the code it sent: 1009 too big, 1007 bad UTF-8', async () => {
+    t = await startApp({ maxPayloadBytes: 1024 }, [MetricsGateway]);
+    const url = t.wsUrl('/ws');
+    const before = await scrape();
+    const count = (scrape: Scrape, code: string): number => scrape.value('rws_closes_total', { code }) ?? 0;
+    const tooBig = await TestClient.ready(url);
+    clients.push(tooBig);
+    tooBig.raw.send('x'.repeat(2000));
+    expect((await tooBig.closed()).code).toBe(1009);
+    const badText = await TestClient.ready(url);
+    clients.push(badText);
+    badText.raw.send(Buffer.from([0xc3, 0x28]), { binary: false });
+    expect((await badText.closed()).code).toBe(1007);
+    const after = await scrapeUntil((now) => count(now, '1007') === count(before, '1007') + 1, 'the 1007 counted');
+    expect(count(after, '1009')).toBe(count(before, '1009') + 1);
+    expect(count(after, '1006')).toBe(count(before, '1006'));
+  });
 });

@@ -28,6 +28,7 @@ import type { ReliableWsServer } from './gateway-server.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
 import { HelloDeadlines } from './hello-deadlines.js';
 import { TransferProtocol } from './transfer-protocol.js';
+import { wsErrorCloseCode } from './ws-error-close-code.js';
 
 /**
  * The protocol of one accepted connection: `$hello` and its deadline, first-message auth,
@@ -41,7 +42,7 @@ export class ConnectionProtocol {
   // Listeners shared by every connection: `ws` calls them with the connection's socket as `this`.
   private readonly onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
   private readonly onClose: (this: WebSocket, code: number, reason: Buffer) => void;
-  private readonly onError = (error: Error): void => this.log.debug(`connection error: ${error.message}`);
+  private readonly onError: (this: WebSocket, error: Error) => void;
   private readonly helloDeadlines: HelloDeadlines<ConnectionState>;
 
   constructor(
@@ -59,6 +60,12 @@ export class ConnectionProtocol {
     };
     this.onClose = function (code, reason) {
       protocol.closed(connectionOf(this), code, reason.toString());
+    };
+    this.onError = function (error) {
+      // `ws` has closed the connection over a bad frame (1009 too big, 1007 bad UTF-8, …): the server's close.
+      const code = wsErrorCloseCode(error);
+      if (code !== undefined) connectionOf(this).socket.closedWith ??= { code, reason: error.message };
+      protocol.log.debug(`connection error: ${error.message}`);
     };
   }
 
