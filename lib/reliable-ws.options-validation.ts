@@ -191,11 +191,14 @@ function health(value: unknown): ResolvedReliableWsOptions['health'] {
   const defaults = DEFAULT_OPTIONS.health as Exclude<ResolvedReliableWsOptions['health'], false>;
   const shape = section('health', value, defaults);
   const path = shape.path ?? defaults.path;
-  if (typeof path !== 'string' || !path.startsWith('/')) {
-    throw new ReliableWsOptionsError('health.path', path, "a path starting with '/'");
+  if (typeof path !== 'string' || !HEALTH_PATH.test(path)) {
+    throw new ReliableWsOptionsError('health.path', path, "a plain path such as '/health/ws' (segments of letters, digits and - _ . ~; no query, parameter or wildcard)");
   }
   return { path };
 }
+
+/** A literal route: the HTTP router would read `:`, `*`, `(`, `?` and the like as patterns, or fail on them. */
+const HEALTH_PATH = /^(\/[A-Za-z0-9._~-]+)+$/;
 
 const AUTH_KEYS = ['verify', 'mode', 'timeoutMs', 'cookieName', 'userId', 'expiresAt'] as const;
 
