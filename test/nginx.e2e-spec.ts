@@ -18,10 +18,13 @@ import { ReliableWsClient } from '../lib/client/index.js';
 import { DEFAULT_OPTIONS } from '../lib/reliable-ws.options.js';
 import { CLIENT_BUNDLE, CLIENT_DIR } from '../sample/app.module.js';
 import { startChatLoad, type ChatLoadReport } from '../scripts/cluster/chat-load.mjs';
-import { freePort, getJson, NGINX_BIN, NGINX_CONF, renderNginxConf, startCluster, type Cluster, type Instance, type RestartStep } from '../scripts/cluster/cluster.mjs';
+import { freePort, getJson, NGINX_BIN, NGINX_CONF, renderNginxConf, startCluster, startNginx, type Cluster, type Instance, type RestartStep } from '../scripts/cluster/cluster.mjs';
+import { ReliableGateway, SessionRegistry } from '../lib/index.js';
+import { startApp } from './support/app.js';
 import { buildLibrary, type BuiltLibrary } from './support/build-lib.js';
 import { launchChromium } from './support/chromium.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
+import { Swarm } from './support/swarm.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 import { TestClient, upgradeStatus } from './support/ws-client.js';
 
@@ -271,4 +274,26 @@ describe('behind nginx (deploy/nginx.conf): two instances of the sample, Redis, 
       }
     }
   }, 90000);
+});
+
+@ReliableGateway({ path: '/ws' })
+class LoadGateway {}
+
+describe('deploy/nginx.conf under load', () => {
+  it('carries 5,000 WebSocket clients to one instance (each takes two connections of an nginx worker)', async () => {
+    const CLIENTS = 5000;
+    const app = await startApp({ allowedOrigins: '*', maxConnectionsPerIp: 2 * CLIENTS, trustProxy: 1 }, [LoadGateway]);
+    const nginx = await startNginx({ port: await freePort(), upstreams: [`127.0.0.1:${app.port}`] });
+    const swarms = [0, 1].map(() => new Swarm(`ws://127.0.0.1:${nginx.port}/ws`, CLIENTS / 2, { concurrency: 100, lifetimeMs: 120_000 }));
+    try {
+      const opened = await Promise.all(swarms.map((swarm) => swarm.waitFor('opened', 90_000)));
+      const failed = opened.reduce((sum, report) => sum + (report.failed ?? 0), 0);
+      if (failed > 0) throw new Error(`${failed} of ${CLIENTS} failed (${opened.flatMap((r) => r.errors ?? []).slice(0, 3).join('; ')}); nginx: ${nginx.errorLog().slice(-600)}`);
+      expect(app.app.get(SessionRegistry).connectionCount).toBe(CLIENTS);
+    } finally {
+      await Promise.all(swarms.map((swarm) => swarm.stop()));
+      await nginx.stop();
+      await app.close();
+    }
+  }, 150_000);
 });
