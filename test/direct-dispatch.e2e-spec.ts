@@ -12,8 +12,9 @@ import { Type } from 'class-transformer';
 import { IsInt, IsString, Min, ValidateNested } from 'class-validator';
 import fc from 'fast-check';
 import type { AddressInfo } from 'node:net';
-import { EMPTY, of, throwError, type Observable } from 'rxjs';
+import { EMPTY, Observable, of, throwError } from 'rxjs';
 import { RateLimit, ReliableGateway, ReliableSocket, ReliableWsAdapter, ReliableWsException, ReliableWsModule } from '../lib/index.js';
+import { waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
 const TOKEN = 'direct-token';
@@ -44,6 +45,8 @@ class DenyGuard implements CanActivate {
   }
 }
 
+let neverSubscribed = 0;
+
 @ReliableGateway({ path: '/ws' })
 class ParityGateway {
   @SubscribeMessage('echo')
@@ -70,6 +73,15 @@ class ParityGateway {
   @SubscribeMessage('empty')
   empty(): Observable<never> {
     return EMPTY;
+  }
+
+  /** An observable that never emits (it waits for an event that never comes); counts its live subscriptions. */
+  @SubscribeMessage('never')
+  never(): Observable<never> {
+    return new Observable<never>(() => {
+      neverSubscribed++;
+      return () => neverSubscribed--;
+    });
   }
 
   @SubscribeMessage('nothing')
@@ -288,6 +300,16 @@ describe('direct dispatch: the same answers as through Nest’s pipeline', () =>
     clients[0].raw.terminate();
     expect((await clients[1].request('echo', 'still here', 2)).data).toBe('still here');
     expect((await clients[2].request('no-such-event', null, 2)).data).toMatchObject({ code: 'UNKNOWN_EVENT' });
+  });
+
+  it('a handler observable still waiting when its session ends is unsubscribed, on both paths', async () => {
+    for (const server of [direct, nest]) {
+      const client = await server.client();
+      for (let id = 1; id <= 20; id++) client.send({ event: 'never', data: null, id });
+      await waitUntil(() => neverSubscribed === 20, { what: '20 waiting handler observables' });
+      client.raw.close(1000); // ends the session
+      await waitUntil(() => neverSubscribed === 0, { what: 'every one of them unsubscribed' });
+    }
   });
 
   it('answers any payload alike (property)', async () => {

@@ -241,6 +241,29 @@ describe('hostile input against a server in its own process', () => {
     expect(isAlive()).toBe(true);
   });
 
+  it('answers INTERNAL to handlers that throw, reject with or return values that cannot be looked at, and refuses such a verify with 4001', async () => {
+    const client = await authenticated(2);
+    const internal = (ref: string) => ({ event: '$error', data: { code: 'INTERNAL', message: 'Internal error', ref } });
+    const cases: Array<[string, string]> = [];
+    for (const kind of ['null-prototype', 'throwing-tostring', 'revoked-proxy']) {
+      for (const event of ['throw-odd', 'reject-odd', 'error-odd-later']) cases.push([event, kind]);
+    }
+    for (const kind of ['revoked-proxy', 'throwing-then', 'throwing-lift']) cases.push(['return-odd', kind]);
+    for (const [event, kind] of cases) {
+      const ref = `${event}:${kind}`;
+      expect(await client.request(event, kind, ref)).toEqual(internal(ref));
+    }
+    const refused = await anonymous();
+    refused.send({ event: '$hello', data: { token: 'throw-odd' } });
+    expect((await refused.closed()).code).toBe(4001);
+    const atHandshake = new TestClient(`${url()}?token=throw-odd`);
+    clients.push(atHandshake);
+    await atHandshake.open();
+    expect((await atHandshake.closed()).code).toBe(4001);
+    expect(await client.request('echo', 'still here', 'after')).toEqual({ event: 'echo', data: 'still here', ref: 'after' });
+    expect(isAlive()).toBe(true);
+  });
+
   it(`closes with 1008 a connection that sends more than ${MAX_HELD_FRAMES} frames while verify hangs`, async () => {
     const client = await anonymous();
     client.send({ event: '$hello', data: { token: 'hang' } });
@@ -295,6 +318,7 @@ describe('hostile input against a server in its own process', () => {
     const FRAMES_PER_CONNECTION = 450;
     const FLOOD_CYCLES = 40;
     const ANSWERS_TIMEOUT_MS = 30000;
+    const logged = server.output().length; // what the earlier tests' handlers logged is theirs
     const before = await probe();
     expect(before.prototypeChanges).toEqual([]);
 
@@ -355,7 +379,7 @@ describe('hostile input against a server in its own process', () => {
     expect(rssSamples.length).toBeGreaterThan(0); // sampled while the frames flowed (how often depends on the load)
     expect({ changes: after.prototypeChanges, inherited: after.inherited }).toEqual({ changes: [], inherited: [] });
     // Logged without stack traces and without the payloads (DESIGN.md §8.1: "logged once, without the payload").
-    const output = server.output();
+    const output = server.output().slice(logged);
     expect(output).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
     expect(output).not.toMatch(/RangeError|\[\[\[\[|polluted|isAdmin/);
   }, 90000);

@@ -19,6 +19,7 @@ import {
   type ClientMessage,
   type MessageId,
   type ReadyData,
+  errorText,
 } from '../protocol/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import type { ReliableWsRuntime } from '../reliable-ws.runtime.js';
@@ -177,7 +178,7 @@ export class ConnectionProtocol {
     try {
       wss.announce(socket);
     } catch (error) {
-      this.log.error(`a connection handler failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.log.error(`a connection handler failed: ${errorText(error)}`);
       socket.close(CloseCode.INTERNAL_ERROR);
     }
   }

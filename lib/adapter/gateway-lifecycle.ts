@@ -1,7 +1,7 @@
 import { Logger, type INestApplicationContext } from '@nestjs/common';
 import { ModulesContainer } from '@nestjs/core';
 import { GATEWAY_METADATA } from '@nestjs/websockets/constants.js';
-import { CloseCode } from '../protocol/index.js';
+import { CloseCode, errorText } from '../protocol/index.js';
 import type { ReliableSocket } from '../session/index.js';
 
 const logger = new Logger('ReliableWsAdapter');
@@ -34,7 +34,7 @@ function contain(
   const original = gateway[hook];
   if (typeof original !== 'function' || CONTAINED.has(original)) return;
   const fail = (socket: ReliableSocket | undefined, error: unknown): void => {
-    logger.error(`${name}.${hook} failed`, error instanceof Error ? error.stack : String(error));
+    logger.error(`${name}.${hook} failed`, errorText(error, { stack: true }));
     onFailure(socket);
   };
   const contained = function (this: unknown, socket: ReliableSocket, ...rest: unknown[]): void {

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { defaultIfEmpty, isObservable, take, type Observable } from 'rxjs';
-import { ErrorCode, INTERNAL_ERROR_MESSAGE, UnserializableDataError, type ClientMessage } from '../protocol/index.js';
+import { ErrorCode, errorText, INTERNAL_ERROR_MESSAGE, isInstance, UnserializableDataError, type ClientMessage } from '../protocol/index.js';
 import { InboundMessage, reportUnserializable, type ReliableSocket } from '../session/index.js';
 import type { DirectHandler, DirectHandlers } from './direct-handlers.js';
 
@@ -62,19 +62,29 @@ export class MessageDispatcher {
 
   /** Answers with a handler's result: a value, what a promise resolves to, an observable's first value. */
   private settle(socket: ReliableSocket, inbound: InboundMessage, result: unknown, direct: boolean): void {
-    if (isObservable(result)) {
-      result.pipe(take(1), defaultIfEmpty(undefined)).subscribe({
-        next: (value) => this.answer(socket, inbound, value),
-        error: (error: unknown) => this.failWith(socket, inbound, error, direct),
-      });
-    } else if (isThenable(result)) {
-      Promise.resolve(result).then(
-        (value: unknown) => this.settle(socket, inbound, value, direct),
-        (error: unknown) => this.failWith(socket, inbound, error, direct),
-      );
-    } else {
-      this.answer(socket, inbound, result);
+    try {
+      if (isObservable(result)) return this.subscribe(socket, inbound, result, direct);
+      if (isThenable(result)) {
+        Promise.resolve(result).then(
+          (value: unknown) => this.settle(socket, inbound, value, direct),
+          (error: unknown) => this.failWith(socket, inbound, error, direct),
+        );
+        return;
+      }
+    } catch (error) {
+      // Looking at the result threw (a getter of `then` or `lift`, a revoked Proxy): a failed handler.
+      return this.failWith(socket, inbound, error, direct);
     }
+    this.answer(socket, inbound, result);
+  }
+
+  /** Answers an observable's first value; one still waiting when the session ends is unsubscribed. */
+  private subscribe(socket: ReliableSocket, inbound: InboundMessage, result: Observable<unknown>, direct: boolean): void {
+    const subscription = result.pipe(take(1), defaultIfEmpty(undefined)).subscribe({
+      next: (value) => this.answer(socket, inbound, value),
+      error: (error: unknown) => this.failWith(socket, inbound, error, direct),
+    });
+    if (!subscription.closed && socket.hasSession) socket.session.endsWith(subscription);
   }
 
   private failWith(socket: ReliableSocket, inbound: InboundMessage, error: unknown, direct: boolean): void {
@@ -90,8 +100,8 @@ export class MessageDispatcher {
 
   /** A failure no exception filter turned into an answer: `INTERNAL`, logged. */
   private fail(socket: ReliableSocket, inbound: InboundMessage, error: unknown): void {
-    if (error instanceof UnserializableDataError) reportUnserializable(error);
-    else this.logger.error(error instanceof Error ? error.stack ?? error.message : String(error));
+    if (isInstance(error, UnserializableDataError)) reportUnserializable(error);
+    else this.logger.error(errorText(error, { stack: true }));
     inbound.fail({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE });
     this.answer(socket, inbound, undefined);
   }
@@ -101,7 +111,7 @@ export class MessageDispatcher {
     try {
       this.answerWith(socket, inbound, result);
     } catch (error) {
-      this.logger.error(`answering "${inbound.event}" failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.logger.error(`answering "${inbound.event}" failed: ${errorText(error)}`);
       socket.replyError({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE, ref: inbound.id });
     }
   }

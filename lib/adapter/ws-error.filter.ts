@@ -1,5 +1,5 @@
 import { Catch, Logger, type ArgumentsHost, type WsExceptionFilter } from '@nestjs/common';
-import { encodeFrame, serializeData, SystemEvent, UnserializableDataError } from '../protocol/index.js';
+import { encodeFrame, errorText, isInstance, serializeData, SystemEvent, UnserializableDataError } from '../protocol/index.js';
 import { InboundMessage, ReliableSocket, reportUnserializable } from '../session/index.js';
 import { mapException, type ErrorBody } from '../errors/index.js';
 
@@ -26,8 +26,8 @@ export class WsErrorFilter implements WsExceptionFilter {
   /** The `$error` body of an exception; a server fault is logged. */
   errorBody(exception: unknown): ErrorBody {
     const { body, log } = mapException(exception);
-    if (exception instanceof UnserializableDataError) reportUnserializable(exception);
-    else if (log) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    if (isInstance(exception, UnserializableDataError)) reportUnserializable(exception);
+    else if (log) this.logger.error(errorText(exception, { stack: true }));
     return body;
   }
 }

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { HandshakeRequest } from './handshake-request.js';
+import { errorText } from '../protocol/index.js';
 
 /** Where a connection may present its token. */
 export type AuthMode = 'handshake' | 'first-message' | 'any';
@@ -69,7 +70,7 @@ function contained(name: string, call: () => unknown): unknown {
   try {
     return call();
   } catch (error) {
-    logger.error(`${name} threw: ${error instanceof Error ? error.message : String(error)}`);
+    logger.error(`${name} threw: ${errorText(error)}`);
     return undefined;
   }
 }

@@ -3,6 +3,7 @@ import { LogThrottle, quote } from '../telemetry/index.js';
 import type { ResolvedAuthOptions } from './auth.options.js';
 import type { HandshakeRequest } from './handshake-request.js';
 import { redactToken, redactUrl } from './handshake-token.js';
+import { errorText } from '../protocol/index.js';
 
 /**
  * Runs the application's `verify` so that a throw or a rejection is a logged failure, never a
@@ -49,7 +50,7 @@ export class Authenticator {
   }
 
   private failed(error: unknown, token: string, request: HandshakeRequest): undefined {
-    const text = error instanceof Error ? error.stack ?? error.message : String(error);
+    const text = errorText(error, { stack: true });
     this.throttle.log('auth.verify threw', 'error', `auth.verify threw for ${quote(redactUrl(request.url))}: ${redactToken(text, token)}`);
     return undefined;
   }

@@ -1,5 +1,5 @@
 import { Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { preparePushOf, type PreparedPush } from '../protocol/index.js';
+import { preparePushOf, type PreparedPush, errorText } from '../protocol/index.js';
 import type { Session, SessionObserver, SessionRegistry } from '../session/index.js';
 import { ReliableWsMetrics } from '../telemetry/index.js';
 import {
@@ -354,7 +354,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   }
 
   private logFailure(what: string, error: unknown): void {
-    this.logger.error(`broadcast ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+    this.logger.error(`broadcast ${what} failed: ${errorText(error)}`);
   }
 }
 

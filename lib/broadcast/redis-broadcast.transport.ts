@@ -9,6 +9,7 @@ import { quitWithin } from './quit-connection.js';
 import { claimHandover, publishSequenced, readHead, readHistory, storeHandover, takeHandoverBack } from './redis-scripts.js';
 import { keySlot, ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 import type { ReliableWsMetrics } from '../telemetry/index.js';
+import { errorText } from '../protocol/index.js';
 
 /** How soon a catch-up that could not read the history is tried again. */
 const CATCH_UP_RETRY_MS = 250;
@@ -273,7 +274,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
       }
       await this.catchUpAll();
     } catch (error) {
-      this.logger.warn(`Redis subscriber back, catching up failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.logger.warn(`Redis subscriber back, catching up failed: ${errorText(error)}`);
     }
   }
 
@@ -369,7 +370,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
       await Promise.race([work(), timeout]);
     } catch (error) {
       await this.close();
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorText(error);
       throw new Error(`ReliableWsModule: cannot reach Redis for "broadcast.redis" (${describeRedis(redis)}): ${reason}`);
     } finally {
       clearTimeout(timer);

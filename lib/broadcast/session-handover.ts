@@ -10,6 +10,7 @@ import {
 } from '../session/index.js';
 import { pushOf, type BroadcastTarget, type ChannelMark, type HandoverEnvelope, type PushEnvelope } from './broadcast-envelope.js';
 import type { HandoverTakeBack } from './broadcast.transport.js';
+import { errorText, isInstance } from '../protocol/index.js';
 
 /** How long each step of a handover waits for the other instance. */
 export const HANDOVER_STEP_TIMEOUT_MS = 1000;
@@ -157,7 +158,7 @@ export class SessionHandover {
       return undefined;
     } catch (error) {
       if (error instanceof SessionUnsettledError) throw error;
-      this.logger.warn(`handover of a session failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.logger.warn(`handover of a session failed: ${errorText(error)}`);
       return undefined;
     } finally {
       this.claims.delete(request);
@@ -167,7 +168,7 @@ export class SessionHandover {
   /** Steps 2–4 of a move the owner agreed to. */
   private async take(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>, resumeToken: string | undefined): Promise<Session | undefined> {
     const { key, stored } = await this.snapshotOf(claim, ready).catch((error: unknown) => {
-      throw error instanceof SessionUnsettledError ? error : new SessionUnsettledError(error instanceof Error ? error.message : String(error));
+      throw isInstance(error, SessionUnsettledError) ? error : new SessionUnsettledError(errorText(error));
     });
     const session = this.restore(stored, claim.heard ?? [], resumeToken);
     void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request: ready.request }).catch(() => undefined);
@@ -297,7 +298,7 @@ export class SessionHandover {
     }, 2 * HANDOVER_STEP_TIMEOUT_MS).unref();
     void this.bus
       .publish({ type: 'handover-ready', origin: this.bus.instanceId, request, rooms: [...session.rooms], userId: this.bus.userIdOf(session.principal) })
-      .catch((error: unknown) => this.logger.warn(`handover to ${origin} failed: ${String(error)}`));
+      .catch((error: unknown) => this.logger.warn(`handover to ${origin} failed: ${errorText(error)}`));
   }
 
   /**
@@ -323,7 +324,7 @@ export class SessionHandover {
     session.moving = true;
     session.takeOver()?.terminate();
     const moveOut = this.commit(session, envelope.request, envelope.positions ?? [])
-      .catch((error: unknown) => this.logger.warn(`handover of a session failed: ${String(error)}`))
+      .catch((error: unknown) => this.logger.warn(`handover of a session failed: ${errorText(error)}`))
       .finally(() => this.movesOut.delete(session.id));
     this.movesOut.set(session.id, moveOut);
   }
@@ -344,7 +345,7 @@ export class SessionHandover {
     try {
       await this.bus.store(key, JSON.stringify(session.snapshot()), this.sessions.ttlMs);
     } catch (error) {
-      this.logger.warn(`handover of a session failed, it stays here: ${error instanceof Error ? error.message : String(error)}`);
+      this.logger.warn(`handover of a session failed, it stays here: ${errorText(error)}`);
       this.keep(session);
       return;
     }

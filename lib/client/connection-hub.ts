@@ -3,6 +3,7 @@ import { ClientErrorCode, RequestError } from './errors.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 import { ReliableConnection } from './reliable-connection.js';
 import type { RequestFailure, SharedConnectionOptions, TabMessage, WorkerMessage } from './shared-connection.messages.js';
+import { errorText } from '../protocol/index.js';
 
 /** The part of `MessagePort` the hub uses. */
 export interface TabPort {
@@ -189,5 +190,5 @@ function failure(error: unknown): RequestFailure {
   if (error instanceof RequestError) {
     return { code: error.code, message: error.message, details: error.details, retryAfterMs: error.retryAfterMs };
   }
-  return { code: ClientErrorCode.CLOSED, message: error instanceof Error ? error.message : String(error) };
+  return { code: ClientErrorCode.CLOSED, message: errorText(error) };
 }

@@ -18,6 +18,8 @@ import {
   type HelloData,
   type ServerMessage,
   type TransferProgress,
+  errorText,
+  isInstance,
 } from '../protocol/index.js';
 import {
   checkReconnectOptions,
@@ -401,7 +403,7 @@ export class ReliableConnection extends ConnectionState {
     try {
       token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     } catch (error) {
-      if (connection === this.connection) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${String(error)}`);
+      if (connection === this.connection) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${errorText(error)}`);
       return;
     }
     if (connection !== this.connection || this.isStopped()) return;
@@ -409,7 +411,7 @@ export class ReliableConnection extends ConnectionState {
     try {
       ws = new this.WebSocketImpl(this.url, SUBPROTOCOL);
     } catch (error) {
-      this.fail(error instanceof Error ? error : new Error(String(error)));
+      this.fail(isInstance(error, Error) ? error : new Error(errorText(error)));
       return;
     }
     ws.binaryType = 'arraybuffer';

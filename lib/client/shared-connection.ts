@@ -3,7 +3,7 @@ import { ConnectionState } from './connection-state.js';
 import { ClientErrorCode, RequestError } from './errors.js';
 import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions, UploadOptions } from './reliable-ws-client.interfaces.js';
-import { isBinaryData, SystemEvent } from '../protocol/index.js';
+import { isBinaryData, SystemEvent, errorText } from '../protocol/index.js';
 import { tabLockName, type SharedConnectionOptions, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
 
 interface PendingRequest {
@@ -191,7 +191,7 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
       const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
       this.post({ type: 'token', askId, token });
     } catch (error) {
-      this.post({ type: 'token', askId, error: String(error) });
+      this.post({ type: 'token', askId, error: errorText(error) });
     }
   }
 

@@ -4,6 +4,7 @@
  */
 import { ConnectionHub } from './connection-hub.js';
 import { tabLockName, tabMessageOf, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
+import { errorText } from '../protocol/index.js';
 
 interface WorkerPort {
   onmessage: ((event: { data: unknown }) => void) | null;
@@ -33,7 +34,7 @@ scope.onconnect = ({ ports: [port] }) => {
         hub = hubFor(message.url, message);
       } catch (error) {
         // Options the connection refuses: the tab fails as it would with a connection of its own.
-        return port.postMessage({ type: 'event', event: '$failed', data: error instanceof Error ? error.message : String(error) });
+        return port.postMessage({ type: 'event', event: '$failed', data: errorText(error) });
       }
       const { tabId } = message;
       attached = { hub, tabId };

@@ -1,6 +1,6 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 import { WsException } from '@nestjs/websockets';
-import { ErrorCode, INTERNAL_ERROR_MESSAGE, UnserializableDataError } from '../protocol/index.js';
+import { ErrorCode, INTERNAL_ERROR_MESSAGE, isInstance, UnserializableDataError } from '../protocol/index.js';
 import { ReliableWsException, type ErrorBody } from './reliable-ws.exception.js';
 import {
   detailsFromValidationMessages,
@@ -22,11 +22,12 @@ export interface MappedError {
 
 /** Turns anything a handler, guard, pipe or interceptor threw into the `$error` the client gets. */
 export function mapException(exception: unknown): MappedError {
-  if (exception instanceof ReliableWsException) return { body: exception.body, log: false };
-  if (exception instanceof WsException) return { body: fromWsException(exception), log: false };
-  if (exception instanceof HttpException) return fromHttpException(exception);
+  // `isInstance`: a thrown revoked Proxy makes `instanceof` itself throw.
+  if (isInstance(exception, ReliableWsException)) return { body: exception.body, log: false };
+  if (isInstance(exception, WsException)) return { body: fromWsException(exception), log: false };
+  if (isInstance(exception, HttpException)) return fromHttpException(exception);
   // Logged once per event by the caller, without the value.
-  if (exception instanceof UnserializableDataError) return { body: INTERNAL_ERROR, log: false };
+  if (isInstance(exception, UnserializableDataError)) return { body: INTERNAL_ERROR, log: false };
   return { body: INTERNAL_ERROR, log: true };
 }
 

@@ -7,3 +7,4 @@ export * from './binary-frame.js';
 export * from './transfer.js';
 export * from './ready.js';
 export * from './timer-delay.js';
+export * from './error-text.js';

@@ -19,6 +19,7 @@ import {
   UnserializableDataError,
   type ErrorData,
   type MessageId,
+  errorText,
 } from '../protocol/index.js';
 import { ReliableWsMetrics } from '../telemetry/index.js';
 import { corkUntilTickEnds, currentTick, type Corkable } from './tick-batching.js';
@@ -413,7 +414,7 @@ function notifyClose(listener: CloseListener, code: number): void {
   try {
     listener(code);
   } catch (error) {
-    closeListenerLog.error(`a disconnect handler failed: ${error instanceof Error ? error.message : String(error)}`);
+    closeListenerLog.error(`a disconnect handler failed: ${errorText(error)}`);
   }
 }
 

@@ -1,6 +1,11 @@
 import { decodeBinaryFrame, preparePush, type OutgoingFrame, type PreparedPush, type TransferId } from '../protocol/index.js';
 import { SessionTransfers, type TransferLimits, type TransferLink } from '../transfer/index.js';
 import { AnswerCache } from './answer-cache.js';
+
+/** What can be stopped: an rxjs `Subscription`, say. */
+interface Unsubscribable {
+  unsubscribe(): void;
+}
 import { ReplayBuffer, type ReplayBudget } from './replay-buffer.js';
 import { hashSecret, randomSecret, secretsEqual } from './session-id.js';
 
@@ -75,6 +80,8 @@ export class Session {
   /** The connection transfers write to, live with its `$ready` sent. */
   private transferLink: TransferLink | undefined;
   private ended = false;
+  /** See `endsWith`. */
+  private running: Set<Unsubscribable> | undefined;
   /** The address of the client's latest connection. */
   ip = '';
   private transport: SessionTransport | undefined;
@@ -209,12 +216,26 @@ export class Session {
     return this.buffer?.byteLength ?? 0;
   }
 
-  /** Releases the replay buffer, the kept answers and the transfers of a session that has ended. */
+  /**
+   * Work of the session that only its end stops (a handler's observable still waiting for its
+   * first value): ended with the session, forgotten once it ends by itself.
+   */
+  endsWith(work: Unsubscribable & { add(teardown: () => void): void }): void {
+    if (this.ended) return work.unsubscribe();
+    const running = (this.running ??= new Set());
+    running.add(work);
+    work.add(() => running.delete(work));
+  }
+
+  /** Releases the replay buffer, the kept answers, the transfers and the running work of a session that has ended. */
   dispose(): void {
     this.buffer?.dispose();
     this.answers.dispose();
     this.ended = true;
     this.sessionTransfers?.dispose();
+    const running = this.running;
+    this.running = undefined;
+    for (const work of running ?? []) work.unsubscribe();
   }
 
 

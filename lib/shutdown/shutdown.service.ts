@@ -1,5 +1,6 @@
 import { Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { ReliableSocket, SessionRegistry } from '../session/index.js';
+import { errorText } from '../protocol/index.js';
 
 export interface ShutdownOptions {
   /** Close code sent to every client on shutdown. */
@@ -59,7 +60,7 @@ export class ShutdownService implements BeforeApplicationShutdown {
       }
       this.logger.warn(`terminated ${left} connection(s) still open after ${this.options.timeoutMs} ms`);
     }
-    await this.flushSessions().catch((error: unknown) => this.logger.error(`flushing sessions failed: ${String(error)}`));
+    await this.flushSessions().catch((error: unknown) => this.logger.error(`flushing sessions failed: ${errorText(error)}`));
   }
 
   /** Closes the i-th of n sockets at about i/n × spreadMs; returns a function that stops early. */
