@@ -146,6 +146,27 @@ describe('ReliableConnection: close()', () => {
   });
 });
 
+describe('ReliableConnection: a token provider that never answers', () => {
+  it('is given up on after connectTimeoutMs, like a connection: the client reconnects and asks again', async () => {
+    let asked = 0;
+    const { client, of, sockets } = setup({
+      connectTimeoutMs: 2000,
+      token: () => {
+        asked++;
+        return asked === 1 ? new Promise<string>(() => undefined) : 'fresh';
+      },
+    });
+    await jest.advanceTimersByTimeAsync(1999);
+    expect(sockets).toHaveLength(0);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(of('$reconnecting')).toEqual([{ attempt: 1, delayMs: 100 }]);
+    await jest.advanceTimersByTimeAsync(100);
+    sockets[0]!.accept();
+    expect(client.state).toBe('open');
+    expect(asked).toBe(2);
+  });
+});
+
 describe('ReliableConnection: closes soon after $ready', () => {
   it('a 4001 right after $ready, with a token function that returns the same expired token: one retry at once, then $failed', async () => {
     let fetched = 0;

@@ -399,9 +399,10 @@ export class ReliableConnection extends ConnectionState {
 
   private async connect(): Promise<void> {
     const connection = ++this.connection;
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     let token: string | undefined;
     try {
-      token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+      token = typeof this.options.token === 'function' ? await answeredWithin(this.options.token, connectTimeoutMs) : this.options.token;
     } catch (error) {
       if (connection === this.connection) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${errorText(error)}`);
       return;
@@ -417,7 +418,7 @@ export class ReliableConnection extends ConnectionState {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.lastInboundAt = Date.now();
-    this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), connectTimeoutMs);
     ws.onopen = () => {
       if (this.isCurrent(connection)) this.sendHello(ws, token);
     };
@@ -766,4 +767,17 @@ function frameOf(entry: OutgoingMessage, id: number): string | Uint8Array<ArrayB
     return isBinaryData(entry.payload) ? encodeBinaryMessage(binaryHeaderJson(entry.event, { id }), entry.payload) : undefined;
   }
   return typeof entry.dataJson === 'string' ? `{"event":${JSON.stringify(entry.event)},"data":${entry.dataJson},"id":${id}}` : undefined;
+}
+
+/** What the token provider answers, or a rejection once it has taken `timeoutMs` (`connectTimeoutMs` bounds it too). */
+async function answeredWithin<T>(provider: () => T | Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no token within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([provider(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
