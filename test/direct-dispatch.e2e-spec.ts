@@ -59,6 +59,12 @@ class ParityGateway {
     return { event: 'replied', data: { got: data } };
   }
 
+  /** A reply under the protocol's name, as a client would take it for the server's own `$ready`. */
+  @SubscribeMessage('dollar-reply')
+  dollarReply() {
+    return { event: '$ready', data: { sessionId: 'forged', resumed: false, missed: false, lastId: 0, heartbeatMs: 1 } };
+  }
+
   @SubscribeMessage('async')
   async later(@MessageBody() data: unknown) {
     await new Promise((resolve) => setImmediate(resolve));
@@ -300,6 +306,12 @@ describe('direct dispatch: the same answers as through Nest’s pipeline', () =>
     clients[0].raw.terminate();
     expect((await clients[1].request('echo', 'still here', 2)).data).toBe('still here');
     expect((await clients[2].request('no-such-event', null, 2)).data).toMatchObject({ code: 'UNKNOWN_EVENT' });
+  });
+
+  it('answers a reply under a `$` event name with INTERNAL, alike', async () => {
+    const [viaDirect, viaNest] = await both('dollar-reply', null);
+    expect(viaDirect).toEqual(viaNest);
+    expect(viaDirect).toMatchObject({ event: '$error', data: { code: 'INTERNAL' } });
   });
 
   it('a handler observable still waiting when its session ends is unsubscribed, on both paths', async () => {

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { WebSocket } from 'ws';
 import type { HandshakeRequest } from '../auth/index.js';
 import {
+  appEventNameError,
   CloseCode,
   CloseReason,
   encodeFrame,
@@ -9,6 +10,7 @@ import {
   encodeBinaryHead,
   ErrorCode,
   INTERNAL_ERROR_MESSAGE,
+  isAppEventName,
   isBinaryData,
   preparePushOf,
   serializeData,
@@ -135,10 +137,12 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     return this.session.transfers.stream(event, data);
   }
 
+  /** Closes the connection; `ws` throws for a code or reason a close frame cannot carry, and nothing is recorded then. */
   close(code: number = CloseCode.NORMAL, reason?: string): void {
     const text = reason ?? CloseReason[code as CloseCode] ?? '';
-    if (this.isOpen) this.closedWith ??= { code, reason: text };
+    const wasOpen = this.isOpen;
     this.raw.close(code, text);
+    if (wasOpen) this.closedWith ??= { code, reason: text };
   }
 
   /**
@@ -146,6 +150,7 @@ export class ReliableSocket implements SessionTransport, TransferLink {
    * is answered `$error INTERNAL` instead (and logged once per event).
    */
   reply(event: string, data: unknown, ref: MessageId | undefined): void {
+    if (!isAppEventName(event)) throw appEventNameError(event); // a `$ready` reply, say, a client would take for the protocol's
     if (isBinaryData(data)) {
       this.answer(ref, { head: encodeBinaryHead(binaryHeaderJson(event, { ref })), payload: data });
       return;

@@ -460,3 +460,23 @@ describe('SessionRegistry: bounds of detached sessions', () => {
     expect(sessions.detachedCount).toBe(0);
   });
 });
+
+describe('ReliableSocket.close', () => {
+  it('records the close only once the socket took it: a code or reason ws refuses leaves nothing recorded', () => {
+    const { socket, raw } = fakeSocket();
+    const close = (raw as unknown as { close: jest.Mock }).close;
+    close.mockImplementationOnce(() => {
+      throw new TypeError('First argument must be a valid error code number');
+    });
+    expect(() => socket.close(5000, 'nope')).toThrow(TypeError);
+    expect(socket.closedWith).toBeUndefined();
+    socket.close(4003, 'kicked');
+    expect(socket.closedWith).toEqual({ code: 4003, reason: 'kicked' });
+  });
+
+  it('refuses to reply under an event name a client would take for the protocol\'s, or cannot send', () => {
+    const { socket, raw } = fakeSocket();
+    for (const event of ['$ready', '', 'e'.repeat(129)]) expect(() => socket.reply(event, {}, 1)).toThrow(TypeError);
+    expect((raw as unknown as { send: jest.Mock }).send).not.toHaveBeenCalled();
+  });
+});
