@@ -237,6 +237,30 @@ describe('BroadcastService in memory', () => {
     expect(pushesOf(a.client, 'fine').map((f) => f.data)).toEqual([2]);
   });
 
+  it('arguments of the wrong type reject with a TypeError (never throw at the caller), and nothing is joined or delivered', async () => {
+    const a = await peer('u1.types');
+    const misuse = service as unknown as Record<string, (...args: unknown[]) => Promise<void>>;
+    const calls: Array<() => Promise<void>> = [
+      () => misuse.join(a.sessionId, 42),
+      () => misuse.join(a.sessionId, { id: 1 }),
+      () => misuse.leave(a.sessionId, null),
+      () => misuse.toRoom(42, 'typed', 1),
+      () => misuse.toRoom(undefined, 'typed', 1),
+      () => misuse.toUser(Object.create(null), 'typed', 1),
+      () => misuse.toUser({}, 'typed', 1),
+    ];
+    for (const call of calls) {
+      let returned: Promise<void> | undefined;
+      expect(() => (returned = call())).not.toThrow();
+      await expect(returned).rejects.toThrow(TypeError);
+    }
+    expect(service.roomsOf(a.sessionId)).toEqual([]);
+    await service.toAll('typed-all', 2, null as never); // `options` may be null
+    await barrier([a], 'types');
+    expect(pushesOf(a.client, 'typed')).toEqual([]);
+    expect(pushesOf(a.client, 'typed-all').map((f) => f.data)).toEqual([2]);
+  });
+
   it('a closed session leaves its rooms: roomsOf empties, pushes to the room still work for the others', async () => {
     const [a, b] = [await peer('erin.1'), await peer('frank.1')];
     await call(a.client, 'join', { room: 'cleanup' }, ids++);

@@ -126,19 +126,24 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     return this.transport.healthy;
   }
 
-  toAll(event: string, data: unknown, options: BroadcastOptionsPerCall = {}): Promise<void> {
-    return this.push({ kind: 'all' }, event, data, options.except);
+  // Every method is async: a wrong argument rejects (a TypeError), it never throws at the caller.
+
+  async toAll(event: string, data: unknown, options?: BroadcastOptionsPerCall): Promise<void> {
+    return this.push({ kind: 'all' }, event, data, options?.except);
   }
 
-  toRoom(room: string, event: string, data: unknown, options: BroadcastOptionsPerCall = {}): Promise<void> {
-    return this.push({ kind: 'room', room }, event, data, options.except);
+  async toRoom(room: string, event: string, data: unknown, options?: BroadcastOptionsPerCall): Promise<void> {
+    return this.push({ kind: 'room', room: checkedRoom(room) }, event, data, options?.except);
   }
 
-  toClient(sessionId: string, event: string, data: unknown): Promise<void> {
+  async toClient(sessionId: string, event: string, data: unknown): Promise<void> {
     return this.push({ kind: 'client', sessionId }, event, data);
   }
 
-  toUser(userId: string | number, event: string, data: unknown): Promise<void> {
+  async toUser(userId: string | number, event: string, data: unknown): Promise<void> {
+    if (typeof userId !== 'string' && typeof userId !== 'number') {
+      throw new TypeError(`a user id must be a string or a number, got ${typeof userId}`);
+    }
     return this.push({ kind: 'user', userId: String(userId) }, event, data);
   }
 
@@ -147,6 +152,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
    * reach it. Rejects when no instance has the session.
    */
   async join(sessionId: string, room: string): Promise<void> {
+    checkedRoom(room);
     const session = this.sessions.getSession(sessionId);
     if (!session) return this.changeRemotely('join', sessionId, room);
     const alreadyMember = session.rooms.has(room);
@@ -174,6 +180,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   }
 
   async leave(sessionId: string, room: string): Promise<void> {
+    checkedRoom(room);
     const session = this.sessions.getSession(sessionId);
     if (!session) return this.changeRemotely('leave', sessionId, room);
     if (this.members.leave(session, room)) await this.unsubscribeRoom(room);
@@ -359,6 +366,12 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 }
 
 /** A room's name as part of its channel's; a TypeError for one that is not well-formed UTF-16 (a lone surrogate). */
+/** A room name as given, once it is known to be text (`42` and `'42'` would be one channel but two rooms here). */
+function checkedRoom(room: unknown): string {
+  if (typeof room !== 'string') throw new TypeError(`a room name must be a string, got ${typeof room}`);
+  return room;
+}
+
 function encodeRoom(room: string): string {
   try {
     return encodeURIComponent(room);
