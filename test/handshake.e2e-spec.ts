@@ -272,6 +272,7 @@ describe('handshake: subprotocol and $hello / $ready', () => {
       missed: false,
       lastId: 0,
       heartbeatMs: 12345,
+      maxPayloadBytes: 65536,
     });
     expect(ready.data.resumeToken).not.toBe(ready.data.sessionId);
     expect(await c.request('echo', 'hi', 1)).toEqual({ event: 'echo', data: 'hi', ref: 1 });
@@ -323,6 +324,7 @@ describe('handshake: subprotocol and $hello / $ready', () => {
         missed: false,
         lastId: 0,
         heartbeatMs: 12345,
+        maxPayloadBytes: 65536,
       },
     });
     c.close();
@@ -384,6 +386,7 @@ describe('handshake: resume: false', () => {
         missed: false,
         lastId: 0,
         heartbeatMs: 30000,
+        maxPayloadBytes: 65536,
       });
       expect(ready.data).not.toHaveProperty('resumeToken');
       c.send({ event: 'push', id: 1 });

@@ -148,6 +148,7 @@ export class ConnectionProtocol {
       missed: resume !== undefined && resumed === undefined,
       lastId: session.lastId,
       heartbeatMs: this.options.heartbeat.intervalMs,
+      maxPayloadBytes: this.options.maxPayloadBytes,
       ...(resumed ? { streams: session.streamsInProgress } : {}),
     };
     socket.writeSystem(encodeFrame(SystemEvent.READY, serializeData(ready), { ref: helloId }));

@@ -146,6 +146,31 @@ describe('ReliableConnection: close()', () => {
   });
 });
 
+describe('ReliableConnection: a message larger than the server takes in one frame', () => {
+  it('is refused with PAYLOAD_TOO_LARGE (never sent, so never a 1009 loop); what is queued behind it goes out', async () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept({ maxPayloadBytes: 1024 });
+    const big = client.request('big', 'x'.repeat(2000));
+    client.send('big-send', 'é'.repeat(600)); // 1,200 bytes of UTF-8 in 600 characters
+    const small = client.request('small', 1);
+    await expect(big).rejects.toMatchObject({ name: 'RequestError', code: 'PAYLOAD_TOO_LARGE' });
+    expect(of('$error').map((error) => error.code)).toEqual(['PAYLOAD_TOO_LARGE']);
+    const sent = sockets[0]!.sentJson().slice(1);
+    expect(sent.map((frame) => frame.event)).toEqual(['small']);
+    sockets[0]!.receive({ event: 'small', data: 'ok', ref: sent[0]!.id });
+    await expect(small).resolves.toBe('ok');
+    expect(client.state).toBe('open');
+  });
+
+  it('one just within the limit goes out', () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept({ maxPayloadBytes: 1024 });
+    const frameOverhead = '{"event":"fits","data":"","id":1}'.length;
+    client.send('fits', 'y'.repeat(1024 - frameOverhead));
+    expect(sockets[0]!.sentJson().slice(1).map((frame) => frame.event)).toEqual(['fits']);
+  });
+});
+
 describe('ReliableConnection: a token provider that never answers', () => {
   it('is given up on after connectTimeoutMs, like a connection: the client reconnects and asks again', async () => {
     let asked = 0;

@@ -123,6 +123,8 @@ export class ReliableConnection extends ConnectionState {
   private ws: WebSocketLike | undefined;
   private connection = 0;
   private session: { id: string; resumeToken?: string } | undefined;
+  /** The largest frame the server takes, as its `$ready` said. */
+  private serverMaxPayloadBytes: number | undefined;
   private lastSeq = 0;
   private ackedSeq = 0;
   private nextId = 0;
@@ -278,6 +280,7 @@ export class ReliableConnection extends ConnectionState {
     if (this.currentState !== 'open' || this.resyncInsertAt !== undefined || !ws || ws.readyState !== OPEN) return;
     const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     const unencodable: OutboxEntry[] = [];
+    const tooLarge: OutboxEntry[] = [];
     let full = false;
     for (const entry of this.outbox) {
       if (entry.sentOn === this.connection) continue;
@@ -289,6 +292,11 @@ export class ReliableConnection extends ConnectionState {
         unencodable.push(entry);
         continue;
       }
+      // The server would close the connection over it (1009), and it would be sent again after every reconnect.
+      if (this.pastServerLimit(entry, frame)) {
+        tooLarge.push(entry);
+        continue;
+      }
       if (entry.id === undefined) entry.id = this.nextId = id;
       this.awaitingAnswer.set(id, entry);
       entry.sentOn = this.connection;
@@ -297,6 +305,10 @@ export class ReliableConnection extends ConnectionState {
     }
     for (const entry of unencodable) {
       this.conclude(entry, { ok: false, error: { code: ErrorCode.BAD_MESSAGE, message: `the send of "${String(entry.event)}" cannot be encoded` } });
+    }
+    for (const entry of tooLarge) {
+      const message = `the send of "${entry.event}" is larger than the server takes in one frame (maxPayloadBytes ${this.serverMaxPayloadBytes}); send large data with upload()`;
+      this.conclude(entry, { ok: false, error: { code: ErrorCode.PAYLOAD_TOO_LARGE, message } });
     }
     if (full) this.flushLater(DRAIN_POLL_MS);
     else this.pumpUploads(ws, limit);
@@ -390,6 +402,13 @@ export class ReliableConnection extends ConnectionState {
   private forgetUpload(upload: OutgoingUpload): void {
     this.uploads.delete(upload.transfer);
     upload.unlisten?.();
+  }
+
+  /** Whether a message's frame is larger than the server takes; measured only when its size comes near the limit. */
+  private pastServerLimit(entry: OutgoingMessage, frame: string | Uint8Array): boolean {
+    const max = this.serverMaxPayloadBytes;
+    if (max === undefined || entry.bytes < max - FRAME_SIZE_MARGIN) return false;
+    return (typeof frame === 'string' ? utf8.encode(frame).length : frame.byteLength) > max;
   }
 
   /** A `$`-event of the client's own, written at once if the connection is open (never queued). */
@@ -498,6 +517,7 @@ export class ReliableConnection extends ConnectionState {
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
     if (ready.resumed && ready.streams) this.streams.keepOnly(ready.streams);
+    this.serverMaxPayloadBytes = ready.maxPayloadBytes;
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
     this.readyAt = Date.now();
     this.startHeartbeat();
@@ -761,6 +781,11 @@ export class ReliableConnection extends ConnectionState {
 }
 
 /** The frame of a queued send with its id; undefined for one that cannot be encoded (a malformed send from a tab). */
+const utf8 = new TextEncoder();
+
+/** How far below the server's limit a message's estimated size is taken as fitting without measuring its frame. */
+const FRAME_SIZE_MARGIN = 1024;
+
 function frameOf(entry: OutgoingMessage, id: number): string | Uint8Array<ArrayBuffer> | undefined {
   if (!isValidEventName(entry.event)) return undefined;
   if (entry.payload !== undefined) {

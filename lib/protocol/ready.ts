@@ -14,12 +14,14 @@ export interface ReadyData {
    * stream the client holds will not continue (the session moved to an instance without it).
    */
   streams?: TransferId[];
+  /** The largest frame the server takes (`maxPayloadBytes`): a larger message closes the connection (1009). */
+  maxPayloadBytes?: number;
 }
 
 /** `$ready` data with the documented shape (used by clients), else undefined. */
 export function readyDataOf(data: unknown): ReadyData | undefined {
   if (!isRecord(data)) return undefined;
-  const { sessionId, resumeToken, resumed, missed, lastId, heartbeatMs, streams } = data;
+  const { sessionId, resumeToken, resumed, missed, lastId, heartbeatMs, streams, maxPayloadBytes } = data;
   const valid =
     typeof sessionId === 'string' &&
     sessionId !== '' &&
@@ -28,9 +30,19 @@ export function readyDataOf(data: unknown): ReadyData | undefined {
     typeof missed === 'boolean' &&
     isCount(lastId) &&
     isCount(heartbeatMs) &&
-    (streams === undefined || isStreamList(streams));
+    (streams === undefined || isStreamList(streams)) &&
+    (maxPayloadBytes === undefined || isCount(maxPayloadBytes));
   if (!valid) return undefined;
-  return { sessionId, resumeToken, resumed, missed, lastId, heartbeatMs, ...(streams === undefined ? {} : { streams }) };
+  return {
+    sessionId,
+    resumeToken,
+    resumed,
+    missed,
+    lastId,
+    heartbeatMs,
+    ...(streams === undefined ? {} : { streams }),
+    ...(maxPayloadBytes === undefined ? {} : { maxPayloadBytes }),
+  };
 }
 
 function isStreamList(value: unknown): value is TransferId[] {
