@@ -1,9 +1,8 @@
-import type { ErrorData } from '../protocol/index.js';
+import { errorText, type ErrorData } from '../protocol/index.js';
 import { ClientErrorCode, RequestError } from './errors.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 import { ReliableConnection } from './reliable-connection.js';
 import type { RequestFailure, SharedConnectionOptions, TabMessage, WorkerMessage } from './shared-connection.messages.js';
-import { errorText } from '../protocol/index.js';
 
 /** The part of `MessagePort` the hub uses. */
 export interface TabPort {

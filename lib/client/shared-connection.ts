@@ -3,7 +3,7 @@ import { ConnectionState } from './connection-state.js';
 import { ClientErrorCode, RequestError } from './errors.js';
 import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions, UploadOptions } from './reliable-ws-client.interfaces.js';
-import { isBinaryData, SystemEvent, errorText } from '../protocol/index.js';
+import { errorText, isBinaryData, SystemEvent } from '../protocol/index.js';
 import { tabLockName, type SharedConnectionOptions, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
 
 interface PendingRequest {

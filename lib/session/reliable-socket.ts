@@ -9,6 +9,7 @@ import {
   binaryHeaderJson,
   encodeBinaryHead,
   ErrorCode,
+  errorText,
   INTERNAL_ERROR_MESSAGE,
   isAppEventName,
   isBinaryData,
@@ -21,7 +22,6 @@ import {
   UnserializableDataError,
   type ErrorData,
   type MessageId,
-  errorText,
 } from '../protocol/index.js';
 import { ReliableWsMetrics } from '../telemetry/index.js';
 import { corkUntilTickEnds, currentTick, type Corkable } from './tick-batching.js';
