@@ -42,6 +42,10 @@ describe('ReliableConnection: $ready', () => {
     ['streams not an array', { ...READY, resumed: true, lastId: 0, streams: 's1' }],
     ['a stream id that is no id', { ...READY, resumed: true, lastId: 0, streams: [null] }],
     ['more streams than a session holds', { ...READY, resumed: true, lastId: 0, streams: Array.from({ length: 17 }, (_, i) => i) }],
+    ['a stream id of 100,000 characters', { ...READY, resumed: true, lastId: 0, streams: ['s'.repeat(100_000)] }],
+    ['maxPayloadBytes a string', { ...READY, maxPayloadBytes: '65536' }],
+    ['maxPayloadBytes negative', { ...READY, maxPayloadBytes: -1 }],
+    ['maxPayloadBytes beyond 2^53', { ...READY, maxPayloadBytes: 2 ** 53 }],
   ])('a $ready with %s is a protocol failure: the socket is dropped and the client reconnects', (_, data) => {
     const { client, of, sockets } = setup();
     sockets[0]!.open();
