@@ -390,24 +390,17 @@ describe('rate limiting (e2e)', () => {
     });
     afterAll(() => t.close());
 
-    it('@RateLimit on a handler of a @SkipRateLimit() gateway limits it; its other handlers stay exempt', async () => {
-      const c = await TestClient.ready(t.wsUrl('/skipped'));
+    it.each([
+      ['@RateLimit on a handler of a @SkipRateLimit() gateway limits it; its other handlers stay exempt', '/skipped', 'own-limit', 'exempt', 2],
+      ['@SkipRateLimit() on a handler of a @RateLimit gateway exempts it; the others share the gateway bucket', '/shared', 'shared', 'skip-own', 3],
+    ])('%s', async (_name, path, limitedEvent, exemptEvent, points) => {
+      const c = await TestClient.ready(t.wsUrl(path));
       open.push(c);
-      burst(c, 'own-limit', range(1, 10));
-      burst(c, 'exempt', range(11, 20));
+      burst(c, limitedEvent, range(1, 10));
+      burst(c, exemptEvent, range(11, 20));
       const answers = await answersFor(c, range(1, 20));
-      expect(rateLimitedErrors(answers).map((f) => f.data.ref)).toEqual(range(3, 10));
-      expect(perHandler).toMatchObject({ 'own-limit': 2, exempt: 10 });
-    });
-
-    it('@SkipRateLimit() on a handler of a @RateLimit gateway exempts it; the others share the gateway bucket', async () => {
-      const c = await TestClient.ready(t.wsUrl('/shared'));
-      open.push(c);
-      burst(c, 'shared', range(1, 10));
-      burst(c, 'skip-own', range(11, 20));
-      const answers = await answersFor(c, range(1, 20));
-      expect(rateLimitedErrors(answers).map((f) => f.data.ref)).toEqual(range(4, 10));
-      expect(perHandler).toMatchObject({ shared: 3, 'skip-own': 10 });
+      expect(rateLimitedErrors(answers).map((f) => f.data.ref)).toEqual(range(points + 1, 10));
+      expect(perHandler).toMatchObject({ [limitedEvent]: points, [exemptEvent]: 10 });
     });
   });
 

@@ -69,31 +69,55 @@ function balancedClient(first: TestApp, options: ReliableWsClientOptions = {}) {
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-describe('session handover between instances (Redis)', () => {
-  const prefix = `handover-${process.pid}-${Date.now()}`;
-  let a: TestApp, b: TestApp;
+/** Two instances of the room gateway sharing Redis (B's through `redisOfB`), for the tests of one describe. */
+function twoInstances(name: string, redisOfB = (): string => REDIS_URL): { a: TestApp; b: TestApp } {
+  const prefix = `${name}-${process.pid}-${Date.now()}`;
+  const apps = {} as { a: TestApp; b: TestApp };
   beforeAll(async () => {
-    a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
-    b = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+    apps.a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+    apps.b = await startApp({ broadcast: { redis: redisOfB(), channelPrefix: prefix } }, [RoomGateway]);
   });
-  afterAll(async () => { await a.close(); await b.close(); });
+  afterAll(async () => {
+    await apps.a.close();
+    await apps.b.close();
+  });
+  return apps;
+}
+
+/**
+ * An `rws.v1` session on `owner` in room `r` that heard "one" (seq 1) from a client on
+ * `sayer`, then lost its connection: resumable after seq 1. Returns its `$ready` and the sayer.
+ */
+async function sessionLeftBehind(owner: TestApp, sayer: TestApp): Promise<{ ready: Frame; other: TestClient }> {
+  const c1 = new TestClient(owner.wsUrl('/ws'), 'rws.v1');
+  await c1.open();
+  c1.send({ event: '$hello', data: {} });
+  const ready = await c1.next((f) => f.event === '$ready');
+  const other = await TestClient.ready(sayer.wsUrl('/ws'));
+  expect((await c1.request('join', 'r', 1)).event).toBe('$ack');
+  await other.request('say', 'one', 1);
+  expect(await c1.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'one', seq: 1 });
+  c1.terminate();
+  await new Promise((r) => setTimeout(r, 50));
+  return { ready, other };
+}
+
+/** Resumes the session of `ready` on `app` after `lastSeq`; returns the new connection and its `$ready`. */
+async function resumeOn(app: TestApp, ready: Frame, lastSeq: number, timeoutMs?: number): Promise<{ c2: TestClient; r2: Frame }> {
+  const c2 = new TestClient(app.wsUrl('/ws'), 'rws.v1');
+  await c2.open();
+  c2.send({ event: '$hello', data: { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq } } });
+  return { c2, r2: await c2.next((f) => f.event === '$ready', timeoutMs) };
+}
+
+describe('session handover between instances (Redis)', () => {
+  const apps = twoInstances('handover');
   it('a client resumes on another instance: replay in order, live after, duplicate ids answered from cache', async () => {
-    const c1 = new TestClient(a.wsUrl('/ws'), 'rws.v1');
-    await c1.open();
-    c1.send({ event: '$hello', data: {} });
-    const ready = await c1.next((f) => f.event === '$ready');
-    const other = await TestClient.ready(b.wsUrl('/ws'));
-    expect((await c1.request('join', 'r', 1)).event).toBe('$ack');
-    await other.request('say', 'one', 1);
-    expect(await c1.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'one', seq: 1 });
-    c1.terminate();
-    await new Promise((r) => setTimeout(r, 50));
+    const { a, b } = apps;
+    const { ready, other } = await sessionLeftBehind(a, b);
     await other.request('say', 'two', 2);
     await other.request('say', 'three', 3);
-    const c2 = new TestClient(b.wsUrl('/ws'), 'rws.v1');
-    await c2.open();
-    c2.send({ event: '$hello', data: { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq: 1 } } });
-    const r2 = await c2.next((f) => f.event === '$ready');
+    const { c2, r2 } = await resumeOn(b, ready, 1);
     expect(r2.data).toMatchObject({ resumed: true, missed: false, lastId: 1, sessionId: ready.data.sessionId });
     expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'two', seq: 2 });
     expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'three', seq: 3 });
@@ -108,15 +132,10 @@ describe('session handover between instances (Redis)', () => {
 });
 
 describe('a request still running when its session moves (Redis)', () => {
-  const prefix = `handover-running-${process.pid}-${Date.now()}`;
-  let a: TestApp, b: TestApp;
-  beforeAll(async () => {
-    a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
-    b = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
-  });
-  afterAll(async () => { await a.close(); await b.close(); });
+  const apps = twoInstances('handover-running');
 
   it('rejects with ANSWER_LOST on the client, never resolves as if answered; the handler ran once', async () => {
+    const { a, b } = apps;
     const { client, readies, readyCount, move } = balancedClient(a);
     try {
       await readyCount(1);
@@ -136,6 +155,7 @@ describe('a request still running when its session moves (Redis)', () => {
   });
 
   it('streams: one cut by the move is let go, and the new instance\'s streams arrive whole and apart from the old ones', async () => {
+    const { a, b } = apps;
     const { client, readies, readyCount, move } = balancedClient(a, { maxTransferBytes: 4 * MiB });
     const files: string[] = [];
     const errors: unknown[] = [];
@@ -196,33 +216,21 @@ async function replyCuttingProxy(target: URL) {
 }
 
 describe('a claim whose reply is lost: Redis ran it, the connection dropped before the answer', () => {
-  const prefix = `handover-lost-reply-${process.pid}-${Date.now()}`;
-  let a: TestApp, b: TestApp;
   let proxy: Awaited<ReturnType<typeof replyCuttingProxy>>;
   beforeAll(async () => {
     proxy = await replyCuttingProxy(new URL(REDIS_URL));
-    a = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
-    b = await startApp({ broadcast: { redis: proxy.url, channelPrefix: prefix } }, [RoomGateway]);
   });
-  afterAll(async () => { await a.close(); await b.close(); await proxy.close(); });
+  const apps = twoInstances('handover-lost-reply', () => proxy.url);
+  afterAll(() => {
+    void proxy.close(); // done once the instances have closed their connections through it
+  });
 
   it('the session moves all the same (the claim sent again gets the snapshot again): never lost on both sides', async () => {
-    const c1 = new TestClient(a.wsUrl('/ws'), 'rws.v1');
-    await c1.open();
-    c1.send({ event: '$hello', data: {} });
-    const ready = await c1.next((f) => f.event === '$ready');
-    expect((await c1.request('join', 'r', 1)).event).toBe('$ack');
-    const other = await TestClient.ready(a.wsUrl('/ws'));
-    await other.request('say', 'one', 1);
-    await c1.next((f) => f.event === 'said');
-    c1.terminate();
-    await new Promise((r) => setTimeout(r, 50));
+    const { a, b } = apps;
+    const { ready, other } = await sessionLeftBehind(a, a);
     await other.request('say', 'two', 2);
     proxy.state.marker = ready.data.sessionId;
-    const c2 = new TestClient(b.wsUrl('/ws'), 'rws.v1');
-    await c2.open();
-    c2.send({ event: '$hello', data: { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq: 1 } } });
-    const r2 = await c2.next((f) => f.event === '$ready', 10_000);
+    const { c2, r2 } = await resumeOn(b, ready, 1, 10_000);
     expect(proxy.state.cuts).toBe(1);
     expect(r2.data).toMatchObject({ resumed: true, missed: false, sessionId: ready.data.sessionId });
     expect(await c2.next((f) => f.event === 'said')).toEqual({ event: 'said', data: 'two', seq: 2 });
