@@ -359,6 +359,29 @@ describe('resume (memory store)', () => {
       expect(ran('running')).toBe(1);
     });
 
+    it('more than 128 handlers still running across a reconnect: each retry gets its one real answer, none is lost', async () => {
+      const { client, ready } = track(await hello(url));
+      const total = 200;
+      for (let id = 1; id <= total; id++) client.send({ event: 'slow', data: { key: `inflight-${id}`, ms: 800 }, id });
+      await waitUntil(() => ran(`inflight-${total}`) === 1, { what: `${total} handlers running` });
+      await drop(client);
+      const next = track(await hello(url, resumeOf(ready, 0)));
+      expect(next.ready.data).toMatchObject({ resumed: true, lastId: total });
+      for (let id = 1; id <= total; id++) next.client.send({ event: 'slow', data: { key: `inflight-${id}`, ms: 800 }, id });
+      const answers = await waitUntil(
+        () => {
+          const found = next.client.frames.filter((f) => f.ref !== undefined || f.data?.ref !== undefined);
+          return found.length >= total ? found : undefined;
+        },
+        { timeoutMs: 5000, what: `${total} answers` },
+      );
+      expect(answers.map((f) => f.ref ?? f.data.ref).sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect(answers.filter((f) => f.event !== 'slow')).toEqual([]);
+      await settle();
+      expect(next.client.frames.filter((f) => f.ref !== undefined || f.data?.ref !== undefined)).toHaveLength(total);
+      for (let id = 1; id <= total; id++) expect(ran(`inflight-${id}`)).toBe(1);
+    });
+
     it('lastId in $ready is the highest id taken; ids continue across the resume', async () => {
       const { client, ready } = track(await hello(url));
       for (let id = 1; id <= 3; id++) await client.request('echo', { key: `seq-${id}` }, id);

@@ -27,6 +27,25 @@ describe('AnswerCache', () => {
     expect(cache.get(2)).toBe('two');
   });
 
+  it('an id whose handler still runs is never evicted, however many answers come after it', () => {
+    const cache = new AnswerCache(30_000);
+    cache.markPending(1);
+    for (let id = 2; id <= ANSWER_CACHE_SIZE * 3; id++) cache.set(id, 'x'.repeat(id % 2 ? 10 : 500)); // evicting by bytes
+    expect(cache.get(1)).toBe(ANSWER_PENDING);
+    expect(cache.hasPending).toBe(true);
+    cache.set(1, 'one');
+    expect(cache.hasPending).toBe(false);
+    expect(cache.get(1)).toBeUndefined(); // older than every id kept, in a full cache: it goes first
+  });
+
+  it('keeps the answers of the newest ids when they come out of order', () => {
+    const cache = new AnswerCache();
+    for (let id = 1; id <= ANSWER_CACHE_SIZE + 10; id++) cache.markPending(id);
+    for (let id = ANSWER_CACHE_SIZE + 10; id >= 1; id--) cache.set(id, `answer ${id}`);
+    const kept = cache.settled().map(([id]) => id);
+    expect(kept).toEqual(Array.from({ length: ANSWER_CACHE_SIZE }, (_, i) => i + 11));
+  });
+
   it('settled() leaves out ids whose handler still runs', () => {
     const cache = new AnswerCache();
     cache.set(1, 'one');

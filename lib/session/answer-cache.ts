@@ -12,12 +12,14 @@ type Answer = OutgoingFrame | typeof ANSWER_PENDING;
 /**
  * The answers (frames) to the most recent client message ids of a session, bounded by count, by
  * bytes, and by the budget the session's replay buffer shares with all others. An answer too
- * large to keep is still sent; its duplicate gets `$ack { duplicate: true }`.
+ * large to keep is still sent; its duplicate gets `$ack { duplicate: true }`. The ids whose
+ * handler still runs are kept apart and never evicted: there are only as many as handlers running.
  */
 export class AnswerCache {
   /** Created on the first answer: a session of a plain client or of an idle one keeps none. */
-  private answers: Map<number, Answer> | undefined;
-  /** The ids in `answers`, oldest first from `oldest` on (a Map's own first key is slow to find after many deletes). */
+  private answers: Map<number, OutgoingFrame> | undefined;
+  private readonly running = new Set<number>();
+  /** The ids in `answers` in ascending order from `oldest` on (a Map's own first key is slow to find after many deletes). */
   private order: number[] = [];
   private oldest = 0;
   private bytes = 0;
@@ -29,29 +31,29 @@ export class AnswerCache {
   ) {}
 
   get(id: number): Answer | undefined {
-    return this.answers?.get(id);
+    return this.running.has(id) ? ANSWER_PENDING : this.answers?.get(id);
   }
 
-  /** The answers already known, oldest first. */
+  /** The answers already known, by id. */
   settled(): Array<[number, OutgoingFrame]> {
-    return [...(this.answers ?? [])].filter((entry): entry is [number, OutgoingFrame] => entry[1] !== ANSWER_PENDING);
+    return this.order.slice(this.oldest).map((id) => [id, this.answers!.get(id)!]);
   }
 
   /** Whether a handler of this session is still running. */
   get hasPending(): boolean {
-    for (const answer of this.answers?.values() ?? []) if (answer === ANSWER_PENDING) return true;
-    return false;
+    return this.running.size > 0;
   }
 
   markPending(id: number): void {
-    this.set(id, ANSWER_PENDING);
+    if (!this.disposed) this.running.add(id);
   }
 
-  set(id: number, answer: Answer): void {
+  set(id: number, answer: OutgoingFrame): void {
     if (this.disposed) return;
+    this.running.delete(id);
     const answers = (this.answers ??= new Map());
     const previous = answers.get(id);
-    if (previous === undefined) this.order.push(id);
+    if (previous === undefined) this.insertInOrder(id);
     this.account(sizeOf(answer) - sizeOf(previous));
     answers.set(id, answer);
     while (answers.size > ANSWER_CACHE_SIZE || this.bytes > this.maxBytes) this.dropOldest(answers);
@@ -67,11 +69,20 @@ export class AnswerCache {
     this.account(-this.bytes);
     this.answers?.clear(); // also for a `set` whose budget relief ended this session
     this.answers = undefined;
+    this.running.clear();
     this.order = [];
     this.oldest = 0;
   }
 
-  private dropOldest(answers: Map<number, Answer>): void {
+  /** Ids mostly come answered in order: the search starts from the newest. */
+  private insertInOrder(id: number): void {
+    let at = this.order.length;
+    while (at > this.oldest && this.order[at - 1] > id) at--;
+    if (at === this.order.length) this.order.push(id);
+    else this.order.splice(at, 0, id);
+  }
+
+  private dropOldest(answers: Map<number, OutgoingFrame>): void {
     const id = this.order[this.oldest++];
     this.account(-sizeOf(answers.get(id)));
     answers.delete(id);
@@ -88,9 +99,8 @@ export class AnswerCache {
 }
 
 /** What an answer costs: its frame (a string's length stands for its size; a binary one's bytes) plus the entry. */
-function sizeOf(answer: Answer | undefined): number {
-  if (answer === undefined) return 0;
-  return (answer === ANSWER_PENDING ? 0 : frameSize(answer)) + ENTRY_OVERHEAD_BYTES;
+function sizeOf(answer: OutgoingFrame | undefined): number {
+  return answer === undefined ? 0 : frameSize(answer) + ENTRY_OVERHEAD_BYTES;
 }
 
 const ENTRY_OVERHEAD_BYTES = 64;
