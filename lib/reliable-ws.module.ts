@@ -119,9 +119,9 @@ export class ReliableWsModule extends ConfigurableModuleClass implements OnModul
     if (!applicationConfig.getIoAdapter()) applicationConfig.setIoAdapter(new MissingReliableWsAdapter());
   }
 
-  onModuleInit(): void {
-    if (!(this.applicationConfig.getIoAdapter() instanceof ReliableWsAdapter)) {
-      throw new Error(MISSING_ADAPTER_MESSAGE);
-    }
+  async onModuleInit(): Promise<void> {
+    const adapter = this.applicationConfig.getIoAdapter();
+    if (!(adapter instanceof ReliableWsAdapter)) throw new Error(MISSING_ADAPTER_MESSAGE);
+    await adapter.ownPortsListening();
   }
 }

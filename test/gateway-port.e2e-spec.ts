@@ -2,7 +2,7 @@ import { UseFilters } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import { connect, createServer, type Socket } from 'node:net';
 import { WsErrorFilter } from '../lib/index.js';
-import { startApp, type TestApp } from './support/app.js';
+import { createApp, startApp, type TestApp } from './support/app.js';
 import { within } from './support/wait.js';
 import { TestClient, upgradeStatus } from './support/ws-client.js';
 
@@ -75,6 +75,26 @@ describe('plain HTTP on a gateway port of its own', () => {
     } finally {
       for (const socket of sockets) socket.destroy();
       await app.close();
+    }
+  });
+});
+
+describe('a gateway port already in use', () => {
+  it('fails app.listen() with an error naming the port and the gateway; nothing crashes, app.close() works', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, resolve));
+    const { port } = taken.address() as { port: number };
+    @WebSocketGateway(port, { path: '/busy' })
+    @UseFilters(WsErrorFilter)
+    class BusyPortGateway {}
+    const app = await createApp({}, [BusyPortGateway]);
+    try {
+      await expect(app.listen(0, '127.0.0.1')).rejects.toThrow(
+        `the WebSocket gateway at /busy cannot listen on port ${port}: listen EADDRINUSE`,
+      );
+    } finally {
+      await within(app.close(), 5000, 'app.close() after a failed listen');
+      await new Promise((resolve) => taken.close(resolve));
     }
   });
 });

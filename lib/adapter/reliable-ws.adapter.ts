@@ -46,6 +46,8 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly upgradeListeners = new Map<HttpServer, (...args: [IncomingMessage, Duplex, Buffer]) => void>();
   /** HTTP servers this adapter started for gateways on a port of their own. */
   private readonly ownHttpServers = new Map<number, HttpServer>();
+  /** Settles once each of them listens; rejects, naming the gateway and port, if one cannot. */
+  private readonly ownHttpServersListening: Array<Promise<void>> = [];
 
   constructor(app: INestApplicationContext) {
     super(app);
@@ -61,8 +63,9 @@ export class ReliableWsAdapter extends WsAdapter {
     const { server, path, namespace, ...wsOptions } = options;
     if (namespace) throw new Error('ReliableWsAdapter does not support namespaces; use a separate path instead');
     if (server) throw new Error('ReliableWsAdapter creates its own WebSocket servers; remove the "server" gateway option');
-    const httpServer = port === SHARED_HTTP_SERVER_PORT ? this.sharedHttpServer() : this.ownHttpServer(port);
-    const wss = new ReliableWsServer(normalizeGatewayPath(path as string | undefined), {
+    const gatewayPath = normalizeGatewayPath(path as string | undefined);
+    const httpServer = port === SHARED_HTTP_SERVER_PORT ? this.sharedHttpServer() : this.ownHttpServer(port, gatewayPath);
+    const wss = new ReliableWsServer(gatewayPath, {
       ...wsOptions,
       maxPayload: this.options.maxPayloadBytes,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
@@ -89,6 +92,11 @@ export class ReliableWsAdapter extends WsAdapter {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** @internal Awaited by the module's init, so that `app.listen()` fails when a gateway's own port is taken. */
+  async ownPortsListening(): Promise<void> {
+    await Promise.all(this.ownHttpServersListening);
+  }
+
   override async dispose(): Promise<void> {
     for (const [httpServer, listener] of this.upgradeListeners) httpServer.off('upgrade', listener);
     this.upgradeListeners.clear();
@@ -111,14 +119,29 @@ export class ReliableWsAdapter extends WsAdapter {
     return this.httpServer as HttpServer;
   }
 
-  private ownHttpServer(port: number): HttpServer {
+  private ownHttpServer(port: number, gatewayPath: string): HttpServer {
     let httpServer = this.ownHttpServers.get(port);
     if (!httpServer) {
       httpServer = createServer(answerPlainRequest);
-      httpServer.listen(port);
+      this.ownHttpServersListening.push(this.listenOn(httpServer, port, gatewayPath));
       this.ownHttpServers.set(port, httpServer);
     }
     return httpServer;
+  }
+
+  /** Listens; an error before listening rejects (and is thereby no uncaught exception), a later one is logged. */
+  private listenOn(httpServer: HttpServer, port: number, gatewayPath: string): Promise<void> {
+    const listening = new Promise<void>((resolve, reject) => {
+      httpServer.once('listening', resolve);
+      httpServer.on('error', (error) => {
+        const message = `the WebSocket gateway at ${gatewayPath} cannot listen on port ${port}: ${error.message}`;
+        if (httpServer.listening) this.log.error(message);
+        else reject(new Error(message, { cause: error }));
+      });
+    });
+    listening.catch(() => undefined); // awaited later, by the module's init
+    httpServer.listen(port);
+    return listening;
   }
 
   private register(httpServer: HttpServer, wss: ReliableWsServer): void {

@@ -13,12 +13,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Starts a real Nest app with ReliableWsModule and the given gateways on a free port. */
-export async function startApp(
-  options: ReliableWsOptions,
-  providers: Type[],
-  extra: { imports?: any[]; controllers?: Type[] } = {},
-): Promise<TestApp> {
+type Extra = { imports?: any[]; controllers?: Type[] };
+
+/** A real Nest app with ReliableWsModule, its adapter and the given gateways, not yet listening. */
+export async function createApp(options: ReliableWsOptions, providers: Type[], extra: Extra = {}): Promise<INestApplication> {
   @Module({
     imports: [ReliableWsModule.forRoot(options), ...(extra.imports ?? [])],
     providers,
@@ -28,6 +26,12 @@ export async function startApp(
 
   const app = await NestFactory.create(TestModule, { logger: false });
   app.useWebSocketAdapter(new ReliableWsAdapter(app));
+  return app;
+}
+
+/** Starts a real Nest app with ReliableWsModule and the given gateways on a free port. */
+export async function startApp(options: ReliableWsOptions, providers: Type[], extra: Extra = {}): Promise<TestApp> {
+  const app = await createApp(options, providers, extra);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   let closed: Promise<void> | undefined;
