@@ -29,6 +29,7 @@ function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (value instanceof RegExp) return String(value);
   if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number') return String(value); // JSON would show NaN and ±Infinity as null
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
