@@ -12,4 +12,10 @@ describe('log values from clients', () => {
     expect(quote('x'.repeat(500))).toBe(JSON.stringify(`${'x'.repeat(200)}…`));
     expect(quote(undefined)).toBe('(none)');
   });
+
+  it('quote escapes every control and direction character, C1 (8-bit terminal escapes) included', () => {
+    expect(quote('\u009b2J\u001b[8m\u007f')).toBe('"\\u009b2J\\u001b[8m\\u007f"');
+    expect(quote('a\u2028b\u202ec\u2066d\u200fe')).toBe('"a\\u2028b\\u202ec\\u2066d\\u200fe"');
+    expect(quote('café ☕')).toBe('"café ☕"');
+  });
 });

@@ -13,10 +13,14 @@ export function isProblemClose(code: number): boolean {
   return code === 1008 || code === 1011 || (code >= 4000 && code <= 4999);
 }
 
+/** What JSON leaves as it is but a terminal acts on: DEL, C1 controls (8-bit escapes), line and direction marks. */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
 /** A value from the client, quoted and cut short, so that it cannot forge or flood log lines. */
 export function quote(value: string | undefined): string {
   if (value === undefined) return '(none)';
-  return JSON.stringify(value.length > MAX_QUOTED_LENGTH ? `${value.slice(0, MAX_QUOTED_LENGTH)}…` : value);
+  const json = JSON.stringify(value.length > MAX_QUOTED_LENGTH ? `${value.slice(0, MAX_QUOTED_LENGTH)}…` : value);
+  return json.replace(UNSAFE_IN_JSON, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
