@@ -122,6 +122,6 @@ export class ReliableWsModule extends ConfigurableModuleClass implements OnModul
   async onModuleInit(): Promise<void> {
     const adapter = this.applicationConfig.getIoAdapter();
     if (!(adapter instanceof ReliableWsAdapter)) throw new Error(MISSING_ADAPTER_MESSAGE);
-    await adapter.ownPortsListening();
+    await adapter.verifyGateways();
   }
 }

@@ -1,6 +1,6 @@
 import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketServer } from '@nestjs/websockets';
 import { ReliableGateway, ReliableSocket, ReliableWsServer, SessionRegistry } from '../lib/index.js';
-import { startApp, type TestApp } from './support/app.js';
+import { createApp, startApp, type TestApp } from './support/app.js';
 import { sleep, waitUntil, within } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
@@ -111,5 +111,59 @@ describe('@WebSocketServer() under ReliableWsAdapter', () => {
     await plain.closed();
     await waitUntil(() => chat.server.clients.size === 0, { timeoutMs: 3000, what: 'the closed connection to leave clients' });
     expect([...chat.server.clients]).toEqual([]);
+  });
+});
+
+@ReliableGateway({ path: '/both' })
+class FirstOnPath {
+  @SubscribeMessage('first')
+  first(@MessageBody() data: unknown) {
+    return { first: data };
+  }
+}
+
+@ReliableGateway({ path: '/both' })
+class SecondOnPath {
+  @SubscribeMessage('second')
+  second(@MessageBody() data: unknown, @ConnectedSocket() socket: ReliableSocket) {
+    return { second: data, own: socket instanceof ReliableSocket };
+  }
+}
+
+@ReliableGateway({ path: '/both/' })
+class AlsoFirstOnPath {
+  @SubscribeMessage('first')
+  again() {
+    return 'again';
+  }
+}
+
+describe('two gateways on one path', () => {
+  it("share its server: each connection reaches both gateways' handlers", async () => {
+    for (const gateways of [
+      [FirstOnPath, SecondOnPath],
+      [SecondOnPath, FirstOnPath],
+    ]) {
+      const t = await startApp({ rateLimit: false }, gateways);
+      const client = await TestClient.ready(t.wsUrl('/both'));
+      try {
+        expect(await client.request('first', 1, 1)).toEqual({ event: 'first', data: { first: 1 }, ref: 1 });
+        expect(await client.request('second', 2, 2)).toEqual({ event: 'second', data: { second: 2, own: true }, ref: 2 });
+      } finally {
+        client.terminate();
+        await within(t.close(), 15000, 'app.close()');
+      }
+    }
+  });
+
+  it('handling the same event fails app.listen(), naming the event, the path and both handlers', async () => {
+    const app = await createApp({}, [FirstOnPath, AlsoFirstOnPath]);
+    try {
+      await expect(app.listen(0, '127.0.0.1')).rejects.toThrow(
+        'the event "first" at /both has two handlers, FirstOnPath.first and AlsoFirstOnPath.again: an event has one handler per path',
+      );
+    } finally {
+      await within(app.close(), 5000, 'app.close() after a failed listen');
+    }
   });
 });

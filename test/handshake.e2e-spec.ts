@@ -209,13 +209,16 @@ describe('handshake: per-IP connection cap', () => {
 });
 
 describe('handshake: paths and payload size', () => {
-  it('an unknown path gets 404; the gateway path matches with a query string', async () => {
+  it('an unknown path gets 404; the gateway path matches with a query string and with a trailing slash', async () => {
     await withApp({}, async (t) => {
       expect(await upgradeStatus(t.wsUrl('/nope'))).toBe(404);
       expect(await upgradeStatus(t.wsUrl('/'))).toBe(404);
       expect(await upgradeStatus(t.wsUrl('/ws/deeper'))).toBe(404);
       expect(await upgradeStatus(t.wsUrl('/wsx'))).toBe(404);
       expect(await upgradeStatus(t.wsUrl('/ws?token=abc'))).toBe(101);
+      // declared as '/ws', as '/ws/' would be too: one gateway path, with or without the slash
+      expect(await upgradeStatus(t.wsUrl('/ws/'))).toBe(101);
+      expect(await upgradeStatus(t.wsUrl('/ws/?token=abc'))).toBe(101);
     });
   });
 

@@ -123,7 +123,7 @@ function hasGlobalEnhancers(app: INestApplicationContext): boolean {
   });
 }
 
-function* gatewayInstances(app: INestApplicationContext): Iterable<object> {
+export function* gatewayInstances(app: INestApplicationContext): Iterable<object> {
   for (const module of app.get(ModulesContainer).values()) {
     for (const { metatype, instance } of module.providers.values()) {
       if (typeof metatype === 'function' && instance && Reflect.getMetadata(GATEWAY_METADATA, metatype)) yield instance as object;
@@ -131,13 +131,13 @@ function* gatewayInstances(app: INestApplicationContext): Iterable<object> {
   }
 }
 
-interface MessageHandler {
+export interface MessageHandler {
   pattern: string;
   methodName: string;
 }
 
 /** The `@SubscribeMessage` methods of a gateway, found as Nest finds them. */
-function messageHandlers(instance: object, scanner: MetadataScanner): MessageHandler[] {
+export function messageHandlers(instance: object, scanner: MetadataScanner): MessageHandler[] {
   const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
   return scanner
     .getAllMethodNames(prototype)

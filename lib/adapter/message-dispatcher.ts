@@ -22,10 +22,15 @@ export class MessageDispatcher {
 
   constructor(private readonly directHandlers: DirectHandlers) {}
 
-  /** Binds one gateway's handlers to a connection (each gateway has a server of its own: one bind per connection). */
+  /**
+   * Binds one gateway's handlers to a connection. Gateways on the same path share a server, so a
+   * connection gets one bind per gateway there: an event more than one handles stays with the first.
+   */
   bind(socket: ReliableSocket, handlers: MessageMappingProperties[], transform: Transform): void {
     const direct = this.directHandlers.of(handlers.map(({ message }) => String(message)));
-    this.handlers.set(socket, direct?.size === handlers.length ? this.sharedTableOf(direct) : tableOf(handlers, transform, direct));
+    const table = direct?.size === handlers.length ? this.sharedTableOf(direct) : tableOf(handlers, transform, direct);
+    const bound = this.handlers.get(socket);
+    this.handlers.set(socket, bound ? new Map([...table, ...bound]) : table);
   }
 
   /** Whether the connection has a handler for the event. */

@@ -23,6 +23,7 @@ import {
 } from './handshake.js';
 import { ConnectionProtocol, type HandshakeCredentials } from './connection-protocol.js';
 import { DirectHandlers } from './direct-handlers.js';
+import { assertOneHandlerPerEvent } from './gateway-events.js';
 import { containGatewayLifecycles } from './gateway-lifecycle.js';
 import { ReliableWsServer } from './gateway-server.js';
 import { MessageDispatcher } from './message-dispatcher.js';
@@ -49,7 +50,7 @@ export class ReliableWsAdapter extends WsAdapter {
   /** Settles once each of them listens; rejects, naming the gateway and port, if one cannot. */
   private readonly ownHttpServersListening: Array<Promise<void>> = [];
 
-  constructor(app: INestApplicationContext) {
+  constructor(private readonly app: INestApplicationContext) {
     super(app);
     this.runtime = resolveRuntime(app);
     this.options = this.runtime.options;
@@ -92,8 +93,12 @@ export class ReliableWsAdapter extends WsAdapter {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** @internal Awaited by the module's init, so that `app.listen()` fails when a gateway's own port is taken. */
-  async ownPortsListening(): Promise<void> {
+  /**
+   * @internal Awaited by the module's init, once Nest created the gateways' servers: `app.listen()`
+   * fails when two gateways of one path handle the same event or a gateway's own port is taken.
+   */
+  async verifyGateways(): Promise<void> {
+    assertOneHandlerPerEvent(this.app);
     await Promise.all(this.ownHttpServersListening);
   }
 
@@ -158,7 +163,8 @@ export class ReliableWsAdapter extends WsAdapter {
   private handleUpgrade(gateways: ReliableWsServer[], request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroySocket);
     const path = requestPath(request);
-    const wss = gateways.find((gateway) => gateway.path === path);
+    const gatewayPath = path === undefined ? undefined : normalizeGatewayPath(path);
+    const wss = gateways.find((gateway) => gateway.path === gatewayPath);
     const ip = clientIp(request, this.options.trustProxy);
     if (!wss) {
       const paths = gateways.map((gateway) => gateway.path).join(', ');
