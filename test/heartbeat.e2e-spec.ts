@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { WebSocket } from 'ws';
 import { ReliableGateway } from '../lib/index.js';
@@ -97,6 +98,31 @@ describe('heartbeat (intervalMs 200, timeoutMs 400)', () => {
     const { client } = await connect();
     client.send({ event: '$ping', data: { t: 1 } });
     expect(await client.next((f) => f.event === '$pong')).toEqual({ event: '$pong', data: { t: 1 } });
+  });
+
+  describe('when the wall clock steps (NTP, a VM resumed): the heartbeat keeps time by a monotonic clock', () => {
+    const realNow = Date.now;
+    let stepMs = 0;
+    beforeEach(() => {
+      stepMs = 0;
+      jest.spyOn(Date, 'now').mockImplementation(() => realNow() + stepMs);
+    });
+    afterEach(() => jest.restoreAllMocks());
+
+    it('a step forward cuts no healthy client', async () => {
+      const { client, pings } = await connect();
+      stepMs = 60_000;
+      await sleep(1000); // several sweeps
+      expect(client.raw.readyState).toBe(WebSocket.OPEN);
+      expect(pings()).toBeGreaterThanOrEqual(2);
+    });
+
+    it('a step back still pings, and still cuts a silent peer', async () => {
+      const { client, pings } = await connect({ autoPong: false });
+      stepMs = -60_000;
+      expect((await client.closed(3000)).code).toBe(1006);
+      expect(pings()).toBeGreaterThanOrEqual(1);
+    });
   });
 
   it('drops a terminated connection from the health endpoint count', async () => {

@@ -19,7 +19,7 @@ export class HelloDeadlines<T> {
 
   start(item: T): void {
     this.waiting.delete(item);
-    this.waiting.set(item, Date.now() + this.timeoutMs);
+    this.waiting.set(item, performance.now() + this.timeoutMs);
     this.timer ??= setTimeout(this.fire, this.timeoutMs).unref();
   }
 
@@ -31,7 +31,7 @@ export class HelloDeadlines<T> {
 
   private expireDue(): void {
     this.timer = undefined;
-    const now = Date.now();
+    const now = performance.now();
     for (const [item, deadline] of this.waiting) {
       if (deadline > now) {
         clearTimeout(this.timer); // one an expiry's own start armed

@@ -76,7 +76,7 @@ export class ChannelSequencer {
     private readonly io: SequencerIo,
     private readonly idleResetMs: number,
     private readonly maxHeld: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Whether any channel is still recovering what it missed. */

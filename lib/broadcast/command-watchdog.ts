@@ -17,14 +17,14 @@ export class CommandWatchdog {
   private readonly waiting = new Set<Watched>();
   /** When each shard last answered; a shard never seen counts from the watchdog's start. */
   private readonly lastAnswerAt = new Map<string, number>();
-  private readonly startedAt = Date.now();
+  private readonly startedAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly timeoutMs: number) {}
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => setImmediate(() => this.check(Date.now())), Math.max(MIN_CHECK_MS, this.timeoutMs / 4));
+    this.timer = setInterval(() => setImmediate(() => this.check(performance.now())), Math.max(MIN_CHECK_MS, this.timeoutMs / 4));
     this.timer.unref();
   }
 
@@ -35,7 +35,7 @@ export class CommandWatchdog {
 
   watch<T>(command: Promise<T>, shard = ''): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const watched: Watched = { startedAt: Date.now(), shard, reject };
+      const watched: Watched = { startedAt: performance.now(), shard, reject };
       this.waiting.add(watched);
       command.then(
         (value) => this.settle(watched, () => resolve(value)),
@@ -54,7 +54,7 @@ export class CommandWatchdog {
   }
 
   private settle(watched: Watched, finish: () => void): void {
-    this.lastAnswerAt.set(watched.shard, Date.now());
+    this.lastAnswerAt.set(watched.shard, performance.now());
     if (this.waiting.delete(watched)) finish();
   }
 }

@@ -55,7 +55,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private readonly ownsPublisher: boolean;
   private readonly canaryChannel: string;
   private canaryTimer: NodeJS.Timeout | undefined;
-  private lastCanaryAt = Date.now();
+  private lastCanaryAt = performance.now();
   /** From the publish of the latest canary received to its arrival. */
   private canaryRoundTripMs = 0;
   private canaryLate = false;
@@ -116,7 +116,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
    * How late the canary is: its last round trip, or, while none arrives, how long past its
    * interval the last one is.
    */
-  canaryLagMs(now = Date.now()): number {
+  canaryLagMs(now = performance.now()): number {
     return Math.max(this.canaryRoundTripMs, now - this.lastCanaryAt - this.options.canaryIntervalMs);
   }
 
@@ -221,7 +221,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
 
   private receive(channel: string, payload: string): void {
     if (channel === this.canaryChannel) {
-      this.lastCanaryAt = Date.now();
+      this.lastCanaryAt = performance.now();
       const publishedAt = Number(payload);
       if (Number.isFinite(publishedAt)) this.canaryRoundTripMs = Math.max(0, this.lastCanaryAt - publishedAt);
       return;
@@ -300,9 +300,9 @@ export class RedisBroadcastTransport implements BroadcastTransport {
 
   private startCanary(): void {
     const { canaryIntervalMs } = this.options;
-    this.lastCanaryAt = Date.now();
+    this.lastCanaryAt = performance.now();
     this.canaryTimer = setInterval(() => {
-      this.checkCanary(Date.now());
+      this.checkCanary(performance.now());
       this.publishCanary().catch(() => undefined);
       this.probeFailingShards();
     }, canaryIntervalMs);
@@ -310,7 +310,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 
   private async publishCanary(): Promise<void> {
-    const payload = String(Date.now());
+    const payload = String(performance.now());
     const published = this.options.sharded
       ? this.publisher.spublish(this.canaryChannel, payload)
       : this.publisher.publish(this.canaryChannel, payload);

@@ -198,7 +198,7 @@ export class SessionHandover {
    */
   async offerAll(timeoutMs: number): Promise<void> {
     this.leaving = true;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     // A claim still running brings its session here: it is offered with the others.
     await settledBefore([...this.claimsByCredentials.values()], deadline);
     const offered = [...this.sessions.allSessions()].map(({ id }) => id);
@@ -216,11 +216,11 @@ export class SessionHandover {
         }),
       ),
     );
-    this.lastAskedAt = Date.now();
+    this.lastAskedAt = performance.now();
     const waiting = (): boolean =>
       offered.some((sessionId) => this.sessions.getSession(sessionId)) &&
-      Date.now() < deadline &&
-      (this.reserved.size > 0 || Date.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
+      performance.now() < deadline &&
+      (this.reserved.size > 0 || performance.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
     while (waiting()) await new Promise((resolve) => setTimeout(resolve, OFFER_POLL_MS));
   }
 
@@ -281,7 +281,7 @@ export class SessionHandover {
   private onPrepare(envelope: Extract<HandoverEnvelope, { type: 'handover-prepare' }>): void {
     const session = this.sessions.getSession(envelope.sessionId);
     if (!session) return;
-    this.lastAskedAt = Date.now();
+    this.lastAskedAt = performance.now();
     const { origin, request } = envelope;
     const authorized = this.authorizes(session, envelope);
     if (!authorized || this.reserved.has(session.id) || session.moving) {
@@ -420,8 +420,8 @@ const ANSWER_GRACE_MS = HANDOVER_STEP_TIMEOUT_MS / 2;
 
 /** Resolves once no handler of the session is running, or after ANSWER_GRACE_MS. */
 async function settled(session: Session): Promise<void> {
-  const deadline = Date.now() + ANSWER_GRACE_MS;
-  while (session.answers.hasPending && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  const deadline = performance.now() + ANSWER_GRACE_MS;
+  while (session.answers.hasPending && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 function addresses(target: BroadcastTarget, claim: Claim): boolean {
@@ -442,7 +442,7 @@ async function settledBefore(promises: Array<Promise<unknown>>, deadline: number
   if (promises.length === 0) return;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+    timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
   });
   await Promise.race([Promise.allSettled(promises), late]);
   clearTimeout(timer);

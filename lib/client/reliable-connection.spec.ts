@@ -347,3 +347,23 @@ describe('ReliableConnection: push seq', () => {
     expect(sockets[0]!.sentJson().filter((frame) => frame.event === '$ack')).toEqual([{ event: '$ack', data: { seq: 2 } }]);
   });
 });
+
+describe('ReliableConnection: heartbeat across a wall-clock step (NTP, a laptop waking)', () => {
+  it.each([
+    ['back', -60_000],
+    ['forward', 60_000],
+  ])('a step %s between $ping and $pong is no heartbeat timeout', (_, stepMs) => {
+    const { client, of, sockets } = setup({ heartbeat: { intervalMs: 1000, timeoutMs: 500 } });
+    sockets[0]!.accept();
+    jest.advanceTimersByTime(1000);
+    const ping = sockets[0]!.sentJson().find((frame) => frame.event === '$ping');
+    expect(ping).toBeDefined();
+    jest.setSystemTime(Date.now() + stepMs);
+    jest.advanceTimersByTime(100);
+    sockets[0]!.receive({ event: '$pong', data: ping!.data });
+    jest.advanceTimersByTime(450);
+    expect(client.state).toBe('open');
+    expect(of('$close')).toEqual([]);
+    expect(sockets).toHaveLength(1);
+  });
+});

@@ -436,7 +436,7 @@ export class ReliableConnection extends ConnectionState {
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    this.lastInboundAt = Date.now();
+    this.lastInboundAt = performance.now();
     this.timers.connect = setTimeout(() => this.drop(connection, 'connect timeout'), connectTimeoutMs);
     ws.onopen = () => {
       if (this.isCurrent(connection)) this.sendHello(ws, token);
@@ -478,7 +478,7 @@ export class ReliableConnection extends ConnectionState {
   }
 
   private receive(text: string): void {
-    this.lastInboundAt = Date.now();
+    this.lastInboundAt = performance.now();
     const message = decodeServerMessage(text);
     if (!message) return;
     switch (message.event) {
@@ -501,7 +501,7 @@ export class ReliableConnection extends ConnectionState {
 
   /** A binary frame: a push or a reply whose data is the payload, or a chunk of a stream. */
   private receiveBinary(bytes: Uint8Array): void {
-    this.lastInboundAt = Date.now();
+    this.lastInboundAt = performance.now();
     const message = decodeServerBinary(bytes);
     if (!message) return;
     if (message.event === SystemEvent.CHUNK) return this.streams.chunk(message, message.data!);
@@ -519,7 +519,7 @@ export class ReliableConnection extends ConnectionState {
     if (ready.resumed && ready.streams) this.streams.keepOnly(ready.streams);
     this.serverMaxPayloadBytes = ready.maxPayloadBytes;
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
-    this.readyAt = Date.now();
+    this.readyAt = performance.now();
     this.startHeartbeat();
     // What the application sends while it learns of the session (a resync) goes before the older queue.
     this.resyncInsertAt = 0;
@@ -661,15 +661,15 @@ export class ReliableConnection extends ConnectionState {
   private ping(): void {
     if (!this.heartbeatOptions || this.ws?.readyState !== OPEN) return;
     const { timeoutMs } = this.heartbeatOptions;
-    this.pingSentAt = Date.now();
-    this.ws.send(JSON.stringify({ event: SystemEvent.PING, data: this.pingSentAt }));
+    this.pingSentAt = performance.now();
+    this.ws.send(JSON.stringify({ event: SystemEvent.PING, data: Date.now() }));
     const connection = this.connection;
     this.timers.pong = setTimeout(() => {
       this.timers.pong = undefined;
       if (connection !== this.connection || this.lastInboundAt >= this.pingSentAt) return;
       // A check that ran far too late was throttled (a background tab): silence cannot be told
       // from sleep, so ask again instead of reconnecting.
-      if (Date.now() - this.pingSentAt > 2 * timeoutMs) this.ping();
+      if (performance.now() - this.pingSentAt > 2 * timeoutMs) this.ping();
       else this.drop(connection, 'heartbeat timeout');
     }, timeoutMs);
   }
@@ -714,7 +714,7 @@ export class ReliableConnection extends ConnectionState {
    */
   private endReadyPeriod(): void {
     const stableMs = Math.max(this.reconnectOptions.initialDelayMs, MIN_STABLE_MS);
-    if (this.readyAt !== undefined && Date.now() - this.readyAt >= stableMs) {
+    if (this.readyAt !== undefined && performance.now() - this.readyAt >= stableMs) {
       this.attempt = 0;
       this.retriedUnauthorized = false;
     }

@@ -32,9 +32,9 @@ export class HeartbeatService implements OnApplicationBootstrap, OnApplicationSh
 
   start(): void {
     if (this.timer) return;
-    this.lastPingAt = Date.now();
+    this.lastPingAt = performance.now();
     const tickMs = Math.min(this.options.intervalMs, this.options.timeoutMs);
-    this.timer = setInterval(() => this.sweep(Date.now()), tickMs);
+    this.timer = setInterval(() => this.sweep(performance.now()), tickMs);
     this.timer.unref();
   }
 

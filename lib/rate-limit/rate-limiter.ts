@@ -39,13 +39,13 @@ export class RateLimiter {
   }
 
   /** Charges an application message against the handler's limit (the module's by default). */
-  consume(socket: ReliableSocket, limit?: RateLimitOptions, now = Date.now()): RateDecision {
+  consume(socket: ReliableSocket, limit?: RateLimitOptions, now = performance.now()): RateDecision {
     if (this.options === false) return ALLOWED;
     return this.charge(socket, limit ?? this.options, now);
   }
 
   /** Charges a protocol event or a frame that reaches no handler. */
-  consumeSystem(socket: ReliableSocket, now = Date.now()): RateDecision {
+  consumeSystem(socket: ReliableSocket, now = performance.now()): RateDecision {
     if (this.options === false) return ALLOWED;
     return this.charge(socket, SYSTEM_EVENT_LIMIT, now);
   }

@@ -61,7 +61,7 @@ const UNCOUNTED = new ReliableWsMetrics();
  */
 export class ReliableSocket implements SessionTransport, TransferLink {
   /** Last time anything arrived from the peer (a frame or a pong), in ms since the epoch. */
-  lastSeenAt = Date.now();
+  lastSeenAt = performance.now();
   private boundSession: Session | undefined;
   /** The tick of the last write, and the tick this socket was corked in (see tick-batching.ts). */
   private lastWriteTick = NO_TICK;
@@ -395,7 +395,7 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     session.attach(this);
   }
 
-  markSeen(now = Date.now()): void {
+  markSeen(now = performance.now()): void {
     this.lastSeenAt = now;
   }
 

@@ -72,11 +72,11 @@ export class ShutdownService implements BeforeApplicationShutdown {
       const due = spreadMs === 0 ? total : Math.min(total, Math.floor((elapsed / spreadMs) * total) + 1);
       for (; next < due; next++) sockets[next].close(closeCode);
     };
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     closeDue(0);
     if (next >= total) return () => undefined;
     const timer = setInterval(() => {
-      closeDue(Date.now() - startedAt);
+      closeDue(performance.now() - startedAt);
       if (next >= total) clearInterval(timer);
     }, Math.max(SPREAD_TICK_MS, Math.floor(spreadMs / total)));
     return () => clearInterval(timer);

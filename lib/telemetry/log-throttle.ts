@@ -27,7 +27,7 @@ export class LogThrottle {
   constructor(
     private readonly write: (level: ThrottledLevel, message: string) => void,
     private readonly options: LogThrottleOptions = DEFAULT_LOG_THROTTLE,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   log(key: string, level: ThrottledLevel, message: string): void {
