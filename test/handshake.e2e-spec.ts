@@ -1,4 +1,6 @@
-import type { IncomingMessage } from 'node:http';
+import { Body, Controller, Get, Post } from '@nestjs/common';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { ReliableGateway, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -405,5 +407,83 @@ describe('handshake: resume: false', () => {
       c.close();
       v1.close();
     });
+  });
+});
+
+@Controller('api')
+class HelloController {
+  @Get('hello')
+  hello() {
+    return { hello: 'world' };
+  }
+
+  @Post('echo')
+  echo(@Body() body: unknown) {
+    return { echoed: body };
+  }
+}
+
+/** A plain HTTP GET with the given headers: its status and body (or "upgraded"). */
+function httpGet(url: string, headers: Record<string, string>): Promise<string> {
+  return httpPost(url, headers, undefined);
+}
+
+/** A plain HTTP request (POST when it has a JSON body) with the given headers: its status and body (or "upgraded"). */
+function httpPost(url: string, headers: Record<string, string>, body: string | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const method = body === undefined ? 'GET' : 'POST';
+    const json = body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) };
+    const request = httpRequest(url, { method, headers: { ...headers, ...json } });
+    request.on('response', (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve(`${response.statusCode} ${body.trim()}`));
+    });
+    request.on('upgrade', (response) => resolve(`upgraded ${response.statusCode}`));
+    request.on('error', reject);
+    request.setTimeout(5000, () => request.destroy(new Error(`no answer from ${url}`)));
+    request.end(body);
+  });
+}
+
+describe('handshake: an HTTP request that offers another protocol than WebSocket', () => {
+  // curl --http2 on http:// and Java's HttpClient offer h2c this way; HTTP/1.1 servers answer normally
+  const H2C = { Connection: 'Upgrade, HTTP2-Settings', Upgrade: 'h2c', 'HTTP2-Settings': 'AAMAAABkAARAAAAAAAIAAAAA' };
+
+  it("is the application's: its routes and the health endpoint answer as HTTP/1.1, on any path", async () => {
+    const t = await startApp({}, [EchoGateway], { controllers: [HelloController] });
+    try {
+      expect(await httpGet(t.httpUrl('/api/hello'), H2C)).toBe('200 {"hello":"world"}');
+      expect(await httpGet(t.httpUrl('/health/ws'), H2C)).toMatch(/^200 \{"status":"ok"/);
+      expect(await httpGet(t.httpUrl('/ws'), H2C)).toMatch(/^404 /); // no HTTP route there
+      // one that offers WebSocket is a handshake, answered as one
+      expect(await httpGet(t.httpUrl('/api/hello'), { Connection: 'Upgrade', Upgrade: 'h2c, WebSocket' })).toBe('404 no WebSocket endpoint at this path');
+      expect(await httpPost(t.httpUrl('/api/echo'), H2C, JSON.stringify({ n: 1 }))).toBe('201 {"echoed":{"n":1}}');
+      await expectWorking(t);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('keeps its connection: a chunked body, then the next request on the same socket, are both answered', async () => {
+    const t = await startApp({}, [EchoGateway], { controllers: [HelloController] });
+    const socket = connect(t.port, '127.0.0.1');
+    try {
+      let received = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (received += chunk));
+      socket.write(
+        'POST /api/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABk\r\n' +
+          'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{"n":2}\r\n0\r\n\r\n' +
+          'GET /api/hello HTTP/1.1\r\nHost: x\r\n\r\n',
+      );
+      await waitUntil(() => received.includes('{"hello":"world"}'), { timeoutMs: 5000, what: 'both answers' });
+      expect(received.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 201', 'HTTP/1.1 200']);
+      expect(received).toContain('{"echoed":{"n":2}}');
+    } finally {
+      socket.destroy();
+      await t.close();
+    }
   });
 });

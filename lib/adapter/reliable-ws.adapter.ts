@@ -3,6 +3,7 @@ import { ModuleRef } from '@nestjs/core';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { handshakeToken } from '../auth/index.js';
@@ -24,6 +25,7 @@ import {
 import { ConnectionProtocol, type HandshakeCredentials } from './connection-protocol.js';
 import { DirectHandlers } from './direct-handlers.js';
 import { assertOneHandlerPerEvent } from './gateway-events.js';
+import { offersWebSocket, serveAsHttp } from './http-fallback.js';
 import { containGatewayLifecycles } from './gateway-lifecycle.js';
 import { ReliableWsServer } from './gateway-server.js';
 import { MessageDispatcher } from './message-dispatcher.js';
@@ -154,8 +156,10 @@ export class ReliableWsAdapter extends WsAdapter {
     gateways.push(wss);
     this.gatewaysByHttpServer.set(httpServer, gateways);
     if (this.upgradeListeners.has(httpServer)) return;
-    const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void =>
-      this.handleUpgrade(gateways, request, socket, head);
+    const listener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (offersWebSocket(request)) this.handleUpgrade(gateways, request, socket, head);
+      else serveAsHttp(httpServer, request, socket as Socket, head);
+    };
     httpServer.on('upgrade', listener);
     this.upgradeListeners.set(httpServer, listener);
   }

@@ -1,0 +1,39 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Whether the request's `Upgrade` header offers WebSocket (perhaps among other protocols). */
+export function offersWebSocket(request: IncomingMessage): boolean {
+  return (request.headers.upgrade ?? '').split(',').some((protocol) => protocol.trim().toLowerCase() === 'websocket');
+}
+
+/**
+ * Serves a request that offered another protocol (`Upgrade: h2c`) as the plain HTTP/1.1 request
+ * it also is, as Node does when nothing listens for upgrades: its head, without the offer, goes
+ * back in front of what the socket still holds, and the server parses it again as a request of
+ * its own (body, keep-alive and all) for the application to answer.
+ */
+export function serveAsHttp(httpServer: HttpServer, request: IncomingMessage, socket: Socket, head: Buffer): void {
+  socket.unshift(Buffer.concat([Buffer.from(headWithoutUpgrade(request), 'latin1'), head]));
+  httpServer.emit('connection', socket);
+}
+
+const UPGRADE_HEADERS = new Set(['upgrade', 'http2-settings']);
+
+function headWithoutUpgrade(request: IncomingMessage): string {
+  let text = `${request.method} ${request.url} HTTP/${request.httpVersion}\r\n`;
+  const raw = request.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    let value = raw[i + 1];
+    if (UPGRADE_HEADERS.has(name)) continue;
+    if (name === 'connection') {
+      value = value
+        .split(',')
+        .filter((option) => !UPGRADE_HEADERS.has(option.trim().toLowerCase()))
+        .join(',');
+      if (value.trim() === '') continue;
+    }
+    text += `${raw[i]}: ${value}\r\n`;
+  }
+  return `${text}\r\n`;
+}
