@@ -112,6 +112,23 @@ describe('@WebSocketServer() under ReliableWsAdapter', () => {
     await waitUntil(() => chat.server.clients.size === 0, { timeoutMs: 3000, what: 'the closed connection to leave clients' });
     expect([...chat.server.clients]).toEqual([]);
   });
+
+  it("a session belongs to the app, not to a path: it resumes on another gateway's path, among that gateway's clients", async () => {
+    const first = new TestClient(t.wsUrl('/chat'), 'rws.v1');
+    clients.push(first);
+    await first.open();
+    first.send({ event: '$hello', data: {} });
+    const { sessionId, resumeToken } = (await first.next((frame) => frame.event === '$ready')).data;
+    first.terminate();
+    await waitUntil(() => t.app.get(SessionRegistry).detachedCount === 1, { timeoutMs: 3000, what: 'the session to wait for its resume' });
+    const second = new TestClient(t.wsUrl('/news'), 'rws.v1');
+    clients.push(second);
+    await second.open();
+    second.send({ event: '$hello', data: { resume: { sessionId, resumeToken, lastSeq: 0 } } });
+    expect((await second.next((frame) => frame.event === '$ready')).data).toMatchObject({ sessionId, resumed: true, missed: false });
+    expect(t.app.get(NewsGateway).server.clients.size).toBe(1);
+    expect(t.app.get(ChatGateway).server.clients.size).toBe(0);
+  });
 });
 
 @ReliableGateway({ path: '/both' })
