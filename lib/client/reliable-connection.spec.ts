@@ -141,6 +141,23 @@ describe('ReliableConnection: close()', () => {
     expect(jest.getTimerCount()).toBe(0);
   });
 
+  it.each([
+    ['fails', (): Promise<string> => new Promise((_, reject) => setTimeout(() => reject(new Error('idp down')), 100))],
+    ['never answers', (): Promise<string> => new Promise(() => undefined)],
+    ['answers late', (): Promise<string> => new Promise((resolve) => setTimeout(() => resolve('late'), 100))],
+  ])('close() while an async token function is pending: whether it then %s, nothing reconnects or opens', async (_, token) => {
+    const { client, of, sockets } = setup({ token, connectTimeoutMs: 300 });
+    await jest.advanceTimersByTimeAsync(10);
+    client.close();
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(client.state).toBe('closed');
+    expect(of('$state')).toEqual(['connecting', 'closed']);
+    expect(of('$reconnecting')).toEqual([]);
+    expect(of('$failed')).toEqual([]);
+    expect(sockets).toHaveLength(0);
+    expect(() => client.send('x', 1)).toThrow('cannot send on a closed client');
+  });
+
   it('close() before the socket opened: a late open sends no $hello', () => {
     const { client, sockets } = setup();
     client.close();

@@ -423,10 +423,10 @@ export class ReliableConnection extends ConnectionState {
     try {
       token = typeof this.options.token === 'function' ? await answeredWithin(this.options.token, connectTimeoutMs) : this.options.token;
     } catch (error) {
-      if (connection === this.connection) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${errorText(error)}`);
+      if (this.isCurrent(connection)) this.scheduleReconnect(CloseCode.INTERNAL_ERROR, `token provider failed: ${errorText(error)}`);
       return;
     }
-    if (connection !== this.connection || this.isStopped()) return;
+    if (!this.isCurrent(connection)) return;
     let ws: WebSocketLike;
     try {
       ws = new this.WebSocketImpl(this.url, SUBPROTOCOL);
