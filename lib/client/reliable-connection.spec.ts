@@ -61,6 +61,29 @@ describe('ReliableConnection: $ready', () => {
     expect(client.state).toBe('open');
   });
 
+  it.each([
+    ['resumed', { resumed: true, lastId: 0 }],
+    ['fresh', { sessionId: 's9', resumed: false }],
+  ])('a second $ready (%s) on an open connection is a protocol failure: the client resumes on a new socket, no send stranded', async (_, second) => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    client.send('a', 1);
+    client.send('b', 2);
+    const request = client.request('c', 3, { timeoutMs: 5000 }).catch((error: unknown) => error);
+    sockets[0]!.receive({ event: '$ready', data: { ...READY, ...second } });
+    expect(of('$close')).toEqual([{ code: 1001, reason: 'second $ready' }]);
+    expect(of('$ready')).toHaveLength(1);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    expect(sockets[1]!.sentJson()[0]!.data.resume).toEqual({ sessionId: 's1', resumeToken: 't1', lastSeq: 0 });
+    sockets[1]!.receive({ event: '$ready', data: { ...READY, resumed: true, lastId: 0 } });
+    const resent = sockets[1]!.sentJson().slice(1);
+    expect(resent.map((frame) => [frame.event, frame.id])).toEqual([['a', 1], ['b', 2], ['c', 3]]);
+    for (const frame of resent) sockets[1]!.receive({ event: '$ack', data: { ref: frame.id } });
+    await expect(request).resolves.toBeUndefined();
+    expect(client.queueLength).toBe(0);
+  });
+
   it('a malformed $ready after a drop keeps the session to resume', () => {
     const { client, sockets } = setup();
     sockets[0]!.accept();

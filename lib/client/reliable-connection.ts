@@ -509,8 +509,12 @@ export class ReliableConnection extends ConnectionState {
     else this.onPush(message);
   }
 
-  /** The session is live; a `$ready` of another shape is a protocol failure: the connection is dropped and made again. */
+  /**
+   * The session is live; a `$ready` of another shape, or a second one on the same connection, is a
+   * protocol failure: the connection is dropped and made again.
+   */
   private onReady(data: unknown): void {
+    if (this.readyAt !== undefined) return this.drop(this.connection, 'second $ready');
     const ready = readyDataOf(data);
     if (!ready) return this.drop(this.connection, 'malformed $ready');
     clearTimeout(this.timers.connect);
