@@ -84,6 +84,35 @@ describe('ReliableConnection: $ready', () => {
     expect(client.queueLength).toBe(0);
   });
 
+  it('a $ready { resumed: true } for another session than the one asked for is a protocol failure: the session is kept, no push taken', () => {
+    const { client, of, sockets } = setup();
+    const news: unknown[] = [];
+    client.on('news', (data) => news.push(data));
+    sockets[0]!.accept();
+    for (const seq of [1, 2, 3]) sockets[0]!.receive({ event: 'news', data: `s1#${seq}`, seq });
+    sockets[0]!.fireClose(1012);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    sockets[1]!.receive({ event: '$ready', data: { ...READY, sessionId: 's2', resumeToken: 't2', resumed: true } });
+    sockets[1]!.receive({ event: 'news', data: 's2#4', seq: 4 });
+    expect(of('$close').at(-1)).toEqual({ code: 1001, reason: '$ready resumed another session' });
+    expect(of('$ready')).toHaveLength(1);
+    expect(client.sessionId).toBe('s1');
+    expect(news).toEqual(['s1#1', 's1#2', 's1#3']);
+    jest.advanceTimersByTime(200);
+    sockets[2]!.open();
+    expect(sockets[2]!.sentJson()[0]!.data.resume).toEqual({ sessionId: 's1', resumeToken: 't1', lastSeq: 3 });
+  });
+
+  it('a $ready { resumed: true } to a $hello that asked for no resume is a protocol failure', () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.open();
+    sockets[0]!.receive({ event: '$ready', data: { ...READY, resumed: true } });
+    expect(of('$close')).toEqual([{ code: 1001, reason: '$ready resumed another session' }]);
+    expect(client.sessionId).toBeUndefined();
+    expect(client.state).toBe('reconnecting');
+  });
+
   it('a malformed $ready after a drop keeps the session to resume', () => {
     const { client, sockets } = setup();
     sockets[0]!.accept();

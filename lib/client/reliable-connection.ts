@@ -123,6 +123,8 @@ export class ReliableConnection extends ConnectionState {
   private ws: WebSocketLike | undefined;
   private connection = 0;
   private session: { id: string; resumeToken?: string } | undefined;
+  /** The session the current connection's `$hello` asked to resume. */
+  private resumeAsked: string | undefined;
   /** The largest frame the server takes, as its `$ready` said. */
   private serverMaxPayloadBytes: number | undefined;
   private lastSeq = 0;
@@ -465,8 +467,10 @@ export class ReliableConnection extends ConnectionState {
   private sendHello(ws: WebSocketLike, token: string | undefined): void {
     const hello: HelloData = {};
     if (token !== undefined) hello.token = token;
+    this.resumeAsked = undefined;
     if (this.options.resume !== false && this.session?.resumeToken) {
       hello.resume = { sessionId: this.session.id, resumeToken: this.session.resumeToken, lastSeq: this.lastSeq };
+      this.resumeAsked = this.session.id;
     }
     ws.send(JSON.stringify({ event: SystemEvent.HELLO, data: hello }));
   }
@@ -517,6 +521,8 @@ export class ReliableConnection extends ConnectionState {
     if (this.readyAt !== undefined) return this.drop(this.connection, 'second $ready');
     const ready = readyDataOf(data);
     if (!ready) return this.drop(this.connection, 'malformed $ready');
+    // Pushes of another session would be taken as this one's continuation: a silent gap.
+    if (ready.resumed && ready.sessionId !== this.resumeAsked) return this.drop(this.connection, '$ready resumed another session');
     clearTimeout(this.timers.connect);
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
