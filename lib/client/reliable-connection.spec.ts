@@ -417,6 +417,48 @@ describe('ReliableConnection: push seq', () => {
   });
 });
 
+describe('ReliableConnection: seq and lastId the client can check', () => {
+  it.each([
+    ['Number.MAX_SAFE_INTEGER', Number.MAX_SAFE_INTEGER],
+    ['a gap', 5],
+  ])('a push whose seq skips ahead (%s) is a protocol failure: the client resumes from the last seq it had, later pushes flow', (_, skipped) => {
+    const { client, of, sockets } = setup();
+    const news: unknown[] = [];
+    client.on('news', (data) => news.push(data));
+    sockets[0]!.accept();
+    sockets[0]!.receive({ event: 'news', data: 1, seq: 1 });
+    sockets[0]!.receive({ event: 'news', data: 'skipped', seq: skipped });
+    sockets[0]!.receive({ event: 'news', data: 2, seq: 2 });
+    expect(news).toEqual([1]);
+    expect(of('$close')).toEqual([{ code: 1001, reason: 'push seq gap' }]);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    expect(sockets[1]!.sentJson()[0]!.data.resume).toEqual({ sessionId: 's1', resumeToken: 't1', lastSeq: 1 });
+    sockets[1]!.receive({ event: '$ready', data: { ...READY, resumed: true } });
+    for (const seq of [2, 3]) sockets[1]!.receive({ event: 'news', data: seq, seq });
+    expect(news).toEqual([1, 2, 3]);
+  });
+
+  it('a resumed $ready whose lastId is above every id the client sent (MAX_SAFE_INTEGER) is a protocol failure: ids stay the ones it sent', async () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    const answers = [1, 2].map((n) => client.request('q', n, { timeoutMs: 5000 }));
+    sockets[0]!.fireClose(1012);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    sockets[1]!.receive({ event: '$ready', data: { ...READY, resumed: true, lastId: Number.MAX_SAFE_INTEGER } });
+    expect(of('$close').at(-1)).toEqual({ code: 1001, reason: '$ready lastId beyond the ids sent' });
+    expect(sockets[1]!.sentJson().slice(1)).toEqual([]);
+    jest.advanceTimersByTime(200);
+    sockets[2]!.open();
+    sockets[2]!.receive({ event: '$ready', data: { ...READY, resumed: true, lastId: 2 } });
+    const retried = sockets[2]!.sentJson().slice(1);
+    expect(retried.map((frame) => frame.id)).toEqual([1, 2]);
+    for (const frame of retried) sockets[2]!.receive({ event: 'q', data: `answer ${frame.id}`, ref: frame.id });
+    await expect(Promise.all(answers)).resolves.toEqual(['answer 1', 'answer 2']);
+  });
+});
+
 describe('ReliableConnection: heartbeat across a wall-clock step (NTP, a laptop waking)', () => {
   it.each([
     ['back', -60_000],

@@ -523,6 +523,8 @@ export class ReliableConnection extends ConnectionState {
     if (!ready) return this.drop(this.connection, 'malformed $ready');
     // Pushes of another session would be taken as this one's continuation: a silent gap.
     if (ready.resumed && ready.sessionId !== this.resumeAsked) return this.drop(this.connection, '$ready resumed another session');
+    // The server cannot have taken an id never sent; one so high would number the next sends past 2^53.
+    if (ready.resumed && ready.lastId > this.nextId) return this.drop(this.connection, '$ready lastId beyond the ids sent');
     clearTimeout(this.timers.connect);
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
@@ -642,10 +644,15 @@ export class ReliableConnection extends ConnectionState {
     entry.hooks?.onSettled?.();
   }
 
-  /** A push; one whose `seq` is not a whole number above the last one (a replayed one, or junk) is dropped. */
+  /**
+   * A push; one whose `seq` is not a whole number above the last one (a replayed one, or junk) is
+   * dropped. Pushes are numbered 1, 2, 3 … and replayed from `lastSeq + 1`: a `seq` that skips
+   * ahead means pushes went missing, so the connection is dropped and resumed from the last one.
+   */
   private onPush(message: ServerMessage): void {
     if (message.seq !== undefined) {
       if (!Number.isSafeInteger(message.seq) || message.seq <= this.lastSeq) return;
+      if (message.seq !== this.lastSeq + 1) return this.drop(this.connection, 'push seq gap');
       this.lastSeq = message.seq;
       this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
     }
