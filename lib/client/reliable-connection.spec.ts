@@ -377,6 +377,48 @@ describe('ReliableConnection: pushes named like the client\'s own events', () =>
   });
 });
 
+describe('ReliableConnection: frames the application must not see', () => {
+  const binary = (header: object) => {
+    const head = new TextEncoder().encode(JSON.stringify(header));
+    return Uint8Array.of(0, head.length, ...head, 1);
+  };
+
+  it('drops pushes and refuses streams whose event is empty or longer than 128 characters; their seq still counts', () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    const heard: unknown[] = [];
+    for (const name of ['', 'x'.repeat(129)]) client.on(name as any, (data: unknown) => heard.push(data));
+    sockets[0]!.receive({ event: '', data: 'empty', seq: 1 });
+    sockets[0]!.receive(binary({ event: '', seq: 2 }));
+    sockets[0]!.receive({ event: 'x'.repeat(129), data: 'long', seq: 3 });
+    sockets[0]!.receive({ event: '$stream', data: { transfer: 't1', event: '', size: 0, offset: 0 } });
+    expect(heard).toEqual([]);
+    expect(sockets[0]!.sentJson().filter((frame) => frame.event === '$cancel')).toEqual([{ event: '$cancel', data: { transfer: 't1', direction: 'down' } }]);
+    const news: unknown[] = [];
+    client.on('news', (data) => news.push(data));
+    sockets[0]!.receive({ event: 'news', data: 4, seq: 4 });
+    expect(news).toEqual([4]);
+    expect(client.state).toBe('open');
+  });
+
+  it('ignores pushes and streams that come before the connection\'s $ready: not emitted, not acknowledged', () => {
+    const { client, sockets } = setup();
+    const news: unknown[] = [];
+    client.on('news', (data) => news.push(data));
+    client.on('file', (data) => news.push(data));
+    sockets[0]!.open();
+    sockets[0]!.receive({ event: 'news', data: 'early', seq: 1 });
+    sockets[0]!.receive(binary({ event: 'news', seq: 1 }));
+    sockets[0]!.receive({ event: '$stream', data: { transfer: 't1', event: 'file', size: 0, offset: 0 } });
+    sockets[0]!.receive({ event: '$ready', data: READY });
+    jest.advanceTimersByTime(1000);
+    expect(news).toEqual([]);
+    expect(sockets[0]!.sentJson().map((frame) => frame.event)).toEqual(['$hello']);
+    sockets[0]!.receive({ event: 'news', data: 'live', seq: 1 });
+    expect(news).toEqual(['live']);
+  });
+});
+
 describe('ReliableConnection: upload pump', () => {
   it('writes at most 16 chunk frames per turn of the event loop, however small the frames the server asks for', async () => {
     const { client, sockets } = setup();

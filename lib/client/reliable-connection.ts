@@ -9,7 +9,7 @@ import {
   encodeBinaryMessage,
   isBinaryData,
   isRecord,
-  isSystemEventName,
+  isAppEventName,
   isValidEventName,
   readyDataOf,
   SUBPROTOCOL,
@@ -484,7 +484,7 @@ export class ReliableConnection extends ConnectionState {
   private receive(text: string): void {
     this.lastInboundAt = performance.now();
     const message = decodeServerMessage(text);
-    if (!message) return;
+    if (!message || !this.takes(message.event)) return;
     switch (message.event) {
       case SystemEvent.READY:
         return this.onReady(message.data);
@@ -503,11 +503,16 @@ export class ReliableConnection extends ConnectionState {
     else this.onPush(message);
   }
 
+  /** Before its `$ready` a connection serves no session: only `$ready` and `$error` count then. */
+  private takes(event: string): boolean {
+    return this.readyAt !== undefined || event === SystemEvent.READY || event === SystemEvent.ERROR;
+  }
+
   /** A binary frame: a push or a reply whose data is the payload, or a chunk of a stream. */
   private receiveBinary(bytes: Uint8Array): void {
     this.lastInboundAt = performance.now();
     const message = decodeServerBinary(bytes);
-    if (!message) return;
+    if (!message || !this.takes(message.event)) return;
     if (message.event === SystemEvent.CHUNK) return this.streams.chunk(message, message.data!);
     if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
     else this.onPush(message);
@@ -656,8 +661,8 @@ export class ReliableConnection extends ConnectionState {
       this.lastSeq = message.seq;
       this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
     }
-    // `$` names are the protocol's and the client's own events (`$state`, `$failed` …): no push may pose as one.
-    if (!isSystemEventName(message.event)) this.emitter.emit(message.event, message.data);
+    // Only an application's name (1–128 characters): `$` names are the protocol's and the client's own events (`$state`, `$failed` …).
+    if (isAppEventName(message.event)) this.emitter.emit(message.event, message.data);
   }
 
   private sendAck(): void {

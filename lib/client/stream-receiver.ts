@@ -1,7 +1,7 @@
 import {
   chunkHeaderOf,
   ErrorCode,
-  isSystemEventName,
+  isAppEventName,
   MAX_TRANSFERS_PER_DIRECTION,
   streamDataOf,
   SystemEvent,
@@ -57,7 +57,7 @@ export class StreamReceiver {
     const finishedSize = this.finished.get(key);
     if (finishedSize !== undefined) return this.sendAck(announced.transfer, finishedSize);
     if (announced.offset > 0) return this.refuse(announced.transfer); // its start is gone (a new client): it cannot be completed
-    if (isSystemEventName(announced.event)) return this.refuse(announced.transfer); // no stream may pose as a `$` event
+    if (!isAppEventName(announced.event)) return this.refuse(announced.transfer); // only an application's name: none may pose as a `$` event
     if (this.streams.size >= MAX_TRANSFERS_PER_DIRECTION) {
       return this.refuseTooLarge(announced, `a stream beyond ${MAX_TRANSFERS_PER_DIRECTION} at once`);
     }
