@@ -324,6 +324,67 @@ describe('ReliableConnection: answers', () => {
   });
 });
 
+describe('ReliableConnection: malformed $error and answers', () => {
+  const binary = (header: object) => {
+    const head = new TextEncoder().encode(JSON.stringify(header));
+    return Uint8Array.of(0, head.length, ...head, 1, 2);
+  };
+
+  it.each([
+    ['a $error without code', { event: '$error', data: { ref: 1 } }, 'malformed $error'],
+    ['a $error with an empty code', { event: '$error', data: { code: '', message: 'm', ref: 1 } }, 'malformed $error'],
+    ['a $error without message', { event: '$error', data: { code: 'X', ref: 1 } }, 'malformed $error'],
+    ['a binary $error', binary({ event: '$error', ref: 1 }), 'malformed answer'],
+    ['a binary $ack', binary({ event: '$ack', ref: 1 }), 'malformed answer'],
+    ['a text answer named like a system event', { event: '$state', data: 'closed', ref: 1 }, 'malformed answer'],
+  ])('%s answers nothing: a protocol failure, and the request, asked again after the resume, gets its real answer', async (_, frame, reason) => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    let outcome: unknown;
+    const request = client.request('q', 1, { timeoutMs: 5000 }).then(
+      (data) => (outcome = { data }),
+      (error: unknown) => (outcome = error),
+    );
+    sockets[0]!.receive(frame as object);
+    await Promise.resolve();
+    expect(outcome).toBeUndefined();
+    expect(of('$close')).toEqual([{ code: 1001, reason }]);
+    expect(of('$error')).toEqual([]);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    sockets[1]!.receive({ event: '$ready', data: { ...READY, resumed: true, lastId: 1 } });
+    expect(sockets[1]!.sentJson().slice(1)).toEqual([{ event: 'q', data: 1, id: 1 }]);
+    sockets[1]!.receive({ event: '$error', data: { code: 'FORBIDDEN', message: 'no', ref: 1 } });
+    await request;
+    expect(outcome).toMatchObject({ name: 'RequestError', code: 'FORBIDDEN', message: 'no' });
+  });
+
+  it.each([
+    ['null', null],
+    ['a string', 'just a string'],
+    ['an array', [1, 2]],
+    ['a code that is no string', { code: 7, message: 'm' }],
+    ['a ref that is no id', { code: 'X', message: 'm', ref: {} }],
+    ['retryAfterMs not a number', { code: 'RATE_LIMITED', message: 'm', retryAfterMs: '5' }],
+  ])('a $error whose data is %s is never emitted as a $error event: a protocol failure', (_, data) => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    sockets[0]!.receive({ event: '$error', data });
+    expect(of('$error')).toEqual([]);
+    expect(of('$close')).toEqual([{ code: 1001, reason: 'malformed $error' }]);
+    expect(client.state).toBe('reconnecting');
+  });
+
+  it('a well-formed $error that answers nothing is still emitted, with its fields', () => {
+    const { of, sockets } = setup();
+    sockets[0]!.accept();
+    const error = { code: 'RATE_LIMITED', message: 'slow down', retryAfterMs: 250, details: { x: 1 } };
+    sockets[0]!.receive({ event: '$error', data: error });
+    expect(of('$error')).toEqual([error]);
+    expect(of('$close')).toEqual([]);
+  });
+});
+
 describe('ReliableConnection: $ack answers', () => {
   it('$ack { ref } resolves a request with undefined; $ack { ref, duplicate: true } rejects it with ANSWER_LOST', async () => {
     const { client, sockets } = setup();

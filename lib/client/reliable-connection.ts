@@ -7,6 +7,7 @@ import {
   ErrorCode,
   decodeServerMessage,
   encodeBinaryMessage,
+  errorDataOf,
   isBinaryData,
   isRecord,
   isAppEventName,
@@ -493,13 +494,13 @@ export class ReliableConnection extends ConnectionState {
       case SystemEvent.ACK:
         return this.onAck(message.data);
       case SystemEvent.ERROR:
-        return this.onError(message.data as ErrorData);
+        return this.onError(message.data);
       case SystemEvent.CHUNK_ACK:
         return this.onChunkAck(message.data);
       case SystemEvent.STREAM:
         return this.streams.announce(message.data);
     }
-    if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
+    if (message.ref !== undefined) this.onReply(message);
     else this.onPush(message);
   }
 
@@ -514,7 +515,7 @@ export class ReliableConnection extends ConnectionState {
     const message = decodeServerBinary(bytes);
     if (!message || !this.takes(message.event)) return;
     if (message.event === SystemEvent.CHUNK) return this.streams.chunk(message, message.data!);
-    if (message.ref !== undefined) this.answer(message.ref, { ok: true, data: message.data });
+    if (message.ref !== undefined) this.onReply(message);
     else this.onPush(message);
   }
 
@@ -592,14 +593,26 @@ export class ReliableConnection extends ConnectionState {
     }
   }
 
-  private onError(error: ErrorData): void {
-    const transfer = (error?.details as { transfer?: unknown } | undefined)?.transfer;
-    if (error?.ref === undefined && typeof transfer === 'number' && this.cancelledTransfers.has(transfer)) return;
-    if (this.awaiting(error?.ref)) {
+  /** A `$error` of another shape is a protocol failure: it could neither answer a send nor be reported. */
+  private onError(data: unknown): void {
+    const error = errorDataOf(data);
+    if (!error) return this.drop(this.connection, 'malformed $error');
+    const transfer = (error.details as { transfer?: unknown } | undefined)?.transfer;
+    if (error.ref === undefined && typeof transfer === 'number' && this.cancelledTransfers.has(transfer)) return;
+    if (this.awaiting(error.ref)) {
       this.answer(error.ref, { ok: false, error });
     } else {
       this.emitter.emit('$error', error);
     }
+  }
+
+  /**
+   * A reply carries its handler's event, an application's name; one named otherwise (a binary
+   * `$error`, say) is no answer but a protocol failure, never taken as success.
+   */
+  private onReply(message: ServerMessage): void {
+    if (!isAppEventName(message.event)) return this.drop(this.connection, 'malformed answer');
+    this.answer(message.ref, { ok: true, data: message.data });
   }
 
   /** The send a `ref` answers: ids the client sends are numbers, so only the same number matches. */

@@ -1,6 +1,6 @@
 import type { ErrorCode } from './error-code.js';
 import { binaryHeaderJson, encodeBinaryHead, isBinaryData, type BinaryFrame, type OutgoingFrame } from './binary-frame.js';
-import { appEventNameError, isAppEventName, isValidEventName, isValidMessageId, MAX_ID_STRING_LENGTH, type MessageId } from './message-fields.js';
+import { appEventNameError, isAppEventName, isRecord, isValidEventName, isValidMessageId, MAX_ID_STRING_LENGTH, type MessageId } from './message-fields.js';
 import { MAX_EVENT_NAME_LENGTH } from './system-event.js';
 
 /** A frame sent by a client: `{ event, data?, id? }`. */
@@ -24,6 +24,19 @@ export interface ErrorData {
   ref?: MessageId;
   details?: unknown;
   retryAfterMs?: number;
+}
+
+/** `$error` data with the documented shape (used by clients), else undefined. */
+export function errorDataOf(data: unknown): ErrorData | undefined {
+  if (!isRecord(data)) return undefined;
+  const { code, message, ref, retryAfterMs } = data;
+  const valid =
+    typeof code === 'string' &&
+    code !== '' &&
+    typeof message === 'string' &&
+    (ref === undefined || isValidMessageId(ref)) &&
+    (retryAfterMs === undefined || (typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs >= 0));
+  return valid ? (data as unknown as ErrorData) : undefined;
 }
 
 export interface HelloData {
