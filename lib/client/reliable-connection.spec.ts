@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { performance as realPerformance } from 'node:perf_hooks';
 import { FakeWebSocket, READY } from '../../test/support/fake-web-socket.js';
 import { ReliableWsClient } from './reliable-ws-client.js';
 import type { ReliableWsClientOptions } from './reliable-ws-client.interfaces.js';
@@ -216,6 +217,46 @@ describe('ReliableConnection: close()', () => {
     sockets[0]!.open();
     expect(sockets[0]!.sent).toHaveLength(0);
     expect(client.state).toBe('closed');
+  });
+});
+
+describe('ReliableConnection: many unanswered sends', () => {
+  it('a send costs the same however many wait for their answer: 10,000 take about 10 times as long as 1,000, not 100 times', () => {
+    const { client, sockets } = setup({ queue: { maxMessages: 100_000, maxBytes: 64 * 1024 * 1024 } });
+    sockets[0]!.accept();
+    const sendAll = (count: number): number => {
+      const started = realPerformance.now(); // the global one is faked with the timers
+      for (let i = 0; i < count; i++) client.send('note', i);
+      return realPerformance.now() - started;
+    };
+    sendAll(1_000); // warm-up
+    const few = sendAll(1_000);
+    const many = sendAll(10_000);
+    expect(sockets[0]!.sent).toHaveLength(1 + 12_000);
+    expect(many / few).toBeLessThan(40);
+  });
+
+  it('keeps order and resends what is unanswered after a reconnect, also past sends answered out of order', () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    for (let i = 1; i <= 5; i++) client.send('note', i);
+    sockets[0]!.receive({ event: '$ack', data: { ref: 2 } });
+    sockets[0]!.receive({ event: '$ack', data: { ref: 4 } });
+    client.send('note', 6);
+    expect(sockets[0]!.sentJson().slice(1).map((frame) => frame.id)).toEqual([1, 2, 3, 4, 5, 6]);
+    sockets[0]!.fireClose(1006);
+    client.send('note', 7);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.accept({ resumed: true, lastId: 3 });
+    // The server took ids 1 to 3; the rest are numbered after them, in queue order.
+    expect(sockets[1]!.sentJson().slice(1)).toEqual([
+      { event: 'note', data: 5, id: 4 },
+      { event: 'note', data: 6, id: 5 },
+      { event: 'note', data: 7, id: 6 },
+    ]);
+    client.send('note', 8);
+    expect(sockets[1]!.sentJson().at(-1)).toEqual({ event: 'note', data: 8, id: 7 });
+    expect(client.queueLength).toBe(4);
   });
 });
 

@@ -136,6 +136,8 @@ export class ReliableConnection extends ConnectionState {
   /** When the current connection got its `$ready`; undefined while there is none. */
   private readyAt: number | undefined;
   private readonly outbox: OutboxEntry[] = [];
+  /** Where the outbox entries the open connection has not carried yet begin: those before it were written on it. */
+  private unsentFrom = 0;
   private readonly awaitingAnswer = new Map<number, OutboxEntry>();
   /** While `$ready` listeners run: where their sends go, ahead of the older queue; undefined otherwise. */
   private resyncInsertAt: number | undefined;
@@ -285,8 +287,8 @@ export class ReliableConnection extends ConnectionState {
     const unencodable: OutboxEntry[] = [];
     const tooLarge: OutboxEntry[] = [];
     let full = false;
-    for (const entry of this.outbox) {
-      if (entry.sentOn === this.connection) continue;
+    for (; this.unsentFrom < this.outbox.length; this.unsentFrom++) {
+      const entry = this.outbox[this.unsentFrom]!;
       if ((full = ws.bufferedAmount > limit)) break;
       // Encoded before it takes an id: one that cannot be must not use up an id or stop the queue.
       const id = entry.id ?? this.nextId + 1;
@@ -535,6 +537,7 @@ export class ReliableConnection extends ConnectionState {
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
     if (ready.resumed && ready.streams) this.streams.keepOnly(ready.streams);
+    this.unsentFrom = 0;
     this.serverMaxPayloadBytes = ready.maxPayloadBytes;
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
     this.readyAt = performance.now();
@@ -656,6 +659,7 @@ export class ReliableConnection extends ConnectionState {
     const index = this.outbox.indexOf(entry);
     if (index === -1) return;
     this.outbox.splice(index, 1);
+    if (index < this.unsentFrom) this.unsentFrom--;
     this.budget.release(entry.bytes);
     if (entry.id !== undefined) this.awaitingAnswer.delete(entry.id);
     if (entry.request) clearTimeout(entry.request.timer);
@@ -794,6 +798,7 @@ export class ReliableConnection extends ConnectionState {
       'online',
       this.onOnline,
     );
+    this.unsentFrom = 0;
     for (const entry of this.outbox.splice(0)) {
       if (entry.request) {
         clearTimeout(entry.request.timer);
