@@ -521,6 +521,56 @@ describe('ReliableConnection: frames the application must not see', () => {
   });
 });
 
+describe('ReliableConnection: a server that sends but does not read', () => {
+  const announce = { event: '$stream', data: { transfer: 's1', event: 'file', size: 1024 * 1024, offset: 0 } };
+  const replies = (socket: FakeWebSocket) => socket.sentJson().filter((frame) => frame.event === '$chunk-ack' || frame.event === '$cancel');
+
+  const chunkOf = (offset: number) => {
+    const head = new TextEncoder().encode(JSON.stringify({ event: '$chunk', transfer: 's1', offset }));
+    return Uint8Array.of(0, head.length, ...head, 7);
+  };
+
+  it.each([
+    ['re-announces a stream ($chunk-ack each)', announce],
+    ['sends 1-byte chunks ($chunk-ack each)', undefined],
+    ['announces "$" streams ($cancel each)', { event: '$stream', data: { transfer: 'x', event: '$x', size: 1, offset: 0 } }],
+  ])('%s: replies beyond maxBufferedBytes behind a full socket buffer drop the socket, and the client resumes', (_, frame) => {
+    const { client, of, sockets } = setup({ maxBufferedBytes: 1000 });
+    sockets[0]!.accept();
+    sockets[0]!.receive(announce);
+    sockets[0]!.bufferedAmount = 1001; // the server stopped reading
+    const before = replies(sockets[0]!).length;
+    for (let i = 0; i < 1000 && client.state === 'open'; i++) sockets[0]!.receive(frame ?? chunkOf(i));
+    const written = replies(sockets[0]!).slice(before);
+    expect(of('$close')).toEqual([{ code: 1001, reason: 'the server does not read' }]);
+    expect(JSON.stringify(written).length).toBeLessThan(1000 + 100);
+    jest.advanceTimersByTime(100);
+    sockets[1]!.open();
+    expect(sockets[1]!.sentJson()[0]!.data.resume).toEqual({ sessionId: 's1', resumeToken: 't1', lastSeq: 0 });
+  });
+
+  it('replies while the socket buffer has room, however many, drop nothing', () => {
+    const { client, of, sockets } = setup({ maxBufferedBytes: 1000 });
+    sockets[0]!.accept();
+    for (let i = 0; i < 1000; i++) sockets[0]!.receive(announce);
+    expect(replies(sockets[0]!)).toHaveLength(1000);
+    expect(of('$close')).toEqual([]);
+    expect(client.state).toBe('open');
+  });
+
+  it('a socket buffer that drains in between starts the count over', () => {
+    const { of, sockets } = setup({ maxBufferedBytes: 1000 });
+    sockets[0]!.accept();
+    for (let round = 0; round < 10; round++) {
+      sockets[0]!.bufferedAmount = 1001;
+      for (let i = 0; i < 10; i++) sockets[0]!.receive(announce);
+      sockets[0]!.bufferedAmount = 0;
+      sockets[0]!.receive(announce);
+    }
+    expect(of('$close')).toEqual([]);
+  });
+});
+
 describe('ReliableConnection: upload pump', () => {
   it('writes at most 16 chunk frames per turn of the event loop, however small the frames the server asks for', async () => {
     const { client, sockets } = setup();

@@ -142,6 +142,8 @@ export class ReliableConnection extends ConnectionState {
   /** While `$ready` listeners run: where their sends go, ahead of the older queue; undefined otherwise. */
   private resyncInsertAt: number | undefined;
   private lastInboundAt = 0;
+  /** Bytes of replies written on the open connection since its socket's buffer was last found within `maxBufferedBytes`. */
+  private repliesBehindFullBuffer = 0;
   private pingSentAt = 0;
   private readonly timers: Partial<Record<'reconnect' | 'connect' | 'ping' | 'pong' | 'ack' | 'flush', ReturnType<typeof setTimeout>>> = {};
   private readonly onOnline = (): void => this.reconnectNow();
@@ -416,9 +418,20 @@ export class ReliableConnection extends ConnectionState {
     return (typeof frame === 'string' ? utf8.encode(frame).length : frame.byteLength) > max;
   }
 
-  /** A `$`-event of the client's own, written at once if the connection is open (never queued). */
+  /**
+   * A `$`-event of the client's own (a reply to a stream frame), written at once if the connection
+   * is open: never queued. A server that sends frames needing replies but does not read would grow
+   * the socket's buffer without bound; so beyond `maxBufferedBytes` of replies written while the
+   * buffer was over `maxBufferedBytes`, the connection is taken as stalled and made again.
+   */
   private sendSystem(event: string, data: unknown): void {
-    if (this.ws?.readyState === OPEN) this.ws.send(JSON.stringify({ event, data }));
+    const ws = this.ws;
+    if (ws?.readyState !== OPEN) return;
+    const frame = JSON.stringify({ event, data });
+    const limit = this.options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    if (ws.bufferedAmount <= limit) this.repliesBehindFullBuffer = 0;
+    else if ((this.repliesBehindFullBuffer += frame.length) > limit) return this.drop(this.connection, 'the server does not read');
+    ws.send(frame);
   }
 
   private async connect(): Promise<void> {
@@ -537,7 +550,7 @@ export class ReliableConnection extends ConnectionState {
     if (!ready.resumed) this.startNewSession();
     else this.continueSession(ready.lastId);
     if (ready.resumed && ready.streams) this.streams.keepOnly(ready.streams);
-    this.unsentFrom = 0;
+    this.unsentFrom = this.repliesBehindFullBuffer = 0;
     this.serverMaxPayloadBytes = ready.maxPayloadBytes;
     this.session = { id: ready.sessionId, resumeToken: ready.resumeToken };
     this.readyAt = performance.now();
