@@ -21,6 +21,7 @@ async function setup() {
 
 afterEach(() => {
   jest.useRealTimers();
+  jest.restoreAllMocks();
   FakeWebSocket.instances = [];
 });
 
@@ -57,5 +58,71 @@ describe('ConnectionHub: a send that cannot be encoded', () => {
     await jest.advanceTimersByTimeAsync(5000);
     sockets[1]!.accept({ resumed: true, lastId: 0 });
     expect(sockets[1]!.sentJson().slice(1)).toEqual([{ event: 'note', data: 1, id: 1 }]);
+  });
+});
+
+describe('ConnectionHub: what cannot be passed to a tab', () => {
+  /** A tab's port that clones what it is given, as `postMessage` does: a value nested too deep throws. */
+  function clonePort(): TabPort & { got: WorkerMessage[] } {
+    const got: WorkerMessage[] = [];
+    return { got, postMessage: (message) => got.push(structuredClone(message)) };
+  }
+  const DEEP = '['.repeat(6000) + ']'.repeat(6000);
+
+  async function setupCloning() {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const options = { WebSocket: FakeWebSocket, heartbeat: false } as SharedConnectionOptions;
+    const hub = new ConnectionHub('ws://example.test/ws', options, () => undefined);
+    const tabs = [clonePort(), clonePort()];
+    tabs.forEach((port, i) => hub.attach(`tab${i}`, port, false));
+    await jest.advanceTimersByTimeAsync(0);
+    FakeWebSocket.instances[0]!.accept();
+    return { hub, tabs, socket: FakeWebSocket.instances[0]! };
+  }
+
+  it('a push that cannot be cloned is reported to every tab as a BAD_MESSAGE $error; the connection and later pushes go on', async () => {
+    const { tabs, socket } = await setupCloning();
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    socket.receive({ event: 'p', data: 'before', seq: 1 });
+    socket.receive(`{"event":"p","data":${DEEP},"seq":2}`);
+    socket.receive({ event: 'p', data: 'after', seq: 3 });
+    for (const tab of tabs) {
+      const events = tab.got.flatMap((message) => (message.type === 'event' && ['p', '$error', '$close'].includes(message.event) ? [[message.event, message.data]] : []));
+      expect(events).toEqual([
+        ['p', 'before'],
+        ['$error', expect.objectContaining({ code: 'BAD_MESSAGE', details: { event: 'p' } })],
+        ['p', 'after'],
+      ]);
+    }
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(logged).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(200);
+    expect(socket.sentJson().filter((frame) => frame.event === '$ack')).toEqual([{ event: '$ack', data: { seq: 3 } }]);
+  });
+
+  it('a tab whose port throws on everything takes nothing from the other tab', async () => {
+    const { hub, tabs, socket } = await setupCloning();
+    const logged = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const broken: TabPort = {
+      postMessage: () => {
+        throw new Error('port gone');
+      },
+    };
+    hub.attach('broken', broken, false);
+    socket.receive({ event: 'p', data: 'news', seq: 1 });
+    expect(tabs[0]!.got.at(-1)).toEqual({ type: 'event', event: 'p', data: 'news' });
+    expect(FakeWebSocket.instances).toHaveLength(1);
+    expect(logged).toHaveBeenCalled();
+  });
+
+  it('a reply that cannot be cloned settles the tab\'s request as a BAD_MESSAGE failure', async () => {
+    const { hub, tabs, socket } = await setupCloning();
+    hub.handle('tab0', { type: 'request', callId: 7, message: { event: 'q', dataJson: '1', bytes: 40 }, timeoutMs: 500 });
+    const sent = socket.sentJson().at(-1)!;
+    socket.receive(`{"event":"q","data":${DEEP},"ref":${sent.id}}`);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(tabs[0]!.got.filter((message) => message.type === 'failure' || message.type === 'answer')).toEqual([
+      { type: 'failure', callId: 7, error: expect.objectContaining({ code: 'BAD_MESSAGE' }) },
+    ]);
   });
 });

@@ -1,4 +1,4 @@
-import { errorText, type ErrorData } from '../protocol/index.js';
+import { ErrorCode, errorText, type ErrorData } from '../protocol/index.js';
 import { ClientErrorCode, RequestError } from './errors.js';
 import type { OutgoingMessage } from './outgoing-message.js';
 import { ReliableConnection } from './reliable-connection.js';
@@ -58,9 +58,10 @@ export class ConnectionHub {
   }
 
   attach(tabId: string, port: TabPort, tokenFromTab: boolean): void {
-    this.tabs.set(tabId, { port, tokenFromTab, uploads: new Map() });
+    const tab: Tab = { port, tokenFromTab, uploads: new Map() };
+    this.tabs.set(tabId, tab);
     const { state, sessionId } = this.connection;
-    port.postMessage({ type: 'attached', state, sessionId, tabs: this.tabs.size });
+    this.post(tab, { type: 'attached', state, sessionId, tabs: this.tabs.size });
     this.toAll({ type: 'event', event: '$tabs', data: this.tabs.size }, tabId);
   }
 
@@ -97,11 +98,11 @@ export class ConnectionHub {
   }
 
   private send(tab: Tab, callId: number, message: OutgoingMessage): void {
-    const settled = (): void => tab.port.postMessage({ type: 'settled', callId });
+    const settled = (): void => this.post(tab, { type: 'settled', callId });
     try {
       this.connection.submit(message, {
         onSettled: settled,
-        onError: (error: ErrorData) => tab.port.postMessage({ type: 'event', event: '$error', data: error }),
+        onError: (error: ErrorData) => this.post(tab, { type: 'event', event: '$error', data: error }),
       });
     } catch {
       settled();
@@ -109,7 +110,7 @@ export class ConnectionHub {
   }
 
   private request(tab: Tab, callId: number, message: OutgoingMessage, timeoutMs: number | undefined): void {
-    const settled = (): void => tab.port.postMessage({ type: 'settled', callId });
+    const settled = (): void => this.post(tab, { type: 'settled', callId });
     let answer: Promise<unknown>;
     try {
       answer = this.connection.submitRequest(message, timeoutMs, { onSettled: settled });
@@ -118,8 +119,8 @@ export class ConnectionHub {
       answer = Promise.reject(error);
     }
     answer.then(
-      (data) => tab.port.postMessage({ type: 'answer', callId, data }),
-      (error: unknown) => tab.port.postMessage({ type: 'failure', callId, error: failure(error) }),
+      (data) => this.post(tab, { type: 'answer', callId, data }),
+      (error: unknown) => this.post(tab, { type: 'failure', callId, error: failure(error) }),
     );
   }
 
@@ -133,19 +134,19 @@ export class ConnectionHub {
       answer = this.connection.upload(event, data, {
         timeoutMs,
         signal: controller.signal,
-        onProgress: progress ? (sent, total) => tab.port.postMessage({ type: 'progress', callId, sent, total }) : undefined,
+        onProgress: progress ? (sent, total) => this.post(tab, { type: 'progress', callId, sent, total }) : undefined,
       });
     } catch (error) {
       answer = Promise.reject(error);
     }
     answer
       .then(
-        (data) => tab.port.postMessage({ type: 'answer', callId, data }),
-        (error: unknown) => tab.port.postMessage({ type: 'failure', callId, error: failure(error) }),
+        (data) => this.post(tab, { type: 'answer', callId, data }),
+        (error: unknown) => this.post(tab, { type: 'failure', callId, error: failure(error) }),
       )
       .finally(() => {
         tab.uploads.delete(callId);
-        tab.port.postMessage({ type: 'settled', callId });
+        this.post(tab, { type: 'settled', callId });
       });
   }
 
@@ -176,13 +177,40 @@ export class ConnectionHub {
         resolve(outcome);
       };
       this.tokenAsks.set(askId, { tabId, settle });
-      tab.port.postMessage({ type: 'token', askId });
+      this.post(tab, { type: 'token', askId });
     });
   }
 
   private toAll(message: WorkerMessage, exceptTabId?: string): void {
-    for (const [tabId, tab] of this.tabs) if (tabId !== exceptTabId) tab.port.postMessage(message);
+    for (const [tabId, tab] of this.tabs) if (tabId !== exceptTabId) this.post(tab, message);
   }
+
+  /**
+   * Posts to one tab. A message that cannot be cloned to it (data nested too deep, say) reaches
+   * it as what it stands for, a `BAD_MESSAGE` failure of its request or a `$error` event, and
+   * never throws into the connection or keeps it from the other tabs.
+   */
+  private post(tab: Tab, message: WorkerMessage): void {
+    try {
+      tab.port.postMessage(message);
+    } catch (error) {
+      try {
+        tab.port.postMessage(undeliverable(message, errorText(error)));
+      } catch (fallbackError) {
+        console.error('ReliableWsClient: a message could not be posted to a tab', fallbackError);
+      }
+    }
+  }
+}
+
+/** What a tab gets instead of a message that could not be cloned to it. */
+function undeliverable(message: WorkerMessage, reason: string): WorkerMessage {
+  const code = ErrorCode.BAD_MESSAGE;
+  if (message.type === 'answer' || message.type === 'failure') {
+    return { type: 'failure', callId: message.callId, error: { code, message: `the answer could not be passed to this tab: ${reason}` } };
+  }
+  const event = message.type === 'event' ? message.event : message.type;
+  return { type: 'event', event: '$error', data: { code, message: `a "${event}" could not be passed to this tab: ${reason}`, details: { event } } };
 }
 
 function failure(error: unknown): RequestFailure {

@@ -20,6 +20,8 @@ const encoder = new TextEncoder();
 
 export const DEFAULT_QUEUE: QueueOptions = { maxMessages: 100_000, maxBytes: 1024 * 1024 };
 
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10000;
+
 /** Checks the event name and serializes the data; throws where the client's `send` must. */
 export function encodeOutgoing(event: string, data: unknown): OutgoingMessage {
   checkEventName(event);

@@ -31,7 +31,15 @@ import {
 } from './backoff.js';
 import { ConnectionState } from './connection-state.js';
 import { ClientErrorCode, RequestError } from './errors.js';
-import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
+import {
+  checkEventName,
+  DEFAULT_QUEUE,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  encodeOutgoing,
+  encodeSystem,
+  QueueBudget,
+  type OutgoingMessage,
+} from './outgoing-message.js';
 import type {
   ClientHeartbeatOptions,
   ReliableWsClientOptions,
@@ -92,7 +100,6 @@ interface PendingRequest {
 
 const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs: 10000 };
 const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 10000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_ACK_DELAY_MS = 200;
 /** An upload waits for no answer in particular: its end is the handler's reply. */

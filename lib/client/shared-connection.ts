@@ -1,7 +1,15 @@
 import type { ClientConnection } from './client-connection.js';
 import { ConnectionState } from './connection-state.js';
 import { ClientErrorCode, RequestError } from './errors.js';
-import { checkEventName, DEFAULT_QUEUE, encodeOutgoing, encodeSystem, QueueBudget, type OutgoingMessage } from './outgoing-message.js';
+import {
+  checkEventName,
+  DEFAULT_QUEUE,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  encodeOutgoing,
+  encodeSystem,
+  QueueBudget,
+  type OutgoingMessage,
+} from './outgoing-message.js';
 import type { ClientState, ReliableWsClientOptions, RequestOptions, ShareOptions, UploadOptions } from './reliable-ws-client.interfaces.js';
 import { errorText, isBinaryData, SystemEvent } from '../protocol/index.js';
 import { tabLockName, type SharedConnectionOptions, type TabMessage, type WorkerMessage } from './shared-connection.messages.js';
@@ -11,6 +19,8 @@ interface PendingRequest {
   reject(error: RequestError): void;
   /** An upload's progress callback, which stays in the tab. */
   onProgress?: (sent: number, total: number) => void;
+  /** A request's own timeout: it settles even when the worker's answer never comes. */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 interface LockManager {
@@ -91,8 +101,13 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
   request(event: string, data: unknown, options: RequestOptions = {}): Promise<unknown> {
     const message = this.take(event, data);
     const callId = this.track(message);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      this.requests.set(callId, { resolve, reject });
+      const timer = setTimeout(
+        () => this.answer(callId)?.reject(new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${event}" within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.requests.set(callId, { resolve, reject, timer });
       this.post({ type: 'request', callId, message, timeoutMs: options.timeoutMs });
     });
   }
@@ -176,6 +191,7 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
   private answer(callId: number): PendingRequest | undefined {
     const request = this.requests.get(callId);
     this.requests.delete(callId);
+    clearTimeout(request?.timer);
     return request;
   }
 
@@ -202,7 +218,10 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
 
   private stop(state: 'closed' | 'failed', reason: RequestError): void {
     this.setState(state);
-    for (const request of this.requests.values()) request.reject(reason);
+    for (const request of this.requests.values()) {
+      clearTimeout(request.timer);
+      request.reject(reason);
+    }
     this.requests.clear();
     this.bytesByCall.clear();
     this.budget.clear();
