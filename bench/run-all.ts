@@ -11,6 +11,7 @@
  */
 const benches: Array<{ name: string; load: () => Promise<{ run: () => Promise<unknown> | unknown }> }> = [
   { name: 'interceptors', load: () => import('./interceptors.bench.js') },
+  { name: 'client-queue', load: () => import('./client-queue.bench.js') },
   { name: 'adapter-roundtrip', load: () => import('./adapter-roundtrip.bench.js') },
   { name: 'broadcast-redis', load: () => import('./broadcast-redis.bench.js') },
   { name: 'redis-faults', load: () => import('./redis-faults.bench.js') },
