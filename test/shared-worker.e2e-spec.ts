@@ -80,6 +80,9 @@ describe('one connection for all tabs (SharedWorker, Chromium)', () => {
     broadcast: { redis: REDIS_URL, channelPrefix: prefix },
     auth: { verify, expiresAt: (principal: { until: number }) => principal.until },
     allowedOrigins: '*',
+    // The tabs share one connection, so one bucket: three tabs sending 33 lines a second, and the
+    // burst of what they queued during a move, are over the default 50/s (answered RATE_LIMITED).
+    rateLimit: { points: 500, durationMs: 1000, maxViolations: 20 },
   };
   let a: TestApp;
   let b: TestApp;
