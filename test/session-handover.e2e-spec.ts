@@ -34,6 +34,14 @@ class RoomGateway {
     await new Promise((r) => setTimeout(r, ms));
     return { done: true };
   }
+  /** Pushes `count` steps to its caller through the socket it was given, one every 100 ms. */
+  @SubscribeMessage('progress')
+  async progress(@MessageBody() count: number, @ConnectedSocket() s: ReliableSocket) {
+    for (let step = 1; step <= count; step++) {
+      s.send('step', step);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 let slowRuns = 0;
@@ -149,6 +157,25 @@ describe('a request still running when its session moves (Redis)', () => {
       expect(await answer).toEqual({ rejected: 'ANSWER_LOST' });
       expect(readies.map((info) => info.resumed)).toEqual([false, true]);
       expect(slowRuns).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("a handler still running when its session moves: what it pushes through its socket afterwards follows the session", async () => {
+    const { a, b } = apps;
+    const { client, readyCount, move } = balancedClient(a);
+    const steps: number[] = [];
+    client.on('step', (step) => steps.push(step as number));
+    try {
+      await readyCount(1);
+      client.send('progress', 15); // 1.5 s of pushes, on A, whatever becomes of the connection
+      await waitUntil(() => steps.length >= 2, { what: 'the first steps' });
+      move(b);
+      await readyCount(2);
+      await waitUntil(() => steps.length >= 15, { what: 'all 15 steps', timeoutMs: 5000 }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(steps).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
     } finally {
       client.close();
     }

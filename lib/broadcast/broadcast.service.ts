@@ -76,6 +76,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
       discard: (key) => transport.discard(key),
       userIdOf: (principal) => this.userIdString(principal),
       keyFor: (request) => `${channelPrefix}:handover:${request}`,
+      relay: (sessionId, event, data) => void this.toClient(sessionId, event, data).catch(() => undefined), // a failed publish is logged
       positions: (rooms) => this.positions(rooms),
       whenDelivered: async (marks, timeoutMs) =>
         (await Promise.all(marks.map(([channel, epoch, offset]) => transport.whenDelivered(channel, { epoch, offset }, timeoutMs)))).every(Boolean),

@@ -37,6 +37,8 @@ export interface HandoverBus {
   discard(key: string): Promise<void>;
   userIdOf(principal: unknown): string | undefined;
   keyFor(request: string): string;
+  /** Pushes to the session wherever it is (`toClient`), for a socket whose session is moving away. */
+  relay(sessionId: string, event: string, data: unknown): void;
   /** How far each channel a session with these rooms listens to is delivered here. */
   positions(rooms: string[]): ChannelMark[];
   /** Resolves true once every channel is delivered here up to its mark, false after `timeoutMs`. */
@@ -322,6 +324,7 @@ export class SessionHandover {
     if (!session) return;
     this.reserved.delete(session.id);
     session.moving = true;
+    session.relay = (event, data) => this.bus.relay(session.id, event, data);
     session.takeOver()?.terminate();
     const moveOut = this.commit(session, envelope.request, envelope.positions ?? [])
       .catch((error: unknown) => this.logger.warn(`handover of a session failed: ${errorText(error)}`))
@@ -379,6 +382,7 @@ export class SessionHandover {
   /** The move did not happen: the session stays here, waiting for its client. */
   private keep(session: Session): void {
     session.moving = false;
+    session.relay = undefined;
     session.keepAcknowledged = false;
     session.trimAcknowledged();
   }

@@ -123,7 +123,10 @@ export class ReliableSocket implements SessionTransport, TransferLink {
    * carry (nothing is sent).
    */
   send(event: string, data?: unknown): void {
-    this.session.push(preparePushOf(event, data));
+    const push = preparePushOf(event, data); // throws here, at the caller, for what no push can carry
+    const { relay } = this.session;
+    if (relay) relay(event, data);
+    else this.session.push(push);
   }
 
   /**

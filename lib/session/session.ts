@@ -64,6 +64,11 @@ export class Session {
   private tokenHash: string | undefined;
   /** Set while the session is handed over to another instance: it is not resumed here meanwhile. */
   moving = false;
+  /**
+   * Where its socket's pushes go from the start of a move to another instance on, so that a
+   * handler still running here reaches the session wherever it is by then; unset when it stays.
+   */
+  relay: ((event: string, data: unknown) => void) | undefined;
   principal: unknown;
   /** The seq of the last push numbered for this session. */
   lastSeq = 0;
