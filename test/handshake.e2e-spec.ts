@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Post } from '@nestjs/common';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import fc from 'fast-check';
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { ReliableGateway, type ReliableSocket, type ReliableWsOptions } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -486,4 +487,86 @@ describe('handshake: an HTTP request that offers another protocol than WebSocket
       await t.close();
     }
   });
+
+  it('property: requests with and without the offer, bodies whole or chunked, pipelined and cut anywhere, each get their own answer in order', async () => {
+    const t = await startApp({}, [EchoGateway], { controllers: [HelloController] });
+    const request = fc.record({
+      offer: fc.boolean(),
+      body: fc.option(fc.jsonValue({ maxDepth: 3 }), { nil: undefined }),
+      chunks: fc.integer({ min: 0, max: 3 }), // 0: Content-Length, else that many chunks
+    });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(), { maxLength: 4 }), async (requests, cuts) => {
+          const bytes = Buffer.concat(requests.map(rawRequest));
+          const expected = requests.map(({ body }) => (body === undefined ? [200, { hello: 'world' }] : [201, { echoed: JSON.parse(JSON.stringify({ v: body })) }]));
+          const answers = await exchange(t.port, bytes, cuts, expected.length);
+          expect(answers).toEqual(expected);
+        }),
+        { numRuns: 60 },
+      );
+      await expectWorking(t);
+    } finally {
+      await t.close();
+    }
+  });
 });
+
+/** One HTTP/1.1 request as bytes: a GET of /api/hello, or a POST of `{ v: body }` to /api/echo, whole or in chunks. */
+function rawRequest({ offer, body, chunks }: { offer: boolean; body: unknown; chunks: number }): Buffer {
+  const head = ['Host: x'];
+  if (offer) head.push('Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABk');
+  if (body === undefined) return Buffer.from(`GET /api/hello HTTP/1.1\r\n${head.join('\r\n')}\r\n\r\n`);
+  const json = Buffer.from(JSON.stringify({ v: body }));
+  head.push('Content-Type: application/json');
+  if (chunks === 0) {
+    head.push(`Content-Length: ${json.length}`);
+    return Buffer.concat([Buffer.from(`POST /api/echo HTTP/1.1\r\n${head.join('\r\n')}\r\n\r\n`), json]);
+  }
+  head.push('Transfer-Encoding: chunked');
+  const size = Math.ceil(json.length / chunks);
+  const parts: Buffer[] = [Buffer.from(`POST /api/echo HTTP/1.1\r\n${head.join('\r\n')}\r\n\r\n`)];
+  for (let at = 0; at < json.length; at += size) {
+    const chunk = json.subarray(at, at + size);
+    parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from('0\r\n\r\n'));
+  return Buffer.concat(parts);
+}
+
+/** Writes `bytes` in pieces cut at `cuts` (modulo its length), and reads `count` responses: [status, JSON body] each. */
+async function exchange(port: number, bytes: Buffer, cuts: number[], count: number): Promise<Array<[number, unknown]>> {
+  const socket: Socket = connect(port, '127.0.0.1');
+  let received = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+  socket.on('error', () => undefined);
+  try {
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const at = [...new Set(cuts.map((cut) => cut % bytes.length))].sort((a, b) => a - b);
+    let from = 0;
+    for (const to of [...at, bytes.length]) {
+      socket.write(bytes.subarray(from, to));
+      from = to;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return await waitUntil(() => responses(received, count), { timeoutMs: 2000, what: `${count} responses` });
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** The first `count` responses in `data` (each with a Content-Length), or undefined while they are not all in. */
+function responses(data: Buffer, count: number): Array<[number, unknown]> | undefined {
+  const found: Array<[number, unknown]> = [];
+  let at = 0;
+  while (found.length < count) {
+    const end = data.indexOf('\r\n\r\n', at);
+    if (end === -1) return undefined;
+    const head = data.subarray(at, end).toString('latin1');
+    const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? NaN);
+    if (data.length < end + 4 + length) return undefined;
+    found.push([Number(head.split(' ')[1]), JSON.parse(data.subarray(end + 4, end + 4 + length).toString())]);
+    at = end + 4 + length;
+  }
+  return found;
+}

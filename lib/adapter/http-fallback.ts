@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** Whether the request's `Upgrade` header offers WebSocket (perhaps among other protocols). */
@@ -14,7 +14,22 @@ export function offersWebSocket(request: IncomingMessage): boolean {
  */
 export function serveAsHttp(httpServer: HttpServer, request: IncomingMessage, socket: Socket, head: Buffer): void {
   socket.unshift(Buffer.concat([Buffer.from(headWithoutUpgrade(request), 'latin1'), head]));
-  httpServer.emit('connection', socket);
+  whenAnswered(socket, () => {
+    socket.setTimeout(0); // the last response's parser may have left its keep-alive timeout on the socket
+    httpServer.emit('connection', socket);
+  });
+}
+
+/**
+ * Runs `then` once the socket has no response of the requests before this one left to write
+ * (Node's `_httpMessage`, each taking the socket in turn and letting go of it before its `close`):
+ * a second parser on the socket meanwhile would never get its turn to answer.
+ */
+function whenAnswered(socket: Socket, then: () => void): void {
+  if (socket.destroyed) return;
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!inFlight) return then();
+  inFlight.once('close', () => whenAnswered(socket, then));
 }
 
 const UPGRADE_HEADERS = new Set(['upgrade', 'http2-settings']);
