@@ -24,7 +24,7 @@ export class MessageDispatcher {
 
   /**
    * Binds one gateway's handlers to a connection. Gateways on the same path share a server, so a
-   * connection gets one bind per gateway there: an event more than one handles stays with the first.
+   * connection gets one bind per gateway there (with events of their own: `assertOneHandlerPerEvent`).
    */
   bind(socket: ReliableSocket, handlers: MessageMappingProperties[], transform: Transform): void {
     const direct = this.directHandlers.of(handlers.map(({ message }) => String(message)));
