@@ -33,3 +33,8 @@ export class RequestError extends Error {
     this.name = 'RequestError';
   }
 }
+
+/** What a request that got no answer in time rejects with. */
+export function requestTimeoutError(event: string, timeoutMs: number): RequestError {
+  return new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${event}" within ${timeoutMs} ms`);
+}

@@ -30,7 +30,7 @@ import {
   type ReconnectOptions,
 } from './backoff.js';
 import { ConnectionState } from './connection-state.js';
-import { ClientErrorCode, RequestError } from './errors.js';
+import { ClientErrorCode, RequestError, requestTimeoutError } from './errors.js';
 import {
   checkEventName,
   DEFAULT_QUEUE,
@@ -248,8 +248,7 @@ export class ReliableConnection extends ConnectionState {
   submitRequest(message: OutgoingMessage, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS, hooks?: SendHooks, upload?: OutgoingUpload): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const entry = this.enqueue(message, hooks);
-      const timedOut = (): RequestError =>
-        new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${upload?.event ?? message.event}" within ${timeoutMs} ms`);
+      const timedOut = (): RequestError => requestTimeoutError(upload?.event ?? message.event, timeoutMs);
       entry.request = {
         resolve,
         reject,

@@ -1,6 +1,6 @@
 import type { ClientConnection } from './client-connection.js';
 import { ConnectionState } from './connection-state.js';
-import { ClientErrorCode, RequestError } from './errors.js';
+import { ClientErrorCode, RequestError, requestTimeoutError } from './errors.js';
 import {
   checkEventName,
   DEFAULT_QUEUE,
@@ -103,10 +103,7 @@ export class SharedConnection extends ConnectionState implements ClientConnectio
     const callId = this.track(message);
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.answer(callId)?.reject(new RequestError(ClientErrorCode.TIMEOUT, `no answer to "${event}" within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => this.answer(callId)?.reject(requestTimeoutError(event, timeoutMs)), timeoutMs);
       this.requests.set(callId, { resolve, reject, timer });
       this.post({ type: 'request', callId, message, timeoutMs: options.timeoutMs });
     });
