@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { channelKeys, publishSequenced } from '../lib/broadcast/redis-scripts.js';
 import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
+import { captureLogger, type CaptureLogger } from './support/app-with-logger.js';
 import {
   allPushes,
   BroadcastController,
@@ -54,9 +55,10 @@ async function instance(
   channelPrefix: string,
   extra: Partial<BroadcastOptions> = {},
   more: ReliableWsOptions = {},
+  logger?: CaptureLogger,
 ): Promise<Instance> {
   const app = await within(
-    startApp(options(channelPrefix, extra, more), [BroadcastGateway], { controllers: [BroadcastController] }),
+    startApp(options(channelPrefix, extra, more), [BroadcastGateway], { controllers: [BroadcastController], logger }),
     15000,
     `starting instance ${name}`,
   );
@@ -377,8 +379,9 @@ describe('BroadcastService across instances through Redis', () => {
 
   it('messages on its channels that no instance sent well-formed are dropped: nothing crashes, closes or goes missing', async () => {
     const prefix = uniquePrefix();
-    const A = await instance('A', prefix);
-    const B = await instance('B', prefix);
+    const logger = captureLogger(); // Nest's logger is one per process: the last app's
+    const A = await instance('A', prefix, {}, {}, logger);
+    const B = await instance('B', prefix, {}, {}, logger);
     const peers = [await peer(A, 'u.a'), await peer(B, 'u.b')];
     await barrier([A, B], peers, 'before');
     const channel = `${prefix}:all`;
@@ -388,6 +391,9 @@ describe('BroadcastService across instances through Redis', () => {
       `${JSON.stringify({ ...push('E'.repeat(1100)), binary: true })}\nAAAA`, // a binary header past 1 KiB
       `${JSON.stringify(push('T'.repeat(129)))}\n1`, // an event name longer than clients may use
       `${JSON.stringify(push('$failed'))}\n1`, // one of the protocol's own events
+      `${JSON.stringify(push('cut'))}\n1}`, // data that is not JSON: every recipient's frame would be broken
+      `${JSON.stringify(push('extra'))}\n1,"seq":1`, // data that would add fields to every recipient's frame
+      `${JSON.stringify(push('empty'))}\n`, // no data at all
       'not an envelope',
     ]) {
       await publishSequenced(admin, channel, payload, 'forged-epoch', { historySize: 100, historyTtlMs: 60_000 }, false);
@@ -404,6 +410,11 @@ describe('BroadcastService across instances through Redis', () => {
       expect(allPushes(p.client).filter((f) => f.event !== 'x' && !f.event.startsWith('barrier-'))).toEqual([]);
       expect(p.client.raw.readyState).toBe(p.client.raw.OPEN);
     }
+    // Said once per kind of drop, and held to a few lines however many arrive.
+    const dropped = logger.lines.filter((line) => line.startsWith('warn') && line.includes(`channels of prefix "${prefix}"`));
+    expect(dropped.length).toBeGreaterThanOrEqual(1);
+    expect(dropped.length).toBeLessThanOrEqual(10); // five per instance
+    expect(dropped[0]).toContain('that is not one this package sends');
   });
 
   describe('sharded pub/sub (broadcast.sharded: true)', () => {

@@ -236,6 +236,13 @@ describe('decodeEnvelope: whatever arrives over the bus', () => {
       '{"type":"__proto__","origin":"o"}',
       '{"type":"toString","origin":"o"}',
       '[1]\n2',
+      // A payload that is not exactly one JSON value would put whatever it holds into every recipient's frame.
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"}}\n',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"}}\n1}',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"}}\n1,"seq":1',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"}}\n{"a":1',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"}}\n"a" "b"',
+      '{"type":"push","origin":"o","id":"i","event":"e","target":{"kind":"all"}}\nundefined',
       'null',
       '"push"',
     ];

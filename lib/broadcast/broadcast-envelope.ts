@@ -92,9 +92,16 @@ function base64Of(bytes: Uint8Array): string {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** The push of a decoded header and what followed its newline: JSON data, or base64 bytes when the header says `binary`. */
+/**
+ * The push of a decoded header and what followed its newline: JSON data, or base64 bytes when the
+ * header says `binary`. The data goes into every recipient's frame as it is, so it must be exactly
+ * one JSON value (parsed once per push here, never per recipient; the parse throws otherwise).
+ */
 function pushFields(header: Fields, rest: string): Fields | undefined {
-  if (header.binary === undefined) return { ...header, dataJson: rest };
+  if (header.binary === undefined) {
+    JSON.parse(rest);
+    return { ...header, dataJson: rest };
+  }
   if (header.binary !== true || !BASE64.test(rest)) return undefined;
   return { ...header, dataJson: '', binary: Buffer.from(rest, 'base64') };
 }

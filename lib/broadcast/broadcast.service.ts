@@ -1,7 +1,7 @@
 import { Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { preparePushOf, type PreparedPush, errorText } from '../protocol/index.js';
 import type { Session, SessionObserver, SessionRegistry } from '../session/index.js';
-import { ReliableWsMetrics } from '../telemetry/index.js';
+import { LogThrottle, quote, ReliableWsMetrics } from '../telemetry/index.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -39,6 +39,7 @@ const PUSHES_REMEMBERED = 16_384;
  */
 export class BroadcastService implements SessionObserver, OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(BroadcastService.name);
+  private readonly droppedLog = new LogThrottle((level, message) => this.logger[level](message));
   private readonly members = new MembershipIndex();
   private readonly pendingChanges = new Map<string, () => void>();
   private readonly pushesHeard = new RecentIds(PUSHES_REMEMBERED);
@@ -333,7 +334,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
 
   private receive(payload: string): void {
     const envelope = decodeEnvelope(payload);
-    if (!envelope || envelope.origin === this.instanceId) return;
+    if (!envelope) return this.logDropped(payload);
+    if (envelope.origin === this.instanceId) return;
     switch (envelope.type) {
       case 'push':
         if (!this.pushesHeard.add(envelope.id)) return; // published twice: a command resent after a reconnect
@@ -361,18 +363,27 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
       .catch((error: unknown) => this.logFailure(envelope.type, error));
   }
 
+  /** Another version of this package, or something else, publishing on this prefix's channels. */
+  private logDropped(payload: string): void {
+    this.droppedLog.log(
+      'dropped',
+      'warn',
+      `dropped a message on the channels of prefix "${this.channelPrefix}" that is not one this package sends: ${quote(payload)}`,
+    );
+  }
+
   private logFailure(what: string, error: unknown): void {
     this.logger.error(`broadcast ${what} failed: ${errorText(error)}`);
   }
 }
 
-/** A room's name as part of its channel's; a TypeError for one that is not well-formed UTF-16 (a lone surrogate). */
 /** A room name as given, once it is known to be text (`42` and `'42'` would be one channel but two rooms here). */
 function checkedRoom(room: unknown): string {
   if (typeof room !== 'string') throw new TypeError(`a room name must be a string, got ${typeof room}`);
   return room;
 }
 
+/** A room's name as part of its channel's; a TypeError for one that is not well-formed UTF-16 (a lone surrogate). */
 function encodeRoom(room: string): string {
   try {
     return encodeURIComponent(room);

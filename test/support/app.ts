@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Module, type INestApplication, type Type } from '@nestjs/common';
+import { Module, type INestApplication, type LoggerService, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { AddressInfo } from 'node:net';
 import { ReliableWsAdapter, ReliableWsModule, type ReliableWsOptions } from '../../lib/index.js';
@@ -13,7 +13,8 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-type Extra = { imports?: any[]; controllers?: Type[] };
+/** `logger`: where the app's log lines go (none by default). */
+type Extra = { imports?: any[]; controllers?: Type[]; logger?: LoggerService };
 
 /** A real Nest app with ReliableWsModule, its adapter and the given gateways, not yet listening. */
 export async function createApp(options: ReliableWsOptions, providers: Type[], extra: Extra = {}): Promise<INestApplication> {
@@ -24,7 +25,7 @@ export async function createApp(options: ReliableWsOptions, providers: Type[], e
   })
   class TestModule {}
 
-  const app = await NestFactory.create(TestModule, { logger: false });
+  const app = await NestFactory.create(TestModule, { logger: extra.logger ?? false });
   app.useWebSocketAdapter(new ReliableWsAdapter(app));
   return app;
 }
