@@ -391,6 +391,20 @@ describe('stream (server → client)', () => {
   });
 });
 
+describe('stream: frames as large as the send buffer allows', () => {
+  it('flows when maxPayloadBytes is above half of backpressure.maxBufferedBytes (or above all of it)', async () => {
+    for (const maxPayloadBytes of [WINDOW, 2 * WINDOW]) {
+      const wide = await startApp({ ...OPTIONS, maxPayloadBytes }, [TransferGateway]);
+      closers.push(() => wide.close());
+      const c = client(wide.wsUrl('/ws'));
+      const received = new Promise<Uint8Array>((resolve) => c.on('file', (bytes) => resolve(bytes as Uint8Array)));
+      await ready(c);
+      const hash = await within(c.request<string>('download', MiB), 5000, 'the download request');
+      expect(sha(await within(received, 10_000, `the stream with maxPayloadBytes ${maxPayloadBytes}`))).toBe(hash);
+    }
+  });
+});
+
 describe('the instance budget (resume.maxTotalBytes)', () => {
   it('gets back what a stream reserved when the relief it caused evicted its own detached session', async () => {
     const server = await startApp({ ...OPTIONS, resume: { ttlMs: 30_000, maxTotalBytes: 4 * MiB } }, [TransferGateway]);

@@ -334,9 +334,14 @@ export class ReliableSocket implements SessionTransport, TransferLink {
     this.raw.pong(data);
   }
 
-  /** Whether `bytes` more fit in the send buffer while staying below half its bound (room for everything else). */
+  /** What transfers may fill of the send buffer: half its bound, leaving room for everything else. */
+  get maxTransferWriteBytes(): number {
+    return Math.floor(this.backpressure.maxBufferedBytes / 2);
+  }
+
+  /** Whether `bytes` more fit in the send buffer while staying within `maxTransferWriteBytes`. */
   hasRoomFor(bytes: number): boolean {
-    return this.raw.bufferedAmount + bytes <= this.backpressure.maxBufferedBytes / 2;
+    return this.raw.bufferedAmount + bytes <= this.maxTransferWriteBytes;
   }
 
   /** Calls back once the socket's buffer drained; polls when the socket has nothing waiting on a drain. */

@@ -50,7 +50,7 @@ describe('SessionTransfers: what a stream acknowledgement achieves', () => {
   function streaming(size: number): { transfers: SessionTransfers; transfer: TransferId } {
     const transfers = new SessionTransfers();
     const texts: string[] = [];
-    transfers.attach({ isOpen: true, write: (frame) => typeof frame === 'string' && texts.push(frame), hasRoomFor: () => true, whenDrained: () => undefined });
+    transfers.attach({ isOpen: true, write: (frame) => typeof frame === 'string' && texts.push(frame), hasRoomFor: () => true, maxTransferWriteBytes: Number.POSITIVE_INFINITY, whenDrained: () => undefined });
     void transfers.stream('file', new Uint8Array(size)).catch(() => undefined);
     const announced = texts.map((text) => JSON.parse(text) as { event: string; data: { transfer: TransferId } }).find((frame) => frame.event === '$stream');
     return { transfers, transfer: announced!.data.transfer };

@@ -33,6 +33,8 @@ export interface TransferLink {
   write(frame: OutgoingFrame): void;
   /** Whether `bytes` more fit in the connection's send buffer, well below its bound. */
   hasRoomFor(bytes: number): boolean;
+  /** The most `hasRoomFor` takes into an empty buffer: no frame may be larger, or it would wait forever. */
+  readonly maxTransferWriteBytes: number;
   /** Calls back once the connection's send buffer has drained. */
   whenDrained(listener: () => void): void;
 }
@@ -207,12 +209,14 @@ export class SessionTransfers {
 
   /**
    * Writes what the streams may send: per stream at most `window` bytes beyond the client's last
-   * acknowledgement, and only while the connection's send buffer has room (else after a drain).
+   * acknowledgement, in frames no larger than the connection's buffer takes for transfers, and
+   * only while that buffer has room (else after a drain).
    */
   private pump(): void {
     const link = this.link;
     if (!link || this.waitingForDrain || !link.isOpen) return;
-    const { window, maxFrameBytes } = this.limits;
+    const { window } = this.limits;
+    const maxFrameBytes = Math.min(this.limits.maxFrameBytes, link.maxTransferWriteBytes);
     for (const stream of this.streams.values()) {
       if (!stream.announced) {
         stream.announced = true;
