@@ -379,6 +379,26 @@ describe('stream (server → client)', () => {
     expect(sockets.get(peer.sessionId)!.session.transfers.heldBytes).toBe(0);
   });
 
+  it('an acknowledgement of bytes never sent is refused BAD_MESSAGE and does not complete the stream', async () => {
+    const peer = await rawPeer(app.wsUrl('/ws'));
+    peer.send({ event: 'download', data: 2 * MiB, id: 1 });
+    await waitUntil(() => peer.binaries.length > 0, { what: 'chunks' });
+    await sleep(200);
+    const transfer = peer.texts.find((t) => t.event === '$stream').data.transfer;
+    const sent = peer.binaries.reduce((sum, m) => sum + m!.data!.byteLength, 0);
+    expect(sent).toBeLessThan(2 * MiB);
+    peer.send({ event: '$chunk-ack', data: { transfer, received: 2 * MiB }, id: 'lie' });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === 'lie'), { what: 'the answer to the false ack' });
+    expect(peer.texts.find((t) => t.data?.ref === 'lie')).toMatchObject({ event: '$error', data: { code: 'BAD_MESSAGE', details: { transfer } } });
+    peer.send({ event: '$chunk-ack', data: { transfer, received: sent }, id: 'true' });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === 'true'), { what: 'the answer to the true ack' });
+    expect(peer.texts.find((t) => t.data?.ref === 'true')).toEqual({ event: '$ack', data: { ref: 'true' } });
+    expect(streamOutcomes).toEqual([]);
+    peer.send({ event: '$cancel', data: { transfer, direction: 'down' } });
+    await waitUntil(() => streamOutcomes.length === 1, { what: 'the refused stream to reject' });
+    expect(streamOutcomes).toEqual(['rejected']);
+  });
+
   it('a stream above the client maxTransferBytes is refused with a PAYLOAD_TOO_LARGE $error', async () => {
     const c = client(app.wsUrl('/ws'), { maxTransferBytes: 1000 });
     const errors: any[] = [];

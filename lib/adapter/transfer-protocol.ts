@@ -111,7 +111,7 @@ export class TransferProtocol {
     const ack = chunkAckDataOf(data);
     if (!ack) return this.refuse(socket, '$chunk-ack data must be { transfer, received }', undefined, id);
     const outcome = socket.session.transfers.acknowledgeStream(ack.transfer, ack.received);
-    if (outcome === 'beyond') return this.refuse(socket, `$chunk-ack beyond the stream's size`, { transfer: ack.transfer }, id);
+    if (outcome === 'beyond') return this.refuse(socket, `$chunk-ack beyond the bytes of the stream sent`, { transfer: ack.transfer }, id);
     // An ack that moves no stream on, or hardly (late, repeated, 1-byte steps), is harmless but not free.
     if (outcome !== 'ok' && !this.admit(socket, id)) return;
     if (id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id });

@@ -4,6 +4,8 @@ import type { TransferId } from '../protocol/index.js';
 export class OutgoingStream {
   /** Bytes written to the connection, from the start. */
   sent = 0;
+  /** The furthest byte written to any connection: no client can have more. */
+  written = 0;
   /** Bytes the client acknowledged. */
   acked = 0;
   /** Whether `$stream` went out on the current connection. */
@@ -20,9 +22,14 @@ export class OutgoingStream {
     return this.data.byteLength;
   }
 
-  /** Takes a cumulative acknowledgement; false when it names bytes beyond the stream. */
+  wrote(length: number): void {
+    this.sent += length;
+    if (this.sent > this.written) this.written = this.sent;
+  }
+
+  /** Takes a cumulative acknowledgement; false when it names bytes never written. */
   acknowledge(received: number): boolean {
-    if (received > this.size) return false;
+    if (received > this.written) return false;
     if (received > this.acked) this.acked = received;
     if (this.sent < this.acked) this.sent = this.acked;
     return true;

@@ -160,7 +160,7 @@ export class SessionTransfers {
   }
 
   /**
-   * A client's `$chunk-ack` of a stream: `'beyond'` when it names bytes past the stream's end,
+   * A client's `$chunk-ack` of a stream: `'beyond'` when it names bytes never sent,
    * `'unknown'` for no stream in progress (one just completed, say), `'small'` when it moves the
    * stream on by less than `MIN_FREE_PROGRESS_BYTES` (nothing, say) without completing it.
    */
@@ -238,7 +238,7 @@ export class SessionTransfers {
           return;
         }
         link.write({ head, payload: stream.data.subarray(stream.sent, stream.sent + length) });
-        stream.sent += length;
+        stream.wrote(length);
       }
     }
   }
