@@ -28,6 +28,13 @@ class RoomGateway {
     s.stream('file', bytes).catch(() => undefined);
     return sha(bytes);
   }
+  /** An upload: answers its hash after `uploadHandlerMs`. */
+  @SubscribeMessage('file')
+  async file(@MessageBody() data: Buffer) {
+    uploadRuns++;
+    await new Promise((r) => setTimeout(r, uploadHandlerMs));
+    return sha(data);
+  }
   @SubscribeMessage('slow')
   async slow(@MessageBody() ms: number) {
     slowRuns++;
@@ -45,6 +52,8 @@ class RoomGateway {
 }
 
 let slowRuns = 0;
+let uploadRuns = 0;
+let uploadHandlerMs = 0;
 const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /**
@@ -176,6 +185,52 @@ describe('a request still running when its session moves (Redis)', () => {
       await waitUntil(() => steps.length >= 15, { what: 'all 15 steps', timeoutMs: 5000 }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
       expect(steps).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('an upload cut by the move starts again on the new instance and its handler runs once, there', async () => {
+    const { a, b } = apps;
+    const { client, readies, readyCount, move } = balancedClient(a);
+    try {
+      await readyCount(1);
+      uploadRuns = 0;
+      uploadHandlerMs = 0;
+      const bytes = randomBytes(3 * MiB);
+      let moved = false;
+      const answer = client.upload('file', bytes, {
+        onProgress: () => {
+          if (moved) return;
+          moved = true;
+          move(b);
+        },
+      });
+      expect(await answer).toBe(sha(bytes));
+      expect(readies.map((info) => info.resumed)).toEqual([false, true]);
+      expect(uploadRuns).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('an upload whose handler still runs when its session moves: ANSWER_LOST, the handler ran once', async () => {
+    const { a, b } = apps;
+    const { client, readies, readyCount, move } = balancedClient(a);
+    try {
+      await readyCount(1);
+      uploadRuns = 0;
+      uploadHandlerMs = 1500; // longer than the owner waits for running handlers before the snapshot
+      const answer = client.upload('file', randomBytes(100_000)).then(
+        (data) => ({ resolved: data }),
+        (error: { code: string }) => ({ rejected: error.code }),
+      );
+      await waitUntil(() => uploadRuns === 1, { what: 'the upload handler to start' });
+      move(b);
+      expect(await answer).toEqual({ rejected: 'ANSWER_LOST' });
+      expect(readies.map((info) => info.resumed)).toEqual([false, true]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(uploadRuns).toBe(1);
     } finally {
       client.close();
     }

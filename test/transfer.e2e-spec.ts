@@ -300,6 +300,28 @@ describe('upload (client → server)', () => {
   });
 });
 
+describe('upload: exactly once per id', () => {
+  it('an $upload under an id already answered, whose answer is no longer kept, is a duplicate: the handler does not run again', async () => {
+    const peer = await rawPeer(app.wsUrl('/ws'), 'rws.v1');
+    peer.send({ event: '$upload', data: { transfer: 'a', event: 'file', size: 10 }, id: 1 });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$chunk-ack'), { what: 'the acceptance' });
+    peer.ws.send(encodeBinaryMessage(chunkHeaderJson('a', 0), new Uint8Array(10)));
+    await waitUntil(() => peer.texts.some((t) => t.ref === 1), { what: 'the upload reply' });
+    const LATER = 140; // more than the answers kept (at least 100): the answer to id 1 goes
+    for (let id = 2; id <= LATER; id++) peer.send({ event: 'note', data: id, id });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === LATER), { what: 'the last note answer' });
+    peer.send({ event: '$upload', data: { transfer: 'b', event: 'file', size: 10 }, id: 1 });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === 1), { what: 'the answer to the old id' });
+    expect(peer.texts.find((t) => t.data?.ref === 1)).toEqual({ event: '$ack', data: { ref: 1, duplicate: true } });
+    peer.ws.send(encodeBinaryMessage(chunkHeaderJson('b', 0), new Uint8Array(10)));
+    peer.send({ event: 'note', data: 0, id: LATER + 1 });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === LATER + 1), { what: 'the answer after it' });
+    expect(uploads).toHaveLength(1);
+    expect(peer.texts.filter((t) => t.event === 'file')).toHaveLength(1);
+    expect(sockets.get(peer.sessionId)!.session.transfers.heldBytes).toBe(0);
+  });
+});
+
 describe('stream: event names', () => {
   it('socket.stream() rejects a protocol ("$") or over-long event name with a TypeError, sending nothing', async () => {
     const peer = await rawPeer(app.wsUrl('/ws'));

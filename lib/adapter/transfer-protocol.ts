@@ -51,8 +51,8 @@ export class TransferProtocol {
       const cached = session.answers.get(id);
       if (cached === ANSWER_PENDING) return;
       if (cached !== undefined) return socket.write(cached);
-      if (transfers.finishedUpload(request.transfer)) return socket.write(encodeFrame(SystemEvent.ACK, serializeData({ ref: id, duplicate: true })));
-      // The transfer's state is gone (the session moved to another instance): it starts again.
+      // Handled before, its answer no longer kept: never run again, unless its bytes stayed on the instance the session moved from.
+      if (!session.restartsUpload(id)) return socket.write(encodeFrame(SystemEvent.ACK, serializeData({ ref: id, duplicate: true })));
       session.answers.markPending(id);
     } else if (socket.tracksIds(id)) {
       session.lastId = id;

@@ -51,6 +51,8 @@ export interface SessionSnapshot {
   answers: Array<[number, string | { binary: string }]>;
   /** The client's address, for the per-address bounds of detached sessions. */
   ip?: string;
+  /** The ids of the `$upload`s in progress: their transfers stay behind, so the client may send them again to start over. */
+  uploads?: number[];
 }
 
 /**
@@ -84,6 +86,8 @@ export class Session {
   private sessionTransfers: SessionTransfers | undefined;
   /** The connection transfers write to, live with its `$ready` sent. */
   private transferLink: TransferLink | undefined;
+  /** Ids of `$upload`s that were in progress on the instance this session moved from. */
+  private uploadsLeftBehind: Set<number> | undefined;
   private ended = false;
   /** See `endsWith`. */
   private running: Set<Unsubscribable> | undefined;
@@ -137,6 +141,14 @@ export class Session {
     return this.sessionTransfers;
   }
 
+  /**
+   * Whether an `$upload` sent again under an id already taken starts over: only one that was in
+   * progress on the instance this session moved from (its bytes stayed there), and only once.
+   */
+  restartsUpload(id: number): boolean {
+    return this.uploadsLeftBehind?.delete(id) ?? false;
+  }
+
   /** The ids of the streams to the client in progress (continued on the next connection). */
   get streamsInProgress(): TransferId[] {
     return this.sessionTransfers?.streamIds() ?? [];
@@ -186,6 +198,7 @@ export class Session {
       this.buffer?.append(seq, preparePush(event, dataJson, id, binary === undefined ? undefined : Buffer.from(binary, 'base64')));
     }
     this.lastSeq = snapshot.lastSeq;
+    if (snapshot.uploads?.length) this.uploadsLeftBehind = new Set(snapshot.uploads);
     for (const [id, frame] of snapshot.answers) {
       const restored = restoredAnswer(frame);
       if (restored !== undefined) this.answers.set(id, restored);
@@ -213,7 +226,14 @@ export class Session {
         typeof frame === 'string' ? frame : { binary: binaryAnswerBase64(frame) },
       ]),
       ip: this.ip,
+      uploads: this.uploadsInProgress(),
     };
+  }
+
+  /** The retry ids of the `$upload`s in progress here, and of those left behind where the session came from. */
+  private uploadsInProgress(): number[] {
+    const here = (this.sessionTransfers?.uploadIds() ?? []).filter((id) => typeof id === 'number');
+    return [...(this.uploadsLeftBehind ?? []), ...here];
   }
 
   /** Bytes of pushes kept for replay. */

@@ -55,9 +55,6 @@ export class TransferAbortedError extends Error {
 const STREAM_ID_PREFIX = `s${randomBytes(4).toString('hex')}.`;
 let streamsStarted = 0;
 
-/** Completed uploads remembered per session, so that a late duplicate `$upload` is not run again. */
-const FINISHED_REMEMBERED = 128;
-
 export type UploadStart = { ok: true; upload: IncomingUpload } | { ok: false; code: ErrorCode; message: string };
 
 /**
@@ -68,7 +65,6 @@ export type UploadStart = { ok: true; upload: IncomingUpload } | { ok: false; co
 export class SessionTransfers {
   private readonly uploads = new Map<string, IncomingUpload>();
   private readonly streams = new Map<string, OutgoingStream>();
-  private readonly finished = new Set<string>();
   private held = 0;
   private link: TransferLink | undefined;
   private waitingForDrain = false;
@@ -102,21 +98,17 @@ export class SessionTransfers {
     }
     const upload = new IncomingUpload(data, id);
     this.uploads.set(key, upload);
-    this.finished.delete(key);
     return { ok: true, upload };
   }
 
-  /** The upload is complete: its budget is released, its id remembered. */
+  /** The upload is complete: its budget is released. */
   finishUpload(upload: IncomingUpload): void {
-    const key = transferKey(upload.transfer);
-    if (!this.dropUpload(key)) return;
-    this.finished.add(key);
-    if (this.finished.size > FINISHED_REMEMBERED) this.finished.delete(this.finished.values().next().value as string);
+    this.dropUpload(transferKey(upload.transfer));
   }
 
-  /** Whether an upload with this transfer id completed in this session lately. */
-  finishedUpload(transfer: MessageId): boolean {
-    return this.finished.has(transferKey(transfer));
+  /** The ids of the `$upload`s in progress. */
+  uploadIds(): MessageId[] {
+    return [...this.uploads.values()].map((upload) => upload.id);
   }
 
   /** Frees an upload; returns it, if it was in progress. */
