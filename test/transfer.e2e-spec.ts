@@ -8,7 +8,7 @@
 import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { ReliableWsClient, RequestError, type ReliableWsClientOptions, type TransferProgress } from '../lib/client/index.js';
 import { ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
 import { chunkHeaderJson, decodeServerBinary, encodeBinaryMessage } from '../lib/protocol/index.js';
@@ -319,6 +319,42 @@ describe('upload: exactly once per id', () => {
     expect(uploads).toHaveLength(1);
     expect(peer.texts.filter((t) => t.event === 'file')).toHaveLength(1);
     expect(sockets.get(peer.sessionId)!.session.transfers.heldBytes).toBe(0);
+  });
+});
+
+describe('upload: the client keeps to the window', () => {
+  it('also when the server accepts it again from less than it had acknowledged (a session moved to another instance)', async () => {
+    const WINDOW_OF_SERVER = 64 * 1024;
+    // A server of the protocol's shape: the first connection acknowledges 4 windows and is cut; the second accepts from 0 and acknowledges nothing.
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => server.once('listening', resolve));
+    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    let connections = 0;
+    let bytesAfterRestart = 0;
+    server.on('connection', (ws) => {
+      const connection = ++connections;
+      let received = 0;
+      const send = (event: string, data: unknown) => ws.send(JSON.stringify({ event, data }));
+      ws.on('message', (raw, binary) => {
+        if (binary) {
+          const chunk = decodeServerBinary(new Uint8Array(raw as Buffer))!;
+          if (connection > 1) return void (bytesAfterRestart += chunk.data!.byteLength);
+          received += chunk.data!.byteLength;
+          send('$chunk-ack', { transfer: chunk.transfer, received });
+          if (received >= 4 * WINDOW_OF_SERVER) ws.terminate();
+          return;
+        }
+        const { event, data } = JSON.parse(String(raw));
+        const resumed = connection > 1;
+        if (event === '$hello') send('$ready', { sessionId: 's', resumeToken: 't', resumed, missed: false, lastId: resumed ? 1 : 0, heartbeatMs: 60_000, maxPayloadBytes: 65536 });
+        if (event === '$upload') send('$chunk-ack', { transfer: data.transfer, received: 0, window: WINDOW_OF_SERVER, maxFrameBytes: 16 * 1024 });
+      });
+    });
+    const c = client(`ws://127.0.0.1:${(server.address() as { port: number }).port}/ws`, { heartbeat: false });
+    void c.upload('file', randomBytes(MiB)).catch(() => undefined);
+    await waitUntil(() => connections === 2 && bytesAfterRestart > 0, { what: 'chunks after the restart' });
+    await sleep(300);
+    expect(bytesAfterRestart).toBeLessThanOrEqual(WINDOW_OF_SERVER);
   });
 });
 

@@ -358,7 +358,11 @@ export class ReliableConnection extends ConnectionState {
     }, delayMs);
   }
 
-  /** `$chunk-ack` of an upload: the acceptance (with `window`) says where to continue; later ones move `acked`. */
+  /**
+   * `$chunk-ack` of an upload: the acceptance (with `window`) says where to continue, which may be
+   * before what was acknowledged (the session moved to an instance without the upload's bytes);
+   * later ones move `acked`.
+   */
   private onChunkAck(data: unknown): void {
     const ack = chunkAckDataOf(data);
     const upload = typeof ack?.transfer === 'number' ? this.uploads.get(ack.transfer) : undefined;
@@ -368,6 +372,10 @@ export class ReliableConnection extends ConnectionState {
       upload.window = Math.max(1, ack.window);
       upload.maxFrameBytes = ack.maxFrameBytes ?? upload.window;
       upload.sent = ack.received;
+      if (ack.received < upload.acked) {
+        upload.acked = ack.received;
+        this.reportProgress(upload);
+      }
     }
     if (ack.received > upload.acked) {
       upload.acked = ack.received;
