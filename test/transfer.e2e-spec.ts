@@ -358,6 +358,24 @@ describe('upload: the client keeps to the window', () => {
   });
 });
 
+describe('upload: a buffer the process cannot allocate', () => {
+  it('refuses the upload (PAYLOAD_TOO_LARGE to its id, budget given back) instead of throwing out of the frame handler', async () => {
+    const GiB = 1024 * MiB;
+    const huge = await startApp({ ...OPTIONS, maxTransferBytes: 6 * GiB, resume: { ttlMs: 30_000, maxTotalBytes: 8 * GiB } }, [TransferGateway]);
+    closers.push(() => huge.close());
+    const peer = await rawPeer(huge.wsUrl('/ws'));
+    const size = 5 * GiB; // above what one Buffer may hold
+    peer.send({ event: '$upload', data: { transfer: 'huge', event: 'file', size }, id: 'u' });
+    await waitUntil(() => peer.texts.some((t) => t.event === '$chunk-ack'), { what: 'the acceptance' });
+    peer.ws.send(encodeBinaryMessage(chunkHeaderJson('huge', 0), new Uint8Array(1000)));
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === 'u'), { what: 'the answer to the upload' });
+    expect(peer.texts.find((t) => t.data?.ref === 'u')).toMatchObject({ event: '$error', data: { code: 'PAYLOAD_TOO_LARGE', details: { transfer: 'huge', size } } });
+    expect(sockets.get(peer.sessionId)!.session.transfers.heldBytes).toBe(0);
+    peer.send({ event: 'note', data: 1, id: 'n' });
+    await waitUntil(() => peer.texts.some((t) => t.data?.ref === 'n'), { what: 'the note answer' });
+  });
+});
+
 describe('stream: event names', () => {
   it('socket.stream() rejects a protocol ("$") or over-long event name with a TypeError, sending nothing', async () => {
     const peer = await rawPeer(app.wsUrl('/ws'));

@@ -88,6 +88,7 @@ export class TransferProtocol {
     if (!chunk) return this.refuse(socket, '$chunk header must be { event, transfer, offset }', undefined, id);
     const upload = socket.session.transfers.upload(chunk.transfer);
     if (!upload) return this.refuse(socket, `no upload with transfer id ${JSON.stringify(chunk.transfer)}`, { transfer: chunk.transfer }, id);
+    if (!upload.allocate()) return this.abandon(socket, upload);
     const problem = upload.write(chunk.offset, payload);
     if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received }, id);
     socket.sendSystem(SystemEvent.CHUNK_ACK, { transfer: upload.transfer, received: upload.received });
@@ -104,6 +105,17 @@ export class TransferProtocol {
     if (!this.dispatcher.dispatch(socket, message)) {
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${upload.event}"`, ref: upload.id });
     }
+  }
+
+  /** The process cannot hold the upload's bytes: it is dropped, and its `$upload` answered `PAYLOAD_TOO_LARGE`. */
+  private abandon(socket: ReliableSocket, upload: IncomingUpload): void {
+    socket.session.transfers.cancelUpload(upload.transfer);
+    socket.replyError({
+      code: ErrorCode.PAYLOAD_TOO_LARGE,
+      message: `this process cannot allocate ${upload.size} bytes for one upload`,
+      ref: upload.id,
+      details: { transfer: upload.transfer, size: upload.size },
+    });
   }
 
   /** `$chunk-ack { transfer, received }` of a stream to the client. */

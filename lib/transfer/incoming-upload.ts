@@ -25,13 +25,25 @@ export class IncomingUpload {
     return this.received === this.size;
   }
 
-  /** Copies a chunk in; returns why it was refused, or undefined. */
+  /**
+   * Takes the buffer of the whole upload (once, at its first chunk); false when the process cannot
+   * give it: more than one Buffer holds (`buffer.constants.MAX_LENGTH`), or out of memory.
+   */
+  allocate(): boolean {
+    try {
+      this.buffer ??= Buffer.allocUnsafe(this.size);
+      return true;
+    } catch {
+      return false; // a RangeError, of Node's realm (not always the caller's)
+    }
+  }
+
+  /** Copies a chunk in, once `allocate` succeeded; returns why it was refused, or undefined. */
   write(offset: number, bytes: Uint8Array): string | undefined {
     if (bytes.byteLength === 0) return 'a $chunk must carry at least one byte';
     if (offset !== this.received) return `expected the chunk at offset ${this.received}, got ${offset}`;
     if (offset + bytes.byteLength > this.size) return `the chunk ends past the transfer's size (${this.size} bytes)`;
-    this.buffer ??= Buffer.allocUnsafe(this.size);
-    this.buffer.set(bytes, offset);
+    this.buffer!.set(bytes, offset);
     this.received += bytes.byteLength;
     return undefined;
   }
