@@ -45,6 +45,21 @@ describe('StreamReceiver', () => {
     expect(sent.map((frame) => frame.event)).toEqual(['$chunk-ack']);
   });
 
+  it('a stream whose buffer cannot be allocated is refused like one too large, never thrown out of the frame handler', () => {
+    const { receiver, sent, emitted, announce } = setup(Number.MAX_SAFE_INTEGER);
+    announce(1, Number.MAX_SAFE_INTEGER); // within maxTransferBytes, beyond any typed array
+    sent.length = 0;
+    expect(() => receiver.chunk({ transfer: 1, offset: 0 }, new Uint8Array(10))).not.toThrow();
+    expect(sent).toEqual([{ event: '$cancel', data: { transfer: 1, direction: 'down' } }]);
+    expect(emitted.filter((e) => e.event === '$error').map((e) => e.payload)).toMatchObject([
+      { code: 'PAYLOAD_TOO_LARGE', details: { transfer: 1, event: 'file', size: Number.MAX_SAFE_INTEGER } },
+    ]);
+    sent.length = 0;
+    receiver.chunk({ transfer: 1, offset: 10 }, new Uint8Array(10)); // a chunk still in flight: ignored
+    announce(2, 10); // fits: the refused stream holds nothing
+    expect(sent).toEqual([{ event: '$chunk-ack', data: { transfer: 2, received: 0 } }]);
+  });
+
   it('after a resume, keeps the partial streams the server continues and lets go of the others (bytes and slots)', () => {
     const { receiver, sent, emitted, announce } = setup(100);
     announce(1, 60);

@@ -82,7 +82,11 @@ export class StreamReceiver {
     if (!chunk || !stream || chunk.offset > stream.received) return;
     const end = chunk.offset + payload.byteLength;
     if (end > stream.size || end <= stream.received) return;
-    stream.bytes ??= new Uint8Array(stream.size);
+    stream.bytes ??= allocated(stream.size);
+    if (!stream.bytes) {
+      this.drop(key!, stream);
+      return this.refuseTooLarge(stream, `a stream of ${stream.size} bytes is more than this client can allocate`);
+    }
     stream.bytes.set(payload.subarray(stream.received - chunk.offset), stream.received);
     stream.received = end;
     const progress: TransferProgress = { event: stream.event, transfer: stream.transfer, received: end, total: stream.size, direction: 'down' };
@@ -98,9 +102,7 @@ export class StreamReceiver {
   keepOnly(continued: readonly TransferId[]): void {
     const keys = new Set(continued.map(transferKey));
     for (const [key, stream] of this.streams) {
-      if (keys.has(key)) continue;
-      this.streams.delete(key);
-      this.held -= stream.size;
+      if (!keys.has(key)) this.drop(key, stream);
     }
   }
 
@@ -112,11 +114,15 @@ export class StreamReceiver {
   }
 
   private complete(key: string, stream: IncomingStream): void {
-    this.streams.delete(key);
-    this.held -= stream.size;
+    this.drop(key, stream);
     this.finished.set(key, stream.size);
     if (this.finished.size > FINISHED_REMEMBERED) this.finished.delete(this.finished.keys().next().value as string);
     this.wire.emit(stream.event, stream.bytes ?? new Uint8Array(0));
+  }
+
+  private drop(key: string, stream: IncomingStream): void {
+    this.streams.delete(key);
+    this.held -= stream.size;
   }
 
   private ack(stream: IncomingStream): void {
@@ -128,7 +134,7 @@ export class StreamReceiver {
   }
 
   /** Refuses a stream the client has no room for and says so with a `$error` event. */
-  private refuseTooLarge(announced: StreamData, message: string): void {
+  private refuseTooLarge(announced: Pick<StreamData, 'transfer' | 'event' | 'size'>, message: string): void {
     this.refuse(announced.transfer);
     const error: ErrorData = {
       code: ErrorCode.PAYLOAD_TOO_LARGE,
@@ -140,5 +146,14 @@ export class StreamReceiver {
 
   private refuse(transfer: TransferId): void {
     this.wire.sendSystem(SystemEvent.CANCEL, { transfer, direction: 'down' });
+  }
+}
+
+/** A buffer for a whole stream; undefined when the runtime cannot give one that large. */
+function allocated(size: number): Uint8Array | undefined {
+  try {
+    return new Uint8Array(size);
+  } catch {
+    return undefined; // a RangeError
   }
 }
