@@ -25,6 +25,8 @@ const uploads: Array<{ size: number; hash: string; isBuffer: boolean }> = [];
 const notes: number[] = [];
 const sockets = new Map<string, ReliableSocket>();
 const streamOutcomes: Array<'resolved' | 'rejected'> = [];
+/** What the `held-file` handler waits for before it answers. */
+let heldFileGate: Promise<void> = Promise.resolve();
 
 @ReliableGateway({ path: '/ws' })
 class TransferGateway {
@@ -37,6 +39,13 @@ class TransferGateway {
     const hash = sha(data);
     uploads.push({ size: data.length, hash, isBuffer: Buffer.isBuffer(data) });
     return { size: data.length, hash };
+  }
+
+  /** Answers the upload's size once `heldFileGate` opens, as a handler that writes it somewhere slow first. */
+  @SubscribeMessage('held-file')
+  async heldFile(@MessageBody() data: Buffer): Promise<number> {
+    await heldFileGate;
+    return data.length;
   }
 
   @SubscribeMessage('note')
@@ -256,6 +265,26 @@ describe('upload (client → server)', () => {
     expect(uploads.map((u) => u.hash)).toEqual([sha(second)]);
     expect(closes).toEqual([]);
     expect(errors).toEqual([]); // chunks of the cancelled upload still in flight are not reported
+  });
+
+  it("an upload's bytes count against the budget until its handler answers: one more that does not fit is refused meanwhile", async () => {
+    const small = await startApp({ ...OPTIONS, maxTransferBytes: MiB }, [TransferGateway]);
+    closers.push(() => small.close());
+    const c = client(small.wsUrl('/ws'));
+    await ready(c);
+    let open!: () => void;
+    heldFileGate = new Promise<void>((resolve) => (open = resolve));
+    const size = 600 * 1024;
+    let allSent!: () => void;
+    const handlerRuns = new Promise<void>((resolve) => (allSent = resolve));
+    const first = c.upload('held-file', randomBytes(size), { onProgress: (received) => received === size && allSent() });
+    await within(handlerRuns, 10_000, 'every byte of the first upload acknowledged (its handler runs)');
+
+    const second = await within(c.upload('held-file', randomBytes(size)).catch((error: unknown) => error), 5000, 'the second upload');
+    expect(second).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    open();
+    await expect(within(first, 5000, 'the first answer')).resolves.toBe(size);
+    await expect(within(c.upload('held-file', randomBytes(size)), 10_000, 'an upload after the answer')).resolves.toBe(size);
   });
 
   it('an upload to an event without handler, or of garbage, is refused at once', async () => {

@@ -38,11 +38,11 @@ export class MessageDispatcher {
     return this.handlers.get(socket)?.has(event) ?? false;
   }
 
-  /** Runs the handler of the message's event; false when the connection has none for it. */
-  dispatch(socket: ReliableSocket, { event, data, id }: ClientMessage): boolean {
+  /** Runs the handler of the message's event, then `onAnswered` once it is answered; false when the connection has none for it. */
+  dispatch(socket: ReliableSocket, { event, data, id }: ClientMessage, onAnswered?: () => void): boolean {
     const handler = this.handlers.get(socket)?.get(event);
     if (!handler) return false;
-    const inbound = new InboundMessage(event, data, id);
+    const inbound = new InboundMessage(event, data, id, onAnswered);
     // A direct handler's failures have met no exception filter yet; Nest's pipeline's have.
     const direct = handler.direct !== undefined;
     let result: unknown;
@@ -119,6 +119,7 @@ export class MessageDispatcher {
       this.logger.error(`answering "${inbound.event}" failed: ${errorText(error)}`);
       socket.replyError({ code: ErrorCode.INTERNAL, message: INTERNAL_ERROR_MESSAGE, ref: inbound.id });
     }
+    inbound.onAnswered?.();
   }
 
   private answerWith(socket: ReliableSocket, inbound: InboundMessage, result: unknown): void {

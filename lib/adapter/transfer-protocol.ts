@@ -98,11 +98,15 @@ export class TransferProtocol {
     if (upload.complete) this.deliver(socket, upload);
   }
 
-  /** Every byte is in: the handler gets one message through the whole pipeline; its answer goes to the `$upload`'s id. */
+  /**
+   * Every byte is in: the handler gets one message through the whole pipeline; its answer goes to
+   * the `$upload`'s id, and the upload's budget is released with it.
+   */
   private deliver(socket: ReliableSocket, upload: IncomingUpload): void {
-    socket.session.transfers.finishUpload(upload);
+    const release = socket.session.transfers.finishUpload(upload);
     const message: ClientMessage = { event: upload.event, data: upload.bytes(), id: upload.id };
-    if (!this.dispatcher.dispatch(socket, message)) {
+    if (!this.dispatcher.dispatch(socket, message, release)) {
+      release();
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${upload.event}"`, ref: upload.id });
     }
   }

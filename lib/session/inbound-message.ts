@@ -12,6 +12,8 @@ export class InboundMessage {
     readonly event: string,
     readonly data: unknown,
     readonly id: MessageId | undefined,
+    /** Called once the message is answered (whatever the answer). */
+    readonly onAnswered?: () => void,
   ) {}
 
   fail(error: Omit<ErrorData, 'ref'>): void {

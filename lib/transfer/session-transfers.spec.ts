@@ -45,6 +45,37 @@ describe('SessionTransfers: the instance budget', () => {
   });
 });
 
+describe('SessionTransfers: a complete upload until its handler answers', () => {
+  function completed(budget: SharedByteBudget) {
+    const transfers = new SessionTransfers(undefined, budget);
+    const start = transfers.startUpload({ transfer: 'u1', event: 'file', size: 500 }, 1);
+    if (!start.ok) throw new Error(start.message);
+    return { transfers, release: transfers.finishUpload(start.upload) };
+  }
+
+  it('is no longer in progress, but holds its bytes until released, once', () => {
+    const budget = budgetEvicting(10_000, () => undefined);
+    const { transfers, release } = completed(budget);
+    expect(transfers.uploadIds()).toEqual([]);
+    expect(transfers.heldBytes).toBe(500);
+    expect(budget.used).toBe(500 + TRANSFER_OVERHEAD_BYTES);
+    release();
+    release();
+    expect(transfers.heldBytes).toBe(0);
+    expect(budget.used).toBe(0);
+  });
+
+  it('gives its bytes back when the session ends first; a release after that changes nothing', () => {
+    const budget = budgetEvicting(10_000, () => undefined);
+    const { transfers, release } = completed(budget);
+    transfers.dispose();
+    expect(budget.used).toBe(0);
+    release();
+    expect(budget.used).toBe(0);
+    expect(transfers.heldBytes).toBe(0);
+  });
+});
+
 describe('SessionTransfers: what a stream acknowledgement achieves', () => {
   /** A stream on a connection that takes everything; its transfer id as the `$stream` announcement gives it. */
   function streaming(size: number): { transfers: SessionTransfers; transfer: TransferId } {

@@ -65,6 +65,8 @@ export type UploadStart = { ok: true; upload: IncomingUpload } | { ok: false; co
 export class SessionTransfers {
   private readonly uploads = new Map<string, IncomingUpload>();
   private readonly streams = new Map<string, OutgoingStream>();
+  /** Complete uploads whose handlers have not answered yet: their bytes still count. */
+  private readonly answering = new Set<{ size: number }>();
   private held = 0;
   private link: TransferLink | undefined;
   private waitingForDrain = false;
@@ -101,9 +103,17 @@ export class SessionTransfers {
     return { ok: true, upload };
   }
 
-  /** The upload is complete: its budget is released. */
-  finishUpload(upload: IncomingUpload): void {
-    this.dropUpload(transferKey(upload.transfer));
+  /**
+   * The upload is complete and goes to its handler: no longer in progress, but its bytes count
+   * against the budgets until the returned function is called (the handler answered).
+   */
+  finishUpload(upload: IncomingUpload): () => void {
+    this.uploads.delete(transferKey(upload.transfer));
+    const held = { size: upload.size };
+    this.answering.add(held);
+    return () => {
+      if (this.answering.delete(held)) this.release(held.size);
+    };
   }
 
   /** The ids of the `$upload`s in progress. */
@@ -115,16 +125,10 @@ export class SessionTransfers {
   cancelUpload(transfer: MessageId): IncomingUpload | undefined {
     const key = transferKey(transfer);
     const upload = this.uploads.get(key);
-    if (upload) this.dropUpload(key);
-    return upload;
-  }
-
-  private dropUpload(key: string): boolean {
-    const upload = this.uploads.get(key);
-    if (!upload) return false;
+    if (!upload) return undefined;
     this.uploads.delete(key);
     this.release(upload.size);
-    return true;
+    return upload;
   }
 
   // ---- streams (server → client)
@@ -243,10 +247,11 @@ export class SessionTransfers {
     this.disposed = true;
     this.link = undefined;
     const streams = [...this.streams.values()];
-    for (const upload of this.uploads.values()) this.release(upload.size);
+    for (const upload of [...this.uploads.values(), ...this.answering]) this.release(upload.size);
     for (const stream of streams) this.release(stream.size);
     this.streams.clear();
     this.uploads.clear();
+    this.answering.clear();
     for (const stream of streams) stream.settle.reject(new TransferAbortedError(`the session ended before the stream of "${stream.event}" was delivered`));
   }
 
