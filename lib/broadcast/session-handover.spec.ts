@@ -349,6 +349,49 @@ describe('SessionHandover', () => {
     shutdown();
   });
 
+  it("a forged adoption claim naming another claim's request never hands that claimer the session under its client's token", async () => {
+    const { a, b, onDeliver, shutdown } = cluster();
+    sessionOnA(a);
+    // A shuts down and finds no adopter: its session stays offered while it closes
+    onDeliver((env) => (env.type === 'adopt-here' ? false : undefined));
+    await a.handover.offerAll(5000);
+    onDeliver((env, to) => {
+      // someone on the bus sees B's claim of a session nobody has, and offers A's session under B's request
+      if (env.type === 'handover-prepare' && env.sessionId === 'unknown-session' && to === 'A') {
+        a.handover.receive({ type: 'handover-prepare', origin: 'forger', request: env.request, sessionId: 'session-1', adopt: true });
+      }
+    });
+    // the forger's own client resumes a made-up session on B with a token of its own choosing
+    expect(await b.handover.claim('unknown-session', 'forger-token', 'ann')).toBeUndefined();
+    expect(b.registry.getSession('session-1')).toBeUndefined();
+    // given back: its owner takes it back when no `taken` comes, and keeps it for its own client
+    const kept = await keptByOwner(a);
+    expect(kept.acceptsToken('forger-token')).toBe(false);
+    expect(kept.acceptsToken('token-1')).toBe(true);
+    shutdown();
+  });
+
+  it('a snapshot whose token hash is not the claiming client\'s is never restored under that client\'s token', async () => {
+    const { a, b, onDeliver, shutdown } = cluster();
+    sessionOnA(a);
+    onDeliver((env) => (env.type === 'adopt-here' ? false : undefined));
+    await a.handover.offerAll(5000);
+    onDeliver((env, to) => {
+      // a forged adoption claim under the request of B's claim (wrong token) gets there first; A's refusal is lost
+      if (env.type === 'handover-prepare' && !env.adopt && to === 'A') {
+        a.handover.receive({ type: 'handover-prepare', origin: 'forger', request: env.request, sessionId: 'session-1', adopt: true });
+        return false;
+      }
+    });
+    expect(await b.handover.claim('session-1', 'forger-token', 'ann')).toBeUndefined();
+    expect(b.registry.getSession('session-1')).toBeUndefined();
+    // given back: its owner takes it back when no `taken` comes, and keeps it for its own client
+    const kept = await keptByOwner(a);
+    expect(kept.acceptsToken('forger-token')).toBe(false);
+    expect(kept.acceptsToken('token-1')).toBe(true);
+    shutdown();
+  });
+
   it('an owner that cannot catch up with the claimer keeps the session', async () => {
     const { a, b, onWhenDelivered, shutdown } = cluster();
     sessionOnA(a);
@@ -363,6 +406,14 @@ describe('SessionHandover', () => {
 
 function snapshotOf(id: string) {
   return { id, resumeTokenHash: hashSecret(`token-${id}`), principal: null, lastSeq: 0, lastId: 0, ackedSeq: 0, rooms: [], pushes: [], answers: [] };
+}
+
+/** session-1 once its owner has settled its move (bounded: the owner waits 2 s for `taken`). */
+async function keptByOwner(owner: { registry: SessionRegistry }): Promise<Session> {
+  for (let i = 0; i < 100 && owner.registry.getSession('session-1')?.moving; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  const session = owner.registry.getSession('session-1');
+  expect(session?.moving).toBe(false);
+  return session!;
 }
 
 const settle = async (): Promise<void> => {

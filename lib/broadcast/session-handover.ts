@@ -75,7 +75,8 @@ interface Claim {
  * 2. the claimer subscribes to those rooms and starts keeping every push addressed to the session;
  * 3. it asks the owner to `commit`: the owner freezes the session (cuts its old connection) and
  *    stores a snapshot in Redis, keeping the session until the move is settled;
- * 4. the claimer takes the snapshot (GETDEL: whoever takes it owns the session), restores it,
+ * 4. the claimer takes the snapshot (whoever holds it owns the session), restores it if it is the
+ *    session claimed, with the claiming client's token (else gives it back to the owner),
  *    appends the pushes it kept that the snapshot lacks (by broadcast id), and says `taken`; the
  *    owner then forgets the session. Without `taken` in time, the owner takes the snapshot back
  *    itself: if it gets it, the session stays with it; a failed store keeps it there too.
@@ -172,7 +173,14 @@ export class SessionHandover {
     const { key, stored } = await this.snapshotOf(claim, ready).catch((error: unknown) => {
       throw isInstance(error, SessionUnsettledError) ? error : new SessionUnsettledError(errorText(error));
     });
-    const session = this.restore(stored, claim.heard ?? [], resumeToken);
+    const snapshot = JSON.parse(stored) as SessionSnapshot;
+    if (!isClaimedSession(snapshot, claim.sessionId, resumeToken)) {
+      // Another session, or not this client's: a forged message steered its owner's move here.
+      await this.bus.store(key, stored, this.sessions.ttlMs).catch(() => undefined); // its owner takes it back
+      this.logger.warn(`handover of session ${shortId(claim.sessionId)} refused: the snapshot stored for it is another session's or not its client's (a forged handover message on the bus?)`);
+      return undefined;
+    }
+    const session = this.restore(snapshot, claim.heard ?? [], resumeToken);
     void this.bus.publish({ type: 'handover-taken', origin: this.bus.instanceId, request: ready.request }).catch(() => undefined);
     void this.bus.discard(key).catch(() => undefined); // else it expires with the session's ttl
     this.logger.debug(`session ${shortId(claim.sessionId)} claimed from instance ${ready.origin}`);
@@ -387,8 +395,7 @@ export class SessionHandover {
     session.trimAcknowledged();
   }
 
-  private restore(stored: string, heard: PushEnvelope[], resumeToken: string | undefined): Session | undefined {
-    const snapshot = JSON.parse(stored) as SessionSnapshot;
+  private restore(snapshot: SessionSnapshot, heard: PushEnvelope[], resumeToken: string | undefined): Session | undefined {
     const session = this.sessions.adopt(snapshot, resumeToken);
     if (!session) return this.sessions.getSession(snapshot.id);
     const kept = new Set(snapshot.pushes.map((push) => push.id).filter(Boolean));
@@ -426,6 +433,11 @@ const ANSWER_GRACE_MS = HANDOVER_STEP_TIMEOUT_MS / 2;
 async function settled(session: Session): Promise<void> {
   const deadline = performance.now() + ANSWER_GRACE_MS;
   while (session.answers.hasPending && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+/** Whether a snapshot is of the session claimed, and, for a client's resume, of the token it brought. */
+function isClaimedSession(snapshot: SessionSnapshot, sessionId: string, resumeToken: string | undefined): boolean {
+  return snapshot.id === sessionId && (resumeToken === undefined || secretsEqual(String(snapshot.resumeTokenHash), hashSecret(resumeToken)));
 }
 
 function addresses(target: BroadcastTarget, claim: Claim): boolean {
