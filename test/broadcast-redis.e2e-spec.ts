@@ -417,6 +417,31 @@ describe('BroadcastService across instances through Redis', () => {
     expect(dropped[0]).toContain('that is not one this package sends');
   });
 
+  it('one PUBLISH with an epoch Redis never gave the channel (without touching its keys) ends no session: it is checked against Redis and dropped', async () => {
+    const prefix = uniquePrefix();
+    const A = await instance('A', prefix);
+    const B = await instance('B', prefix);
+    const peers = [await peer(A, 'u.a'), await peer(B, 'u.b')];
+    await A.service.join(peers[1].sessionId, 'r');
+    await barrier([A, B], peers, 'before');
+    const closes: number[] = [];
+    for (const p of peers) p.client.raw.on('close', (code: number) => closes.push(code));
+    const push = { type: 'push', origin: 'elsewhere', id: 'forged', target: { kind: 'all' }, event: 'forged' };
+    for (const channel of [`${prefix}:all`, `${prefix}:direct`, `${prefix}:room:r`]) {
+      for (const offset of [1, 2, 9_000_000]) await admin.publish(channel, `made-up-epoch ${offset} ${JSON.stringify(push)}\n1`);
+    }
+    await A.service.toAll('x', 'A');
+    await B.service.toRoom('r', 'x', 'B');
+    const after = await barrier([A, B], peers, 'after').catch((error: unknown) => error);
+    expect(closes).toEqual([]);
+    expect(after).toBeUndefined();
+    for (const p of peers) {
+      expect(pushesOf(p.client, 'forged')).toEqual([]);
+    }
+    expect(dataOf(peers[0], 'x')).toEqual(['A']);
+    expect(dataOf(peers[1], 'x').sort()).toEqual(['A', 'B']);
+  });
+
   describe('sharded pub/sub (broadcast.sharded: true)', () => {
     it('the shared Redis is version 7 or later (SSUBSCRIBE/SPUBLISH)', async () => {
       expect(await redisMajorVersion(admin)).toBeGreaterThanOrEqual(7);

@@ -8,18 +8,21 @@ export interface SequencedMessage {
 }
 
 
-/** What the channel's history in Redis holds after an offset, read in one step with its head. */
+/** What the channel's history in Redis holds after a position, read in one step with its head. */
 export interface ChannelHistory {
   /** The channel's epoch and latest offset, or undefined when Redis has no record of the channel. */
   head: { epoch: string; offset: number } | undefined;
-  /** The messages after the asked offset, oldest first (as many as the history still holds). */
+  /**
+   * The messages after the asked position, oldest first (as many as the history still holds); all
+   * of them when the head is in another epoch.
+   */
   messages: SequencedMessage[];
 }
 
 export interface SequencerIo {
   /** Hands a payload on, in channel order, exactly once. */
   deliver(channel: string, payload: string): void;
-  readHistory(channel: string, afterOffset: number): Promise<ChannelHistory>;
+  readHistory(channel: string, after: ChannelPosition): Promise<ChannelHistory>;
   /** Messages of the channel are gone for good (history trimmed, Redis lost its data). */
   lost(channel: string): void;
 }
@@ -30,6 +33,8 @@ interface ChannelState {
   lastSeenAt: number;
   /** Messages received while a recovery runs, delivered after it. */
   held: SequencedMessage[];
+  /** The subscriber's disconnections counted when the oldest held message arrived. */
+  heldSince: number;
   recovering: boolean;
   /** A catch-up was asked for while a recovery ran: run another once it ends. */
   again: boolean;
@@ -65,6 +70,8 @@ export function decodeSequenced(message: string): SequencedMessage | undefined {
 export class ChannelSequencer {
   private readonly channels = new Map<string, ChannelState>();
   private readonly deliveryWaiters = new Set<() => void>();
+  /** How often the subscriber lost its connection (Redis may have restarted meanwhile). */
+  private disconnections = 0;
 
   /**
    * @param idleResetMs a channel silent for this long may restart its epoch without loss (its
@@ -94,11 +101,12 @@ export class ChannelSequencer {
   receive(channel: string, message: SequencedMessage): void {
     const state = this.channels.get(channel);
     if (!state) {
-      this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], recovering: false, again: false, behind: false });
+      this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], heldSince: 0, recovering: false, again: false, behind: false });
       this.io.deliver(channel, message.payload);
       return;
     }
     if (!state.recovering && this.apply(channel, state, message)) return;
+    if (state.held.length === 0) state.heldSince = this.disconnections;
     state.held.push(message);
     if (state.held.length > this.maxHeld) {
       // The history could not be read while more came than it keeps: the gap is gone; start over from what comes next.
@@ -107,6 +115,11 @@ export class ChannelSequencer {
     } else if (!state.recovering) {
       void this.recover(channel, state);
     }
+  }
+
+  /** The subscriber lost its connection: what was held until now may be gone from Redis by the next read. */
+  disconnected(): void {
+    this.disconnections++;
   }
 
   /** Checks the channel against its history (after a reconnect) and delivers what was missed. */
@@ -127,7 +140,7 @@ export class ChannelSequencer {
   start(channel: string, head: ChannelHistory['head']): void {
     if (this.channels.has(channel)) return;
     const { epoch, offset } = head ?? { epoch: NO_RECORD, offset: 0 };
-    this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], recovering: false, again: false, behind: false });
+    this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], heldSince: 0, recovering: false, again: false, behind: false });
   }
 
   /** How far the channel is delivered here: its epoch and the offset of its last message. */
@@ -176,14 +189,9 @@ export class ChannelSequencer {
    * (delivered, a duplicate, or a reported loss), false when it leaves a gap to fill first.
    */
   private apply(channel: string, state: ChannelState, message: SequencedMessage): boolean {
-    if (state.epoch === NO_RECORD) state.epoch = message.epoch;
-    if (message.epoch !== state.epoch) {
-      const expiredWhileIdle = message.offset === 1 && this.now() - state.lastSeenAt >= this.idleResetMs;
-      if (!expiredWhileIdle) this.io.lost(channel);
-      this.moveTo(state, message);
-      this.io.deliver(channel, message.payload);
-      return true;
-    }
+    // Another epoch is believed only once the channel's head in Redis shows it (a history read):
+    // anyone may publish on the channel, and a new epoch means its earlier messages are lost.
+    if (message.epoch !== state.epoch) return false;
     if (message.offset <= state.offset) return true;
     if (message.offset > state.offset + 1) return false;
     this.moveTo(state, message);
@@ -197,7 +205,7 @@ export class ChannelSequencer {
       do {
         state.again = false;
         const heldBefore = state.held.length;
-        const history = await this.io.readHistory(channel, state.offset);
+        const history = await this.io.readHistory(channel, { epoch: state.epoch, offset: state.offset });
         if (this.channels.get(channel) !== state) return;
         this.applyHistory(channel, state, history);
         this.notifyWaiters();
@@ -217,16 +225,21 @@ export class ChannelSequencer {
 
   private applyHistory(channel: string, state: ChannelState, { head, messages }: ChannelHistory): void {
     if (!head) {
-      if (state.epoch === NO_RECORD) return;
+      if (state.epoch === NO_RECORD) {
+        // Held messages Redis has no record of: not published through it, unless it lost its data since they came.
+        if (state.held.length > 0 && state.heldSince !== this.disconnections) this.io.lost(channel);
+        return;
+      }
       // No record: it expired with a long-idle channel, or Redis lost its data.
-      if (this.now() - state.lastSeenAt < this.idleResetMs) this.io.lost(channel);
-      this.channels.delete(channel);
-      this.drainAsNew(channel, state.held.splice(0));
+      if (!this.idle(state)) this.io.lost(channel);
+      state.epoch = NO_RECORD;
+      state.offset = 0;
       return;
     }
     if (state.epoch === NO_RECORD) state.epoch = head.epoch;
-    if (head.epoch !== state.epoch || (head.offset > state.offset && messages[0]?.offset !== state.offset + 1)) {
-      this.io.lost(channel);
+    const restarted = head.epoch !== state.epoch;
+    if (restarted || (head.offset > state.offset && messages[0]?.offset !== state.offset + 1)) {
+      if (!(restarted && messages[0]?.offset === 1 && this.idle(state))) this.io.lost(channel);
       state.epoch = head.epoch;
       state.offset = Math.max(0, (messages[0]?.offset ?? head.offset + 1) - 1);
     }
@@ -239,27 +252,30 @@ export class ChannelSequencer {
   }
 
   /**
-   * Delivers what came during the recovery. A message that still leaves a gap came before the last
-   * history read and is past its head: Redis never recorded it (it was not published through this
-   * package), so nothing is missing before it and it is dropped.
+   * Delivers what came during the recovery. A message that still leaves a gap, or is of another
+   * epoch, came before the last history read and is past its head or not in its epoch: Redis never
+   * recorded it (it was not published through this package), so nothing is missing before it and
+   * it is dropped.
    */
   private drainHeld(channel: string, state: ChannelState): void {
     for (const message of state.held.splice(0).sort(byOffset)) this.apply(channel, state, message);
   }
 
-  /** Whether the held messages, in order, leave a gap after the channel's position. */
+  /** A channel silent this long may have restarted its epoch without loss: its record expired with its history. */
+  private idle(state: ChannelState): boolean {
+    return this.now() - state.lastSeenAt >= this.idleResetMs;
+  }
+
+  /** Whether the held messages, in order, leave a gap after the channel's position (another epoch: one the read may not have seen yet). */
   private heldLeavesGap(state: ChannelState): boolean {
     let offset = state.offset;
     for (const message of [...state.held].sort(byOffset)) {
-      if (message.epoch !== state.epoch || message.offset <= offset) continue;
+      if (message.epoch !== state.epoch) return true;
+      if (message.offset <= offset) continue;
       if (message.offset > offset + 1) return true;
       offset = message.offset;
     }
     return false;
-  }
-
-  private drainAsNew(channel: string, held: SequencedMessage[]): void {
-    for (const message of held.sort(byOffset)) this.receive(channel, message);
   }
 
   private moveTo(state: ChannelState, message: SequencedMessage): void {

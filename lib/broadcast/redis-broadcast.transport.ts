@@ -100,7 +100,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.sequencer = new ChannelSequencer(
       {
         deliver: (channel, payload) => this.listener(channel, payload),
-        readHistory: (channel, afterOffset) => this.withinCommandTimeout(readHistory(this.publisher, channel, afterOffset), this.shardOf(channel)),
+        readHistory: (channel, after) => this.withinCommandTimeout(readHistory(this.publisher, channel, after), this.shardOf(channel)),
         lost: (channel) => this.onLoss(channel),
       },
       options.historyTtlMs,
@@ -255,7 +255,9 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   }
 
   private subscriberLost(subscriber: string): void {
-    if (!this.started || this.closing || this.subscribersDown.has(subscriber)) return;
+    if (!this.started || this.closing) return;
+    this.sequencer.disconnected();
+    if (this.subscribersDown.has(subscriber)) return;
     this.subscribersDown.add(subscriber);
     if (this.subscribersDown.size === 1) {
       this.logger.warn(`Redis subscriber connection lost (${subscriber}): health is degraded until it is back and caught up`);

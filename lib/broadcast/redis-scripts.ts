@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type { HandoverTakeBack } from './broadcast.transport.js';
+import type { ChannelPosition, HandoverTakeBack } from './broadcast.transport.js';
 import type { ChannelHistory, SequencedMessage } from './channel-sequencer.js';
 import { decodeSequenced } from './channel-sequencer.js';
 
@@ -34,13 +34,15 @@ return offset
 `;
 
 /**
- * Reads a channel's head and the messages after an offset, in one step. KEYS: head hash,
- * history stream. ARGV: the offset. Returns {} when the channel has no record.
+ * Reads a channel's head and the messages after a position, in one step: all that the history
+ * holds when the head is in another epoch. KEYS: head hash, history stream. ARGV: the offset, its
+ * epoch. Returns {} when the channel has no record.
  */
 const READ_HISTORY = `
 local head = redis.call('HMGET', KEYS[1], 'epoch', 'offset')
 if not head[1] then return {} end
-local missed = tonumber(head[2]) - tonumber(ARGV[1])
+local after = head[1] == ARGV[2] and tonumber(ARGV[1]) or 0
+local missed = tonumber(head[2]) - after
 local entries = {}
 if missed > 0 then entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed) end
 return {head[1], head[2], entries}
@@ -130,8 +132,8 @@ export function publishSequenced(
   return publishScript.run(connection, channelKeys(channel), args);
 }
 
-export async function readHistory(connection: Connection, channel: string, afterOffset: number): Promise<ChannelHistory> {
-  const reply = (await readHistoryScript.run(connection, channelKeys(channel), [afterOffset])) as unknown[];
+export async function readHistory(connection: Connection, channel: string, after: ChannelPosition): Promise<ChannelHistory> {
+  const reply = (await readHistoryScript.run(connection, channelKeys(channel), [after.offset, after.epoch])) as unknown[];
   if (!Array.isArray(reply) || reply.length < 3) return { head: undefined, messages: [] };
   const [epoch, offset, entries] = reply as [string, string, Array<[string, string[]]>];
   const messages: SequencedMessage[] = [];
