@@ -442,6 +442,27 @@ describe('BroadcastService across instances through Redis', () => {
     expect(dataOf(peers[1], 'x').sort()).toEqual(['A', 'B']);
   });
 
+  it('a burst of PUBLISHes past the channel head, more than historySize, while the history is read, ends no session', async () => {
+    const prefix = uniquePrefix();
+    const A = await instance('A', prefix, { historySize: 5 });
+    const B = await instance('B', prefix, { historySize: 5 });
+    const peers = [await peer(A, 'u.a'), await peer(B, 'u.b')];
+    await barrier([A, B], peers, 'before');
+    const closes: number[] = [];
+    for (const p of peers) p.client.raw.on('close', (code: number) => closes.push(code));
+    const channel = `${prefix}:all`;
+    const [epoch, offset] = await admin.hmget(channelKeys(channel)[0], 'epoch', 'offset');
+    const burst = admin.pipeline();
+    for (let n = 1; n <= 50; n++) burst.publish(channel, `${epoch} ${Number(offset) + 1000 + n} not an envelope`);
+    await burst.exec();
+    await A.service.toAll('x', 'A');
+    await B.service.toAll('x', 'B');
+    const after = await barrier([A, B], peers, 'after').catch((error: unknown) => error);
+    expect(closes).toEqual([]);
+    expect(after).toBeUndefined();
+    for (const p of peers) expect(dataOf(p, 'x').sort()).toEqual(['A', 'B']);
+  });
+
   describe('sharded pub/sub (broadcast.sharded: true)', () => {
     it('the shared Redis is version 7 or later (SSUBSCRIBE/SPUBLISH)', async () => {
       expect(await redisMajorVersion(admin)).toBeGreaterThanOrEqual(7);

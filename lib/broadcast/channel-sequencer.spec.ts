@@ -186,23 +186,49 @@ describe('ChannelSequencer', () => {
     expect(t.lost).toEqual([]);
   });
 
-  it('holds at most maxHeld messages while the history cannot be read: past that the gap is lost, and delivery starts over', async () => {
+  it('holds at most maxHeld messages while the history cannot be read: later ones are read from the history once it can be', async () => {
     const t = setup({ maxHeld: 5 });
     const m = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'].map(t.publish);
     t.sequencer.receive('ch', m[0]);
     t.failReads(true);
-    for (const message of m.slice(2, 7)) {
-      t.sequencer.receive('ch', message); // b is missed; c … g are held
+    for (const message of m.slice(2, 8)) {
+      t.sequencer.receive('ch', message); // b is missed; c … g are held, h is not
       await flush();
     }
     expect(t.lost).toEqual([]);
-    t.sequencer.receive('ch', m[7]); // the 6th held message
-    expect(t.lost).toEqual(['ch']);
-    expect(t.sequencer.tracked()).toEqual([]);
     t.failReads(false);
     t.sequencer.receive('ch', m[8]);
-    expect(t.delivered).toEqual(['a', 'i']);
-    expect(t.sequencer.position('ch')).toEqual({ epoch: 'e1', offset: 9 });
+    await flush();
+    expect(t.delivered).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    expect(t.lost).toEqual([]);
+  });
+
+  it('past maxHeld while the history cannot be read, what the history no longer has is a loss, never a silent gap', async () => {
+    const t = setup({ maxHeld: 2, historySize: 3 });
+    const m = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.failReads(true);
+    for (const message of m.slice(2)) {
+      t.sequencer.receive('ch', message);
+      await flush();
+    }
+    t.failReads(false);
+    await t.sequencer.catchUp('ch');
+    expect(t.lost).toEqual(['ch']);
+    expect(t.delivered).toEqual(['a', 'e', 'f', 'g']);
+  });
+
+  it('a burst of more than maxHeld messages Redis never recorded, while a history read runs, ends nothing', async () => {
+    const t = setup({ maxHeld: 5 });
+    t.sequencer.receive('ch', t.publish('a'));
+    for (let n = 0; n < 20; n++) t.sequencer.receive('ch', { epoch: 'e1', offset: 1000 + n, payload: 'forged' });
+    await flush();
+    await flush();
+    expect(t.lost).toEqual([]);
+    for (const p of ['b', 'c']) t.sequencer.receive('ch', t.publish(p));
+    await flush();
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+    expect(t.lost).toEqual([]);
   });
 
   it('a message Redis never recorded (past the head) is dropped after one history read: no loss, later messages still delivered', async () => {

@@ -77,7 +77,7 @@ export class ChannelSequencer {
    * @param idleResetMs a channel silent for this long may restart its epoch without loss (its
    *   record in Redis expired along with its history)
    * @param maxHeld messages held per channel while a gap waits to be filled: the history keeps no
-   *   more (`historySize`), so past this many the gap is lost
+   *   more (`historySize`), so later ones are left to the history (a loss if it no longer has them)
    */
   constructor(
     private readonly io: SequencerIo,
@@ -107,14 +107,10 @@ export class ChannelSequencer {
     }
     if (!state.recovering && this.apply(channel, state, message)) return;
     if (state.held.length === 0) state.heldSince = this.disconnections;
-    state.held.push(message);
-    if (state.held.length > this.maxHeld) {
-      // The history could not be read while more came than it keeps: the gap is gone; start over from what comes next.
-      this.io.lost(channel);
-      this.forget(channel);
-    } else if (!state.recovering) {
-      void this.recover(channel, state);
-    }
+    // Past maxHeld the message is not kept: if Redis numbered it, the next history read brings it.
+    if (state.held.length < this.maxHeld) state.held.push(message);
+    else state.again = state.recovering;
+    if (!state.recovering) void this.recover(channel, state);
   }
 
   /** The subscriber lost its connection: what was held until now may be gone from Redis by the next read. */
