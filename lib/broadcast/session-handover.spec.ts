@@ -392,6 +392,22 @@ describe('SessionHandover', () => {
     shutdown();
   });
 
+  it('answers that do not fit the step (a forged done naming another key, a refusal of a replayed prepare) leave the claim running', async () => {
+    const { a, b, onDeliver, shutdown } = cluster();
+    sessionOnA(a);
+    onDeliver((env, to) => {
+      if (env.type === 'handover-done' && to === 'B') {
+        // someone on the bus answers the commit first: another key, and a refusal of the same request
+        b.handover.receive({ type: 'handover-refused', origin: 'forger', request: env.request });
+        b.handover.receive({ ...env, origin: 'forger', key: 'handover:another-session' });
+      }
+    });
+    const moved = await b.handover.claim('session-1', 'token-1', 'ann');
+    expect(moved?.id).toBe('session-1');
+    expect(replayAfter(moved!, 0)).toEqual([frame(1), frame(2), frame(3)]);
+    shutdown();
+  });
+
   it('an owner that cannot catch up with the claimer keeps the session', async () => {
     const { a, b, onWhenDelivered, shutdown } = cluster();
     sessionOnA(a);

@@ -155,7 +155,8 @@ export class SessionHandover {
     this.claims.set(request, claim);
     try {
       const credentials = resumeToken === undefined ? { adopt: true as const } : { proof: claimProof(hashSecret(resumeToken), request), userId };
-      const ready = await this.step(claim, { type: 'handover-prepare', origin: this.bus.instanceId, request, sessionId, ...credentials });
+      const prepare: HandoverEnvelope = { type: 'handover-prepare', origin: this.bus.instanceId, request, sessionId, ...credentials };
+      const ready = await this.step(claim, prepare, (answer) => answer.type === 'handover-ready' || answer.type === 'handover-refused');
       if (ready?.type === 'handover-ready') return await this.take(claim, ready, resumeToken);
       if (ready?.type === 'handover-refused' && ready.busy) throw new SessionUnsettledError('it is promised to another claim');
       return undefined;
@@ -193,11 +194,13 @@ export class SessionHandover {
     Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
     const positions = this.bus.positions(ready.rooms);
     const commit: HandoverEnvelope = { type: 'handover-commit', origin: this.bus.instanceId, request: ready.request, positions };
-    const done = await this.step(claim, commit, COMMIT_TIMEOUT_MS);
-    if (done?.type !== 'handover-done') throw new SessionUnsettledError('its owner did not commit the move in time');
-    const stored = await this.bus.claim(done.key, ready.request);
+    // The snapshot's key follows from the request: a done naming another key is not this move's.
+    const key = this.bus.keyFor(ready.request);
+    const done = await this.step(claim, commit, (answer) => answer.type === 'handover-done' && answer.key === key, COMMIT_TIMEOUT_MS);
+    if (!done) throw new SessionUnsettledError('its owner did not commit the move in time');
+    const stored = await this.bus.claim(key, ready.request);
     if (stored === undefined) throw new SessionUnsettledError('its owner took the snapshot back');
-    return { key: done.key, stored };
+    return { key, stored };
   }
 
   /**
@@ -406,13 +409,18 @@ export class SessionHandover {
     return session;
   }
 
-  /** Publishes a step and waits for the owner's answer to it. */
-  private async step(claim: Claim, envelope: HandoverEnvelope, timeoutMs = HANDOVER_STEP_TIMEOUT_MS): Promise<HandoverEnvelope | undefined> {
+  /** Publishes a step and waits for the owner's answer to it: the first one to its request that `fits` (others are not the owner's). */
+  private async step(
+    claim: Claim,
+    envelope: HandoverEnvelope,
+    fits: (answer: HandoverEnvelope) => boolean,
+    timeoutMs = HANDOVER_STEP_TIMEOUT_MS,
+  ): Promise<HandoverEnvelope | undefined> {
     const { request } = envelope as { request: string };
     let timer: NodeJS.Timeout | undefined;
     const answered = new Promise<HandoverEnvelope | undefined>((resolve) => {
       claim.answer = (answer) => {
-        if ((answer as { request?: string }).request === request) resolve(answer);
+        if ((answer as { request?: string }).request === request && fits(answer)) resolve(answer);
       };
       timer = setTimeout(() => resolve(undefined), timeoutMs);
     });
