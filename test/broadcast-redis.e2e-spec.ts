@@ -463,6 +463,19 @@ describe('BroadcastService across instances through Redis', () => {
     for (const p of peers) expect(dataOf(p, 'x').sort()).toEqual(['A', 'B']);
   });
 
+  it('a message on its channels that carries no epoch and offset is dropped with a warn line (throttled)', async () => {
+    const prefix = uniquePrefix();
+    const logger = captureLogger();
+    const A = await instance('A', prefix, {}, {}, logger);
+    const peers = [await peer(A, 'u.a')];
+    for (let n = 0; n < 20; n++) await admin.publish(`${prefix}:all`, `garbage ${n}`);
+    await barrier([A], peers, 'after');
+    const dropped = logger.lines.filter((line) => line.startsWith('warn') && line.includes(`${prefix}:all`) && line.includes('garbage'));
+    expect(dropped.length).toBeGreaterThanOrEqual(1);
+    expect(dropped.length).toBeLessThanOrEqual(5);
+    expect(peers[0].client.raw.readyState).toBe(peers[0].client.raw.OPEN);
+  });
+
   describe('sharded pub/sub (broadcast.sharded: true)', () => {
     it('the shared Redis is version 7 or later (SSUBSCRIBE/SPUBLISH)', async () => {
       expect(await redisMajorVersion(admin)).toBeGreaterThanOrEqual(7);

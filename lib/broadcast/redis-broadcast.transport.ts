@@ -10,6 +10,7 @@ import { claimHandover, publishSequenced, readHead, readHistory, storeHandover, 
 import { keySlot, ShardSubscribers, type ShardSubscriberEvents } from './shard-subscribers.js';
 import type { ReliableWsMetrics } from '../telemetry/index.js';
 import { errorText } from '../protocol/index.js';
+import { LogThrottle, quote } from '../telemetry/index.js';
 
 /** How soon a catch-up that could not read the history is tried again. */
 const CATCH_UP_RETRY_MS = 250;
@@ -50,6 +51,7 @@ function isClusterConfig(redis: BroadcastOptions['redis']): redis is RedisCluste
 export class RedisBroadcastTransport implements BroadcastTransport {
   readonly local = false;
   private readonly logger = new Logger(RedisBroadcastTransport.name);
+  private readonly droppedLog = new LogThrottle((level, message) => this.logger[level](message));
   private readonly publisher: Connection;
   private readonly subscriber: Redis | ShardSubscribers;
   private readonly ownsPublisher: boolean;
@@ -229,6 +231,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     if (!this.subscribed.has(channel)) return; // still in flight when it was unsubscribed
     const message = decodeSequenced(payload);
     if (message) this.sequencer.receive(channel, message);
+    else this.droppedLog.log('unsequenced', 'warn', `dropped a message on ${channel} that the publish script did not number: ${quote(payload)}`);
   }
 
   private listenTo(subscriber: Redis): void {
