@@ -1,9 +1,12 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
+type ByteDirection = 'up' | 'down';
+
 /**
  * A TCP proxy for chaos tests: forwards each connection to `127.0.0.1:<upstream port>`, where the
  * upstream is chosen per connection (a fixed port, or a function: e.g. alternate between two
- * instances on every reconnect), and cuts connections on demand or at random intervals.
+ * instances on every reconnect), and cuts connections on demand, at random intervals, or once
+ * a given number of bytes has gone through.
  *
  * A cut destroys both sides at once, with no close frame: the client and the server see an
  * abnormal close (1006), as after a network failure.
@@ -19,6 +22,10 @@ export class ChaosProxy {
   refusing = false;
   private readonly pipes = new Set<[Socket, Socket]>();
   private chaosTimer: NodeJS.Timeout | undefined;
+  /** Bytes forwarded over every connection so far: client → server (up) and server → client (down). */
+  private readonly bytes: Record<ByteDirection, number> = { up: 0, down: 0 };
+  /** Totals of `bytes` at which `cutAll()` is due, ascending. */
+  private cutMarks: Record<ByteDirection, number[]> = { up: [], down: [] };
 
   private constructor(
     private readonly server: Server,
@@ -78,9 +85,20 @@ export class ChaosProxy {
     schedule();
   }
 
+  /**
+   * Cuts every connection once `after[i]` more bytes (counted from now, over all connections) have
+   * gone `direction` through the proxy, one cut per entry: where the cuts land in a transfer is set
+   * by its bytes, whatever the timing.
+   */
+  cutAfterBytes(direction: ByteDirection, after: number[]): void {
+    this.cutMarks[direction] = after.map((bytes) => this.bytes[direction] + bytes).sort((a, b) => a - b);
+  }
+
+  /** Stops the cuts the proxy makes on its own: at random and after bytes. */
   stopChaos(): void {
     clearTimeout(this.chaosTimer);
     this.chaosTimer = undefined;
+    this.cutMarks = { up: [], down: [] };
   }
 
   async close(): Promise<void> {
@@ -106,9 +124,20 @@ export class ChaosProxy {
     this.pipes.add(pipe);
     client.pipe(upstream);
     upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => this.count('up', chunk.length));
+    upstream.on('data', (chunk: Buffer) => this.count('down', chunk.length));
     client.once('close', () => this.destroy(pipe));
     // the server hung up: what it said last still reaches the client, then the pipe goes
     upstream.once('close', () => client.end());
+  }
+
+  private count(direction: ByteDirection, bytes: number): void {
+    this.bytes[direction] += bytes;
+    const marks = this.cutMarks[direction];
+    if (marks.length > 0 && this.bytes[direction] >= marks[0]) {
+      marks.shift();
+      this.cutAll();
+    }
   }
 
   private destroy(pipe: [Socket, Socket]): void {
