@@ -68,8 +68,6 @@ const PAGE = `<!doctype html>
   const clients = {};
   window.page = {
     clients,
-    /** Shares of a stream from the server after which window.cut() is called, once each. */
-    cutDownAt: [],
     open(name, port, options = {}) {
       const client = new rws.ReliableWsClient('ws://127.0.0.1:' + port + '/ws', {
         reconnect: { initialDelayMs: 10, maxDelayMs: 100, maxRetries: 1000 },
@@ -81,12 +79,7 @@ const PAGE = `<!doctype html>
       client.on('$close', ({ code }) => seen.closes.push(code));
       client.on('$error', ({ code }) => seen.errors.push(code));
       client.on('$progress', (p) => {
-        if (p.direction !== 'down') return;
-        seen.down.push(p.received);
-        if (window.page.cutDownAt.length > 0 && p.received >= window.page.cutDownAt[0] * p.total) {
-          window.page.cutDownAt.shift();
-          void window.cut();
-        }
+        if (p.direction === 'down') seen.down.push(p.received);
       });
       client.on('file', async (bytes) => seen.files.push({ size: bytes.byteLength, hash: await sha(bytes) }));
       client.on('bin', (bytes) => seen.bin.push(hex(bytes)));
@@ -99,26 +92,12 @@ const PAGE = `<!doctype html>
       for (let at = 0; at < size; at += 65536) crypto.getRandomValues(bytes.subarray(at, Math.min(size, at + 65536)));
       return bytes;
     },
-    /**
-     * Uploads \`size\` random bytes; calls window.cut() once progress passes each share in \`cutAt\`,
-     * each cut once the connection the one before cut is back (a new $ready), so that no cut is lost on a
-     * connection already going down.
-     */
-    async upload(name, size, cutAt = []) {
+    /** Uploads \`size\` random bytes, recording the progress. */
+    async upload(name, size) {
       const bytes = this.random(size);
       const hash = await sha(bytes);
       const progress = [];
-      const cuts = cutAt.map((share) => share * size);
-      let readyAtLastCut = -1;
-      const onProgress = (sent, total) => {
-        progress.push({ sent, total });
-        const ready = clients[name].seen.ready.length;
-        if (cuts.length > 0 && sent >= cuts[0] && ready > readyAtLastCut) {
-          cuts.shift();
-          readyAtLastCut = ready;
-          void window.cut();
-        }
-      };
+      const onProgress = (sent, total) => progress.push({ sent, total });
       try {
         const reply = await clients[name].client.upload('file', bytes, { onProgress });
         return { hash, reply, progress };
@@ -150,12 +129,10 @@ interface UploadOutcome {
 
 declare global {
   interface Window {
-    cut(): Promise<void>;
     page: {
       clients: Record<string, { client: any; seen: Seen }>;
-      cutDownAt: number[];
       open(name: string, port: number, options?: unknown): void;
-      upload(name: string, size: number, cutAt?: number[]): Promise<UploadOutcome>;
+      upload(name: string, size: number): Promise<UploadOutcome>;
     };
   }
 }
@@ -173,8 +150,6 @@ describe('binary messages and chunked transfers in Chromium', () => {
   let chaos: ChaosProxy;
   let browser: Browser;
   let context: BrowserContext;
-  /** What the page's window.cut() does. */
-  let cut: () => void = () => undefined;
 
   beforeAll(async () => {
     ensureBrowserBundles();
@@ -186,12 +161,10 @@ describe('binary messages and chunked transfers in Chromium', () => {
   beforeEach(async () => {
     context = await browser.newContext();
     context.setDefaultTimeout(WAIT_MS);
-    await context.exposeFunction('cut', () => cut());
   });
 
   afterEach(async () => {
     chaos.stopChaos();
-    cut = () => undefined;
     await context.close().catch(() => undefined);
     uploads.length = 0;
   });
@@ -220,10 +193,11 @@ describe('binary messages and chunked transfers in Chromium', () => {
   it('uploads 5 MiB through random cuts: every byte once to the handler, progress monotonic', async () => {
     const page = await openPage();
     await openClient(page, 'up', chaos.port);
-    cut = () => setImmediate(() => chaos.cutAll());
+    // Four cuts the upload cannot outrun (by bytes through the proxy, each a megabyte or more after the one before), and more at random.
+    chaos.cutAfterBytes('up', [1, 2.25, 3.5, 4.5].map((n) => n * MiB));
     chaos.startChaos(40, 200);
     const outcome = await within(
-      page.evaluate(() => window.page.upload('up', 5 * 1024 * 1024, [0.2, 0.45, 0.7, 0.9])),
+      page.evaluate(() => window.page.upload('up', 5 * 1024 * 1024)),
       WAIT_MS,
       'the upload',
     );
@@ -296,8 +270,7 @@ describe('binary messages and chunked transfers in Chromium', () => {
   it('a 5 MiB stream from the server reaches the tab intact through random cuts', async () => {
     const page = await openPage();
     await openClient(page, 'down', chaos.port);
-    cut = () => setImmediate(() => chaos.cutAll());
-    await page.evaluate(() => (window.page.cutDownAt = [0.25, 0.5, 0.75]));
+    chaos.cutAfterBytes('down', [1.25, 2.5, 3.75].map((n) => n * MiB));
     const hash = await page.evaluate(() => window.page.clients.down.client.request('download', 5 * 1024 * 1024) as Promise<string>);
     chaos.startChaos(40, 200);
     await page.waitForFunction(() => window.page.clients.down.seen.files.length === 1);
@@ -334,8 +307,8 @@ describe('binary messages and chunked transfers in Chromium', () => {
     const sessionIds = await Promise.all(tabs.map((tab) => tab.evaluate(() => window.page.clients.shared.client.sessionId)));
     expect(new Set(sessionIds).size).toBe(1);
 
-    // Cut by the proxy at byte counts: a cut the page asks for, through the worker, the tab and
-    // Playwright, can land after the transfer has ended.
+    // Cut by the proxy at byte counts: a cut the page would ask for, through the worker, the tab
+    // and Playwright, could land after the transfer has ended.
     chaos.cutAfterBytes('up', [1.5 * MiB, 3 * MiB]);
     const outcome = await within(
       tabs[0]!.evaluate(() => window.page.upload('shared', 5 * 1024 * 1024)),
