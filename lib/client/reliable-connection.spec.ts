@@ -578,6 +578,26 @@ describe('ReliableConnection: upload pump', () => {
   });
 });
 
+describe('ReliableConnection: an upload the server gave up', () => {
+  it("its chunks still in flight, refused by the server, are not reported as $error events: the upload's own answer said it all", async () => {
+    const { client, of, sockets } = setup();
+    sockets[0]!.accept();
+    const done = client.upload('file', new Uint8Array(5000));
+    const announce = sockets[0]!.sentJson().find((frame) => frame.event === '$upload')!;
+    const { transfer } = announce.data;
+    sockets[0]!.receive({ event: '$chunk-ack', data: { transfer, received: 0, window: 5000, maxFrameBytes: 1000 } });
+    sockets[0]!.receive({ event: '$error', data: { code: 'PAYLOAD_TOO_LARGE', message: 'cannot allocate', ref: announce.id, details: { transfer, size: 5000 } } });
+    await expect(done).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    for (let k = 0; k < 3; k++) {
+      sockets[0]!.receive({ event: '$error', data: { code: 'BAD_MESSAGE', message: `no upload with transfer id ${transfer}`, details: { transfer } } });
+    }
+    expect(of('$error')).toEqual([]);
+    // Another transfer's refusal is still reported.
+    sockets[0]!.receive({ event: '$error', data: { code: 'BAD_MESSAGE', message: 'no upload', details: { transfer: transfer + 100 } } });
+    expect(of('$error')).toHaveLength(1);
+  });
+});
+
 describe('ReliableConnection: push seq', () => {
   it('drops a push whose seq is not a safe integer above the last one: a string does not bypass dedup, 1e300 blocks nothing', () => {
     const { client, sockets } = setup();

@@ -104,8 +104,8 @@ const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const DEFAULT_ACK_DELAY_MS = 200;
 /** An upload waits for no answer in particular: its end is the handler's reply. */
 const NO_TIMEOUT = Number.POSITIVE_INFINITY;
-/** Cancelled uploads remembered, so that the server's `$error`s about their chunks still in flight are not reported. */
-const CANCELLED_REMEMBERED = 64;
+/** Uploads cancelled or refused, remembered so that the server's `$error`s about their chunks still in flight are not reported. */
+const FORGOTTEN_REMEMBERED = 64;
 /** How often a send held back by a full socket buffer checks again (browsers have no drain event). */
 const DRAIN_POLL_MS = 50;
 /** Upload chunk frames written in one turn of the event loop: a default window's worth of 64 KiB frames. */
@@ -156,7 +156,7 @@ export class ReliableConnection extends ConnectionState {
   private readonly onOnline = (): void => this.reconnectNow();
   private readonly uploads = new Map<number, OutgoingUpload>();
   private nextTransfer = 0;
-  private readonly cancelledTransfers = new Set<number>();
+  private readonly forgottenTransfers = new Set<number>();
   private readonly streams: StreamReceiver;
 
   constructor(
@@ -411,13 +411,18 @@ export class ReliableConnection extends ConnectionState {
     this.settle(entry);
     entry.request?.reject(reason);
     if (!started || this.isStopped()) return;
-    this.cancelledTransfers.add(upload.transfer);
-    if (this.cancelledTransfers.size > CANCELLED_REMEMBERED) this.cancelledTransfers.delete(this.cancelledTransfers.values().next().value as number);
+    this.forgetTransfer(upload.transfer);
     try {
       this.submit(encodeSystem(SystemEvent.CANCEL, { transfer: upload.transfer }));
     } catch {
       // a full queue: the server frees the upload when the session ends
     }
+  }
+
+  /** The server holds nothing of this upload: refusals of its chunks still in flight are not news. */
+  private forgetTransfer(transfer: number): void {
+    this.forgottenTransfers.add(transfer);
+    if (this.forgottenTransfers.size > FORGOTTEN_REMEMBERED) this.forgottenTransfers.delete(this.forgottenTransfers.values().next().value as number);
   }
 
   private forgetUpload(upload: OutgoingUpload): void {
@@ -628,7 +633,7 @@ export class ReliableConnection extends ConnectionState {
     const error = errorDataOf(data);
     if (!error) return this.drop(this.connection, 'malformed $error');
     const transfer = (error.details as { transfer?: unknown } | undefined)?.transfer;
-    if (error.ref === undefined && typeof transfer === 'number' && this.cancelledTransfers.has(transfer)) return;
+    if (error.ref === undefined && typeof transfer === 'number' && this.forgottenTransfers.has(transfer)) return;
     if (this.awaiting(error.ref)) {
       this.answer(error.ref, { ok: false, error });
     } else {
@@ -674,7 +679,10 @@ export class ReliableConnection extends ConnectionState {
       if (outcome.ok) {
         if (entry.upload) this.reportDelivered(entry.upload);
         entry.request.resolve(outcome.data);
-      } else entry.request.reject(new RequestError(outcome.error.code, outcome.error.message, outcome.error.details, outcome.error.retryAfterMs));
+      } else {
+        if (entry.upload) this.forgetTransfer(entry.upload.transfer);
+        entry.request.reject(new RequestError(outcome.error.code, outcome.error.message, outcome.error.details, outcome.error.retryAfterMs));
+      }
     } else if (!outcome.ok) {
       if (entry.hooks?.onError) entry.hooks.onError(outcome.error);
       else this.emitter.emit('$error', outcome.error);
