@@ -2,9 +2,14 @@ import { ConnectedSocket, MessageBody, SubscribeMessage } from '@nestjs/websocke
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
+import type { Redis } from 'ioredis';
+import { decodeEnvelope, type HandoverEnvelope } from '../lib/broadcast/broadcast-envelope.js';
+import { decodeSequenced } from '../lib/broadcast/channel-sequencer.js';
+import { publishSequenced } from '../lib/broadcast/redis-scripts.js';
 import { ReliableWsClient, type ReliableWsClientOptions } from '../lib/client/index.js';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
+import { adminConnection, numsub, uniquePrefix, waitForCount } from './support/redis.js';
 import { waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
@@ -461,5 +466,94 @@ describe('an instance that shuts down while it claims a session (Redis)', () => 
     back.send({ event: '$hello', data: { resume: { sessionId, resumeToken, lastSeq: 0 } } });
     expect((await back.next((f) => f.event === '$ready')).data).toMatchObject({ sessionId, resumed: true, missed: false });
     back.terminate();
+  });
+});
+
+type HandoverStep = Extract<HandoverEnvelope, { request: string }>;
+
+/**
+ * Someone who can PUBLISH on the prefix's channels: hears every handover step on `direct` and
+ * publishes, numbered by the publish script like an instance's, what `answer` makes of it.
+ */
+async function busForger(admin: Redis, prefix: string, answer: (step: HandoverStep) => HandoverEnvelope[]) {
+  const direct = `${prefix}:direct`;
+  const listener = admin.duplicate();
+  listener.on('error', () => undefined);
+  listener.on('message', (channel: string, message: string) => {
+    const envelope = decodeEnvelope(decodeSequenced(message)?.payload ?? '');
+    if (channel !== direct || !envelope || envelope.origin === 'forger' || !envelope.type.startsWith('handover-')) return;
+    for (const forged of answer(envelope as HandoverStep)) {
+      void publishSequenced(admin, direct, JSON.stringify(forged), 'forged', { historySize: 1000, historyTtlMs: 60_000 }, false);
+    }
+  });
+  await listener.subscribe(direct);
+  return { close: () => listener.quit() };
+}
+
+describe('forged handover answers on the bus (Redis)', () => {
+  const prefix = uniquePrefix('handover-forged');
+  let admin: Redis;
+  let b: TestApp;
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+  beforeAll(async () => {
+    admin = await adminConnection();
+    b = await startApp({ broadcast: { redis: REDIS_URL, channelPrefix: prefix } }, [RoomGateway]);
+  });
+  afterAll(async () => {
+    await b.close();
+    await admin.quit();
+  });
+
+  const room = (name: string): string => `${prefix}:room:${name}`;
+  /** Subscriptions to these rooms' channels, all connections together. */
+  const subscribers = async (rooms: string[]): Promise<number> => {
+    const reply = (await admin.call('PUBSUB', 'NUMSUB', ...rooms.map(room))) as Array<string | number>;
+    return reply.filter((_, index) => index % 2 === 1).reduce<number>((sum, count) => sum + Number(count), 0);
+  };
+  /** A resume of a session no instance has: B claims it on the bus. */
+  async function resumeUnknown(sessionId: string): Promise<TestClient> {
+    const client = new TestClient(b.wsUrl('/ws'), 'rws.v1');
+    cleanups.push(() => client.terminate());
+    await client.open();
+    client.send({ event: '$hello', data: { resume: { sessionId, resumeToken: 'made-up', lastSeq: 0 } } });
+    return client;
+  }
+
+  it('after a failed claim, the rooms a forged ready made it subscribe to are unsubscribed, except those of local members or of a claim still running', async () => {
+    const member = await TestClient.ready(b.wsUrl('/ws'));
+    cleanups.push(() => member.terminate());
+    expect((await member.request('join', 'kept', 1)).event).toBe('$ack');
+    const flood = Array.from({ length: 200 }, (_, n) => `flood-${n}`);
+    const roomsOf: Record<string, string[]> = {
+      running: ['shared', 'kept', 'only-running'],
+      failing: ['shared', 'kept', 'only-failing', ...flood],
+    };
+    const requestOf: Record<string, string> = {};
+    const forger = await busForger(admin, prefix, (step) => {
+      const answer = { origin: 'forger', request: step.request } as const;
+      if (step.type === 'handover-prepare') {
+        requestOf[step.sessionId] = step.request;
+        return [{ type: 'handover-ready', ...answer, rooms: roomsOf[step.sessionId] ?? [] }];
+      }
+      // the failing claim is told its snapshot is stored, finds none and ends at once; the running one waits for its commit
+      if (step.type === 'handover-commit' && step.request === requestOf.failing) {
+        return [{ type: 'handover-done', ...answer, key: `${prefix}:handover:${step.request}` }];
+      }
+      return [];
+    });
+    cleanups.push(() => forger.close());
+    const running = await resumeUnknown('running');
+    await waitForCount(() => numsub(admin, room('only-running')), 1, 'the running claim subscribed');
+    const failing = await resumeUnknown('failing');
+    expect((await failing.closed()).code).toBe(1012); // its session "stays with its owner"
+    // released in the order listed, on one connection: had 'shared' been left, it would show by now
+    await waitForCount(() => subscribers(['only-failing', ...flood]), 0, "the failed claim's rooms unsubscribed");
+    expect(await subscribers(['shared', 'kept', 'only-running'])).toBe(3);
+    expect((await running.closed()).code).toBe(1012);
+    await waitForCount(() => subscribers(['shared', 'only-running']), 0, "the second failed claim's rooms unsubscribed");
+    expect(await numsub(admin, room('kept'))).toBe(1);
   });
 });

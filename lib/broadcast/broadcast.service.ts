@@ -45,6 +45,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   private readonly pushesHeard = new RecentIds(PUSHES_REMEMBERED);
   /** The subscription of each room with local members, live once its promise resolves. */
   private readonly roomSubscriptions = new Map<string, Promise<void>>();
+  /** Rooms subscribed to for claims of sessions in progress (see SessionHandover): how many claims need each. */
+  private readonly claimedRooms = new Map<string, number>();
   private requestCounter = 0;
   private pushCounter = 0;
   private readonly channels: { all: string; direct: string; room: (room: string) => string };
@@ -70,7 +72,8 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
       instanceId,
       local: transport.local,
       publish: (envelope) => this.publish(this.channels.direct, envelope),
-      subscribeRoom: (room) => this.subscribeRoom(room),
+      subscribeRoom: (room) => this.claimRoom(room),
+      releaseRoom: (room) => this.releaseClaimedRoom(room),
       store: (key, snapshot, ttlMs) => transport.store(key, snapshot, ttlMs),
       claim: (key, claim) => transport.claim(key, claim),
       takeBack: (key) => transport.takeBack(key),
@@ -181,14 +184,32 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
     return subscription;
   }
 
+  /** Subscribes to a room for a claim of a session in progress, until the claim releases it. */
+  private claimRoom(room: string): Promise<void> {
+    this.claimedRooms.set(room, (this.claimedRooms.get(room) ?? 0) + 1);
+    return this.subscribeRoom(room);
+  }
+
+  private releaseClaimedRoom(room: string): void {
+    const claims = (this.claimedRooms.get(room) ?? 0) - 1;
+    if (claims > 0) {
+      this.claimedRooms.set(room, claims);
+      return;
+    }
+    this.claimedRooms.delete(room);
+    this.unsubscribeUnused(room).catch((error: unknown) => this.logFailure('unsubscribe', error));
+  }
+
   async leave(sessionId: string, room: string): Promise<void> {
     checkedRoom(room);
     const session = this.sessions.getSession(sessionId);
     if (!session) return this.changeRemotely('leave', sessionId, room);
-    if (this.members.leave(session, room)) await this.unsubscribeRoom(room);
+    if (this.members.leave(session, room)) await this.unsubscribeUnused(room);
   }
 
-  private async unsubscribeRoom(room: string): Promise<void> {
+  /** Unsubscribes from a room that has no local member and that no claim in progress needs. */
+  private async unsubscribeUnused(room: string): Promise<void> {
+    if (this.members.roomMembers(room) || this.claimedRooms.has(room)) return;
     this.roomSubscriptions.delete(room);
     await this.transport.unsubscribe(this.channels.room(room));
   }
@@ -240,7 +261,7 @@ export class BroadcastService implements SessionObserver, OnApplicationBootstrap
   sessionEnded(session: Session): void {
     for (const room of [...session.rooms]) {
       if (this.members.leave(session, room)) {
-        this.unsubscribeRoom(room).catch((error: unknown) => this.logFailure('unsubscribe', error));
+        this.unsubscribeUnused(room).catch((error: unknown) => this.logFailure('unsubscribe', error));
       }
     }
     const userId = this.userIdString(session.principal);

@@ -15,6 +15,12 @@ function cluster(ids: string[] = ['A', 'B']) {
   /** Everything that went over the bus or into the store, as text. */
   const wire: string[] = [];
   const nodes = new Map<string, { registry: SessionRegistry; handover: SessionHandover }>();
+  /** Rooms each instance subscribed to for its claims and has not released: how many claims hold each. */
+  const claimedRooms = new Map<string, Map<string, number>>();
+  const countClaim = (instanceId: string, room: string, by: number): void => {
+    const rooms = claimedRooms.get(instanceId) ?? new Map<string, number>();
+    claimedRooms.set(instanceId, rooms.set(room, (rooms.get(room) ?? 0) + by));
+  };
   let beforeDeliver: (envelope: HandoverEnvelope, to: string) => boolean | void = () => undefined;
   let failStore = false;
   /** What the owner does when asked to deliver up to the claimer's marks (default: it already has). */
@@ -31,7 +37,8 @@ function cluster(ids: string[] = ['A', 'B']) {
         node.handover.receive(envelope);
       }
     },
-    subscribeRoom: async () => undefined,
+    subscribeRoom: async (room) => countClaim(instanceId, room, 1),
+    releaseRoom: (room) => countClaim(instanceId, room, -1),
     relay: () => undefined, // pushes through a moving session's socket: the e2e specs cover them
     async store(key, value) {
       if (failStore) throw new Error('store failed');
@@ -76,6 +83,10 @@ function cluster(ids: string[] = ['A', 'B']) {
     },
     onWhenDelivered(hook: typeof whenDelivered) {
       whenDelivered = hook;
+    },
+    /** The rooms an instance's claims hold now (none released twice: a negative count would show). */
+    claimedRooms(id: string): Record<string, number> {
+      return Object.fromEntries([...(claimedRooms.get(id) ?? [])].filter(([, claims]) => claims !== 0));
     },
     shutdown() {
       for (const node of nodes.values()) node.registry.onApplicationShutdown();
@@ -350,8 +361,8 @@ describe('SessionHandover', () => {
   });
 
   it("a forged adoption claim naming another claim's request never hands that claimer the session under its client's token", async () => {
-    const { a, b, onDeliver, shutdown } = cluster();
-    sessionOnA(a);
+    const { a, b, onDeliver, claimedRooms, shutdown } = cluster();
+    sessionOnA(a).joinRoom('r');
     // A shuts down and finds no adopter: its session stays offered while it closes
     onDeliver((env) => (env.type === 'adopt-here' ? false : undefined));
     await a.handover.offerAll(5000);
@@ -364,6 +375,7 @@ describe('SessionHandover', () => {
     // the forger's own client resumes a made-up session on B with a token of its own choosing
     expect(await b.handover.claim('unknown-session', 'forger-token', 'ann')).toBeUndefined();
     expect(b.registry.getSession('session-1')).toBeUndefined();
+    expect(claimedRooms('B')).toEqual({}); // the refused session's rooms
     // given back: its owner takes it back when no `taken` comes, and keeps it for its own client
     const kept = await keptByOwner(a);
     expect(kept.acceptsToken('forger-token')).toBe(false);
@@ -406,6 +418,50 @@ describe('SessionHandover', () => {
     expect(moved?.id).toBe('session-1');
     expect(replayAfter(moved!, 0)).toEqual([frame(1), frame(2), frame(3)]);
     shutdown();
+  });
+
+  it('the rooms a claim subscribed to are released once it ends, whether the session moved or not', async () => {
+    const outcomes: Array<[string, (c: ReturnType<typeof cluster>) => void]> = [
+      ['moved', () => undefined],
+      ['the snapshot could not be stored', (c) => c.failStore(true)],
+      ['the owner could not catch up', (c) => c.onWhenDelivered(async () => false)],
+    ];
+    for (const [outcome, arrange] of outcomes) {
+      const c = cluster();
+      const session = sessionOnA(c.a);
+      for (const room of ['r1', 'r2']) session.joinRoom(room);
+      arrange(c);
+      let duringClaim = {};
+      c.onDeliver((env, to) => {
+        if (env.type === 'handover-commit' && to === 'A') duringClaim = c.claimedRooms('B');
+      });
+      await c.b.handover.claim('session-1', 'token-1', 'ann').catch(() => undefined);
+      expect({ outcome, duringClaim, afterClaim: c.claimedRooms('B') }).toEqual({ outcome, duringClaim: { r1: 1, r2: 1 }, afterClaim: {} });
+      c.shutdown();
+    }
+  });
+
+  it('a forged ready naming a thousand rooms for a claim that no owner commits: every one is released when the claim times out', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      const { b, onDeliver, claimedRooms, shutdown } = cluster();
+      const rooms = Array.from({ length: 1000 }, (_, n) => `room-${n}`);
+      let duringClaim = 0;
+      onDeliver((env, to) => {
+        if (env.type === 'handover-prepare' && to === 'A') b.handover.receive({ type: 'handover-ready', origin: 'forger', request: env.request, rooms });
+        if (env.type === 'handover-commit' && to === 'A') duringClaim = Object.keys(claimedRooms('B')).length;
+      });
+      const claimed = b.handover.claim('unknown-session', 'forger-token', 'ann').catch((error: unknown) => error);
+      for (let i = 0; i < 50 && jest.getTimerCount() > 0; i++) {
+        await jest.advanceTimersByTimeAsync(500);
+      }
+      expect(await claimed).toBeInstanceOf(SessionUnsettledError);
+      expect(duringClaim).toBe(1000);
+      expect(Object.keys(claimedRooms('B')).length).toBe(0);
+      shutdown();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('an owner that cannot catch up with the claimer keeps the session', async () => {

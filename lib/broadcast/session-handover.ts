@@ -30,7 +30,10 @@ export interface HandoverBus {
   readonly instanceId: string;
   readonly local: boolean;
   publish(envelope: HandoverEnvelope): Promise<void>;
+  /** Subscribes to a room's channel for a claim, until the claim releases it. */
   subscribeRoom(room: string): Promise<void>;
+  /** A claim that ended no longer needs the room: its channel is left unless something else here needs it. */
+  releaseRoom(room: string): void;
   store(key: string, snapshot: string, ttlMs: number): Promise<void>;
   claim(key: string, claim: string): Promise<string | undefined>;
   takeBack(key: string): Promise<HandoverTakeBack>;
@@ -60,6 +63,7 @@ interface Claim {
   sessionId: string;
   /** Pushes for the session heard while it moves; set once this instance listens for them. */
   heard?: PushEnvelope[];
+  /** The session's rooms, as its owner answered: subscribed to for the claim, released when it ends. */
   rooms?: Set<string>;
   userId?: string;
   answer?: (envelope: HandoverEnvelope) => void;
@@ -166,6 +170,7 @@ export class SessionHandover {
       return undefined;
     } finally {
       this.claims.delete(request);
+      for (const room of claim.rooms ?? []) this.bus.releaseRoom(room);
     }
   }
 
@@ -190,8 +195,9 @@ export class SessionHandover {
 
   /** Listens for the session's pushes, has the owner commit, and takes its snapshot; until taken, a failure leaves the session with its owner. */
   private async snapshotOf(claim: Claim, ready: Extract<HandoverEnvelope, { type: 'handover-ready' }>): Promise<{ key: string; stored: string }> {
-    await Promise.all(ready.rooms.map((room) => this.bus.subscribeRoom(room)));
-    Object.assign(claim, { heard: [], rooms: new Set(ready.rooms), userId: ready.userId });
+    claim.rooms = new Set(ready.rooms); // before subscribing: a subscription that fails is released too
+    await Promise.all([...claim.rooms].map((room) => this.bus.subscribeRoom(room)));
+    Object.assign(claim, { heard: [], userId: ready.userId });
     const positions = this.bus.positions(ready.rooms);
     const commit: HandoverEnvelope = { type: 'handover-commit', origin: this.bus.instanceId, request: ready.request, positions };
     // The snapshot's key follows from the request: a done naming another key is not this move's.
