@@ -3,9 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { Redis } from 'ioredis';
-import { decodeEnvelope, type HandoverEnvelope } from '../lib/broadcast/broadcast-envelope.js';
+import { decodeEnvelope, type BroadcastEnvelope } from '../lib/broadcast/broadcast-envelope.js';
 import { decodeSequenced } from '../lib/broadcast/channel-sequencer.js';
 import { publishSequenced } from '../lib/broadcast/redis-scripts.js';
+import { ADOPTION_CONCURRENCY } from '../lib/broadcast/session-handover.js';
 import { ReliableWsClient, type ReliableWsClientOptions } from '../lib/client/index.js';
 import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
@@ -469,25 +470,23 @@ describe('an instance that shuts down while it claims a session (Redis)', () => 
   });
 });
 
-type HandoverStep = Extract<HandoverEnvelope, { request: string }>;
-
 /**
- * Someone who can PUBLISH on the prefix's channels: hears every handover step on `direct` and
- * publishes, numbered by the publish script like an instance's, what `answer` makes of it.
+ * Someone who can PUBLISH on the prefix's channels: hears what the instances send on `direct` and
+ * publishes there, numbered by the publish script like an instance's, what `answer` makes of it.
  */
-async function busForger(admin: Redis, prefix: string, answer: (step: HandoverStep) => HandoverEnvelope[]) {
+async function busForger(admin: Redis, prefix: string, answer: (heard: BroadcastEnvelope) => BroadcastEnvelope[] = () => []) {
   const direct = `${prefix}:direct`;
+  const publish = (envelope: BroadcastEnvelope): Promise<unknown> =>
+    publishSequenced(admin, direct, JSON.stringify(envelope), 'forged', { historySize: 1000, historyTtlMs: 60_000 }, false);
   const listener = admin.duplicate();
   listener.on('error', () => undefined);
   listener.on('message', (channel: string, message: string) => {
     const envelope = decodeEnvelope(decodeSequenced(message)?.payload ?? '');
-    if (channel !== direct || !envelope || envelope.origin === 'forger' || !envelope.type.startsWith('handover-')) return;
-    for (const forged of answer(envelope as HandoverStep)) {
-      void publishSequenced(admin, direct, JSON.stringify(forged), 'forged', { historySize: 1000, historyTtlMs: 60_000 }, false);
-    }
+    if (channel !== direct || !envelope || envelope.origin === 'forger') return;
+    for (const forged of answer(envelope)) void publish(forged);
   });
   await listener.subscribe(direct);
-  return { close: () => listener.quit() };
+  return { publish, close: () => listener.quit() };
 }
 
 describe('forged handover answers on the bus (Redis)', () => {
@@ -533,14 +532,13 @@ describe('forged handover answers on the bus (Redis)', () => {
     };
     const requestOf: Record<string, string> = {};
     const forger = await busForger(admin, prefix, (step) => {
-      const answer = { origin: 'forger', request: step.request } as const;
       if (step.type === 'handover-prepare') {
         requestOf[step.sessionId] = step.request;
-        return [{ type: 'handover-ready', ...answer, rooms: roomsOf[step.sessionId] ?? [] }];
+        return [{ type: 'handover-ready', origin: 'forger', request: step.request, rooms: roomsOf[step.sessionId] ?? [] }];
       }
       // the failing claim is told its snapshot is stored, finds none and ends at once; the running one waits for its commit
       if (step.type === 'handover-commit' && step.request === requestOf.failing) {
-        return [{ type: 'handover-done', ...answer, key: `${prefix}:handover:${step.request}` }];
+        return [{ type: 'handover-done', origin: 'forger', request: step.request, key: `${prefix}:handover:${step.request}` }];
       }
       return [];
     });
@@ -555,5 +553,26 @@ describe('forged handover answers on the bus (Redis)', () => {
     expect((await running.closed()).code).toBe(1012);
     await waitForCount(() => subscribers(['shared', 'only-running']), 0, "the second failed claim's rooms unsubscribed");
     expect(await numsub(admin, room('kept'))).toBe(1);
+  });
+
+  it('forged adoption offers, however many, start at most ADOPTION_CONCURRENCY claims at once', async () => {
+    // the instance's id, as anyone on the Redis sees it
+    const [canary] = (await admin.call('PUBSUB', 'CHANNELS', `${prefix}:canary:*`)) as string[];
+    const adopter = canary.slice(`${prefix}:canary:`.length);
+    let claims = 0;
+    let claimsBeforeRollCall: number | undefined;
+    const forger = await busForger(admin, prefix, (heard) => {
+      if (heard.type === 'handover-prepare') claims++;
+      if (heard.type === 'adopt-here' && heard.call === 'barrier') claimsBeforeRollCall = claims;
+      return [];
+    });
+    cleanups.push(() => forger.close());
+    for (let offer = 0; offer < 5; offer++) {
+      await forger.publish({ type: 'adopt-offer', origin: 'forger', adopter, sessionIds: Array.from({ length: 100 }, (_, n) => `offer-${offer}-${n}`) });
+    }
+    // B answers this after it has started the claims of every offer before it: they are published first, in order
+    await forger.publish({ type: 'adopt-call', origin: 'forger', call: 'barrier' });
+    await waitUntil(() => claimsBeforeRollCall !== undefined, { what: 'the answer to the roll call' });
+    expect(claimsBeforeRollCall).toBe(ADOPTION_CONCURRENCY);
   });
 });

@@ -1,8 +1,20 @@
 import { jest } from '@jest/globals';
+import { Logger, type LoggerService } from '@nestjs/common';
 import { preparePush } from '../protocol/index.js';
 import { hashSecret, SessionRegistry, type Session } from '../session/index.js';
 import type { HandoverEnvelope, PushEnvelope } from './broadcast-envelope.js';
-import { SessionHandover, SessionUnsettledError, type HandoverBus } from './session-handover.js';
+import { ADOPTION_CONCURRENCY, MAX_QUEUED_ADOPTIONS, SessionHandover, SessionUnsettledError, type HandoverBus } from './session-handover.js';
+
+const warnings: string[] = [];
+const capture: LoggerService = {
+  log: () => undefined,
+  warn: (message: unknown) => void warnings.push(String(message)),
+  error: () => undefined,
+};
+beforeAll(() => Logger.overrideLogger(capture));
+beforeEach(() => {
+  warnings.length = 0;
+});
 
 /**
  * Two instances' SessionHandover joined by an in-memory bus that delivers every envelope
@@ -472,6 +484,46 @@ describe('SessionHandover', () => {
     await settle();
     expect(a.registry.getSession('session-1')?.moving).toBe(false);
     expect(b.registry.getSession('session-1')).toBeUndefined();
+    shutdown();
+  });
+});
+
+describe('SessionHandover adoption offers', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
+  afterEach(() => {
+    jest.clearAllTimers();
+    jest.useRealTimers();
+  });
+
+  /** An offer to B of `count` sessions nobody has, as anyone on the bus may publish it: each claim waits a step for an answer. */
+  const offerToB = (b: { handover: SessionHandover }, tag: string, count: number): void =>
+    b.handover.receive({ type: 'adopt-offer', origin: 'forger', adopter: 'B', sessionIds: Array.from({ length: count }, (_, n) => `${tag}-${n}`) });
+  const claimsStarted = (wire: string[]): string[] =>
+    wire.map((text) => JSON.parse(text) as { type?: string; sessionId: string }).filter((env) => env.type === 'handover-prepare').map((env) => env.sessionId);
+
+  it('however many offers come, an instance runs at most ADOPTION_CONCURRENCY adoption claims at once, and claims every offered session in turn', async () => {
+    const { b, wire, shutdown } = cluster();
+    for (let offer = 0; offer < 5; offer++) offerToB(b, `offer-${offer}`, 100);
+    await settle();
+    expect(claimsStarted(wire).length).toBe(ADOPTION_CONCURRENCY);
+    for (let i = 0; i < 50 && jest.getTimerCount() > 0; i++) await jest.advanceTimersByTimeAsync(500);
+    expect(new Set(claimsStarted(wire)).size).toBe(500);
+    shutdown();
+  });
+
+  it('offered sessions beyond MAX_QUEUED_ADOPTIONS waiting are dropped, with a throttled warn line', async () => {
+    const { b, wire, shutdown } = cluster();
+    offerToB(b, 'fills', ADOPTION_CONCURRENCY + MAX_QUEUED_ADOPTIONS);
+    for (let offer = 0; offer < 20; offer++) offerToB(b, `beyond-${offer}`, 3);
+    await settle();
+    const dropped = warnings.filter((line) => line.includes('adoption'));
+    expect(dropped.length).toBeGreaterThanOrEqual(1);
+    expect(dropped.length).toBeLessThanOrEqual(5);
+    expect(dropped[0]).toContain('dropped 3 session(s) offered by instance "forger"');
+    // the first claims time out: the next ones are of the sessions waiting first
+    await jest.advanceTimersByTimeAsync(1000);
+    const fills = Array.from({ length: 2 * ADOPTION_CONCURRENCY }, (_, n) => `fills-${n}`);
+    expect(claimsStarted(wire)).toEqual(fills);
     shutdown();
   });
 });

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { shortId } from '../telemetry/index.js';
+import { LogThrottle, quote, shortId } from '../telemetry/index.js';
 import {
   claimProof,
   hashSecret,
@@ -20,8 +20,13 @@ const POSITIONS_TIMEOUT_MS = HANDOVER_STEP_TIMEOUT_MS / 2;
 const COMMIT_TIMEOUT_MS = 2 * HANDOVER_STEP_TIMEOUT_MS;
 /** How long a shutting-down instance waits for the others to answer its roll call. */
 const ROLL_CALL_MS = 200;
-/** Adoption claims an instance runs at once. */
-const ADOPTION_CONCURRENCY = 64;
+/** Adoption claims an instance runs at once, whatever the number of offers. */
+export const ADOPTION_CONCURRENCY = 64;
+/**
+ * Offered sessions an instance keeps waiting for an adoption claim: ten instances' worth of the
+ * default `resume.maxDetachedSessions` (a few MiB of ids); offered beyond it, they are dropped.
+ */
+export const MAX_QUEUED_ADOPTIONS = 100_000;
 /** How often a shutting-down instance looks whether its offered sessions were taken. */
 const OFFER_POLL_MS = 20;
 
@@ -90,6 +95,7 @@ interface Claim {
  */
 export class SessionHandover {
   private readonly logger = new Logger(SessionHandover.name);
+  private readonly droppedLog = new LogThrottle((level, message) => this.logger[level](message));
   private readonly claims = new Map<string, Claim>();
   /** Running claims by session and credentials: a claim with other credentials never shares another's outcome. */
   private readonly claimsByCredentials = new Map<string, Promise<Session | undefined>>();
@@ -107,6 +113,10 @@ export class SessionHandover {
   private readonly awaitingTaken = new Map<string, () => void>();
   /** Sessions offered for adoption at shutdown. */
   private offered = new Set<string>();
+  /** Sessions offered to this instance by others, waiting for an adoption claim. */
+  private readonly adoptionQueue: string[] = [];
+  /** Adoption claims running. */
+  private adoptionClaims = 0;
   /** Roll calls of a shutting-down instance: who answered. */
   private readonly rollCalls = new Map<string, Set<string>>();
   private counter = 0;
@@ -257,14 +267,34 @@ export class SessionHandover {
     }
   }
 
-  /** Claims the sessions offered to this instance, a bounded number at a time. */
-  private async adopt(sessionIds: string[]): Promise<void> {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      // one the owner kept stays with it
-      while (next < sessionIds.length) await this.claim(sessionIds[next++]).catch(() => undefined);
-    };
-    await Promise.all(Array.from({ length: Math.min(ADOPTION_CONCURRENCY, sessionIds.length) }, worker));
+  /**
+   * Claims the sessions offered to this instance, at most ADOPTION_CONCURRENCY at a time across
+   * all offers; the others wait in the queue, and those that find it full are dropped (they end
+   * with their owner, unless their clients resume first).
+   */
+  private adopt({ origin, sessionIds }: Extract<HandoverEnvelope, { type: 'adopt-offer' }>): void {
+    let dropped = 0;
+    for (const sessionId of sessionIds) {
+      if (this.adoptionClaims < ADOPTION_CONCURRENCY) void this.adoptInTurn(sessionId);
+      else if (this.adoptionQueue.length < MAX_QUEUED_ADOPTIONS) this.adoptionQueue.push(sessionId);
+      else dropped++;
+    }
+    if (dropped > 0) {
+      const message = `adoption queue full (${MAX_QUEUED_ADOPTIONS} sessions waiting): dropped ${dropped} session(s) offered by instance ${quote(origin)}`;
+      this.droppedLog.log('adoption offers dropped', 'warn', message);
+    }
+  }
+
+  /** One adoption claim at a time: of `sessionId`, then of the sessions waiting in the queue. */
+  private async adoptInTurn(sessionId: string): Promise<void> {
+    this.adoptionClaims++;
+    try {
+      for (let next: string | undefined = sessionId; next !== undefined; next = this.adoptionQueue.shift()) {
+        await this.claim(next).catch(() => undefined); // one its owner kept stays with it
+      }
+    } finally {
+      this.adoptionClaims--;
+    }
   }
 
   /** Keeps a push that a session being claimed must not miss. */
@@ -287,7 +317,7 @@ export class SessionHandover {
         this.rollCalls.get(envelope.call)?.add(envelope.origin);
         return;
       case 'adopt-offer':
-        if (envelope.adopter === this.bus.instanceId) void this.adopt(envelope.sessionIds);
+        if (envelope.adopter === this.bus.instanceId) this.adopt(envelope);
         return;
       case 'handover-taken':
         this.awaitingTaken.get(envelope.request)?.();
