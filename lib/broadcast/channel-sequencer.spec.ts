@@ -3,29 +3,36 @@ import {
   ChannelSequencer,
   decodeSequenced,
   encodeSequenced,
+  MAX_HELD_BYTES,
   type ChannelHistory,
   type SequencedMessage,
 } from './channel-sequencer.js';
 import type { ChannelPosition } from './broadcast.transport.js';
 
-/** A channel's history as Redis would hold it, and a sequencer reading it. */
-function setup({ historySize = 100, idleResetMs = 60_000, maxHeld = 1000, afterRead = (): void => undefined } = {}) {
+/** Channels' histories as Redis would hold them (`ch` unless named), and a sequencer reading them. */
+function setup({ historySize = 100, idleResetMs = 60_000, maxHeld = 1000, maxHeldBytes = MAX_HELD_BYTES, afterRead = (): void => undefined } = {}) {
   let clock = 1_000_000;
-  const published: SequencedMessage[] = [];
+  const published = new Map<string, SequencedMessage[]>();
   let epoch = 'e1';
   const delivered: string[] = [];
+  const deliveredOn = new Map<string, string[]>();
   const lost: string[] = [];
   let failReads = false;
-  const publish = (payload: string): SequencedMessage => {
-    const offset = (published.filter((m) => m.epoch === epoch).at(-1)?.offset ?? 0) + 1;
+  const historyOf = (channel: string): SequencedMessage[] => published.get(channel) ?? published.set(channel, []).get(channel)!;
+  const publishOn = (channel: string, payload: string): SequencedMessage => {
+    const offset = (historyOf(channel).filter((m) => m.epoch === epoch).at(-1)?.offset ?? 0) + 1;
     const message = { epoch, offset, payload };
-    published.push(message);
+    historyOf(channel).push(message);
     return message;
   };
-  const readHistory = async (_channel: string, after: ChannelPosition): Promise<ChannelHistory> => {
+  const deliver = (channel: string, payload: string): void => {
+    delivered.push(payload);
+    deliveredOn.set(channel, [...(deliveredOn.get(channel) ?? []), payload]);
+  };
+  const readHistory = async (channel: string, after: ChannelPosition): Promise<ChannelHistory> => {
     await Promise.resolve();
     if (failReads) throw new Error('Redis down');
-    const current = published.filter((m) => m.epoch === epoch);
+    const current = historyOf(channel).filter((m) => m.epoch === epoch);
     const last = current.at(-1);
     if (!last) return { head: undefined, messages: [] };
     const afterOffset = after.epoch === epoch ? after.offset : 0;
@@ -34,22 +41,19 @@ function setup({ historySize = 100, idleResetMs = 60_000, maxHeld = 1000, afterR
     afterRead();
     return history;
   };
-  const sequencer = new ChannelSequencer(
-    { deliver: (_c, payload) => delivered.push(payload), readHistory, lost: (channel) => lost.push(channel) },
-    idleResetMs,
-    maxHeld,
-    () => clock,
-  );
+  const sequencer = new ChannelSequencer({ deliver, readHistory, lost: (channel) => lost.push(channel) }, idleResetMs, maxHeld, maxHeldBytes, () => clock);
   return {
     sequencer,
     delivered,
+    deliveredOn: (channel: string) => deliveredOn.get(channel) ?? [],
     lost,
-    publish,
+    publish: (payload: string) => publishOn('ch', payload),
+    publishOn,
     newEpoch: (next: string) => {
       epoch = next;
     },
     wipe: () => {
-      published.length = 0;
+      published.clear();
     },
     advance: (ms: number) => {
       clock += ms;
@@ -229,6 +233,51 @@ describe('ChannelSequencer', () => {
     await flush();
     expect(t.delivered).toEqual(['a', 'b', 'c']);
     expect(t.lost).toEqual([]);
+  });
+
+  it('holds at most maxHeldBytes of payload, all channels together, while the history cannot be read: later ones are read from the history once it can be', async () => {
+    const t = setup({ maxHeldBytes: 10 });
+    const one = ['aaaa', 'bbbb', 'cccc', 'dddd'].map((payload) => t.publishOn('one', payload));
+    const two = ['aaaa', 'bbbb', 'éé'].map((payload) => t.publishOn('two', payload));
+    t.sequencer.receive('one', one[0]);
+    t.sequencer.receive('two', two[0]);
+    t.failReads(true);
+    for (const message of one.slice(2)) {
+      t.sequencer.receive('one', message); // b is missed; c and d are held: 8 bytes
+      await flush();
+    }
+    t.sequencer.receive('two', two[2]); // b is missed; 'éé' is 4 bytes in UTF-8: not kept
+    await flush();
+    expect(t.sequencer.heldBytes).toBe(8);
+    t.failReads(false);
+    for (const channel of ['one', 'two']) await t.sequencer.catchUp(channel);
+    expect(t.deliveredOn('one')).toEqual(['aaaa', 'bbbb', 'cccc', 'dddd']);
+    expect(t.deliveredOn('two')).toEqual(['aaaa', 'bbbb', 'éé']);
+    expect(t.lost).toEqual([]);
+    expect(t.sequencer.heldBytes).toBe(0);
+  });
+
+  it('a channel forgotten (unsubscribed) while it holds messages gives their bytes back', async () => {
+    const t = setup();
+    const m = ['a', 'b', 'c'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.failReads(true);
+    t.sequencer.receive('ch', m[2]);
+    await flush();
+    expect(t.sequencer.heldBytes).toBe(1);
+    t.sequencer.forget('ch');
+    expect(t.sequencer.heldBytes).toBe(0);
+  });
+
+  it('a first message not kept (past maxHeldBytes) that Redis lost with its data before it could be checked is a loss all the same', async () => {
+    const t = setup({ maxHeldBytes: 0 });
+    t.sequencer.start('ch', undefined);
+    t.sequencer.receive('ch', t.publish('a'));
+    t.sequencer.disconnected(); // Redis restarted without its data before the check read it
+    t.wipe();
+    await flush();
+    expect(t.lost).toEqual(['ch']);
+    expect(t.delivered).toEqual([]);
   });
 
   it('a message Redis never recorded (past the head) is dropped after one history read: no loss, later messages still delivered', async () => {

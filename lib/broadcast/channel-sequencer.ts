@@ -33,14 +33,25 @@ interface ChannelState {
   lastSeenAt: number;
   /** Messages received while a recovery runs, delivered after it. */
   held: SequencedMessage[];
-  /** The subscriber's disconnections counted when the oldest held message arrived. */
-  heldSince: number;
+  /** The payload bytes of `held`. */
+  heldBytes: number;
+  /**
+   * The subscriber's disconnections counted when the oldest message waiting for a recovery arrived
+   * (held, or not kept past the bounds); undefined while none waits.
+   */
+  waitingSince: number | undefined;
   recovering: boolean;
   /** A catch-up was asked for while a recovery ran: run another once it ends. */
   again: boolean;
   /** The last recovery could not read the history: a catch-up is still due. */
   behind: boolean;
 }
+
+/**
+ * Payload bytes held across all channels while their gaps wait for a history read: held messages
+ * are as large as Redis lets a message be, so `maxHeld` alone bounds their count but not their size.
+ */
+export const MAX_HELD_BYTES = 32 * 1024 * 1024;
 
 /** The epoch of a channel that had no record in Redis when it was subscribed to. */
 const NO_RECORD = '';
@@ -72,19 +83,27 @@ export class ChannelSequencer {
   private readonly deliveryWaiters = new Set<() => void>();
   /** How often the subscriber lost its connection (Redis may have restarted meanwhile). */
   private disconnections = 0;
+  private totalHeldBytes = 0;
 
   /**
    * @param idleResetMs a channel silent for this long may restart its epoch without loss (its
    *   record in Redis expired along with its history)
    * @param maxHeld messages held per channel while a gap waits to be filled: the history keeps no
    *   more (`historySize`), so later ones are left to the history (a loss if it no longer has them)
+   * @param maxHeldBytes payload bytes (UTF-8) held, all channels together: past them, as past `maxHeld`
    */
   constructor(
     private readonly io: SequencerIo,
     private readonly idleResetMs: number,
     private readonly maxHeld: number,
+    private readonly maxHeldBytes = MAX_HELD_BYTES,
     private readonly now: () => number = () => performance.now(),
   ) {}
+
+  /** Payload bytes held while gaps wait to be filled, all channels together. */
+  get heldBytes(): number {
+    return this.totalHeldBytes;
+  }
 
   /** Whether any channel is still recovering what it missed. */
   get recovering(): boolean {
@@ -101,15 +120,14 @@ export class ChannelSequencer {
   receive(channel: string, message: SequencedMessage): void {
     const state = this.channels.get(channel);
     if (!state) {
-      this.channels.set(channel, { ...position(message), lastSeenAt: this.now(), held: [], heldSince: 0, recovering: false, again: false, behind: false });
+      this.channels.set(channel, channelAt(message.epoch, message.offset, this.now()));
       this.io.deliver(channel, message.payload);
       return;
     }
     if (!state.recovering && this.apply(channel, state, message)) return;
-    if (state.held.length === 0) state.heldSince = this.disconnections;
-    // Past maxHeld the message is not kept: if Redis numbered it, the next history read brings it.
-    if (state.held.length < this.maxHeld) state.held.push(message);
-    else state.again = state.recovering;
+    state.waitingSince ??= this.disconnections;
+    // Past the bounds the message is not kept: if Redis numbered it, the next history read brings it.
+    if (!this.hold(state, message)) state.again = state.recovering;
     if (!state.recovering) void this.recover(channel, state);
   }
 
@@ -136,7 +154,7 @@ export class ChannelSequencer {
   start(channel: string, head: ChannelHistory['head']): void {
     if (this.channels.has(channel)) return;
     const { epoch, offset } = head ?? { epoch: NO_RECORD, offset: 0 };
-    this.channels.set(channel, { epoch, offset, lastSeenAt: this.now(), held: [], heldSince: 0, recovering: false, again: false, behind: false });
+    this.channels.set(channel, channelAt(epoch, offset, this.now()));
   }
 
   /** How far the channel is delivered here: its epoch and the offset of its last message. */
@@ -176,8 +194,28 @@ export class ChannelSequencer {
   }
 
   forget(channel: string): void {
+    const state = this.channels.get(channel);
+    if (state) this.takeHeld(state);
     this.channels.delete(channel);
     this.notifyWaiters();
+  }
+
+  /** Keeps a message until its channel's gap is filled; false past `maxHeld` or `maxHeldBytes`. */
+  private hold(state: ChannelState, message: SequencedMessage): boolean {
+    const bytes = Buffer.byteLength(message.payload);
+    if (state.held.length >= this.maxHeld || this.totalHeldBytes + bytes > this.maxHeldBytes) return false;
+    state.held.push(message);
+    state.heldBytes += bytes;
+    this.totalHeldBytes += bytes;
+    return true;
+  }
+
+  /** The messages held for a channel, in offset order, no longer held. */
+  private takeHeld(state: ChannelState): SequencedMessage[] {
+    this.totalHeldBytes -= state.heldBytes;
+    state.heldBytes = 0;
+    state.waitingSince = undefined;
+    return state.held.splice(0).sort(byOffset);
   }
 
   /**
@@ -222,8 +260,8 @@ export class ChannelSequencer {
   private applyHistory(channel: string, state: ChannelState, { head, messages }: ChannelHistory): void {
     if (!head) {
       if (state.epoch === NO_RECORD) {
-        // Held messages Redis has no record of: not published through it, unless it lost its data since they came.
-        if (state.held.length > 0 && state.heldSince !== this.disconnections) this.io.lost(channel);
+        // Messages Redis has no record of: not published through it, unless it lost its data since they came.
+        if (state.waitingSince !== undefined && state.waitingSince !== this.disconnections) this.io.lost(channel);
         return;
       }
       // No record: it expired with a long-idle channel, or Redis lost its data.
@@ -254,7 +292,7 @@ export class ChannelSequencer {
    * it is dropped.
    */
   private drainHeld(channel: string, state: ChannelState): void {
-    for (const message of state.held.splice(0).sort(byOffset)) this.apply(channel, state, message);
+    for (const message of this.takeHeld(state)) this.apply(channel, state, message);
   }
 
   /** A channel silent this long may have restarted its epoch without loss: its record expired with its history. */
@@ -286,8 +324,9 @@ export class ChannelSequencer {
   }
 }
 
-function position({ epoch, offset }: SequencedMessage): { epoch: string; offset: number } {
-  return { epoch, offset };
+/** A channel at a position, holding nothing, not recovering. */
+function channelAt(epoch: string, offset: number, lastSeenAt: number): ChannelState {
+  return { epoch, offset, lastSeenAt, held: [], heldBytes: 0, waitingSince: undefined, recovering: false, again: false, behind: false };
 }
 
 function byOffset(a: SequencedMessage, b: SequencedMessage): number {
