@@ -476,6 +476,24 @@ describe('BroadcastService across instances through Redis', () => {
     expect(peers[0].client.raw.readyState).toBe(peers[0].client.raw.OPEN);
   });
 
+  it('a message Redis has no record of (a made-up epoch, or past the head) is dropped with a warn line (throttled)', async () => {
+    const prefix = uniquePrefix();
+    const logger = captureLogger();
+    const A = await instance('A', prefix, {}, {}, logger);
+    const peers = [await peer(A, 'u.a')];
+    await barrier([A], peers, 'before'); // the channel has a head
+    const channel = `${prefix}:all`;
+    const [epoch, offset] = await admin.hmget(channelKeys(channel)[0], 'epoch', 'offset');
+    for (let n = 1; n <= 2; n++) await admin.publish(channel, `made-up-epoch ${n} forged-epoch-${n}`);
+    for (let n = 1; n <= 20; n++) await admin.publish(channel, `${epoch} ${Number(offset) + 1000 + n} past-head-${n}`);
+    await barrier([A], peers, 'after');
+    const dropped = logger.lines.filter((line) => line.startsWith('warn') && line.includes(channel) && line.includes('no record'));
+    expect(dropped.filter((line) => line.includes('"forged-epoch-')).length).toBe(2);
+    expect(dropped.filter((line) => line.includes('"past-head-')).length).toBeGreaterThanOrEqual(1);
+    expect(dropped.length).toBeLessThanOrEqual(5);
+    expect(peers[0].client.raw.readyState).toBe(peers[0].client.raw.OPEN);
+  });
+
   describe('sharded pub/sub (broadcast.sharded: true)', () => {
     it('the shared Redis is version 7 or later (SSUBSCRIBE/SPUBLISH)', async () => {
       expect(await redisMajorVersion(admin)).toBeGreaterThanOrEqual(7);

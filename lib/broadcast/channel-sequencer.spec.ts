@@ -17,6 +17,7 @@ function setup({ historySize = 100, idleResetMs = 60_000, maxHeld = 1000, maxHel
   const delivered: string[] = [];
   const deliveredOn = new Map<string, string[]>();
   const lost: string[] = [];
+  const dropped: string[] = [];
   let failReads = false;
   const historyOf = (channel: string): SequencedMessage[] => published.get(channel) ?? published.set(channel, []).get(channel)!;
   const publishOn = (channel: string, payload: string): SequencedMessage => {
@@ -41,12 +42,14 @@ function setup({ historySize = 100, idleResetMs = 60_000, maxHeld = 1000, maxHel
     afterRead();
     return history;
   };
-  const sequencer = new ChannelSequencer({ deliver, readHistory, lost: (channel) => lost.push(channel) }, idleResetMs, maxHeld, maxHeldBytes, () => clock);
+  const io = { deliver, readHistory, lost: (channel: string) => lost.push(channel), dropped: (_: string, { payload }: SequencedMessage) => dropped.push(payload) };
+  const sequencer = new ChannelSequencer(io, idleResetMs, maxHeld, maxHeldBytes, () => clock);
   return {
     sequencer,
     delivered,
     deliveredOn: (channel: string) => deliveredOn.get(channel) ?? [],
     lost,
+    dropped,
     publish: (payload: string) => publishOn('ch', payload),
     publishOn,
     newEpoch: (next: string) => {
@@ -280,6 +283,21 @@ describe('ChannelSequencer', () => {
     expect(t.delivered).toEqual([]);
   });
 
+  it('reports each message it drops for want of a record in Redis (past the head, or of an epoch the head does not show), and only those', async () => {
+    const t = setup();
+    const m = ['a', 'b', 'c'].map(t.publish);
+    t.sequencer.receive('ch', m[0]);
+    t.sequencer.receive('ch', m[2]); // b is missed: read from the history, not dropped
+    await flush();
+    t.sequencer.receive('ch', { epoch: 'e1', offset: 9_000, payload: 'past the head' });
+    await flush();
+    t.sequencer.receive('ch', { epoch: 'made-up', offset: 4, payload: 'another epoch' });
+    await flush();
+    t.sequencer.receive('ch', m[1]); // a duplicate
+    expect(t.dropped).toEqual(['past the head', 'another epoch']);
+    expect(t.delivered).toEqual(['a', 'b', 'c']);
+  });
+
   it('a message Redis never recorded (past the head) is dropped after one history read: no loss, later messages still delivered', async () => {
     const t = setup();
     t.sequencer.receive('ch', t.publish('a'));
@@ -328,6 +346,7 @@ describe('ChannelSequencer', () => {
           await flush();
           expect(t.delivered).toEqual(messages.map((m) => m.payload));
           expect(t.lost).toEqual([]);
+          expect(t.dropped).toEqual([]);
         },
       ),
       { numRuns: 200 },

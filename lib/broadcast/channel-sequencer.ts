@@ -25,6 +25,8 @@ export interface SequencerIo {
   readHistory(channel: string, after: ChannelPosition): Promise<ChannelHistory>;
   /** Messages of the channel are gone for good (history trimmed, Redis lost its data). */
   lost(channel: string): void;
+  /** A message Redis has no record of (past the channel's head, or of an epoch it does not show) was dropped. */
+  dropped(channel: string, message: SequencedMessage): void;
 }
 
 interface ChannelState {
@@ -292,7 +294,9 @@ export class ChannelSequencer {
    * it is dropped.
    */
   private drainHeld(channel: string, state: ChannelState): void {
-    for (const message of this.takeHeld(state)) this.apply(channel, state, message);
+    for (const message of this.takeHeld(state)) {
+      if (!this.apply(channel, state, message)) this.io.dropped(channel, message);
+    }
   }
 
   /** A channel silent this long may have restarted its epoch without loss: its record expired with its history. */

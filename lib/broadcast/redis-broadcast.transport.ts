@@ -104,6 +104,12 @@ export class RedisBroadcastTransport implements BroadcastTransport {
         deliver: (channel, payload) => this.listener(channel, payload),
         readHistory: (channel, after) => this.withinCommandTimeout(readHistory(this.publisher, channel, after), this.shardOf(channel)),
         lost: (channel) => this.onLoss(channel),
+        dropped: (channel, { epoch, offset, payload }) =>
+          this.droppedLog.log(
+            'unrecorded',
+            'warn',
+            `dropped a message on ${channel} that Redis has no record of (epoch ${quote(epoch)}, offset ${offset}: past the channel's head, or another epoch than its head's): ${quote(payload)}`,
+          ),
       },
       options.historyTtlMs,
       options.historySize,
