@@ -26,7 +26,7 @@ export { ReliableWsException, type ValidationDetail } from './errors/index.js';
 export { HeartbeatService, type HeartbeatOptions } from './heartbeat/index.js';
 export { ShutdownService, type ShutdownOptions } from './shutdown/index.js';
 export { ReliableWsHealth, type HealthOptions, type HealthReport } from './health/index.js';
-export { ReliableSocket, SessionRegistry, type BackpressureOptions } from './session/index.js';
+export { ReliableSocket, SessionRegistry, type BackpressureOptions, type SessionObserver } from './session/index.js';
 export { RWS_METRICS } from './telemetry/index.js';
 export {
   CloseCode,

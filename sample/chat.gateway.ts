@@ -73,8 +73,6 @@ export class ChatGateway implements OnGatewayConnection {
     // A name is forgotten when its session ends (closed with 1000, expired, handed over), not
     // when a connection drops: the session may still resume.
     sessions.observe({
-      sessionStarted: () => undefined,
-      principalChanged: () => undefined,
       sessionEnded: (session) => {
         this.names.delete(session.id);
         this.offers.delete(session.id);

@@ -1,16 +1,20 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { CloseCode, SUBPROTOCOL } from '../protocol/index.js';
+import { CloseCode, errorText, SUBPROTOCOL } from '../protocol/index.js';
 import { DetachedSessions } from './detached-sessions.js';
 import type { ReliableSocket } from './reliable-socket.js';
 import { ReplayBudget } from './replay-buffer.js';
 import type { TransferLimits } from '../transfer/index.js';
 import { DEFAULT_SESSION_MAX_BYTES, DEFAULT_TOTAL_MAX_BYTES, Session, type ReplayByteLimits, type SessionSnapshot } from './session.js';
 
-/** Told when sessions start and end and when their principal changes. */
+/**
+ * Told when sessions of this instance start (new, or taken over from another instance) and end
+ * (closed by the client with 1000, expired, evicted, resumed too late, or moved to another
+ * instance), and when their principal changes. One that throws is logged; the others are still told.
+ */
 export interface SessionObserver {
-  sessionStarted(session: Session): void;
-  sessionEnded(session: Session): void;
-  principalChanged(session: Session, previous: unknown): void;
+  sessionStarted?(session: Session): void;
+  sessionEnded?(session: Session): void;
+  principalChanged?(session: Session, previous: unknown): void;
 }
 
 export interface SessionLifetime {
@@ -124,7 +128,7 @@ export class SessionRegistry implements OnApplicationShutdown {
     session.ip = socket.ip;
     this.sessions.set(session.id, session);
     socket.bindSession(session);
-    for (const observer of this.observers) observer.sessionStarted(session);
+    this.notify((observer) => observer.sessionStarted?.(session));
     this.keepAddressShare(socket.ip);
     return session;
   }
@@ -157,7 +161,7 @@ export class SessionRegistry implements OnApplicationShutdown {
     if (!this.lifetime || this.sessions.has(snapshot.id)) return undefined;
     const session = Session.restore(snapshot, this.lifetime.bufferSize, this.replayLimits, resumeToken);
     this.sessions.set(session.id, session);
-    for (const observer of this.observers) observer.sessionStarted(session);
+    this.notify((observer) => observer.sessionStarted?.(session));
     this.keepDetached(session, this.lifetime.ttlMs);
     return this.sessions.get(session.id);
   }
@@ -189,7 +193,7 @@ export class SessionRegistry implements OnApplicationShutdown {
   setPrincipal(session: Session, principal: unknown): void {
     const previous = session.principal;
     session.principal = principal;
-    for (const observer of this.observers) observer.principalChanged(session, previous);
+    this.notify((observer) => observer.principalChanged?.(session, previous));
   }
 
   getSession(id: string): Session | undefined {
@@ -265,10 +269,20 @@ export class SessionRegistry implements OnApplicationShutdown {
     this.detached.delete(session);
   }
 
+  private notify(tell: (observer: SessionObserver) => void): void {
+    for (const observer of this.observers) {
+      try {
+        tell(observer);
+      } catch (error) {
+        this.logger.error(`a session observer failed: ${errorText(error, { stack: true })}`);
+      }
+    }
+  }
+
   private endSession(session: Session): void {
     this.stopWaiting(session);
     if (!this.sessions.delete(session.id)) return;
     session.dispose();
-    for (const observer of this.observers) observer.sessionEnded(session);
+    this.notify((observer) => observer.sessionEnded?.(session));
   }
 }

@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { preparePush, preparePushOf, type PreparedPush } from '../protocol/index.js';
@@ -246,6 +247,32 @@ describe('SessionRegistry', () => {
     sessions.observe(observer);
     return { sessions, ended };
   }
+
+  it("an observer that throws is logged and skipped: the others are told, and the close it was told of completes", () => {
+    const sessions = new SessionRegistry({ bufferSize: 10, ttlMs: 1000 });
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const told: string[] = [];
+    sessions.observe({
+      sessionStarted: () => {
+        throw new Error('started: broken observer');
+      },
+      sessionEnded: () => {
+        throw new Error('ended: broken observer');
+      },
+    });
+    sessions.observe({ sessionStarted: (s) => told.push(`started ${s.id}`), sessionEnded: (s) => told.push(`ended ${s.id}`) });
+    const { socket } = fakeSocket();
+    sessions.add(socket);
+    const session = sessions.startSession(socket, undefined);
+    expect(() => sessions.remove(socket, 1000)).not.toThrow();
+    expect(told).toEqual([`started ${session.id}`, `ended ${session.id}`]);
+    expect(sessions.getSession(session.id)).toBeUndefined();
+    expect(errors.mock.calls.map(([message]) => String(message))).toEqual([
+      expect.stringContaining('started: broken observer'),
+      expect.stringContaining('ended: broken observer'),
+    ]);
+    errors.mockRestore();
+  });
 
   it('a client close with 1000 ends the session at once', () => {
     const { sessions, ended } = registry();
