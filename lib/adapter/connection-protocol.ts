@@ -391,6 +391,8 @@ export class ConnectionProtocol {
     const auth = this.runtime.authenticator!;
     const token = tokenOf(data);
     const principal = typeof token === 'string' ? await auth.verify(token, socket.request, socket.ip) : undefined;
+    // closed meanwhile (its deadline, the client, a resume that took the session over): changes nothing
+    if (!socket.isOpen) return;
     if (principal === undefined) {
       socket.close(CloseCode.UNAUTHORIZED);
       return;

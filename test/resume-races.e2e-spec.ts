@@ -1,0 +1,116 @@
+/**
+ * Races around resume and credentials (DESIGN §3 "Sessions and resume", `$auth`): resumes that
+ * meet each other, a session's previous connection, an `$auth` still being verified, or a close.
+ * Real Nest apps on port 0 (memory store), raw `ws` clients speaking `rws.v1`; every wait is bounded.
+ */
+import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
+import { ReliableGateway, WsPrincipal, type ReliableWsOptions } from '../lib/index.js';
+import { startApp, type TestApp } from './support/app.js';
+import { sleep } from './support/wait.js';
+import { TestClient, type Frame } from './support/ws-client.js';
+
+// ---------------------------------------------------------------------------------------------
+// Server side
+
+/** How many times a handler ran, per `key` of its payload. */
+const runs = new Map<string, number>();
+const ran = (key: string): number => runs.get(key) ?? 0;
+
+@ReliableGateway({ path: '/ws' })
+class RaceGateway {
+  @SubscribeMessage('echo')
+  echo(@MessageBody() data: { key: string }): { key: string } {
+    runs.set(data.key, ran(data.key) + 1);
+    return data;
+  }
+
+  /** Takes `ms`, then replies. */
+  @SubscribeMessage('slow')
+  async slow(@MessageBody() data: { key: string; ms: number }): Promise<{ done: string }> {
+    runs.set(data.key, ran(data.key) + 1);
+    await sleep(data.ms);
+    return { done: data.key };
+  }
+
+  @SubscribeMessage('whoami')
+  whoami(@WsPrincipal() principal: unknown): unknown {
+    return principal ?? null;
+  }
+}
+
+/**
+ * Tokens: `user` verifies at once, `user@ms` after `ms`, to `{ id: user, token }`; `hang` never
+ * answers. Anything else is refused.
+ */
+function verify(token: string): unknown {
+  const [user, delay] = token.split('@');
+  if (token === 'hang') return new Promise(() => undefined);
+  if (!/^[a-z]+$/.test(user)) return null;
+  const principal = { id: user, token };
+  return delay === undefined ? principal : sleep(Number(delay)).then(() => principal);
+}
+
+const BASE: ReliableWsOptions = { rateLimit: false, allowedOrigins: '*', resume: { bufferSize: 100, ttlMs: 20000 } };
+
+// ---------------------------------------------------------------------------------------------
+// Client side helpers
+
+interface Session {
+  sessionId: string;
+  resumeToken: string;
+}
+
+const open: TestClient[] = [];
+afterEach(() => {
+  for (const client of open.splice(0)) client.terminate();
+});
+
+/** Opens an `rws.v1` connection and sends `$hello` with `data`. */
+async function connect(url: string, data: Record<string, unknown> = {}): Promise<TestClient> {
+  const client = new TestClient(url, 'rws.v1');
+  open.push(client);
+  await client.open();
+  client.send({ event: '$hello', data });
+  return client;
+}
+
+async function hello(url: string, data: Record<string, unknown> = {}): Promise<{ client: TestClient; ready: Frame }> {
+  const client = await connect(url, data);
+  return { client, ready: await client.next((frame) => frame.event === '$ready') };
+}
+
+function resumeOf(ready: Frame, lastSeq: number): { resume: Session & { lastSeq: number } } {
+  return { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq } };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('resume races: $auth still being verified', () => {
+  let app: TestApp;
+  let url: string;
+  beforeAll(async () => {
+    app = await startApp({ ...BASE, auth: { verify, timeoutMs: 1000 } }, [RaceGateway]);
+    url = app.wsUrl('/ws');
+  });
+  afterAll(() => app.close());
+
+  it('an $auth of the old connection that verifies after a resume took the session over does not change its principal', async () => {
+    const first = await hello(url, { token: 'alice' });
+    first.client.send({ event: '$auth', data: { token: 'bob@300' }, id: 1 });
+    const second = await hello(url, { token: 'alice', ...resumeOf(first.ready, 0) });
+    expect(second.ready.data).toMatchObject({ sessionId: first.ready.data.sessionId, resumed: true });
+    await first.client.closed(3000);
+    await sleep(500); // bob's verify has answered by now
+    expect((await second.client.request('whoami', null, 1)).data).toEqual({ id: 'alice', token: 'alice' });
+  });
+
+  it('an $auth closed 4008 for its slow verify changes nothing when the verify answers later: the owner resumes', async () => {
+    const first = await hello(url, { token: 'alice' });
+    first.client.send({ event: '$auth', data: { token: 'bob@1500' } });
+    expect((await first.client.closed(3000)).code).toBe(4008);
+    await sleep(800); // bob's verify has answered by now
+    const again = await hello(url, { token: 'alice', ...resumeOf(first.ready, 0) });
+    expect(again.ready.data).toMatchObject({ sessionId: first.ready.data.sessionId, resumed: true, missed: false });
+    expect((await again.client.request('whoami', null, 1)).data).toEqual({ id: 'alice', token: 'alice' });
+  });
+});
