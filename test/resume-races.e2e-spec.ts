@@ -114,3 +114,29 @@ describe('resume races: $auth still being verified', () => {
     expect((await again.client.request('whoami', null, 1)).data).toEqual({ id: 'alice', token: 'alice' });
   });
 });
+
+describe('resume races: malformed $hello.resume', () => {
+  let app: TestApp;
+  let url: string;
+  beforeAll(async () => {
+    app = await startApp(BASE, [RaceGateway]);
+    url = app.wsUrl('/ws');
+  });
+  afterAll(() => app.close());
+
+  it.each([
+    ['lastSeq as a string', { sessionId: 'A'.repeat(22), resumeToken: 'B'.repeat(22), lastSeq: '3' }],
+    ['no lastSeq', { sessionId: 'A'.repeat(22), resumeToken: 'B'.repeat(22) }],
+    ['a number as sessionId', { sessionId: 7, resumeToken: 'B'.repeat(22), lastSeq: 0 }],
+    ['no resumeToken', { sessionId: 'A'.repeat(22), lastSeq: 0 }],
+    ['a string', 'A'.repeat(22)],
+  ])('%s: a new session with missed: true, never a silent gap', async (_case, resume) => {
+    const { ready } = await hello(url, { resume });
+    expect(ready.data).toMatchObject({ resumed: false, missed: true });
+  });
+
+  it('resume: null asks for no resume: a fresh session, missed: false', async () => {
+    const { ready } = await hello(url, { resume: null });
+    expect(ready.data).toMatchObject({ resumed: false, missed: false });
+  });
+});

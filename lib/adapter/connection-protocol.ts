@@ -347,7 +347,7 @@ export class ConnectionProtocol {
       return;
     }
     const resume = resumeRequestOf(data);
-    if (resume && this.options.resume !== false && !(await this.claimed(resume, principal))) {
+    if (resume && resume !== UNMATCHED_RESUME && this.options.resume !== false && !(await this.claimed(resume, principal))) {
       // the session lives on but stays with its owner for now: the client reconnects and resumes it
       connection.socket.close(CloseCode.SERVICE_RESTART);
       return;
@@ -530,14 +530,20 @@ function peerOf(socket: ReliableSocket): string {
   return `${socket.hasSession ? `session ${shortId(socket.id)}, ` : ''}${socket.ip}`;
 }
 
-/** `$hello.resume`, when it has the right shape. */
+/**
+ * `$hello.resume`: undefined when absent (or null); one of the wrong shape is `UNMATCHED_RESUME`,
+ * so that the client, which asked to resume, hears `missed: true`.
+ */
 function resumeRequestOf(data: unknown): ResumeRequest | undefined {
   const resume = typeof data === 'object' && data !== null ? (data as { resume?: unknown }).resume : undefined;
-  if (typeof resume !== 'object' || resume === null) return undefined;
-  const { sessionId, resumeToken, lastSeq } = resume as Record<string, unknown>;
-  if (typeof sessionId !== 'string' || typeof resumeToken !== 'string' || typeof lastSeq !== 'number') return undefined;
+  if (resume === undefined || resume === null) return undefined;
+  const { sessionId, resumeToken, lastSeq } = (typeof resume === 'object' ? resume : {}) as Record<string, unknown>;
+  if (typeof sessionId !== 'string' || typeof resumeToken !== 'string' || typeof lastSeq !== 'number') return UNMATCHED_RESUME;
   return { sessionId, resumeToken, lastSeq };
 }
+
+/** A resume request that no session matches (no session has the id ''), nor needs asking another instance for. */
+const UNMATCHED_RESUME: ResumeRequest = { sessionId: '', resumeToken: '', lastSeq: -1 };
 
 function tokenOf(data: unknown): unknown {
   return typeof data === 'object' && data !== null ? (data as { token?: unknown }).token : undefined;
