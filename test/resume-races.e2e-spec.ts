@@ -3,8 +3,14 @@
  * meet each other, a session's previous connection, an `$auth` still being verified, or a close.
  * Real Nest apps on port 0 (memory store), raw `ws` clients speaking `rws.v1`; every wait is bounded.
  */
-import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
-import { ReliableGateway, WsPrincipal, type ReliableWsOptions } from '../lib/index.js';
+import { MessageBody, SubscribeMessage, WebSocketServer } from '@nestjs/websockets';
+import {
+  ReliableGateway,
+  WsPrincipal,
+  type ReliableSocket,
+  type ReliableWsOptions,
+  type ReliableWsServer,
+} from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
 import { sleep } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
@@ -35,6 +41,16 @@ class RaceGateway {
   @SubscribeMessage('whoami')
   whoami(@WsPrincipal() principal: unknown): unknown {
     return principal ?? null;
+  }
+}
+
+/** Tells every client of its path, in `handleConnection`, that a session (re)connected. */
+@ReliableGateway({ path: '/presence' })
+class PresenceGateway {
+  @WebSocketServer() server!: ReliableWsServer;
+
+  handleConnection(socket: ReliableSocket): void {
+    this.server.clients.forEach((client) => client.send('online', socket.id));
   }
 }
 
@@ -82,6 +98,9 @@ async function hello(url: string, data: Record<string, unknown> = {}): Promise<{
 function resumeOf(ready: Frame, lastSeq: number): { resume: Session & { lastSeq: number } } {
   return { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq } };
 }
+
+/** Lets frames in flight arrive, for assertions that nothing more came. */
+const settle = (): Promise<void> => sleep(150);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -138,5 +157,25 @@ describe('resume races: malformed $hello.resume', () => {
   it('resume: null asks for no resume: a fresh session, missed: false', async () => {
     const { ready } = await hello(url, { resume: null });
     expect(ready.data).toMatchObject({ resumed: false, missed: false });
+  });
+});
+
+describe('resume races: takeover seen by handleConnection', () => {
+  let app: TestApp;
+  let url: string;
+  beforeAll(async () => {
+    app = await startApp(BASE, [PresenceGateway]);
+    url = app.wsUrl('/presence');
+  });
+  afterAll(() => app.close());
+
+  it('server.clients holds one socket per session: a takeover resume gets one push, not two', async () => {
+    const first = await hello(url);
+    await first.client.next((frame) => frame.event === 'online');
+    const second = await hello(url, resumeOf(first.ready, 1));
+    expect(second.ready.data).toMatchObject({ resumed: true });
+    await second.client.next((frame) => frame.event === 'online');
+    await settle();
+    expect(second.client.frames.filter((frame) => frame.event === 'online')).toEqual([]);
   });
 });

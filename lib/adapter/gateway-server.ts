@@ -71,7 +71,10 @@ export class ReliableWsServer extends EventEmitter {
 
   /** @internal Makes an open connection one of `clients`, then announces it (`connection`). */
   announce(socket: ReliableSocket): void {
-    if (socket.isOpen) this.clients.add(socket);
+    if (socket.isOpen) {
+      this.clients.add(socket);
+      socket.listedIn = this.clients;
+    }
     this.emit('connection', socket, socket.request);
   }
 

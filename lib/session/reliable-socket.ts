@@ -77,6 +77,12 @@ export class ReliableSocket implements SessionTransport, TransferLink {
   private closeListeners: CloseListener | CloseListener[] | undefined;
   /** The first close this server asked for, if any. */
   closedWith: { code: number; reason: string } | undefined;
+  /**
+   * @internal The `clients` of the gateway path that lists this connection. A connection cut
+   * because another one took its session over leaves them at once, not when its close comes:
+   * a session is never listed twice.
+   */
+  listedIn: { delete(socket: ReliableSocket): void } | undefined;
 
   constructor(
     readonly raw: WebSocket,
@@ -235,6 +241,7 @@ export class ReliableSocket implements SessionTransport, TransferLink {
 
   terminate(): void {
     this.raw.terminate();
+    this.listedIn?.delete(this);
   }
 
   deliver(push: PreparedPush, seq: number | undefined): void {
