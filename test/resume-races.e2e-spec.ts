@@ -5,6 +5,7 @@
  */
 import { MessageBody, SubscribeMessage, WebSocketServer } from '@nestjs/websockets';
 import {
+  BroadcastService,
   ReliableGateway,
   WsPrincipal,
   type ReliableSocket,
@@ -12,7 +13,7 @@ import {
   type ReliableWsServer,
 } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
-import { sleep } from './support/wait.js';
+import { sleep, waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -177,5 +178,51 @@ describe('resume races: takeover seen by handleConnection', () => {
     await second.client.next((frame) => frame.event === 'online');
     await settle();
     expect(second.client.frames.filter((frame) => frame.event === 'online')).toEqual([]);
+  });
+});
+
+describe('resume races: credentials already expired', () => {
+  let app: TestApp;
+  let url: string;
+  let broadcast: BroadcastService;
+  /** `old` verifies to alice with an `exp` a minute ago, `alice` to alice without one. */
+  const verifyWithExp = (token: string): unknown =>
+    token === 'old' ? { id: 'alice', exp: Math.floor(Date.now() / 1000) - 60 } : token === 'alice' ? { id: 'alice' } : null;
+  beforeAll(async () => {
+    app = await startApp({ ...BASE, auth: { verify: verifyWithExp, timeoutMs: 3000 } }, [RaceGateway]);
+    url = app.wsUrl('/ws');
+    broadcast = app.app.get(BroadcastService);
+  });
+  afterAll(() => app.close());
+
+  it('$hello with expired credentials closes 4001 without $ready; a message pipelined behind it is not handled', async () => {
+    const client = await connect(url, { token: 'old' });
+    client.send({ event: 'echo', data: { key: 'expired-hello' }, id: 1 });
+    expect(await client.closed(3000)).toEqual({ code: 4001, reason: 'credentials expired' });
+    expect(client.frames).toEqual([]);
+    expect(ran('expired-hello')).toBe(0);
+  });
+
+  it('a handshake token with expired credentials closes 4001 without $ready, also for a plain client', async () => {
+    for (const protocol of ['rws.v1', undefined]) {
+      const client = new TestClient(`${url}?token=old`, protocol);
+      open.push(client);
+      await client.open();
+      if (protocol) client.send({ event: '$hello', data: {} });
+      expect(await client.closed(3000)).toEqual({ code: 4001, reason: 'credentials expired' });
+      expect(client.frames).toEqual([]);
+    }
+  });
+
+  it("a resume with expired credentials neither takes the owner's connection over nor gets its pushes", async () => {
+    const owner = await hello(url, { token: 'alice' });
+    await broadcast.toClient(owner.ready.data.sessionId, 'secret', 'for alice');
+    await owner.client.next((frame) => frame.event === 'secret');
+    const stale = await connect(url, { token: 'old', ...resumeOf(owner.ready, 0) });
+    expect(await stale.closed(3000)).toEqual({ code: 4001, reason: 'credentials expired' });
+    expect(stale.frames).toEqual([]);
+    await settle();
+    expect(owner.client.raw.readyState).toBe(owner.client.raw.OPEN);
+    expect((await owner.client.request('whoami', null, 1)).data).toEqual({ id: 'alice' });
   });
 });

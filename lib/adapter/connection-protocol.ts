@@ -91,6 +91,8 @@ export class ConnectionProtocol {
     ws.on('close', this.onClose);
     if (credentials.rejected) {
       socket.close(credentials.timedOut ? CloseCode.AUTH_TIMEOUT : CloseCode.UNAUTHORIZED);
+    } else if (this.refusedAsExpired(socket, credentials.principal)) {
+      // closed 4001: nothing starts
     } else if (ws.protocol === SUBPROTOCOL || (this.runtime.authenticator && credentials.principal === undefined)) {
       this.helloDeadlines.start(connection);
     } else {
@@ -192,6 +194,16 @@ export class ConnectionProtocol {
       request,
       (session) => !userIdOf || userIdOf(session.principal) === userIdOf(principal),
     );
+  }
+
+  /**
+   * Closes the connection 4001 `credentials expired` when the principal's credentials have
+   * already expired: it starts no session and changes none (no `$ready`, no `$ack`).
+   */
+  private refusedAsExpired(socket: ReliableSocket, principal: unknown): boolean {
+    if (principal === undefined || this.runtime.authenticator?.msUntilExpiry(principal) !== 0) return false;
+    socket.close(CloseCode.UNAUTHORIZED, CREDENTIALS_EXPIRED);
+    return true;
   }
 
   /** Closes the connection with 4001 when its credentials expire without a refresh. */
@@ -346,6 +358,7 @@ export class ConnectionProtocol {
       connection.socket.close(CloseCode.UNAUTHORIZED);
       return;
     }
+    if (this.refusedAsExpired(connection.socket, principal)) return;
     const resume = resumeRequestOf(data);
     if (resume && resume !== UNMATCHED_RESUME && this.options.resume !== false && !(await this.claimed(resume, principal))) {
       // the session lives on but stays with its owner for now: the client reconnects and resumes it
@@ -397,11 +410,7 @@ export class ConnectionProtocol {
       socket.close(CloseCode.UNAUTHORIZED);
       return;
     }
-    if (auth.msUntilExpiry(principal) === 0) {
-      // `$auth` is answered `$ack` or closed 4001, never both.
-      socket.close(CloseCode.UNAUTHORIZED, CREDENTIALS_EXPIRED);
-      return;
-    }
+    if (this.refusedAsExpired(socket, principal)) return; // `$auth` is answered `$ack` or closed 4001, never both
     this.runtime.sessions.setPrincipal(socket.session, principal);
     this.watchExpiry(connection, principal);
     socket.sendSystem(SystemEvent.ACK, id === undefined ? {} : { ref: id });
