@@ -100,6 +100,13 @@ function resumeOf(ready: Frame, lastSeq: number): { resume: Session & { lastSeq:
   return { resume: { sessionId: ready.data.sessionId, resumeToken: ready.data.resumeToken, lastSeq } };
 }
 
+/** The seqs of the `n` pushes a client got, in order. */
+const seqsOf = (client: TestClient): number[] => client.frames.filter((frame) => frame.event === 'n').map((frame) => frame.seq!);
+
+/** The numeric refs of the answers a client got. */
+const refsOf = (client: TestClient): number[] =>
+  client.frames.map((frame) => frame.ref ?? frame.data?.ref).filter((ref): ref is number => typeof ref === 'number');
+
 /** Lets frames in flight arrive, for assertions that nothing more came. */
 const settle = (): Promise<void> => sleep(150);
 
@@ -224,5 +231,100 @@ describe('resume races: credentials already expired', () => {
     await settle();
     expect(owner.client.raw.readyState).toBe(owner.client.raw.OPEN);
     expect((await owner.client.request('whoami', null, 1)).data).toEqual({ id: 'alice' });
+  });
+});
+
+describe('resume races: what held up', () => {
+  let app: TestApp;
+  let url: string;
+  let broadcast: BroadcastService;
+  beforeAll(async () => {
+    app = await startApp({ ...BASE, auth: { verify, timeoutMs: 1000 } }, [RaceGateway]);
+    url = app.wsUrl('/ws');
+    broadcast = app.app.get(BroadcastService);
+  });
+  afterAll(() => app.close());
+
+  it('ten resumes of one session at once, verifies answering in random order: one connection keeps it, pushes once each', async () => {
+    const first = await hello(url, { token: 'alice' });
+    for (let n = 1; n <= 5; n++) await broadcast.toClient(first.ready.data.sessionId, 'n', n);
+    first.client.terminate();
+    const delays = [50, 10, 90, 30, 70, 0, 60, 20, 80, 40];
+    const resumers = await Promise.all(
+      delays.map((ms) => connect(url, { token: ms ? `alice@${ms}` : 'alice', ...resumeOf(first.ready, 2) })),
+    );
+    const readies = await Promise.all(resumers.map((client) => client.next((frame) => frame.event === '$ready')));
+    for (const ready of readies) expect(ready.data).toMatchObject({ sessionId: first.ready.data.sessionId, resumed: true, missed: false });
+    await settle();
+    const alive = resumers.filter((client) => client.raw.readyState === client.raw.OPEN);
+    expect(alive).toHaveLength(1);
+    await broadcast.toClient(first.ready.data.sessionId, 'n', 6);
+    await waitUntil(() => seqsOf(alive[0]).length >= 4, { what: 'the replay and the live push' });
+    expect(seqsOf(alive[0])).toEqual([3, 4, 5, 6]);
+    // every connection saw a run of consecutive seqs from lastSeq + 1: none twice, none skipped
+    for (const client of resumers) seqsOf(client).forEach((seq, index) => expect(seq).toBe(3 + index));
+  });
+
+  it('a message handled on A, A cut before its answer, retried on B: handler once, answer once on B', async () => {
+    const a = await hello(url, { token: 'alice' });
+    a.client.send({ event: 'slow', data: { key: 'xonce', ms: 1000 }, id: 1 });
+    await waitUntil(() => ran('xonce') === 1, { what: 'the handler to start' });
+    a.client.terminate();
+    const b = await hello(url, { token: 'alice@100', ...resumeOf(a.ready, 0) });
+    expect(b.ready.data).toMatchObject({ resumed: true, lastId: 1 });
+    b.client.send({ event: 'slow', data: { key: 'xonce', ms: 1000 }, id: 1 });
+    b.client.send({ event: 'slow', data: { key: 'xonce', ms: 1000 }, id: 1 });
+    const answer = await b.client.next((frame) => frame.ref === 1);
+    expect(answer.data).toEqual({ done: 'xonce' });
+    await settle();
+    expect(b.client.frames.filter((frame) => frame.ref === 1 || frame.data?.ref === 1)).toEqual([]); // the second retry got nothing
+    expect(ran('xonce')).toBe(1);
+    b.client.send({ event: 'slow', data: { key: 'xonce', ms: 1000 }, id: 1 });
+    expect((await b.client.next((frame) => frame.ref === 1)).data).toEqual({ done: 'xonce' }); // from the cache
+  });
+
+  it('a resume while the old connection is still open and busy: ids across both handled once', async () => {
+    const a = await hello(url, { token: 'alice' });
+    for (let id = 1; id <= 5; id++) a.client.send({ event: 'echo', data: { key: `il${id}` }, id });
+    const b = await connect(url, { token: 'alice@50', ...resumeOf(a.ready, 0) });
+    for (let id = 1; id <= 8; id++) b.send({ event: 'echo', data: { key: `il${id}` }, id });
+    await b.next((frame) => frame.event === '$ready');
+    await waitUntil(() => new Set(refsOf(b)).size >= 8, { what: '8 answers' });
+    for (let id = 1; id <= 8; id++) expect(ran(`il${id}`)).toBe(1);
+    await settle();
+    expect(refsOf(b).sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]); // one answer per frame sent on B
+  });
+
+  it('$auth twice, the first verifying slower: the last one sent wins', async () => {
+    const a = await hello(url, { token: 'alice' });
+    a.client.send({ event: '$auth', data: { token: 'alice@300' }, id: 'x' });
+    a.client.send({ event: '$auth', data: { token: 'alice@10' }, id: 'y' });
+    await a.client.next((frame) => frame.data?.ref === 'y');
+    expect((await a.client.request('whoami', null, 1)).data).toEqual({ id: 'alice', token: 'alice@10' });
+  });
+
+  it('$auth that never answers: closed 4008; the session is still resumable', async () => {
+    const a = await hello(url, { token: 'alice' });
+    a.client.send({ event: '$auth', data: { token: 'hang' } });
+    expect((await a.client.closed(3000)).code).toBe(4008);
+    const b = await hello(url, { token: 'alice', ...resumeOf(a.ready, 0) });
+    expect(b.ready.data).toMatchObject({ resumed: true });
+  });
+
+  it('a resume racing a client close 1000 of the old connection: resumed and live, or missed, never half', async () => {
+    for (let round = 0; round < 5; round++) {
+      const a = await hello(url, { token: 'alice' });
+      await broadcast.toClient(a.ready.data.sessionId, 'n', 1);
+      a.client.close(1000);
+      const b = await hello(url, { token: 'alice', ...resumeOf(a.ready, 0) });
+      await settle();
+      if (b.ready.data.resumed) {
+        expect(b.client.raw.readyState).toBe(b.client.raw.OPEN);
+        await broadcast.toClient(a.ready.data.sessionId, 'n', 2);
+        await waitUntil(() => seqsOf(b.client).length === 2, { what: 'two pushes' });
+      } else {
+        expect(b.ready.data.missed).toBe(true);
+      }
+    }
   });
 });
