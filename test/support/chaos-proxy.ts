@@ -73,9 +73,9 @@ export class ChaosProxy {
     return cut;
   }
 
-  /** Cuts every connection again and again, after a random delay in [minMs, maxMs] each time. */
+  /** Cuts every connection again and again, after a random delay in [minMs, maxMs] each time (cuts after bytes stay due). */
   startChaos(minMs: number, maxMs: number): void {
-    this.stopChaos();
+    clearTimeout(this.chaosTimer);
     const schedule = (): void => {
       this.chaosTimer = setTimeout(() => {
         this.cutAll();
