@@ -1,5 +1,7 @@
 import { MessageBody, SubscribeMessage } from '@nestjs/websockets';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { Server as HttpServer } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReliableGateway } from '../lib/index.js';
@@ -17,6 +19,27 @@ class EchoGateway {
   echo(@MessageBody() data: unknown) {
     return data;
   }
+}
+
+/**
+ * A TCP client that sends a WebSocket upgrade for `path` and never closes its side of the
+ * connection; `response` resolves with the status line.
+ */
+function stubbornUpgrade(port: number, path: string): { socket: Socket; response: Promise<string> } {
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  socket.on('error', () => undefined);
+  const response = new Promise<string>((done) => socket.once('data', (data: Buffer) => done(data.toString().split('\r\n')[0])));
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  return { socket, response };
+}
+
+/** How many connections the app's HTTP server holds. */
+function openHttpConnections(t: TestApp): Promise<number> {
+  const server = t.app.getHttpServer() as HttpServer;
+  return new Promise((done, fail) => server.getConnections((error, count) => (error ? fail(error) : done(count))));
 }
 
 const SUPPORT = resolve(dirname(fileURLToPath(import.meta.url)), 'support');
@@ -107,6 +130,25 @@ describe('graceful shutdown', () => {
     expect((await Promise.all(present.map((c) => c.closed(3000)))).map((c) => c.code)).toEqual([1001, 1001, 1001, 1001]);
     await within(closing, 10000, 'app.close()');
     expect(Date.now() - startedAt).toBeLessThan(3000); // not shutdown.timeoutMs
+  });
+
+  it('a client that never closes its side after a refused upgrade (404, or 503 while draining) is disconnected and does not hold app.close()', async () => {
+    const t = await start({ shutdown: { spreadMs: 500, timeoutMs: 2000 } });
+    const notFound = stubbornUpgrade(t.port, '/nowhere');
+    let draining: ReturnType<typeof stubbornUpgrade> | undefined;
+    try {
+      expect(await within(notFound.response, 2000, 'the 404')).toBe('HTTP/1.1 404 Not Found');
+      await waitUntil(async () => (await openHttpConnections(t)) === 0, { what: 'the server to let go of the refused connection' });
+      await connectMany(t, 2); // keeps the drain going for spreadMs
+      const closing = t.close();
+      await waitUntil(async () => (await getHealth(t.httpUrl('/health/ws'))).status === 503, { what: 'the drain' });
+      draining = stubbornUpgrade(t.port, '/ws');
+      expect(await within(draining.response, 2000, 'the 503')).toBe('HTTP/1.1 503 Service Unavailable');
+      await within(closing, 10000, 'app.close() with a refused client that keeps its side open');
+    } finally {
+      notFound.socket.destroy();
+      draining?.socket.destroy();
+    }
   });
 
   it('terminates clients that never answer the close after timeoutMs, and app.close() still resolves', async () => {

@@ -72,6 +72,9 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string): 
     return;
   }
   const body = `${message}\n`;
+  // The server's HTTP sockets allow half-open connections: without this, a client that never
+  // closes its side would keep the socket, and hold the HTTP server's close, forever.
+  socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
       'Connection: close\r\n' +
