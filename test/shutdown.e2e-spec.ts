@@ -10,7 +10,7 @@ import { buildLibrary, type BuiltLibrary } from './support/build-lib.js';
 import { getHealth } from './support/health.js';
 import { RawWsPeer } from './support/raw-ws.js';
 import { Swarm } from './support/swarm.js';
-import { waitUntil, within } from './support/wait.js';
+import { sleep, waitUntil, within } from './support/wait.js';
 import { TestClient, upgradeStatus } from './support/ws-client.js';
 
 @ReliableGateway({ path: '/ws' })
@@ -130,6 +130,20 @@ describe('graceful shutdown', () => {
     expect((await Promise.all(present.map((c) => c.closed(3000)))).map((c) => c.code)).toEqual([1001, 1001, 1001, 1001]);
     await within(closing, 10000, 'app.close()');
     expect(Date.now() - startedAt).toBeLessThan(3000); // not shutdown.timeoutMs
+  });
+
+  it('an upgrade whose handshake verify never answers gets 503 at the drain, and does not hold app.close() for auth.timeoutMs', async () => {
+    const AUTH_TIMEOUT_MS = 60000;
+    const verify = () => new Promise<never>(() => undefined);
+    const t = await start({ auth: { verify, mode: 'handshake', timeoutMs: AUTH_TIMEOUT_MS }, shutdown: { timeoutMs: 1000 } });
+    const pending = stubbornUpgrade(t.port, '/ws?token=never');
+    try {
+      await sleep(200); // its verify is running
+      await within(t.close(), 10000, 'app.close() with an upgrade in verify'); // README: 2 × shutdown.timeoutMs at most
+      expect(await within(pending.response, 1000, 'the pending upgrade to be answered')).toBe('HTTP/1.1 503 Service Unavailable');
+    } finally {
+      pending.socket.destroy();
+    }
   });
 
   it('a client that never closes its side after a refused upgrade (404, or 503 while draining) is disconnected and does not hold app.close()', async () => {

@@ -51,6 +51,8 @@ export class ReliableWsAdapter extends WsAdapter {
   private readonly ownHttpServers = new Map<number, HttpServer>();
   /** Settles once each of them listens; rejects, naming the gateway and port, if one cannot. */
   private readonly ownHttpServersListening: Array<Promise<void>> = [];
+  /** Upgrades whose handshake `verify` still runs, with their client's address. */
+  private readonly verifying = new Map<Duplex, string>();
 
   constructor(private readonly app: INestApplicationContext) {
     super(app);
@@ -60,6 +62,7 @@ export class ReliableWsAdapter extends WsAdapter {
     this.dispatcher = new MessageDispatcher(new DirectHandlers(app));
     this.protocol = new ConnectionProtocol(this.runtime, this.dispatcher, this.connectionLog);
     containGatewayLifecycles(app);
+    this.runtime.shutdown.onDrain(() => this.refuseVerifying());
   }
 
   override create(port: number, options: Record<string, unknown> = {}): ReliableWsServer {
@@ -182,7 +185,11 @@ export class ReliableWsAdapter extends WsAdapter {
     releaseOnClose(socket, this.limiter, ip);
     const credentials = this.authenticateHandshake(request, ip);
     if (credentials instanceof Promise) {
-      void credentials.then((checked) => this.upgrade(wss, request, socket, head, ip, checked));
+      this.verifying.set(socket, ip);
+      void credentials.then((checked) => {
+        this.verifying.delete(socket);
+        this.upgrade(wss, request, socket, head, ip, checked);
+      });
     } else {
       this.upgrade(wss, request, socket, head, ip, credentials);
     }
@@ -196,10 +203,16 @@ export class ReliableWsAdapter extends WsAdapter {
     ip: string,
     credentials: HandshakeCredentials,
   ): void {
-    if (socket.destroyed) return;
+    if (!socket.writable) return; // gone, or refused while `verify` ran
     // The drain may have begun while `verify` ran; it closes the connections it found then, not this one.
     if (this.runtime.shutdown.draining) return this.refuse(socket, 503, 'server is shutting down', `from ${ip}`);
     wss.handleUpgrade(request, socket, head, (ws) => this.protocol.accept(wss, ws, request, ip, credentials));
+  }
+
+  /** The drain began: upgrades still in `verify` are refused now, not once it answers (`auth.timeoutMs` at most). */
+  private refuseVerifying(): void {
+    for (const [socket, ip] of this.verifying) this.refuse(socket, 503, 'server is shutting down', `from ${ip}`);
+    this.verifying.clear();
   }
 
   /** Answers an upgrade with an HTTP error (`message` is the client's), counted and logged with `detail`. */

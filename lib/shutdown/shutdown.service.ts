@@ -22,6 +22,7 @@ const SPREAD_TICK_MS = 10;
 export class ShutdownService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ShutdownService.name);
   private drainPromise: Promise<void> | undefined;
+  private readonly drainListeners: Array<() => void> = [];
 
   /**
    * @param flushSessions hands the sessions left behind to where their clients can resume them
@@ -37,6 +38,11 @@ export class ShutdownService implements BeforeApplicationShutdown {
     return this.drainPromise !== undefined;
   }
 
+  /** Calls `listener` as the drain begins. */
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
+
   beforeApplicationShutdown(): Promise<void> {
     return this.drain();
   }
@@ -47,6 +53,7 @@ export class ShutdownService implements BeforeApplicationShutdown {
   }
 
   private async runDrain(): Promise<void> {
+    for (const listener of this.drainListeners) listener();
     const sockets = [...this.connections];
     if (sockets.length > 0) this.logger.log(`draining ${sockets.length} WebSocket connection(s)`);
     const stopSpreading = this.closeSpread(sockets);
