@@ -257,6 +257,33 @@ describe('app.close() while Redis does not answer', () => {
   });
 });
 
+describe('app.close() while Redis does not answer, with sessions to hand over', () => {
+  it('hands over for at most shutdown.timeoutMs, then quits within broadcast.commandTimeoutMs (the README bound: 2 × timeoutMs + commandTimeoutMs)', async () => {
+    const COMMAND_TIMEOUT_MS = 5000;
+    const SHUTDOWN_TIMEOUT_MS = 500;
+    const prefix = uniquePrefix('close-paused-handover');
+    const owner = await within(
+      startAppWithOptions(
+        { ...options(server.url, prefix, { commandTimeoutMs: COMMAND_TIMEOUT_MS }), shutdown: { timeoutMs: SHUTDOWN_TIMEOUT_MS } },
+        [BroadcastGateway],
+        { logger: false },
+      ),
+      15000,
+      'starting the owner',
+    );
+    looseApps.push(owner.app);
+    await instance(server.url, prefix); // another instance: the owner's sessions are worth offering
+    const x = await connectPeer(owner.wsUrl('/ws'), { resumable: true });
+    clients.push(x.client);
+    server.pause();
+    try {
+      await within(owner.close(), 2 * SHUTDOWN_TIMEOUT_MS + COMMAND_TIMEOUT_MS + 2000, 'app.close() with Redis paused');
+    } finally {
+      server.resume();
+    }
+  });
+});
+
 describe('Redis restarts under a running app', () => {
   it('publishing while Redis is down rejects and is logged; after a restart without data the sessions are closed 1012 and delivery resumes', async () => {
     const logger = captureLogger();

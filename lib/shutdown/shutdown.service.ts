@@ -67,7 +67,14 @@ export class ShutdownService implements BeforeApplicationShutdown {
       }
       this.logger.warn(`terminated ${left} connection(s) still open after ${this.options.timeoutMs} ms`);
     }
-    await this.flushSessions().catch((error: unknown) => this.logger.error(`flushing sessions failed: ${errorText(error)}`));
+    await this.flushWithinTimeout();
+  }
+
+  /** Hands the sessions over for at most `timeoutMs`, whatever Redis does (a handover command may wait longer). */
+  private async flushWithinTimeout(): Promise<void> {
+    const { timeoutMs } = this.options;
+    const flushed = this.flushSessions().catch((error: unknown) => this.logger.error(`flushing sessions failed: ${errorText(error)}`));
+    if (await timesOut(flushed, timeoutMs)) this.logger.warn(`handing sessions over took longer than ${timeoutMs} ms; stopped waiting for it`);
   }
 
   /** Closes the i-th of n sockets at about i/n × spreadMs; returns a function that stops early. */
@@ -90,13 +97,18 @@ export class ShutdownService implements BeforeApplicationShutdown {
   }
 
   /** Resolves true when the timeout elapsed with connections still open. */
-  private async waitForEmpty(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), timeoutMs);
-    });
-    const result = await Promise.race([this.connections.whenEmpty().then(() => false), timeout]);
-    clearTimeout(timer);
-    return result;
+  private waitForEmpty(timeoutMs: number): Promise<boolean> {
+    return timesOut(this.connections.whenEmpty(), timeoutMs);
   }
+}
+
+/** Resolves true when `timeoutMs` elapsed before `work` settled, false when it settled in time. */
+async function timesOut(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), timeoutMs);
+  });
+  const result = await Promise.race([work.then(() => false), timeout]);
+  clearTimeout(timer);
+  return result;
 }
