@@ -165,6 +165,21 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('a client whose upgrade request never ends (headers sent slowly) is cut after shutdown.timeoutMs and does not hold app.close()', async () => {
+    const t = await start({ shutdown: { timeoutMs: 500 } });
+    const slow = connect({ port: t.port, host: '127.0.0.1' });
+    slow.on('error', () => undefined);
+    const cut = new Promise<void>((done) => slow.once('close', () => done()));
+    try {
+      slow.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${t.port}\r\nUpgrade: websocket\r\n`); // and the rest never comes
+      await waitUntil(async () => (await openHttpConnections(t)) === 1, { what: 'the server to hold the slow connection' });
+      await within(t.close(), 10000, 'app.close() with an upgrade request that never ends'); // README: 3 × shutdown.timeoutMs at most
+      await within(cut, 2000, 'the slow connection to be cut');
+    } finally {
+      slow.destroy();
+    }
+  });
+
   it('terminates clients that never answer the close after timeoutMs, and app.close() still resolves', async () => {
     const TIMEOUT_MS = 500;
     const t = await start({ shutdown: { timeoutMs: TIMEOUT_MS } });

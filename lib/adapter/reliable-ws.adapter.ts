@@ -109,6 +109,7 @@ export class ReliableWsAdapter extends WsAdapter {
 
   override async dispose(): Promise<void> {
     for (const [httpServer, listener] of this.upgradeListeners) httpServer.off('upgrade', listener);
+    if (this.httpServer && this.upgradeListeners.has(this.httpServer as HttpServer)) this.cutLingeringConnections(this.httpServer as HttpServer);
     this.upgradeListeners.clear();
     this.gatewaysByHttpServer.clear();
     await Promise.all(
@@ -122,6 +123,16 @@ export class ReliableWsAdapter extends WsAdapter {
     );
     this.ownHttpServers.clear();
     this.connectionLog.dispose();
+  }
+
+  /**
+   * The application's HTTP server, which Nest closes next, waits for its connections to end: one
+   * whose request never ends (an upgrade whose headers trickle in) would hold `app.close()`
+   * forever. What is still open `shutdown.timeoutMs` from now is cut.
+   */
+  private cutLingeringConnections(httpServer: HttpServer): void {
+    const timer = setTimeout(() => httpServer.closeAllConnections(), this.options.shutdown.timeoutMs).unref();
+    httpServer.once('close', () => clearTimeout(timer));
   }
 
   private sharedHttpServer(): HttpServer {
