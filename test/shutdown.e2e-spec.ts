@@ -298,6 +298,21 @@ describe('graceful shutdown', () => {
       expect(app.output()).not.toMatch(/error/i);
     });
 
+    it('after app.close() with an upgrade whose handshake verify never answers, the process exits on its own', async () => {
+      const options = { auth: { mode: 'handshake', timeoutMs: 60000 }, shutdown: { timeoutMs: 500 } };
+      const app = await runChild({ RWS_OPTIONS: JSON.stringify(options), RWS_VERIFY: 'hang' });
+      const pending = stubbornUpgrade(app.port, '/ws?token=never');
+      try {
+        await sleep(200); // its verify is running
+        child!.kill('SIGUSR2');
+        expect(await within(pending.response, 5000, 'the pending upgrade to be answered')).toBe('HTTP/1.1 503 Service Unavailable');
+        const exit = await within(app.exited, 10000, 'the child to exit on its own'); // not auth.timeoutMs later
+        expect({ exit, output: app.output() }).toEqual({ exit: { code: 0, signal: null }, output: expect.stringContaining('CLOSED') });
+      } finally {
+        pending.socket.destroy();
+      }
+    });
+
     it('with default shutdown hooks: the client gets 1001 and the process ends by the re-raised SIGTERM', async () => {
       const app = await runChild({});
       const client = await TestClient.ready(`ws://127.0.0.1:${app.port}/ws`);

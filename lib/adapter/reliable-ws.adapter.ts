@@ -266,7 +266,8 @@ export class ReliableWsAdapter extends WsAdapter {
 function withinDeadline(credentials: Promise<HandshakeCredentials>, timeoutMs: number): Promise<HandshakeCredentials> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<HandshakeCredentials>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT_CREDENTIALS), timeoutMs);
+    // unref: the socket keeps the process alive while the deadline matters; after app.close() it must not
+    timer = setTimeout(() => resolve(TIMED_OUT_CREDENTIALS), timeoutMs).unref();
   });
   return Promise.race([credentials, deadline]).finally(() => clearTimeout(timer));
 }

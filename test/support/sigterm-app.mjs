@@ -3,6 +3,8 @@
 //   RWS_LIB           absolute path of the compiled lib/index.js (required)
 //   RWS_OPTIONS       JSON of ReliableWsOptions (default {})
 //   RWS_PROCESS_EXIT  '1' to enable shutdown hooks with { useProcessExit: true }
+//   RWS_VERIFY        'hang': auth.verify (merged into RWS_OPTIONS.auth) never answers
+// SIGUSR2 calls app.close() and prints "CLOSED" once it resolved; the process is left to exit on its own.
 // Prints "LISTENING <port>" on stdout once it listens.
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
@@ -18,6 +20,7 @@ setTimeout(() => {
 
 const { ReliableGateway, ReliableWsAdapter, ReliableWsModule } = await import(pathToFileURL(process.env.RWS_LIB).href);
 const options = JSON.parse(process.env.RWS_OPTIONS ?? '{}');
+if (process.env.RWS_VERIFY === 'hang') options.auth = { ...options.auth, verify: () => new Promise(() => undefined) };
 
 class EchoGateway {
   echo(_socket, data) {
@@ -33,5 +36,6 @@ Module({ imports: [ReliableWsModule.forRoot(options)], providers: [EchoGateway] 
 const app = await NestFactory.create(AppModule, { logger: ['error', 'warn'] });
 app.useWebSocketAdapter(new ReliableWsAdapter(app));
 app.enableShutdownHooks(['SIGTERM'], process.env.RWS_PROCESS_EXIT === '1' ? { useProcessExit: true } : {});
+process.once('SIGUSR2', () => void app.close().then(() => process.stdout.write('CLOSED\n')));
 await app.listen(0, '127.0.0.1');
 process.stdout.write(`LISTENING ${app.getHttpServer().address().port}\n`);
