@@ -313,6 +313,19 @@ describe('graceful shutdown', () => {
       }
     });
 
+    it('after app.close() with a $auth whose verify never answers, the process exits on its own', async () => {
+      const options = { auth: { mode: 'handshake', timeoutMs: 60000 }, shutdown: { timeoutMs: 500 } };
+      const app = await runChild({ RWS_OPTIONS: JSON.stringify(options), RWS_VERIFY: 'hang-refresh' });
+      const client = await TestClient.ready(`ws://127.0.0.1:${app.port}/ws?token=alice`);
+      clients.push(client);
+      client.send({ event: '$auth', data: { token: 'hang' } });
+      await sleep(200); // its verify is running
+      child!.kill('SIGUSR2');
+      expect((await client.closed(5000)).code).toBe(1001);
+      const exit = await within(app.exited, 10000, 'the child to exit on its own'); // not auth.timeoutMs later
+      expect({ exit, output: app.output() }).toEqual({ exit: { code: 0, signal: null }, output: expect.stringContaining('CLOSED') });
+    });
+
     it('with default shutdown hooks: the client gets 1001 and the process ends by the re-raised SIGTERM', async () => {
       const app = await runChild({});
       const client = await TestClient.ready(`ws://127.0.0.1:${app.port}/ws`);

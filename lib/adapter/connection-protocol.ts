@@ -328,7 +328,8 @@ export class ConnectionProtocol {
     } else if (event === SystemEvent.AUTH && !this.runtime.authenticator) {
       socket.sendError({ code: ErrorCode.BAD_MESSAGE, message: 'authentication is not configured', ref: id });
     } else if (event === SystemEvent.AUTH) {
-      const deadline = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs);
+      // unref: the socket keeps the process alive while the deadline matters; after app.close() it must not
+      const deadline = setTimeout(() => socket.close(CloseCode.AUTH_TIMEOUT), this.helloTimeoutMs).unref();
       void this.whileVerifying(connection, () => this.onAuth(connection, data, id)).finally(() => clearTimeout(deadline));
     } else if (event === SystemEvent.ACK) {
       if (id !== undefined) this.answerAck(socket, id);

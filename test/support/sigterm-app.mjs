@@ -3,7 +3,8 @@
 //   RWS_LIB           absolute path of the compiled lib/index.js (required)
 //   RWS_OPTIONS       JSON of ReliableWsOptions (default {})
 //   RWS_PROCESS_EXIT  '1' to enable shutdown hooks with { useProcessExit: true }
-//   RWS_VERIFY        'hang': auth.verify (merged into RWS_OPTIONS.auth) never answers
+//   RWS_VERIFY        'hang': auth.verify (merged into RWS_OPTIONS.auth) never answers;
+//                     'hang-refresh': it never answers for tokens starting with "hang", others are the principal { id: token }
 // SIGUSR2 calls app.close() and prints "CLOSED" once it resolved; the process is left to exit on its own.
 // Prints "LISTENING <port>" on stdout once it listens.
 import 'reflect-metadata';
@@ -21,6 +22,9 @@ setTimeout(() => {
 const { ReliableGateway, ReliableWsAdapter, ReliableWsModule } = await import(pathToFileURL(process.env.RWS_LIB).href);
 const options = JSON.parse(process.env.RWS_OPTIONS ?? '{}');
 if (process.env.RWS_VERIFY === 'hang') options.auth = { ...options.auth, verify: () => new Promise(() => undefined) };
+if (process.env.RWS_VERIFY === 'hang-refresh') {
+  options.auth = { ...options.auth, verify: (token) => (token.startsWith('hang') ? new Promise(() => undefined) : { id: token }) };
+}
 
 class EchoGateway {
   echo(_socket, data) {
