@@ -114,15 +114,17 @@ describe('ChannelSequencer', () => {
     expect(t.delivered.at(-1)).toBe('f');
   });
 
-  it('reports a loss when Redis lost its data: no record, or a new epoch', async () => {
+  it('reports a loss when Redis lost its data (a restart, which cuts the subscriber): no record, or a new epoch', async () => {
     const t = setup();
     t.sequencer.receive('ch', t.publish('a'));
+    t.sequencer.disconnected();
     t.wipe();
     await t.sequencer.catchUp('ch');
     expect(t.lost).toEqual(['ch']);
     t.newEpoch('e2');
     t.sequencer.receive('ch', t.publish('x'));
     await flush();
+    t.sequencer.disconnected();
     t.newEpoch('e3');
     t.sequencer.receive('ch', t.publish('y'));
     await flush();
@@ -155,7 +157,16 @@ describe('ChannelSequencer', () => {
     expect(t.sequencer.position('ch')).toEqual({ epoch: 'e1', offset: 3 });
   });
 
-  it('a channel with no record in Redis takes its epoch from its head, not from whatever arrives first', async () => {
+  it('a channel with no record in Redis delivers its first message at once: a later message of another channel does not overtake it', () => {
+    const t = setup();
+    t.sequencer.start('direct', { epoch: 'e1', offset: t.publishOn('direct', 'd0').offset });
+    t.sequencer.start('room', undefined);
+    t.sequencer.receive('room', t.publishOn('room', 'r1'));
+    t.sequencer.receive('direct', t.publishOn('direct', 'd1'));
+    expect(t.delivered).toEqual(['r1', 'd1']);
+  });
+
+  it('a forged first message on a channel with no record is delivered like the first, but ends nothing: the real ones follow in order, no loss', async () => {
     const t = setup();
     t.sequencer.start('ch', undefined);
     t.sequencer.receive('ch', { epoch: 'forged', offset: 1, payload: 'forged' });
@@ -164,19 +175,21 @@ describe('ChannelSequencer', () => {
       t.sequencer.receive('ch', t.publish(p));
       await flush();
     }
-    expect(t.delivered).toEqual(['a', 'b']);
+    expect(t.delivered).toEqual(['forged', 'a', 'b']);
     expect(t.lost).toEqual([]);
   });
 
-  it('a first message that Redis lost with its data (the subscriber was cut) before it could be checked is a loss', async () => {
+  it('after a first message on a channel with no record, a Redis restart without its data (the subscriber was cut) is a loss', async () => {
     const t = setup();
     t.sequencer.start('ch', undefined);
     t.sequencer.receive('ch', t.publish('a'));
-    t.sequencer.disconnected(); // Redis restarted without its data before the check read it
+    t.sequencer.disconnected(); // Redis restarted without its data
     t.wipe();
+    t.newEpoch('e2');
+    t.sequencer.receive('ch', t.publish('b'));
     await flush();
     expect(t.lost).toEqual(['ch']);
-    expect(t.delivered).toEqual([]);
+    expect(t.delivered).toEqual(['a', 'b']);
   });
 
   it('keeps what it held while Redis cannot be read, and delivers it at the next catch-up', async () => {
@@ -272,11 +285,12 @@ describe('ChannelSequencer', () => {
     expect(t.sequencer.heldBytes).toBe(0);
   });
 
-  it('a first message not kept (past maxHeldBytes) that Redis lost with its data before it could be checked is a loss all the same', async () => {
+  it('a message not kept (past maxHeldBytes) that Redis lost with its data before it could be read is a loss all the same', async () => {
     const t = setup({ maxHeldBytes: 0 });
     t.sequencer.start('ch', undefined);
-    t.sequencer.receive('ch', t.publish('a'));
-    t.sequencer.disconnected(); // Redis restarted without its data before the check read it
+    t.publish('a'); // missed
+    t.sequencer.receive('ch', t.publish('b')); // leaves a gap: waits for a read, not kept
+    t.sequencer.disconnected(); // Redis restarted without its data before the read
     t.wipe();
     await flush();
     expect(t.lost).toEqual(['ch']);

@@ -42,6 +42,11 @@ interface ChannelState {
    * (held, or not kept past the bounds); undefined while none waits.
    */
   waitingSince: number | undefined;
+  /**
+   * The subscriber's disconnections counted when the channel, which Redis had no record of, took
+   * the epoch of its first message without a history read; undefined once a read showed its epoch.
+   */
+  unconfirmedSince: number | undefined;
   recovering: boolean;
   /** A catch-up was asked for while a recovery ran: run another once it ends. */
   again: boolean;
@@ -126,7 +131,10 @@ export class ChannelSequencer {
       this.io.deliver(channel, message.payload);
       return;
     }
-    if (!state.recovering && this.apply(channel, state, message)) return;
+    if (!state.recovering) {
+      this.takeFirstEpoch(state, message);
+      if (this.apply(channel, state, message)) return;
+    }
     state.waitingSince ??= this.disconnections;
     // Past the bounds the message is not kept: if Redis numbered it, the next history read brings it.
     if (!this.hold(state, message)) state.again = state.recovering;
@@ -202,6 +210,16 @@ export class ChannelSequencer {
     this.notifyWaiters();
   }
 
+  /**
+   * A channel Redis had no record of takes the epoch of its first message at once, unchecked: held
+   * for a history read, that message would be overtaken by later messages of other channels.
+   */
+  private takeFirstEpoch(state: ChannelState, message: SequencedMessage): void {
+    if (state.epoch !== NO_RECORD || message.offset !== 1) return;
+    state.epoch = message.epoch;
+    state.unconfirmedSince = this.disconnections;
+  }
+
   /** Keeps a message until its channel's gap is filled; false past `maxHeld` or `maxHeldBytes`. */
   private hold(state: ChannelState, message: SequencedMessage): boolean {
     const bytes = Buffer.byteLength(message.payload);
@@ -260,6 +278,14 @@ export class ChannelSequencer {
   }
 
   private applyHistory(channel: string, state: ChannelState, { head, messages }: ChannelHistory): void {
+    // An epoch taken from a first message that Redis does not show, with no reconnect since: that
+    // message was not published through Redis, and nothing before it was missed.
+    const forgedFirst = state.unconfirmedSince === this.disconnections && head?.epoch !== state.epoch;
+    state.unconfirmedSince = undefined;
+    if (forgedFirst) {
+      state.epoch = NO_RECORD;
+      state.offset = 0;
+    }
     if (!head) {
       if (state.epoch === NO_RECORD) {
         // Messages Redis has no record of: not published through it, unless it lost its data since they came.
@@ -330,7 +356,18 @@ export class ChannelSequencer {
 
 /** A channel at a position, holding nothing, not recovering. */
 function channelAt(epoch: string, offset: number, lastSeenAt: number): ChannelState {
-  return { epoch, offset, lastSeenAt, held: [], heldBytes: 0, waitingSince: undefined, recovering: false, again: false, behind: false };
+  return {
+    epoch,
+    offset,
+    lastSeenAt,
+    held: [],
+    heldBytes: 0,
+    waitingSince: undefined,
+    unconfirmedSince: undefined,
+    recovering: false,
+    again: false,
+    behind: false,
+  };
 }
 
 function byOffset(a: SequencedMessage, b: SequencedMessage): number {
