@@ -8,10 +8,10 @@ import { decodeSequenced } from '../lib/broadcast/channel-sequencer.js';
 import { publishSequenced } from '../lib/broadcast/redis-scripts.js';
 import { ADOPTION_CONCURRENCY } from '../lib/broadcast/session-handover.js';
 import { ReliableWsClient, type ReliableWsClientOptions } from '../lib/client/index.js';
-import { BroadcastService, ReliableGateway, type ReliableSocket } from '../lib/index.js';
+import { BroadcastService, ReliableGateway, SessionRegistry, type ReliableSocket } from '../lib/index.js';
 import { startApp, type TestApp } from './support/app.js';
 import { adminConnection, numsub, uniquePrefix, waitForCount } from './support/redis.js';
-import { waitUntil } from './support/wait.js';
+import { sleep, waitUntil } from './support/wait.js';
 import { TestClient, type Frame } from './support/ws-client.js';
 
 const MiB = 1024 * 1024;
@@ -332,7 +332,11 @@ describe('session handover is safe (Redis)', () => {
   const USERS: Record<string, { id: string }> = { ann: { id: 'ann' }, bob: { id: 'bob' } };
   const options = {
     broadcast: { redis: REDIS_URL, channelPrefix: prefix },
-    auth: { verify: (token: string) => USERS[token] ?? null },
+    // `slow-<user>` verifies to that user after 300 ms
+    auth: {
+      verify: (token: string) =>
+        token.startsWith('slow-') ? new Promise((resolve) => setTimeout(() => resolve(USERS[token.slice(5)] ?? null), 300)) : (USERS[token] ?? null),
+    },
   };
   let a: TestApp, b: TestApp;
   beforeAll(async () => {
@@ -364,6 +368,22 @@ describe('session handover is safe (Redis)', () => {
     const moved = await hello(b, { token: 'ann', resume: { sessionId, resumeToken, lastSeq: 0 } });
     expect(moved.ready.data).toMatchObject({ resumed: true, missed: false, sessionId, resumeToken });
     for (const c of [owner, asBob, wrongToken, moved]) c.client.terminate();
+  });
+
+  it('a resume whose connection is gone before its token is verified claims nothing: the session and its live connection stay with the owner', async () => {
+    const owner = await hello(a, { token: 'ann' });
+    const { sessionId, resumeToken } = owner.ready.data;
+    const gone = new TestClient(b.wsUrl('/ws'), 'rws.v1');
+    await gone.open();
+    gone.send({ event: '$hello', data: { token: 'slow-ann', resume: { sessionId, resumeToken, lastSeq: 0 } } });
+    await sleep(50);
+    gone.terminate();
+    await sleep(800); // the verify answered 250 ms ago; a claim would have moved the session by now
+    expect(owner.client.raw.readyState).toBe(owner.client.raw.OPEN);
+    expect(a.app.get(SessionRegistry).getSession(sessionId)).toBeDefined();
+    expect(b.app.get(SessionRegistry).getSession(sessionId)).toBeUndefined();
+    expect((await owner.client.request('join', 'r', 1)).event).toBe('$ack');
+    owner.client.terminate();
   });
 });
 

@@ -355,6 +355,8 @@ export class ConnectionProtocol {
 
   private async onHello(connection: ConnectionState, data: unknown, id: MessageId | undefined): Promise<void> {
     const principal = await this.helloPrincipal(connection, tokenOf(data));
+    // closed meanwhile (its deadline, the client): it resumes and claims nothing
+    if (!connection.socket.isOpen) return;
     if (principal === REJECTED) {
       connection.socket.close(CloseCode.UNAUTHORIZED);
       return;
