@@ -254,6 +254,17 @@ describe('SessionHandover', () => {
     shutdown();
   });
 
+  it('a shutting-down owner waits for a move that is still committing (a slow Redis), within its deadline', async () => {
+    const { a, b, onWhenDelivered, shutdown } = cluster();
+    sessionOnA(a);
+    // the commit's first step outlasts the pause after which no new claim is expected
+    onWhenDelivered(() => new Promise((resolve) => setTimeout(() => resolve(true), 1500)));
+    await a.handover.offerAll(5000);
+    expect(b.registry.getSession('session-1')).toBeDefined();
+    expect(a.registry.getSession('session-1')).toBeUndefined();
+    shutdown();
+  });
+
   it('a resume that reaches the owner while its session moves away claims it back (not a new one)', async () => {
     const { a, b, onDeliver, shutdown } = cluster();
     sessionOnA(a);

@@ -222,8 +222,8 @@ export class SessionHandover {
   /**
    * Offers this instance's sessions to the others (graceful shutdown): a roll call finds who is
    * there, each session is offered to one of them (round robin), and each adopter claims only its
-   * own. Waits until they are taken, until no instance has asked for one for a handover step's
-   * time, or `timeoutMs`.
+   * own. Waits until they are taken, or until no instance has asked for one for a handover step's
+   * time and no move is still committing, or `timeoutMs`.
    */
   async offerAll(timeoutMs: number): Promise<void> {
     this.leaving = true;
@@ -249,7 +249,7 @@ export class SessionHandover {
     const waiting = (): boolean =>
       offered.some((sessionId) => this.sessions.getSession(sessionId)) &&
       performance.now() < deadline &&
-      (this.reserved.size > 0 || performance.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
+      (this.reserved.size > 0 || this.movesOut.size > 0 || performance.now() - this.lastAskedAt < HANDOVER_STEP_TIMEOUT_MS);
     while (waiting()) await new Promise((resolve) => setTimeout(resolve, OFFER_POLL_MS));
   }
 
