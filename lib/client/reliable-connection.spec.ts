@@ -610,8 +610,28 @@ describe('ReliableConnection: push seq', () => {
     sockets[0]!.receive({ event: 'news', data: 'unsequenced' });
     sockets[0]!.receive({ event: 'news', data: 'second', seq: 2 });
     expect(news).toEqual(['first', 'unsequenced', 'second']);
-    jest.advanceTimersByTime(200);
+    jest.advanceTimersByTime(1000);
     expect(sockets[0]!.sentJson().filter((frame) => frame.event === '$ack')).toEqual([{ event: '$ack', data: { seq: 2 } }]);
+  });
+
+  it.each([
+    ['by default', {}, 1000],
+    ['with ackDelayMs: 50', { ackDelayMs: 50 }, 50],
+  ])('acknowledges %s once per delay, cumulatively, and only when new pushes came', (_, options, delayMs) => {
+    const { sockets } = setup(options);
+    sockets[0]!.accept();
+    const acks = () => sockets[0]!.sentJson().filter((frame) => frame.event === '$ack');
+    for (const seq of [1, 2, 3]) sockets[0]!.receive({ event: 'news', data: seq, seq });
+    jest.advanceTimersByTime(delayMs - 1);
+    expect(acks()).toEqual([]);
+    sockets[0]!.receive({ event: 'news', data: 4, seq: 4 });
+    jest.advanceTimersByTime(1);
+    expect(acks()).toEqual([{ event: '$ack', data: { seq: 4 } }]);
+    jest.advanceTimersByTime(10 * delayMs);
+    expect(acks()).toHaveLength(1);
+    sockets[0]!.receive({ event: 'news', data: 5, seq: 5 });
+    jest.advanceTimersByTime(delayMs);
+    expect(acks()).toEqual([{ event: '$ack', data: { seq: 4 } }, { event: '$ack', data: { seq: 5 } }]);
   });
 });
 

@@ -48,7 +48,10 @@ export interface ReliableWsClientOptions {
   connectTimeoutMs?: number;
   /** Socket `bufferedAmount` above which sends wait in the queue. */
   maxBufferedBytes?: number;
-  /** Delay before a cumulative `$ack` of received pushes. */
+  /**
+   * Delay before a cumulative `$ack` of the pushes received since the last one. Default: 1000. A
+   * shorter delay frees the server's replay buffer sooner and costs it more acks to receive.
+   */
   ackDelayMs?: number;
   /**
    * Bytes of streams from the server (`socket.stream`) received at once; a larger stream is
