@@ -11,8 +11,10 @@
  *     (a steady window of 1.5–2.5 s: a shorter one measures the compiler and the first heap growth);
  *     server CPU per message and client-side p99;
  *   - fan-out: FANOUT_CLIENTS clients, FANOUT_BROADCASTS broadcasts of ~1 KiB FANOUT_GAP_MS apart;
- *     server CPU per delivery and p99 (broadcast → receipt); then BURST_BROADCASTS in one tick:
- *     deliveries per second until the last client has the last one;
+ *     server CPU per delivery, the clients' `$ack`s of those pushes included (the window closes
+ *     once they have arrived, and opens once those of the warm-up have), and p99 (broadcast →
+ *     receipt); then BURST_BROADCASTS in one tick: deliveries per second until the last client has
+ *     the last one;
  *   - idle: IDLE_CONNECTIONS connections opened (server CPU per connect) and held: heap + external
  *     and RSS per connection after two full garbage collections.
  *
@@ -25,7 +27,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { fmtInt, percentile, printTable, RESULTS_DIR, Swarm, wallNow, type SwarmKind } from './bench-support.js';
+import { DEFAULT_ACK_DELAY_MS } from '../lib/client/reliable-connection.js';
+import { fmtInt, percentile, printTable, RESULTS_DIR, sleep, Swarm, wallNow, type SwarmKind } from './bench-support.js';
 import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
 import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-systems.js';
 import { renderPlot } from './plot.js';
@@ -38,10 +41,12 @@ const ECHO_MESSAGES = 200_000;
 const ECHO_PAYLOAD_BYTES = 64;
 const FANOUT_CLIENTS = 2_000;
 const FANOUT_PROCESSES = 2;
-const FANOUT_BROADCASTS = 20;
+const FANOUT_BROADCASTS = 50;
 const FANOUT_GAP_MS = 20;
 const FANOUT_BYTES = 980;
 const BURST_BROADCASTS = 50;
+/** Long enough for an rws.v1 client's `$ack` of the pushes it has to arrive. */
+const ACKS_SETTLE_MS = DEFAULT_ACK_DELAY_MS + 300;
 const IDLE_CONNECTIONS = 10_000;
 const STEP_TIMEOUT_MS = 120_000;
 const PROFILE_DIR = process.env.BENCH_GOALS_PROFILE;
@@ -129,8 +134,10 @@ async function fanout(spec: SystemSpec, round: number): Promise<Figures> {
   return withServer(spec, async (server, swarms) => {
     swarms.push(...(await Swarm.openMany({ url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100 }, FANOUT_PROCESSES)));
     await broadcastRound(server, swarms, 1, 2, 0, false); // warm-up
+    await sleep(ACKS_SETTLE_MS);
     const before = await server.cpuMs();
     await broadcastRound(server, swarms, 2, FANOUT_BROADCASTS, FANOUT_GAP_MS, false);
+    await sleep(ACKS_SETTLE_MS);
     const cpuMs = (await server.cpuMs()) - before;
     const paced = await broadcastRound(server, swarms, 3, FANOUT_BROADCASTS, FANOUT_GAP_MS, true);
     const burst = await broadcastRound(server, swarms, 4, BURST_BROADCASTS, 0, false);

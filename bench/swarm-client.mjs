@@ -2,7 +2,7 @@
 // URL and measures what they receive. Started by bench/bench-support.ts with
 // child_process.fork(this file, [JSON config]).
 //
-// config: { url, kind, count, concurrency, lifetimeMs, room? }
+// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs }
 //   url: one URL, or an array of them to spread the clients over round robin (client i → url[i % n]).
 //   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
 //        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
@@ -18,7 +18,7 @@
 //        with sub-ms precision: performance.timeOrigin + performance.now(), as the sender).
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
-//        `$ack`, at most one per 200 ms).
+//        `$ack`, at most one per ackDelayMs).
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
 //        after the round to see what arrived past it: `received` counts every delivery of the round).
@@ -35,7 +35,7 @@
 import { WebSocket } from 'ws';
 
 const config = JSON.parse(process.argv[2]);
-const { kind, count, concurrency = 100, lifetimeMs = 120000, room } = config;
+const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs } = config;
 const urls = [config.url].flat();
 
 // Hard bound on this process's life, whatever happens.
@@ -225,14 +225,13 @@ function arm({ round: id, expect, event, parse }) {
   send({ type: 'armed' });
 }
 
-/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` at most every ACK_DELAY_MS. */
-const ACK_DELAY_MS = 200;
+/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` at most every ackDelayMs. */
 function acknowledgeLater(client, seq) {
   client.lastSeq = seq;
   client.ackTimer ??= setTimeout(() => {
     client.ackTimer = undefined;
     if (client.ws.readyState === WebSocket.OPEN) client.ws.send(`{"event":"$ack","data":{"seq":${client.lastSeq}}}`);
-  }, ACK_DELAY_MS);
+  }, ackDelayMs);
 }
 
 /** The `seq` a push ends with (`…,"seq":42}`), read without parsing the frame. */
