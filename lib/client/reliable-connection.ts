@@ -101,10 +101,6 @@ interface PendingRequest {
 const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs: 10000 };
 const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
-/**
- * An ack costs the server a wake-up, a read and a frame; one a second trims a replay buffer soon
- * enough (it stays bounded in count and bytes either way).
- */
 export const DEFAULT_ACK_DELAY_MS = 1000;
 /** An upload waits for no answer in particular: its end is the handler's reply. */
 const NO_TIMEOUT = Number.POSITIVE_INFINITY;
