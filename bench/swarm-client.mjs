@@ -18,7 +18,7 @@
 //        with sub-ms precision: performance.timeOrigin + performance.now(), as the sender).
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
-//        `$ack`, at most one per ackDelayMs).
+//        `$ack` at a random moment in the second half of ackDelayMs).
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
 //        after the round to see what arrived past it: `received` counts every delivery of the round).
@@ -225,13 +225,13 @@ function arm({ round: id, expect, event, parse }) {
   send({ type: 'armed' });
 }
 
-/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` at most every ackDelayMs. */
+/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` at a random moment in the second half of ackDelayMs. */
 function acknowledgeLater(client, seq) {
   client.lastSeq = seq;
   client.ackTimer ??= setTimeout(() => {
     client.ackTimer = undefined;
     if (client.ws.readyState === WebSocket.OPEN) client.ws.send(`{"event":"$ack","data":{"seq":${client.lastSeq}}}`);
-  }, ackDelayMs);
+  }, ackDelayMs * (0.5 + 0.5 * Math.random()));
 }
 
 /** The `seq` a push ends with (`…,"seq":42}`), read without parsing the frame. */

@@ -617,7 +617,8 @@ describe('ReliableConnection: push seq', () => {
   it.each([
     ['by default', {}, 1000],
     ['with ackDelayMs: 50', { ackDelayMs: 50 }, 50],
-  ])('acknowledges %s once per delay, cumulatively, and only when new pushes came', (_, options, delayMs) => {
+  ])('acknowledges %s at most once per delay, cumulatively, and only when new pushes came', (_, options, delayMs) => {
+    jest.spyOn(Math, 'random').mockReturnValue(0); // the latest moment the delay allows
     const { sockets } = setup(options);
     sockets[0]!.accept();
     const acks = () => sockets[0]!.sentJson().filter((frame) => frame.event === '$ack');
@@ -632,6 +633,22 @@ describe('ReliableConnection: push seq', () => {
     sockets[0]!.receive({ event: 'news', data: 5, seq: 5 });
     jest.advanceTimersByTime(delayMs);
     expect(acks()).toEqual([{ event: '$ack', data: { seq: 4 } }, { event: '$ack', data: { seq: 5 } }]);
+  });
+
+  it.each([
+    [0, 1000],
+    [0.5, 750],
+    [0.998, 501],
+  ])('spreads acks over the second half of the delay, so that clients that got one broadcast do not ack at once (random %p: after %p ms)', (random, afterMs) => {
+    jest.spyOn(Math, 'random').mockReturnValue(random);
+    const { sockets } = setup();
+    sockets[0]!.accept();
+    const acks = () => sockets[0]!.sentJson().filter((frame) => frame.event === '$ack');
+    sockets[0]!.receive({ event: 'news', data: 1, seq: 1 });
+    jest.advanceTimersByTime(afterMs - 1);
+    expect(acks()).toEqual([]);
+    jest.advanceTimersByTime(1);
+    expect(acks()).toEqual([{ event: '$ack', data: { seq: 1 } }]);
   });
 });
 

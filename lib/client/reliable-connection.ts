@@ -102,6 +102,8 @@ const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs
 const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 export const DEFAULT_ACK_DELAY_MS = 1000;
+/** The share of the ack delay over which clients' acks are spread (see `ackDelayMs`). */
+const ACK_DELAY_SPREAD = 0.5;
 /** An upload waits for no answer in particular: its end is the handler's reply. */
 const NO_TIMEOUT = Number.POSITIVE_INFINITY;
 /** Uploads cancelled or refused, remembered so that the server's `$error`s about their chunks still in flight are not reported. */
@@ -711,7 +713,7 @@ export class ReliableConnection extends ConnectionState {
       if (!Number.isSafeInteger(message.seq) || message.seq <= this.lastSeq) return;
       if (message.seq !== this.lastSeq + 1) return this.drop(this.connection, 'push seq gap');
       this.lastSeq = message.seq;
-      this.timers.ack ??= setTimeout(() => this.sendAck(), this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS);
+      this.timers.ack ??= setTimeout(() => this.sendAck(), spreadAckDelay(this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS));
     }
     // Only an application's name (1–128 characters): `$` names are the protocol's and the client's own events (`$state`, `$failed` …).
     if (isAppEventName(message.event)) this.emitter.emit(message.event, message.data);
@@ -880,4 +882,9 @@ async function answeredWithin<T>(provider: () => T | Promise<T>, timeoutMs: numb
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The ack's delay: anywhere in the last `ACK_DELAY_SPREAD` of `delayMs`, never above it. */
+function spreadAckDelay(delayMs: number): number {
+  return delayMs * (1 - ACK_DELAY_SPREAD * Math.random());
 }

@@ -49,8 +49,10 @@ export interface ReliableWsClientOptions {
   /** Socket `bufferedAmount` above which sends wait in the queue. */
   maxBufferedBytes?: number;
   /**
-   * Delay before a cumulative `$ack` of the pushes received since the last one. Default: 1000. A
-   * shorter delay frees the server's replay buffer sooner and costs it more acks to receive.
+   * Delay before a cumulative `$ack` of the pushes received since the last one, at most: each ack
+   * goes out at a random moment in the second half of it, so that clients that received the same
+   * broadcast do not all ack at once. Default: 1000. A shorter delay frees the server's replay
+   * buffer sooner and costs it more acks to receive.
    */
   ackDelayMs?: number;
   /**
