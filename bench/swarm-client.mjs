@@ -18,7 +18,7 @@
 //        with sub-ms precision: performance.timeOrigin + performance.now(), as the sender).
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
-//        `$ack` at a random moment in the second half of ackDelayMs).
+//        `$ack` per ackDelayMs, at a point of the period drawn per client).
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
 //        after the round to see what arrived past it: `received` counts every delivery of the round).
@@ -61,6 +61,7 @@ async function openOne(index) {
     const client = {
       ws,
       nextId: 1,
+      ackPhase: Math.random(),
       sendText: (text) => ws.send(text),
       close: () => (ws.readyState === WebSocket.OPEN ? ws.close(1000) : ws.terminate()),
       onText: undefined,
@@ -225,13 +226,14 @@ function arm({ round: id, expect, event, parse }) {
   send({ type: 'armed' });
 }
 
-/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` at a random moment in the second half of ackDelayMs. */
+/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` per ackDelayMs, at a point of the period of its own. */
 function acknowledgeLater(client, seq) {
   client.lastSeq = seq;
+  const intoPeriod = (performance.now() - client.ackPhase * ackDelayMs) % ackDelayMs;
   client.ackTimer ??= setTimeout(() => {
     client.ackTimer = undefined;
     if (client.ws.readyState === WebSocket.OPEN) client.ws.send(`{"event":"$ack","data":{"seq":${client.lastSeq}}}`);
-  }, ackDelayMs * (0.5 + 0.5 * Math.random()));
+  }, ackDelayMs - ((intoPeriod + ackDelayMs) % ackDelayMs));
 }
 
 /** The `seq` a push ends with (`…,"seq":42}`), read without parsing the frame. */

@@ -615,40 +615,53 @@ describe('ReliableConnection: push seq', () => {
   });
 
   it.each([
-    ['by default', {}, 1000],
-    ['with ackDelayMs: 50', { ackDelayMs: 50 }, 50],
-  ])('acknowledges %s at most once per delay, cumulatively, and only when new pushes came', (_, options, delayMs) => {
-    jest.spyOn(Math, 'random').mockReturnValue(0); // the latest moment the delay allows
+    ['by default', 1000, 0, {}],
+    ['by default', 1000, 0.37, {}],
+    ['with ackDelayMs: 50', 50, 0.999, { ackDelayMs: 50 }],
+  ])('acknowledges %s (%p ms, phase %p) cumulatively, each push within the delay, at most once per delay, only when new pushes came', (_, delayMs, phase, options) => {
+    jest.spyOn(Math, 'random').mockReturnValue(phase);
     const { sockets } = setup(options);
     sockets[0]!.accept();
     const acks = () => sockets[0]!.sentJson().filter((frame) => frame.event === '$ack');
     for (const seq of [1, 2, 3]) sockets[0]!.receive({ event: 'news', data: seq, seq });
-    jest.advanceTimersByTime(delayMs - 1);
-    expect(acks()).toEqual([]);
-    sockets[0]!.receive({ event: 'news', data: 4, seq: 4 });
-    jest.advanceTimersByTime(1);
-    expect(acks()).toEqual([{ event: '$ack', data: { seq: 4 } }]);
+    jest.advanceTimersByTime(delayMs);
+    expect(acks()).toEqual([{ event: '$ack', data: { seq: 3 } }]);
     jest.advanceTimersByTime(10 * delayMs);
     expect(acks()).toHaveLength(1);
-    sockets[0]!.receive({ event: 'news', data: 5, seq: 5 });
+    // a push every tenth of the delay for five delays: five or six acks, each covering every push before it
+    for (let seq = 4; seq < 54; seq++) {
+      sockets[0]!.receive({ event: 'news', data: seq, seq });
+      jest.advanceTimersByTime(delayMs / 10);
+    }
     jest.advanceTimersByTime(delayMs);
-    expect(acks()).toEqual([{ event: '$ack', data: { seq: 4 } }, { event: '$ack', data: { seq: 5 } }]);
+    const seqs = acks().map((frame) => frame.data.seq);
+    expect(seqs.length).toBeGreaterThanOrEqual(1 + 5);
+    expect(seqs.length).toBeLessThanOrEqual(1 + 6);
+    expect(seqs.at(-1)).toBe(53);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
   });
 
-  it.each([
-    [0, 1000],
-    [0.5, 750],
-    [0.998, 501],
-  ])('spreads acks over the second half of the delay, so that clients that got one broadcast do not ack at once (random %p: after %p ms)', (random, afterMs) => {
-    jest.spyOn(Math, 'random').mockReturnValue(random);
-    const { sockets } = setup();
-    sockets[0]!.accept();
-    const acks = () => sockets[0]!.sentJson().filter((frame) => frame.event === '$ack');
-    sockets[0]!.receive({ event: 'news', data: 1, seq: 1 });
-    jest.advanceTimersByTime(afterMs - 1);
-    expect(acks()).toEqual([]);
-    jest.advanceTimersByTime(1);
-    expect(acks()).toEqual([{ event: '$ack', data: { seq: 1 } }]);
+  it('clients that receive one broadcast ack at moments of their own, spread over the whole delay', () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const phases = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+    const random = jest.spyOn(Math, 'random');
+    for (const phase of phases) random.mockReturnValueOnce(phase);
+    for (const _ of phases) new ReliableWsClient('ws://example.test/ws', { WebSocket: FakeWebSocket, heartbeat: false, reconnect: RECONNECT });
+    jest.runAllTicks();
+    const sockets = FakeWebSocket.instances;
+    for (const socket of sockets) socket.accept();
+    for (const socket of sockets) socket.receive({ event: 'news', data: 'everyone', seq: 1 });
+    const ackedAfter = new Map<FakeWebSocket, number>();
+    for (let ms = 1; ms <= 1000; ms++) {
+      jest.advanceTimersByTime(1);
+      for (const socket of sockets) {
+        if (!ackedAfter.has(socket) && socket.sentJson().some((frame) => frame.event === '$ack')) ackedAfter.set(socket, ms);
+      }
+    }
+    const moments = [...ackedAfter.values()];
+    expect(moments).toHaveLength(phases.length);
+    expect(new Set(moments).size).toBe(phases.length);
+    expect(Math.max(...moments) - Math.min(...moments)).toBeGreaterThanOrEqual(800);
   });
 });
 

@@ -102,8 +102,6 @@ const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs
 const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 export const DEFAULT_ACK_DELAY_MS = 1000;
-/** The share of the ack delay over which clients' acks are spread (see `ackDelayMs`). */
-const ACK_DELAY_SPREAD = 0.5;
 /** An upload waits for no answer in particular: its end is the handler's reply. */
 const NO_TIMEOUT = Number.POSITIVE_INFINITY;
 /** Uploads cancelled or refused, remembered so that the server's `$error`s about their chunks still in flight are not reported. */
@@ -139,6 +137,8 @@ export class ReliableConnection extends ConnectionState {
   private serverMaxPayloadBytes: number | undefined;
   private lastSeq = 0;
   private ackedSeq = 0;
+  /** Where in each `ackDelayMs` period this client acks, as a share of it. */
+  private readonly ackPhase = Math.random();
   private nextId = 0;
   private attempt = 0;
   private retriedUnauthorized = false;
@@ -713,10 +713,21 @@ export class ReliableConnection extends ConnectionState {
       if (!Number.isSafeInteger(message.seq) || message.seq <= this.lastSeq) return;
       if (message.seq !== this.lastSeq + 1) return this.drop(this.connection, 'push seq gap');
       this.lastSeq = message.seq;
-      this.timers.ack ??= setTimeout(() => this.sendAck(), spreadAckDelay(this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS));
+      this.timers.ack ??= setTimeout(() => this.sendAck(), this.untilAckMoment());
     }
     // Only an application's name (1–128 characters): `$` names are the protocol's and the client's own events (`$state`, `$failed` …).
     if (isAppEventName(message.event)) this.emitter.emit(message.event, message.data);
+  }
+
+  /**
+   * Until this client's next ack moment: one per `ackDelayMs`, at a point of the period drawn once
+   * per client, so that the clients of one broadcast ack at different moments.
+   */
+  private untilAckMoment(): number {
+    const delayMs = this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
+    if (delayMs === 0) return 0;
+    const intoPeriod = (performance.now() - this.ackPhase * delayMs) % delayMs;
+    return delayMs - ((intoPeriod + delayMs) % delayMs);
   }
 
   private sendAck(): void {
@@ -882,9 +893,4 @@ async function answeredWithin<T>(provider: () => T | Promise<T>, timeoutMs: numb
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** The ack's delay: anywhere in the last `ACK_DELAY_SPREAD` of `delayMs`, never above it. */
-function spreadAckDelay(delayMs: number): number {
-  return delayMs * (1 - ACK_DELAY_SPREAD * Math.random());
 }

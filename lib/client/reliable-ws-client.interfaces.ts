@@ -49,10 +49,10 @@ export interface ReliableWsClientOptions {
   /** Socket `bufferedAmount` above which sends wait in the queue. */
   maxBufferedBytes?: number;
   /**
-   * Delay before a cumulative `$ack` of the pushes received since the last one, at most: each ack
-   * goes out at a random moment in the second half of it, so that clients that received the same
-   * broadcast do not all ack at once. Default: 1000. A shorter delay frees the server's replay
-   * buffer sooner and costs it more acks to receive.
+   * Period of the cumulative `$ack` of the pushes received since the last one: at most one per
+   * period, each push acked within one. Every client acks at a point of the period drawn at
+   * random, so that the clients of one broadcast do not ack at once. Default: 1000. A shorter
+   * period frees the server's replay buffer sooner and costs it more acks to receive.
    */
   ackDelayMs?: number;
   /**
