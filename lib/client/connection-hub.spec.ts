@@ -96,7 +96,7 @@ describe('ConnectionHub: what cannot be passed to a tab', () => {
     }
     expect(FakeWebSocket.instances).toHaveLength(1);
     expect(logged).not.toHaveBeenCalled();
-    jest.advanceTimersByTime(1000);
+    jest.advanceTimersByTime(1250);
     expect(socket.sentJson().filter((frame) => frame.event === '$ack')).toEqual([{ event: '$ack', data: { seq: 3 } }]);
   });
 

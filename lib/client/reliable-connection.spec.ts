@@ -610,7 +610,7 @@ describe('ReliableConnection: push seq', () => {
     sockets[0]!.receive({ event: 'news', data: 'unsequenced' });
     sockets[0]!.receive({ event: 'news', data: 'second', seq: 2 });
     expect(news).toEqual(['first', 'unsequenced', 'second']);
-    jest.advanceTimersByTime(1000);
+    jest.advanceTimersByTime(1250);
     expect(sockets[0]!.sentJson().filter((frame) => frame.event === '$ack')).toEqual([{ event: '$ack', data: { seq: 2 } }]);
   });
 
@@ -618,22 +618,27 @@ describe('ReliableConnection: push seq', () => {
     ['by default', 1000, 0, {}],
     ['by default', 1000, 0.37, {}],
     ['with ackDelayMs: 50', 50, 0.999, { ackDelayMs: 50 }],
-  ])('acknowledges %s (%p ms, phase %p) cumulatively, each push within the delay, at most once per delay, only when new pushes came', (_, delayMs, phase, options) => {
+  ])('acknowledges %s (%p ms, phase %p) cumulatively, about once per period, each push within 1.25 periods, only when new pushes came', (_, delayMs, phase, options) => {
     jest.spyOn(Math, 'random').mockReturnValue(phase);
     const { sockets } = setup(options);
     sockets[0]!.accept();
     const acks = () => sockets[0]!.sentJson().filter((frame) => frame.event === '$ack');
     for (const seq of [1, 2, 3]) sockets[0]!.receive({ event: 'news', data: seq, seq });
-    jest.advanceTimersByTime(delayMs);
+    expect(acks()).toEqual([]);
+    jest.advanceTimersByTime(1.25 * delayMs);
     expect(acks()).toEqual([{ event: '$ack', data: { seq: 3 } }]);
     jest.advanceTimersByTime(10 * delayMs);
     expect(acks()).toHaveLength(1);
-    // a push every tenth of the delay for five delays: five or six acks, each covering every push before it
+    // a push every tenth of the period for five periods: an ack per period, each sent with a push
+    let sentWithPush = 0;
     for (let seq = 4; seq < 54; seq++) {
+      const before = acks().length;
       sockets[0]!.receive({ event: 'news', data: seq, seq });
+      if (acks().length > before) sentWithPush++;
       jest.advanceTimersByTime(delayMs / 10);
     }
-    jest.advanceTimersByTime(delayMs);
+    expect(sentWithPush).toBeGreaterThanOrEqual(4);
+    jest.advanceTimersByTime(1.25 * delayMs);
     const seqs = acks().map((frame) => frame.data.seq);
     expect(seqs.length).toBeGreaterThanOrEqual(1 + 5);
     expect(seqs.length).toBeLessThanOrEqual(1 + 6);
@@ -652,7 +657,7 @@ describe('ReliableConnection: push seq', () => {
     for (const socket of sockets) socket.accept();
     for (const socket of sockets) socket.receive({ event: 'news', data: 'everyone', seq: 1 });
     const ackedAfter = new Map<FakeWebSocket, number>();
-    for (let ms = 1; ms <= 1000; ms++) {
+    for (let ms = 1; ms <= 1250; ms++) {
       jest.advanceTimersByTime(1);
       for (const socket of sockets) {
         if (!ackedAfter.has(socket) && socket.sentJson().some((frame) => frame.event === '$ack')) ackedAfter.set(socket, ms);

@@ -102,6 +102,8 @@ const DEFAULT_HEARTBEAT: ClientHeartbeatOptions = { intervalMs: 30000, timeoutMs
 const DEFAULT_CONNECT_TIMEOUT_MS = 10000;
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 export const DEFAULT_ACK_DELAY_MS = 1000;
+/** How long past its due point, as a share of the period, an `$ack` waits for a push to take it along. */
+export const ACK_GRACE = 0.25;
 /** An upload waits for no answer in particular: its end is the handler's reply. */
 const NO_TIMEOUT = Number.POSITIVE_INFINITY;
 /** Uploads cancelled or refused, remembered so that the server's `$error`s about their chunks still in flight are not reported. */
@@ -137,8 +139,10 @@ export class ReliableConnection extends ConnectionState {
   private serverMaxPayloadBytes: number | undefined;
   private lastSeq = 0;
   private ackedSeq = 0;
-  /** Where in each `ackDelayMs` period this client acks, as a share of it. */
+  /** Where in each `ackDelayMs` period this client's ack falls due, as a share of it. */
   private readonly ackPhase = Math.random();
+  /** When the pending `$ack` fell or falls due; undefined while none is pending. */
+  private ackDueAt: number | undefined;
   private nextId = 0;
   private attempt = 0;
   private retriedUnauthorized = false;
@@ -713,25 +717,33 @@ export class ReliableConnection extends ConnectionState {
       if (!Number.isSafeInteger(message.seq) || message.seq <= this.lastSeq) return;
       if (message.seq !== this.lastSeq + 1) return this.drop(this.connection, 'push seq gap');
       this.lastSeq = message.seq;
-      this.timers.ack ??= setTimeout(() => this.sendAck(), this.untilAckMoment());
+      this.scheduleAck();
     }
     // Only an application's name (1–128 characters): `$` names are the protocol's and the client's own events (`$state`, `$failed` …).
     if (isAppEventName(message.event)) this.emitter.emit(message.event, message.data);
   }
 
   /**
-   * Until this client's next ack moment: one per `ackDelayMs`, at a point of the period drawn once
-   * per client, so that the clients of one broadcast ack at different moments.
+   * One cumulative `$ack` per `ackDelayMs`, due at a point of the period drawn once per client, so
+   * that the clients of one broadcast ack at different moments. A push that arrives once it is due
+   * takes it along (the server is awake, writing, and reads it at little cost); else a timer sends
+   * it `ACK_GRACE` of a period later.
    */
-  private untilAckMoment(): number {
-    const delayMs = this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
-    if (delayMs === 0) return 0;
-    const intoPeriod = (performance.now() - this.ackPhase * delayMs) % delayMs;
-    return delayMs - ((intoPeriod + delayMs) % delayMs);
+  private scheduleAck(): void {
+    const now = performance.now();
+    if (this.ackDueAt === undefined) {
+      const delayMs = this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
+      this.ackDueAt = now + untilPhase(now, this.ackPhase, delayMs);
+      this.timers.ack = setTimeout(() => this.sendAck(), this.ackDueAt - now + ACK_GRACE * delayMs);
+    } else if (now >= this.ackDueAt) {
+      this.sendAck();
+    }
   }
 
   private sendAck(): void {
+    clearTimeout(this.timers.ack);
     this.timers.ack = undefined;
+    this.ackDueAt = undefined;
     if (this.lastSeq <= this.ackedSeq || this.ws?.readyState !== OPEN) return;
     this.ackedSeq = this.lastSeq;
     this.ws.send(JSON.stringify({ event: SystemEvent.ACK, data: { seq: this.lastSeq } }));
@@ -865,6 +877,7 @@ export class ReliableConnection extends ConnectionState {
     clearTimeout(this.timers.ack);
     clearTimeout(this.timers.flush);
     this.timers.connect = this.timers.ping = this.timers.pong = this.timers.ack = this.timers.flush = undefined;
+    this.ackDueAt = undefined;
   }
 }
 
@@ -893,4 +906,11 @@ async function answeredWithin<T>(provider: () => T | Promise<T>, timeoutMs: numb
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Until the next point `phase` (a share of `periodMs`) into a period: in (0, periodMs], 0 for a zero period. */
+function untilPhase(now: number, phase: number, periodMs: number): number {
+  if (periodMs === 0) return 0;
+  const intoPeriod = (((now - phase * periodMs) % periodMs) + periodMs) % periodMs;
+  return periodMs - intoPeriod;
 }

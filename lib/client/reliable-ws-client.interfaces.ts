@@ -49,10 +49,12 @@ export interface ReliableWsClientOptions {
   /** Socket `bufferedAmount` above which sends wait in the queue. */
   maxBufferedBytes?: number;
   /**
-   * Period of the cumulative `$ack` of the pushes received since the last one: at most one per
-   * period, each push acked within one. Every client acks at a point of the period drawn at
-   * random, so that the clients of one broadcast do not ack at once. Default: 1000. A shorter
-   * period frees the server's replay buffer sooner and costs it more acks to receive.
+   * Period of the cumulative `$ack` of the pushes received since the last one: about one per
+   * period, each push acked within 1.25 periods. An ack falls due at a point of the period drawn
+   * at random per client, so that the clients of one broadcast do not ack at once, and goes out
+   * with the first push from then on (when the server is awake anyway), else a quarter period
+   * later. Default: 1000. A shorter period frees the server's replay buffer sooner and costs it
+   * more acks to receive.
    */
   ackDelayMs?: number;
   /**
