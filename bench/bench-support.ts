@@ -13,7 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { DEFAULT_ACK_DELAY_MS } from '../lib/client/reliable-connection.js';
+import { ACK_GRACE, DEFAULT_ACK_DELAY_MS } from '../lib/client/reliable-connection.js';
 import { ReliableWsAdapter, ReliableWsModule, type ReliableWsOptions } from '../lib/index.js';
 
 /** The child script stays in bench/ (plain JS, not compiled): dist-bench/bench/ → ../../bench/. */
@@ -141,8 +141,9 @@ export interface SwarmConfig {
   concurrency?: number;
   lifetimeMs?: number;
   room?: string;
-  /** How long an rws1 client waits before acknowledging pushes (default: the client's own). */
+  /** The period of an rws1 client's acks of pushes, and how long past its due point an ack waits for a push (default: the client's own). */
   ackDelayMs?: number;
+  ackGrace?: number;
 }
 
 export interface LatencySummary {
@@ -202,7 +203,7 @@ export class Swarm {
 
   /** Forks a swarm and waits until all its connections are open (and joined); throws if any failed. */
   static async open(config: SwarmConfig, timeoutMs = 60000): Promise<Swarm> {
-    const swarm = new Swarm({ lifetimeMs: 240000, ackDelayMs: DEFAULT_ACK_DELAY_MS, ...config });
+    const swarm = new Swarm({ lifetimeMs: 240000, ackDelayMs: DEFAULT_ACK_DELAY_MS, ackGrace: ACK_GRACE, ...config });
     try {
       const ready = (await swarm.next('ready', timeoutMs)) as unknown as { opened: number; failed: number; errors: string[] };
       swarm.opened = ready.opened;

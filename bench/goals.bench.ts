@@ -27,7 +27,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_ACK_DELAY_MS } from '../lib/client/reliable-connection.js';
+import { ACK_GRACE, DEFAULT_ACK_DELAY_MS } from '../lib/client/reliable-connection.js';
 import { fmtInt, percentile, printTable, RESULTS_DIR, sleep, Swarm, wallNow, type SwarmKind } from './bench-support.js';
 import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
 import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-systems.js';
@@ -42,11 +42,11 @@ const ECHO_PAYLOAD_BYTES = 64;
 const FANOUT_CLIENTS = 2_000;
 const FANOUT_PROCESSES = 2;
 const FANOUT_BROADCASTS = 50;
-const FANOUT_GAP_MS = 20;
+const FANOUT_GAP_MS = 50;
 const FANOUT_BYTES = 980;
 const BURST_BROADCASTS = 50;
 /** Long enough for an rws.v1 client's `$ack` of the pushes it has to arrive. */
-const ACKS_SETTLE_MS = DEFAULT_ACK_DELAY_MS + 300;
+const ACKS_SETTLE_MS = DEFAULT_ACK_DELAY_MS * (1 + ACK_GRACE) + 300;
 const IDLE_CONNECTIONS = 10_000;
 const STEP_TIMEOUT_MS = 120_000;
 const PROFILE_DIR = process.env.BENCH_GOALS_PROFILE;

@@ -2,7 +2,7 @@
 // URL and measures what they receive. Started by bench/bench-support.ts with
 // child_process.fork(this file, [JSON config]).
 //
-// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs }
+// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace }
 //   url: one URL, or an array of them to spread the clients over round robin (client i → url[i % n]).
 //   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
 //        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
@@ -18,7 +18,8 @@
 //        with sub-ms precision: performance.timeOrigin + performance.now(), as the sender).
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
-//        `$ack` per ackDelayMs, at a point of the period drawn per client).
+//        `$ack` per ackDelayMs, due at a point of the period drawn per client, sent with the first
+//        push from then on or ackGrace of a period later).
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
 //        after the round to see what arrived past it: `received` counts every delivery of the round).
@@ -35,7 +36,7 @@
 import { WebSocket } from 'ws';
 
 const config = JSON.parse(process.argv[2]);
-const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs } = config;
+const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace } = config;
 const urls = [config.url].flat();
 
 // Hard bound on this process's life, whatever happens.
@@ -226,14 +227,26 @@ function arm({ round: id, expect, event, parse }) {
   send({ type: 'armed' });
 }
 
-/** What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` per ackDelayMs, at a point of the period of its own. */
+/**
+ * What the rws.v1 client does: one cumulative `$ack` of the pushes' `seq` per ackDelayMs, due at a
+ * point of the period of its own; sent with the first push from then on, else ackGrace of a period later.
+ */
 function acknowledgeLater(client, seq) {
   client.lastSeq = seq;
-  const intoPeriod = (performance.now() - client.ackPhase * ackDelayMs) % ackDelayMs;
-  client.ackTimer ??= setTimeout(() => {
-    client.ackTimer = undefined;
-    if (client.ws.readyState === WebSocket.OPEN) client.ws.send(`{"event":"$ack","data":{"seq":${client.lastSeq}}}`);
-  }, ackDelayMs - ((intoPeriod + ackDelayMs) % ackDelayMs));
+  const now = performance.now();
+  if (client.ackDueAt === undefined) {
+    const intoPeriod = (((now - client.ackPhase * ackDelayMs) % ackDelayMs) + ackDelayMs) % ackDelayMs;
+    client.ackDueAt = now + ackDelayMs - intoPeriod;
+    client.ackTimer = setTimeout(() => sendAck(client), client.ackDueAt - now + ackGrace * ackDelayMs);
+  } else if (now >= client.ackDueAt) {
+    sendAck(client);
+  }
+}
+
+function sendAck(client) {
+  clearTimeout(client.ackTimer);
+  client.ackDueAt = undefined;
+  if (client.ws.readyState === WebSocket.OPEN) client.ws.send(`{"event":"$ack","data":{"seq":${client.lastSeq}}}`);
 }
 
 /** The `seq` a push ends with (`…,"seq":42}`), read without parsing the frame. */
