@@ -646,6 +646,18 @@ describe('ReliableConnection: push seq', () => {
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
   });
 
+  it('with the longest ackDelayMs a timer holds, an ack waits for its period (a longer timer would fire at once)', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.99); // due almost a whole period away: with the grace, beyond what a timer holds
+    const client = new ReliableWsClient('ws://example.test/ws', { WebSocket: FakeWebSocket, heartbeat: false, reconnect: RECONNECT, ackDelayMs: 2 ** 31 - 1 });
+    await Promise.resolve(); // the client connects in a microtask
+    const socket = FakeWebSocket.instances[0]!;
+    socket.accept();
+    socket.receive({ event: 'news', data: 1, seq: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(socket.sentJson().filter((frame) => frame.event === '$ack')).toEqual([]);
+    client.close();
+  });
+
   it('clients that receive one broadcast ack at moments of their own, spread over the whole delay', () => {
     jest.useFakeTimers({ now: 1_000_000 });
     const phases = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];

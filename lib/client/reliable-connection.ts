@@ -21,6 +21,7 @@ import {
   type TransferProgress,
   errorText,
   isInstance,
+  MAX_TIMER_DELAY_MS,
 } from '../protocol/index.js';
 import {
   checkReconnectOptions,
@@ -734,7 +735,7 @@ export class ReliableConnection extends ConnectionState {
     if (this.ackDueAt === undefined) {
       const delayMs = this.options.ackDelayMs ?? DEFAULT_ACK_DELAY_MS;
       this.ackDueAt = now + untilPhase(now, this.ackPhase, delayMs);
-      this.timers.ack = setTimeout(() => this.sendAck(), this.ackDueAt - now + ACK_GRACE * delayMs);
+      this.timers.ack = setTimeout(() => this.sendAck(), Math.min(this.ackDueAt - now + ACK_GRACE * delayMs, MAX_TIMER_DELAY_MS));
     } else if (now >= this.ackDueAt) {
       this.sendAck();
     }
