@@ -18,6 +18,9 @@
  *   - idle: IDLE_CONNECTIONS connections opened (server CPU per connect) and held: heap + external
  *     and RSS per connection after two full garbage collections.
  *
+ * Each round also runs raw `ws` (fan-out) and the stock adapter (idle) a second time: the paired
+ * ratio of a server to its own copy shows how far the machine alone moves a goal's ratio.
+ *
  * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`: the goals
  * of those; goals.json and the plot need all three), BENCH_GOALS_PROFILE (a directory: each server
  * writes the CPU profile of its first measured window there; summarise one with
@@ -52,21 +55,35 @@ const STEP_TIMEOUT_MS = 120_000;
 const PROFILE_DIR = process.env.BENCH_GOALS_PROFILE;
 const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean);
 
+/** A system's results: one of the servers, or the second copy of one run as a control. */
+type SystemKey = GoalsSystem | 'raw-again' | 'stock-again';
+
 interface SystemSpec {
+  key: SystemKey;
   system: GoalsSystem;
   label: string;
   kind: SwarmKind;
 }
 
-const RELIABLE: SystemSpec = { system: 'reliable', label: 'nestjs-reliable-ws (rws.v1, everything on)', kind: 'rws1' };
-const RELIABLE_NO_RESUME: SystemSpec = { system: 'reliable-no-resume', label: 'nestjs-reliable-ws, resume: false', kind: 'rws1' };
-const STOCK: SystemSpec = { system: 'stock', label: 'stock Nest WsAdapter', kind: 'ws' };
-const RAW: SystemSpec = { system: 'raw', label: 'raw ws', kind: 'ws' };
+const RELIABLE: SystemSpec = { key: 'reliable', system: 'reliable', label: 'nestjs-reliable-ws (rws.v1, everything on)', kind: 'rws1' };
+const RELIABLE_NO_RESUME: SystemSpec = { key: 'reliable-no-resume', system: 'reliable-no-resume', label: 'nestjs-reliable-ws, resume: false', kind: 'rws1' };
+const STOCK: SystemSpec = { key: 'stock', system: 'stock', label: 'stock Nest WsAdapter', kind: 'ws' };
+const RAW: SystemSpec = { key: 'raw', system: 'raw', label: 'raw ws', kind: 'ws' };
+/** The same servers once more in every round: what a paired ratio does with nothing changed. */
+const RAW_AGAIN: SystemSpec = { ...RAW, key: 'raw-again', label: 'raw ws, again (control)' };
+const STOCK_AGAIN: SystemSpec = { ...STOCK, key: 'stock-again', label: 'stock Nest WsAdapter, again (control)' };
+
+interface CpuTime {
+  cpuMs: number;
+  systemMs: number;
+}
+
+const cpuBetween = (before: CpuTime, after: CpuTime): CpuTime => ({ cpuMs: after.cpuMs - before.cpuMs, systemMs: after.systemMs - before.systemMs });
 
 /** One figure of one system in one round. */
 type Figures = Record<string, number>;
 /** scenario → system → one Figures per round. */
-export type GoalsResults = Record<string, Record<GoalsSystem, Figures[]>>;
+export type GoalsResults = Record<string, Partial<Record<SystemKey, Figures[]>>>;
 
 class ServerUnderTest {
   private constructor(
@@ -81,8 +98,9 @@ class ServerUnderTest {
     return new ServerUnderTest(child, `ws://127.0.0.1:${port}${path}`);
   }
 
-  async cpuMs(): Promise<number> {
-    return (await this.child.request<ChildMessage & { cpuMs: number }>({ type: 'cpu' }, 10_000)).cpuMs;
+  /** The server's CPU time so far, in ms: in all, and the share spent in the kernel. */
+  cpu(): Promise<ChildMessage & CpuTime> {
+    return this.child.request({ type: 'cpu' }, 10_000);
   }
 
   memory(): Promise<ChildMessage & { heapUsed: number; external: number; rss: number; connections: number }> {
@@ -115,14 +133,15 @@ async function echo(spec: SystemSpec): Promise<Figures> {
     const swarm = await Swarm.open({ url: server.url, kind: spec.kind, count: ECHO_CONNECTIONS, concurrency: ECHO_CONNECTIONS });
     swarms.push(swarm);
     const warmup = await swarm.requestReply(ECHO_WARMUP, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
-    const before = await server.cpuMs();
+    const before = await server.cpu();
     const run = await swarm.requestReply(ECHO_MESSAGES, ECHO_WINDOW, ECHO_PAYLOAD_BYTES, STEP_TIMEOUT_MS);
-    const cpuMs = (await server.cpuMs()) - before;
+    const cpu = cpuBetween(before, await server.cpu());
     if (run.errors.length > 0 || run.messages < ECHO_MESSAGES) {
       throw new Error(`${spec.label}: echo answered ${run.messages}/${ECHO_MESSAGES}: ${run.errors.slice(0, 3).join('; ')}`);
     }
     return {
-      cpuUsPerMessage: (cpuMs * 1000) / run.messages,
+      cpuUsPerMessage: (cpu.cpuMs * 1000) / run.messages,
+      systemUsPerMessage: (cpu.systemMs * 1000) / run.messages,
       p99Ms: run.latency.p99,
       coldP99Ms: warmup.latency.p99,
       messagesPerSecond: run.messages / (run.elapsedMs / 1000),
@@ -135,14 +154,15 @@ async function fanout(spec: SystemSpec, round: number): Promise<Figures> {
     swarms.push(...(await Swarm.openMany({ url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100 }, FANOUT_PROCESSES)));
     await broadcastRound(server, swarms, 1, 2, 0, false); // warm-up
     await sleep(ACKS_SETTLE_MS);
-    const before = await server.cpuMs();
+    const before = await server.cpu();
     await broadcastRound(server, swarms, 2, FANOUT_BROADCASTS, FANOUT_GAP_MS, false);
     await sleep(ACKS_SETTLE_MS);
-    const cpuMs = (await server.cpuMs()) - before;
+    const cpu = cpuBetween(before, await server.cpu());
     const paced = await broadcastRound(server, swarms, 3, FANOUT_BROADCASTS, FANOUT_GAP_MS, true);
     const burst = await broadcastRound(server, swarms, 4, BURST_BROADCASTS, 0, false);
     return {
-      cpuUsPerDelivery: (cpuMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
+      cpuUsPerDelivery: (cpu.cpuMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
+      systemUsPerDelivery: (cpu.systemMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
       p99Ms: paced.p99Ms,
       burstDeliveriesPerSecond: (FANOUT_CLIENTS * BURST_BROADCASTS) / (burst.lastMs / 1000),
       round,
@@ -175,13 +195,14 @@ async function broadcastRound(
 async function idle(spec: SystemSpec): Promise<Figures> {
   return withServer(spec, async (server, swarms) => {
     const empty = await server.memory();
-    const before = await server.cpuMs();
+    const before = await server.cpu();
     swarms.push(await Swarm.open({ url: server.url, kind: spec.kind, count: IDLE_CONNECTIONS, concurrency: 100 }, STEP_TIMEOUT_MS));
-    const cpuMs = (await server.cpuMs()) - before;
+    const cpu = cpuBetween(before, await server.cpu());
     const held = await server.memory();
     if (held.connections !== IDLE_CONNECTIONS) throw new Error(`${spec.label}: ${held.connections} connections, not ${IDLE_CONNECTIONS}`);
     return {
-      cpuUsPerConnect: (cpuMs * 1000) / IDLE_CONNECTIONS,
+      cpuUsPerConnect: (cpu.cpuMs * 1000) / IDLE_CONNECTIONS,
+      systemUsPerConnect: (cpu.systemMs * 1000) / IDLE_CONNECTIONS,
       kbPerConnection: (held.heapUsed + held.external - empty.heapUsed - empty.external) / 1000 / IDLE_CONNECTIONS,
       rssKbPerConnection: (held.rss - empty.rss) / 1000 / IDLE_CONNECTIONS,
     };
@@ -190,8 +211,8 @@ async function idle(spec: SystemSpec): Promise<Figures> {
 
 const SCENARIOS: Array<{ name: string; systems: SystemSpec[]; run: (spec: SystemSpec, round: number) => Promise<Figures> }> = [
   { name: 'echo', systems: [RELIABLE, STOCK, RAW], run: echo },
-  { name: 'fanout', systems: [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW], run: fanout },
-  { name: 'idle', systems: [RELIABLE, STOCK, RAW], run: idle },
+  { name: 'fanout', systems: [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_AGAIN], run: fanout },
+  { name: 'idle', systems: [RELIABLE, STOCK, RAW, STOCK_AGAIN], run: idle },
 ];
 
 /** Each system once per round, the order rotated from round to round. */
@@ -199,10 +220,10 @@ async function runRounds(): Promise<GoalsResults> {
   const results: GoalsResults = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const { name, systems, run } of SCENARIOS.filter(({ name }) => ONLY.length === 0 || ONLY.includes(name))) {
-      const bySystem = (results[name] ??= {} as Record<GoalsSystem, Figures[]>);
+      const bySystem = (results[name] ??= {});
       for (let i = 0; i < systems.length; i++) {
         const spec = systems[(i + round) % systems.length];
-        (bySystem[spec.system] ??= []).push(await run(spec, round));
+        (bySystem[spec.key] ??= []).push(await run(spec, round));
       }
     }
     console.log(`  round ${round + 1} of ${ROUNDS} done`);
@@ -221,12 +242,12 @@ function spread(values: number[]): Spread {
   return { median: percentile(sorted, 50), min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
-function figure(results: GoalsResults, scenario: string, system: GoalsSystem, name: string): number[] {
-  return results[scenario][system].map((figures) => figures[name]);
+function figure(results: GoalsResults, scenario: string, system: SystemKey, name: string): number[] {
+  return (results[scenario][system] ?? []).map((figures) => figures[name]);
 }
 
 /** The per-round ratios of one figure between two systems (paired by round). */
-function pairedRatio(results: GoalsResults, scenario: string, name: string, system: GoalsSystem, baseline: GoalsSystem): Spread {
+function pairedRatio(results: GoalsResults, scenario: string, name: string, system: SystemKey, baseline: SystemKey): Spread {
   const ours = figure(results, scenario, system, name);
   const theirs = figure(results, scenario, baseline, name);
   return spread(ours.map((value, round) => value / theirs[round]));
@@ -265,15 +286,35 @@ export function goalsOf(results: GoalsResults): Goal[] {
   return goals.filter(([scenario]) => results[scenario]).map(([, goal]) => goal());
 }
 
+/** One server against its second copy in the same rounds: how far a paired ratio moves when nothing differs. */
+export interface Control {
+  scenario: string;
+  control: string;
+  measured: Spread;
+}
+
+export function controlsOf(results: GoalsResults): Control[] {
+  const controls: Array<Omit<Control, 'measured'> & { name: string; system: SystemKey; baseline: SystemKey }> = [
+    { scenario: 'fanout', control: 'fan-out: raw ws, again, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-again', baseline: 'raw' },
+    { scenario: 'idle', control: 'connect: stock WsAdapter, again, vs stock WsAdapter (server CPU per connection)', name: 'cpuUsPerConnect', system: 'stock-again', baseline: 'stock' },
+  ];
+  return controls
+    .filter(({ scenario }) => results[scenario])
+    .map(({ scenario, control, name, system, baseline }) => ({ scenario, control, measured: pairedRatio(results, scenario, name, system, baseline) }));
+}
+
 const FIGURES: Array<{ scenario: string; name: string; label: string; digits: number }> = [
   { scenario: 'echo', name: 'cpuUsPerMessage', label: 'echo: server CPU µs/message', digits: 1 },
+  { scenario: 'echo', name: 'systemUsPerMessage', label: 'echo: of which in the kernel', digits: 1 },
   { scenario: 'echo', name: 'p99Ms', label: 'echo: p99 ms', digits: 1 },
   { scenario: 'echo', name: 'coldP99Ms', label: 'echo: p99 ms of the warm-up (cold)', digits: 1 },
   { scenario: 'echo', name: 'messagesPerSecond', label: 'echo: messages/s', digits: 0 },
   { scenario: 'fanout', name: 'cpuUsPerDelivery', label: 'fan-out: server CPU µs/delivery', digits: 2 },
+  { scenario: 'fanout', name: 'systemUsPerDelivery', label: 'fan-out: of which in the kernel', digits: 2 },
   { scenario: 'fanout', name: 'p99Ms', label: 'fan-out: p99 ms', digits: 1 },
   { scenario: 'fanout', name: 'burstDeliveriesPerSecond', label: 'burst: deliveries/s', digits: 0 },
   { scenario: 'idle', name: 'cpuUsPerConnect', label: 'connect: server CPU µs', digits: 0 },
+  { scenario: 'idle', name: 'systemUsPerConnect', label: 'connect: of which in the kernel', digits: 0 },
   { scenario: 'idle', name: 'kbPerConnection', label: 'idle: heap + external KB/conn', digits: 2 },
   { scenario: 'idle', name: 'rssKbPerConnection', label: 'idle: RSS KB/conn', digits: 2 },
 ];
@@ -287,7 +328,7 @@ function printFigures(results: GoalsResults): void {
     ['median (min–max) of rounds', ...systems.map((spec) => spec.label)],
     FIGURES.filter(({ scenario }) => results[scenario]).map(({ scenario, name, label, digits }) => [
       label,
-      ...systems.map((spec) => (results[scenario][spec.system] ? fmtSpread(spread(figure(results, scenario, spec.system, name)), digits) : '')),
+      ...systems.map((spec) => (results[scenario][spec.key] ? fmtSpread(spread(figure(results, scenario, spec.key, name)), digits) : '')),
     ]),
   );
 }
@@ -296,6 +337,13 @@ function printGoals(goals: Goal[]): void {
   printTable(
     ['goal', 'target', 'measured: median (min–max)', 'met'],
     goals.map(({ goal, target, measured, unit, met }) => [goal, target, `${fmtSpread(measured, 2)}${unit === '×' ? '×' : ' KB'}`, met ? 'yes' : 'no']),
+  );
+}
+
+function printControls(controls: Control[]): void {
+  printTable(
+    ['control: the same server twice in every round', 'measured: median (min–max)'],
+    controls.map(({ control, measured }) => [control, `${fmtSpread(measured, 2)}×`]),
   );
 }
 
@@ -310,11 +358,14 @@ export async function run(): Promise<void> {
   const goals = goalsOf(results);
   console.log('');
   printGoals(goals);
+  const controls = controlsOf(results);
+  console.log('');
+  printControls(controls);
   if (SCENARIOS.some(({ name }) => !results[name])) return;
   mkdirSync(RESULTS_DIR, { recursive: true });
   const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version };
   const file = resolve(RESULTS_DIR, 'goals.json');
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, results, goals }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, results, goals, controls }, null, 2)}\n`);
   console.log(`\nresults: ${file}`);
   const plot = await renderPlot();
   console.log(plot ? `plot: ${plot}` : 'plot: not drawn (no Chromium at /usr/bin/chromium)');
