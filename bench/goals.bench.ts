@@ -164,6 +164,7 @@ async function fanout(spec: SystemSpec, round: number): Promise<Figures> {
       cpuUsPerDelivery: (cpu.cpuMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
       systemUsPerDelivery: (cpu.systemMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
       p99Ms: paced.p99Ms,
+      clientsCpuUsPerDelivery: (paced.clientsCpuMs * 1000) / (FANOUT_CLIENTS * FANOUT_BROADCASTS),
       burstDeliveriesPerSecond: (FANOUT_CLIENTS * BURST_BROADCASTS) / (burst.lastMs / 1000),
       round,
     };
@@ -181,15 +182,23 @@ async function broadcastRound(
   count: number,
   gapMs: number,
   timed: boolean,
-): Promise<{ p99Ms: number; lastMs: number }> {
+): Promise<{ p99Ms: number; lastMs: number; clientsCpuMs: number }> {
   await Promise.all(swarms.map((swarm) => swarm.arm(round, count, GOALS_EVENT, timed)));
+  const clientsCpuBefore = await clientsCpuMs(swarms);
   const start = wallNow();
   await server.broadcast(round, count, gapMs);
   const results = await Promise.all(swarms.map((swarm) => swarm.result(STEP_TIMEOUT_MS)));
+  const clientsCpu = (await clientsCpuMs(swarms)) - clientsCpuBefore;
   const missing = results.find((result) => !result.complete);
   if (missing) throw new Error(`fan-out round ${round}: ${missing.received} deliveries, not ${count} to every client`);
   const p99s = results.map((result) => result.latency?.p99 ?? NaN);
-  return { p99Ms: Math.max(...p99s), lastMs: Math.max(...results.map((result) => result.lastAt)) - start };
+  return { p99Ms: Math.max(...p99s), lastMs: Math.max(...results.map((result) => result.lastAt)) - start, clientsCpuMs: clientsCpu };
+}
+
+/** The CPU time of all client processes so far, in ms. */
+async function clientsCpuMs(swarms: Swarm[]): Promise<number> {
+  const times = await Promise.all(swarms.map((swarm) => swarm.cpuMs()));
+  return times.reduce((sum, ms) => sum + ms, 0);
 }
 
 async function idle(spec: SystemSpec): Promise<Figures> {
@@ -312,6 +321,7 @@ const FIGURES: Array<{ scenario: string; name: string; label: string; digits: nu
   { scenario: 'fanout', name: 'cpuUsPerDelivery', label: 'fan-out: server CPU µs/delivery', digits: 2 },
   { scenario: 'fanout', name: 'systemUsPerDelivery', label: 'fan-out: of which in the kernel', digits: 2 },
   { scenario: 'fanout', name: 'p99Ms', label: 'fan-out: p99 ms', digits: 1 },
+  { scenario: 'fanout', name: 'clientsCpuUsPerDelivery', label: 'fan-out: the clients\' CPU µs/delivery (p99 round)', digits: 2 },
   { scenario: 'fanout', name: 'burstDeliveriesPerSecond', label: 'burst: deliveries/s', digits: 0 },
   { scenario: 'idle', name: 'cpuUsPerConnect', label: 'connect: server CPU µs', digits: 0 },
   { scenario: 'idle', name: 'systemUsPerConnect', label: 'connect: of which in the kernel', digits: 0 },
