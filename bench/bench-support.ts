@@ -144,6 +144,8 @@ export interface SwarmConfig {
   /** The period of an rws1 client's acks of pushes, and how long past its due point an ack waits for a push (default: the client's own). */
   ackDelayMs?: number;
   ackGrace?: number;
+  /** false: rws1 clients never ack (a diagnostic of what the acks cost; the server keeps every push up to its bounds). */
+  acks?: boolean;
 }
 
 export interface LatencySummary {

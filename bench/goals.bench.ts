@@ -22,7 +22,8 @@
  * ratio of a server to its own copy shows how far the machine alone moves a goal's ratio.
  *
  * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`: the goals
- * of those; goals.json and the plot need all three), BENCH_GOALS_PROFILE (a directory: each server
+ * of those; goals.json and the plot need all three), BENCH_GOALS_ACKS=off (the fan-out's rws.v1
+ * clients send no `$ack`s: what the acks cost, not a goals run), BENCH_GOALS_PROFILE (a directory: each server
  * writes the CPU profile of its first measured window there; summarise one with
  * bench/profile-summary.mjs). Results: a table of figures, the goals table,
  * bench/results/goals.json and the plot docs/benchmarks.png (see plot.ts).
@@ -54,6 +55,8 @@ const IDLE_CONNECTIONS = 10_000;
 const STEP_TIMEOUT_MS = 120_000;
 const PROFILE_DIR = process.env.BENCH_GOALS_PROFILE;
 const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean);
+/** `off`: the rws.v1 clients send no `$ack`s, to see what the acks cost (the goals then do not hold the clients to the protocol). */
+const CLIENT_ACKS = process.env.BENCH_GOALS_ACKS !== 'off';
 
 /** A system's results: one of the servers, or the second copy of one run as a control. */
 type SystemKey = GoalsSystem | 'raw-again' | 'stock-again';
@@ -151,7 +154,7 @@ async function echo(spec: SystemSpec): Promise<Figures> {
 
 async function fanout(spec: SystemSpec, round: number): Promise<Figures> {
   return withServer(spec, async (server, swarms) => {
-    swarms.push(...(await Swarm.openMany({ url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100 }, FANOUT_PROCESSES)));
+    swarms.push(...(await Swarm.openMany({ url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100, acks: CLIENT_ACKS }, FANOUT_PROCESSES)));
     await broadcastRound(server, swarms, 1, 2, 0, false); // warm-up
     await sleep(ACKS_SETTLE_MS);
     const before = await server.cpu();
@@ -360,7 +363,8 @@ function printControls(controls: Control[]): void {
 export async function run(): Promise<void> {
   console.log(
     `\n## goals: this package against the stock Nest WsAdapter and raw ws, ${ROUNDS} interleaved rounds, ` +
-      `a fresh server child per system and scenario (servers on CPU 0, clients on the other core)\n`,
+      `a fresh server child per system and scenario (servers on CPU 0, clients on the other core)` +
+      `${CLIENT_ACKS ? '' : '; the fan-out\'s rws.v1 clients send no $acks (BENCH_GOALS_ACKS=off): not a goals run, nothing saved'}\n`,
   );
   const results = await runRounds();
   console.log('');
@@ -371,7 +375,7 @@ export async function run(): Promise<void> {
   const controls = controlsOf(results);
   console.log('');
   printControls(controls);
-  if (SCENARIOS.some(({ name }) => !results[name])) return;
+  if (SCENARIOS.some(({ name }) => !results[name]) || !CLIENT_ACKS) return;
   mkdirSync(RESULTS_DIR, { recursive: true });
   const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version };
   const file = resolve(RESULTS_DIR, 'goals.json');

@@ -2,7 +2,7 @@
 // URL and measures what they receive. Started by bench/bench-support.ts with
 // child_process.fork(this file, [JSON config]).
 //
-// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace }
+// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace, acks? }
 //   url: one URL, or an array of them to spread the clients over round robin (client i → url[i % n]).
 //   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
 //        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
@@ -19,7 +19,7 @@
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
 //        `$ack` per ackDelayMs, due at a point of the period drawn per client, sent with the first
-//        push from then on or ackGrace of a period later).
+//        push from then on or ackGrace of a period later); with acks: false, never.
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
 //        after the round to see what arrived past it: `received` counts every delivery of the round).
@@ -36,7 +36,7 @@
 import { WebSocket } from 'ws';
 
 const config = JSON.parse(process.argv[2]);
-const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace } = config;
+const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace, acks = true } = config;
 const urls = [config.url].flat();
 
 // Hard bound on this process's life, whatever happens.
@@ -232,6 +232,7 @@ function arm({ round: id, expect, event, parse }) {
  * point of the period of its own; sent with the first push from then on, else ackGrace of a period later.
  */
 function acknowledgeLater(client, seq) {
+  if (!acks) return;
   client.lastSeq = seq;
   const now = performance.now();
   if (client.ackDueAt === undefined) {
