@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
 import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from '../lib/index.js';
 import type { TestApp } from './support/app.js';
 import { startApp } from './support/app.js';
@@ -183,6 +184,35 @@ describe('honest when it cannot recover', () => {
       expect((await x.client.closed(15000)).code).toBe(1012);
       await waitUntil(async () => (await healthStatus(A)) === 200, { timeoutMs: 10000, what: 'A healthy after the restart' });
       expect(await connectPeerResuming(A, x)).toMatchObject({ resumed: false, missed: true });
+    } finally {
+      await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
+      await own.kill();
+    }
+  }, 40000);
+});
+
+describe('a subscriber back but not answering', () => {
+  it('its first PING after a reconnect goes unanswered: health stays 503, and once Redis answers it is asked again and catches up (here: 1012, Redis lost its data)', async () => {
+    const prefix = uniquePrefix('unanswered');
+    const own = new ThrowawayRedis(await freePort());
+    await own.start();
+    const proxy = await proxyTo(own.port);
+    try {
+      const A = await instance(`redis://127.0.0.1:${proxy.port}`, prefix);
+      const x = await peer(A, 'r');
+      await A.service.toRoom('r', 'tick', 1);
+      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick' });
+      // Only the subscriber sends PING (after each reconnect): its answer, and what follows on that connection, is held.
+      proxy.stallDownAfter('\r\nping\r\n');
+      await own.kill();
+      await own.start();
+      await waitUntil(() => proxy.heldDownBytes > 0, { timeoutMs: 10000, what: 'the PING after the reconnect, answered and held' });
+      await sleep(1500); // three times the command timeout: that PING has failed
+      expect(await healthStatus(A)).toBe(503);
+      expect(x.client.raw.readyState).toBe(WebSocket.OPEN);
+      proxy.resume();
+      expect((await x.client.closed(5000)).code).toBe(1012);
+      await waitUntil(async () => (await healthStatus(A)) === 200, { timeoutMs: 10000, what: 'A healthy once caught up' });
     } finally {
       await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
       await own.kill();

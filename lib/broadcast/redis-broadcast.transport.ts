@@ -73,6 +73,8 @@ export class RedisBroadcastTransport implements BroadcastTransport {
   private started = false;
   private closing = false;
   private catchUpTimer: NodeJS.Timeout | undefined;
+  /** Subscribers back but not answering yet, and when they are asked again. */
+  private readonly subscriberRetries = new Map<string, NodeJS.Timeout>();
   private listener: TransportListener = () => undefined;
   private onLoss: LossListener = () => undefined;
   private readonly sequencer: ChannelSequencer;
@@ -209,6 +211,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     this.watchdog.stop();
     clearInterval(this.canaryTimer);
     clearTimeout(this.catchUpTimer);
+    for (const timer of this.subscriberRetries.values()) clearTimeout(timer);
     const subscriber = this.subscriber;
     const timeoutMs = this.options.commandTimeoutMs;
     await Promise.all([
@@ -273,20 +276,34 @@ export class RedisBroadcastTransport implements BroadcastTransport {
     }
   }
 
-  /** After ioredis reconnected and resubscribed: recovers what every channel missed meanwhile. */
-  private async subscriberBack(subscriber: string, connection: Redis): Promise<void> {
-    if (!this.started) return;
+  /**
+   * After ioredis reconnected and resubscribed: recovers what every channel missed meanwhile. A
+   * subscriber that does not answer yet is asked again while its connection stays up (a new
+   * connection brings a 'ready' of its own).
+   */
+  private async subscriberBack(subscriber: string, connection: Redis, attempt = 1): Promise<void> {
+    this.subscriberRetries.delete(subscriber);
+    if (!this.started || this.closing) return;
     try {
       // ioredis queues the resubscriptions right after 'ready': a PING behind them answers once they hold.
       await new Promise((resolve) => setImmediate(resolve));
       await this.withinCommandTimeout(connection.ping(), this.publisher instanceof Cluster ? subscriber : '');
-      if (this.subscribersDown.delete(subscriber) && this.subscribersDown.size === 0) {
-        this.logger.log('Redis subscriber back; catching up');
-      }
-      await this.catchUpAll();
     } catch (error) {
-      this.logger.warn(`Redis subscriber back, catching up failed: ${errorText(error)}`);
+      if (attempt === 1) this.logger.warn(`Redis subscriber back but not answering (${errorText(error)}); asking again`);
+      this.askSubscriberAgain(subscriber, connection, attempt + 1);
+      return;
     }
+    if (this.subscribersDown.delete(subscriber) && this.subscribersDown.size === 0) {
+      this.logger.log('Redis subscriber back; catching up');
+    }
+    await this.catchUpAll().catch((error: unknown) => this.logger.warn(`Redis subscriber back, catching up failed: ${errorText(error)}`));
+  }
+
+  private askSubscriberAgain(subscriber: string, connection: Redis, attempt: number): void {
+    if (this.closing || connection.status !== 'ready' || this.subscriberRetries.has(subscriber)) return;
+    const timer = setTimeout(() => void this.subscriberBack(subscriber, connection, attempt), CATCH_UP_RETRY_MS);
+    timer.unref();
+    this.subscriberRetries.set(subscriber, timer);
   }
 
   /** Catches every channel up, and tries again shortly while one is left behind (Redis still coming back). */

@@ -8,6 +8,8 @@ interface Pipe {
   /** Bytes held back while a direction is stalled: client → server (up) and server → client (down). */
   heldUp: Buffer[];
   heldDown: Buffer[];
+  /** This connection's server → client direction alone is stalled (see `stallDownAfter`). */
+  stalledDown: boolean;
 }
 
 /**
@@ -16,6 +18,8 @@ interface Pipe {
  * - `stall(direction)`: stop forwarding (both ways, or only client → server `'up'`, or only
  *   server → client `'down'`) without closing anything; the bytes are held, for present and
  *   future connections, until `resume()` forwards them in order.
+ * - `stallDownAfter(marker)`: stalls server → client on the one connection whose client next sends
+ *   `marker` (a command, say), from that chunk on, until `resume()`.
  * - `cutAll()`: destroys every connection at once (both sides, no close frames).
  * - `blackhole: true`: accepts TCP connections and never forwards anything (no upstream at all).
  * - `targetPort` may be changed: connections made after that go to the new port (a server that
@@ -33,6 +37,7 @@ export class TcpProxy {
   private readonly pipes = new Set<Pipe>();
   private stalledUp = false;
   private stalledDown = false;
+  private downStallMarker: string | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -70,10 +75,18 @@ export class TcpProxy {
     if (direction !== 'up') this.stalledDown = true;
   }
 
+  stallDownAfter(marker: string): void {
+    this.downStallMarker = marker;
+  }
+
   resume(): void {
     this.stalledUp = false;
     this.stalledDown = false;
-    for (const pipe of this.pipes) this.release(pipe);
+    this.downStallMarker = undefined;
+    for (const pipe of this.pipes) {
+      pipe.stalledDown = false;
+      this.release(pipe);
+    }
   }
 
   cutAll(): void {
@@ -87,7 +100,7 @@ export class TcpProxy {
 
   private onConnection(client: Socket): void {
     this.accepted++;
-    const pipe: Pipe = { client, upstream: undefined, heldUp: [], heldDown: [] };
+    const pipe: Pipe = { client, upstream: undefined, heldUp: [], heldDown: [], stalledDown: false };
     this.pipes.add(pipe);
     client.on('error', () => undefined);
     client.once('close', () => {
@@ -103,17 +116,21 @@ export class TcpProxy {
     upstream.on('error', () => undefined);
     upstream.once('close', () => {
       // what the server said last is still delivered once the down direction flows again
-      if (this.stalledDown && pipe.heldDown.length > 0) return;
+      if ((this.stalledDown || pipe.stalledDown) && pipe.heldDown.length > 0) return;
       this.destroy(pipe);
     });
     client.on('data', (chunk: Buffer) => {
+      if (this.downStallMarker !== undefined && chunk.includes(this.downStallMarker)) {
+        pipe.stalledDown = true;
+        this.downStallMarker = undefined;
+      }
       if (this.stalledUp || pipe.heldUp.length > 0) {
         pipe.heldUp.push(chunk);
         this.heldUpBytes += chunk.length;
       } else upstream.write(chunk);
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (this.stalledDown || pipe.heldDown.length > 0) {
+      if (this.stalledDown || pipe.stalledDown || pipe.heldDown.length > 0) {
         pipe.heldDown.push(chunk);
         this.heldDownBytes += chunk.length;
       } else client.write(chunk);
