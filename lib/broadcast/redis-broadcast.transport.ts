@@ -282,6 +282,7 @@ export class RedisBroadcastTransport implements BroadcastTransport {
    * connection brings a 'ready' of its own).
    */
   private async subscriberBack(subscriber: string, connection: Redis, attempt = 1): Promise<void> {
+    clearTimeout(this.subscriberRetries.get(subscriber));
     this.subscriberRetries.delete(subscriber);
     if (!this.started || this.closing) return;
     try {
