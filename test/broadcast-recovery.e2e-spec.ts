@@ -1,5 +1,4 @@
 import { Redis } from 'ioredis';
-import { WebSocket } from 'ws';
 import { BroadcastService, type BroadcastOptions, type ReliableWsOptions } from '../lib/index.js';
 import type { TestApp } from './support/app.js';
 import { startApp } from './support/app.js';
@@ -30,6 +29,23 @@ const instances: Instance[] = [];
 const clients: TestClient[] = [];
 const proxies: TcpProxy[] = [];
 let ids = 1;
+/** What the instances of the current test logged: shown when an expected close does not come. */
+const appLog: string[] = [];
+const startedAt = performance.now();
+const record =
+  (level: string) =>
+  (message: unknown, context?: string): void => {
+    appLog.push(`${(performance.now() - startedAt).toFixed(0)} ms ${level} ${context ?? ''}: ${String(message)}`);
+  };
+const logger = { log: record('log'), warn: record('warn'), error: record('error'), debug: () => undefined, verbose: () => undefined };
+
+async function closeCode(client: TestClient, timeoutMs: number): Promise<number> {
+  try {
+    return (await client.closed(timeoutMs)).code;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nthe instances logged:\n${appLog.join('\n')}`);
+  }
+}
 
 function options(url: string, channelPrefix: string, extra: Partial<BroadcastOptions>): ReliableWsOptions {
   return {
@@ -41,7 +57,7 @@ function options(url: string, channelPrefix: string, extra: Partial<BroadcastOpt
 }
 
 async function instance(url: string, prefix: string, extra: Partial<BroadcastOptions> = {}): Promise<Instance> {
-  const app = await within(startApp(options(url, prefix, extra), [BroadcastGateway]), 15000, 'starting an instance');
+  const app = await within(startApp(options(url, prefix, extra), [BroadcastGateway], { logger }), 15000, 'starting an instance');
   const created = { app, service: app.app.get(BroadcastService) };
   instances.push(created);
   return created;
@@ -73,6 +89,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  appLog.length = 0;
   redis.resume();
   for (const proxy of proxies.splice(0)) await proxy.close();
   await closeAll(clients);
@@ -163,7 +180,7 @@ describe('honest when it cannot recover', () => {
     proxy.cutAll();
     for (let n = 1; n <= 50; n++) await A.service.toRoom('r', 'tick', n);
     proxy.resume();
-    expect((await member.client.closed(10000)).code).toBe(1012);
+    expect(await closeCode(member.client, 10000)).toBe(1012);
     expect(bystander.client.raw.readyState).toBe(bystander.client.raw.OPEN);
 
     const again = await connectPeerResuming(B, member);
@@ -176,14 +193,16 @@ describe('honest when it cannot recover', () => {
     await own.start();
     try {
       const A = await instance(own.url, prefix);
-      const x = await peer(A, 'r');
+      const B = await instance(own.url, prefix);
+      const x = await peer(B, 'r');
       await A.service.toRoom('r', 'tick', 1);
-      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick' });
+      // Received on B through its subscriber: B knows the channel's position in Redis.
+      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick, on B' });
       await own.kill();
       await own.start();
-      expect((await x.client.closed(15000)).code).toBe(1012);
-      await waitUntil(async () => (await healthStatus(A)) === 200, { timeoutMs: 10000, what: 'A healthy after the restart' });
-      expect(await connectPeerResuming(A, x)).toMatchObject({ resumed: false, missed: true });
+      expect(await closeCode(x.client, 15000)).toBe(1012);
+      await waitUntil(async () => (await healthStatus(B)) === 200, { timeoutMs: 10000, what: 'B healthy after the restart' });
+      expect(await connectPeerResuming(B, x)).toMatchObject({ resumed: false, missed: true });
     } finally {
       await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
       await own.kill();
@@ -198,21 +217,23 @@ describe('a subscriber back but not answering', () => {
     await own.start();
     const proxy = await proxyTo(own.port);
     try {
-      const A = await instance(`redis://127.0.0.1:${proxy.port}`, prefix);
-      const x = await peer(A, 'r');
+      const A = await instance(own.url, prefix);
+      const B = await instance(`redis://127.0.0.1:${proxy.port}`, prefix);
+      const x = await peer(B, 'r');
       await A.service.toRoom('r', 'tick', 1);
-      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick' });
-      // Only the subscriber sends PING (after each reconnect): its answer, and what follows on that connection, is held.
+      // Received on B through its subscriber: B knows the channel's position in Redis.
+      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick, on B' });
+      // Only a subscriber sends PING (after each reconnect), and only B's go through the proxy: its answer, and what follows on that connection, is held.
       proxy.stallDownAfter('\r\nping\r\n');
       await own.kill();
       await own.start();
-      await waitUntil(() => proxy.heldDownBytes > 0, { timeoutMs: 10000, what: 'the PING after the reconnect, answered and held' });
+      await waitUntil(() => proxy.heldDownBytes > 0, { timeoutMs: 10000, what: "the PING after B's reconnect, answered and held" });
       await sleep(1500); // three times the command timeout: that PING has failed
-      expect(await healthStatus(A)).toBe(503);
-      expect(x.client.raw.readyState).toBe(WebSocket.OPEN);
+      expect(await healthStatus(B)).toBe(503);
+      expect(x.client.raw.readyState).toBe(x.client.raw.OPEN);
       proxy.resume();
-      expect((await x.client.closed(5000)).code).toBe(1012);
-      await waitUntil(async () => (await healthStatus(A)) === 200, { timeoutMs: 10000, what: 'A healthy once caught up' });
+      expect(await closeCode(x.client, 5000)).toBe(1012);
+      await waitUntil(async () => (await healthStatus(B)) === 200, { timeoutMs: 10000, what: 'B healthy once caught up' });
     } finally {
       await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
       await own.kill();
