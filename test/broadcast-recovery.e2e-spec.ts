@@ -188,41 +188,22 @@ describe('honest when it cannot recover', () => {
   }, 30000);
 
   it('Redis restarted without its data: every session is closed 1012, its resume answers missed: true', async () => {
-    const prefix = uniquePrefix('wiped');
-    const own = new ThrowawayRedis(await freePort());
-    await own.start();
-    try {
-      const A = await instance(own.url, prefix);
-      const B = await instance(own.url, prefix);
-      const x = await peer(B, 'r');
-      await A.service.toRoom('r', 'tick', 1);
-      // Received on B through its subscriber: B knows the channel's position in Redis.
-      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick, on B' });
+    await withOwnRedis(async (own) => {
+      const { B, x } = await tickReceivedThroughRedis(own.url, own.url, uniquePrefix('wiped'));
       await own.kill();
       await own.start();
       expect(await closeCode(x.client, 15000)).toBe(1012);
       await waitUntil(async () => (await healthStatus(B)) === 200, { timeoutMs: 10000, what: 'B healthy after the restart' });
       expect(await connectPeerResuming(B, x)).toMatchObject({ resumed: false, missed: true });
-    } finally {
-      await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
-      await own.kill();
-    }
+    });
   }, 40000);
 });
 
 describe('a subscriber back but not answering', () => {
   it('its first PING after a reconnect goes unanswered: health stays 503, and once Redis answers it is asked again and catches up (here: 1012, Redis lost its data)', async () => {
-    const prefix = uniquePrefix('unanswered');
-    const own = new ThrowawayRedis(await freePort());
-    await own.start();
-    const proxy = await proxyTo(own.port);
-    try {
-      const A = await instance(own.url, prefix);
-      const B = await instance(`redis://127.0.0.1:${proxy.port}`, prefix);
-      const x = await peer(B, 'r');
-      await A.service.toRoom('r', 'tick', 1);
-      // Received on B through its subscriber: B knows the channel's position in Redis.
-      await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick, on B' });
+    await withOwnRedis(async (own) => {
+      const proxy = await proxyTo(own.port);
+      const { B, x } = await tickReceivedThroughRedis(own.url, `redis://127.0.0.1:${proxy.port}`, uniquePrefix('unanswered'));
       // Only a subscriber sends PING (after each reconnect), and only B's go through the proxy: its answer, and what follows on that connection, is held.
       proxy.stallDownAfter('\r\nping\r\n');
       await own.kill();
@@ -234,10 +215,7 @@ describe('a subscriber back but not answering', () => {
       proxy.resume();
       expect(await closeCode(x.client, 5000)).toBe(1012);
       await waitUntil(async () => (await healthStatus(B)) === 200, { timeoutMs: 10000, what: 'B healthy once caught up' });
-    } finally {
-      await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
-      await own.kill();
-    }
+    });
   }, 40000);
 });
 
@@ -291,6 +269,31 @@ describe('health sees a lost subscriber connection at once', () => {
 });
 
 /** Opens a new rws.v1 connection that asks to resume `previous`'s session; returns its `$ready`. */
+/** Runs `test` with a Redis of its own (it may be killed and restarted), closing the instances before that Redis goes. */
+async function withOwnRedis(test: (own: ThrowawayRedis) => Promise<void>): Promise<void> {
+  const own = new ThrowawayRedis(await freePort());
+  await own.start();
+  try {
+    await test(own);
+  } finally {
+    await Promise.all(instances.splice(0).map((i) => within(i.app.close(), 15000, 'app.close()')));
+    await own.kill();
+  }
+}
+
+/**
+ * A (at `urlA`) broadcasts a first tick to room `r`; B (at `urlB`) has a session there that got
+ * it through its subscriber, so B knows the channel's position in Redis.
+ */
+async function tickReceivedThroughRedis(urlA: string, urlB: string, prefix: string): Promise<{ B: Instance; x: Peer }> {
+  const A = await instance(urlA, prefix);
+  const B = await instance(urlB, prefix);
+  const x = await peer(B, 'r');
+  await A.service.toRoom('r', 'tick', 1);
+  await waitUntil(() => ticks(x.client, 'tick').length === 1, { what: 'the first tick, on B' });
+  return { B, x };
+}
+
 async function connectPeerResuming(on: Instance, previous: Peer): Promise<Record<string, unknown>> {
   const client = new TestClient(on.app.wsUrl('/ws'), 'rws.v1');
   clients.push(client);
