@@ -26,7 +26,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer as WsServer } from 'ws';
 import { BroadcastService, ReliableGateway, ReliableWsAdapter, ReliableWsModule, SessionRegistry } from '../lib/index.js';
 import { sleep, wallNow } from './bench-support.js';
-import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-systems.js';
+import { GOALS_EVENT, GOALS_TOKEN, type CpuTime, type GoalsSystem } from './goals-systems.js';
 
 
 interface Server {
@@ -148,8 +148,7 @@ function memory(server: Server): Record<string, number> {
   return { heapUsed, external, rss, connections: server.connections() };
 }
 
-/** The process's CPU time so far, in ms: in all, and the share spent in the kernel. */
-function cpuTime(): { cpuMs: number; systemMs: number } {
+function cpuTime(): CpuTime {
   const { user, system } = process.cpuUsage();
   return { cpuMs: (user + system) / 1000, systemMs: system / 1000 };
 }

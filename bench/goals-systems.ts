@@ -2,3 +2,9 @@
 export const GOALS_EVENT = 'tick';
 export const GOALS_TOKEN = 'bench-token';
 export type GoalsSystem = 'reliable' | 'reliable-no-resume' | 'stock' | 'raw';
+
+/** A server's CPU time so far, in ms: in all, and the share spent in the kernel. */
+export interface CpuTime {
+  cpuMs: number;
+  systemMs: number;
+}

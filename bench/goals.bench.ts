@@ -34,7 +34,7 @@ import { resolve } from 'node:path';
 import { ACK_GRACE, DEFAULT_ACK_DELAY_MS } from '../lib/client/reliable-connection.js';
 import { fmtInt, percentile, printTable, RESULTS_DIR, sleep, Swarm, wallNow, type SwarmKind } from './bench-support.js';
 import { BenchChild, compiledScript, startServerChild, type ChildMessage } from './child-process.js';
-import { GOALS_EVENT, GOALS_TOKEN, type GoalsSystem } from './goals-systems.js';
+import { GOALS_EVENT, GOALS_TOKEN, type CpuTime, type GoalsSystem } from './goals-systems.js';
 import { renderPlot } from './plot.js';
 
 const ROUNDS = Number(process.env.BENCH_GOALS_ROUNDS ?? 5);
@@ -76,11 +76,6 @@ const RAW: SystemSpec = { key: 'raw', system: 'raw', label: 'raw ws', kind: 'ws'
 const RAW_AGAIN: SystemSpec = { ...RAW, key: 'raw-again', label: 'raw ws, again (control)' };
 const STOCK_AGAIN: SystemSpec = { ...STOCK, key: 'stock-again', label: 'stock Nest WsAdapter, again (control)' };
 
-interface CpuTime {
-  cpuMs: number;
-  systemMs: number;
-}
-
 const cpuBetween = (before: CpuTime, after: CpuTime): CpuTime => ({ cpuMs: after.cpuMs - before.cpuMs, systemMs: after.systemMs - before.systemMs });
 
 /** One figure of one system in one round. */
@@ -101,7 +96,6 @@ class ServerUnderTest {
     return new ServerUnderTest(child, `ws://127.0.0.1:${port}${path}`);
   }
 
-  /** The server's CPU time so far, in ms: in all, and the share spent in the kernel. */
   cpu(): Promise<ChildMessage & CpuTime> {
     return this.child.request({ type: 'cpu' }, 10_000);
   }
