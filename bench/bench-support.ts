@@ -146,6 +146,8 @@ export interface SwarmConfig {
   ackGrace?: number;
   /** false: rws1 clients never ack (a diagnostic of what the acks cost; the server keeps every push up to its bounds). */
   acks?: boolean;
+  /** ws clients send the `$ack`s an rws1 client would, with the count of frames received as the seq (for a server that reads and ignores them). */
+  countAcks?: boolean;
 }
 
 export interface LatencySummary {

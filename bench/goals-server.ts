@@ -6,8 +6,8 @@
  *   - `reliable-no-resume`: the same with `resume: false`;
  *   - `stock`: the stock Nest `WsAdapter` with a plain `@WebSocketGateway` returning `{ event, data }`
  *     and, for fan-out, looping over its clients with one string;
- *   - `raw`: a `ws` server that parses each frame and answers with `JSON.stringify`, and sends
- *     one prepared string per client on fan-out.
+ *   - `raw`: a `ws` server that parses each frame and answers with `JSON.stringify` (an `$ack`
+ *     it reads and ignores), and sends one prepared string per client on fan-out.
  * IPC requests (each answered with a message of the same type): `cpu` (CPU time used so far),
  * `memory` (after two full garbage collections), `connections`, `broadcast { round, count, bytes,
  * gapMs }` (`count` broadcasts of `{ r, i, t, pad }`, `gapMs` apart, or all in one tick when 0;
@@ -24,7 +24,7 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer as WsServer } from 'ws';
-import { BroadcastService, ReliableGateway, ReliableWsAdapter, ReliableWsModule, SessionRegistry } from '../lib/index.js';
+import { BroadcastService, ReliableGateway, ReliableWsAdapter, ReliableWsModule, SessionRegistry, SystemEvent } from '../lib/index.js';
 import { sleep, wallNow } from './bench-support.js';
 import { GOALS_EVENT, GOALS_TOKEN, type CpuTime, type GoalsSystem } from './goals-systems.js';
 
@@ -108,7 +108,7 @@ async function rawServer(): Promise<Server> {
   wss.on('connection', (ws) => {
     ws.on('message', (raw) => {
       const { event, data } = JSON.parse(raw.toString()) as { event: string; data: unknown };
-      ws.send(JSON.stringify({ event, data }));
+      if (event !== SystemEvent.ACK) ws.send(JSON.stringify({ event, data }));
     });
   });
   await new Promise<void>((resolve) => wss.once('listening', resolve));

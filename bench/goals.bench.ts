@@ -19,7 +19,9 @@
  *     and RSS per connection after two full garbage collections.
  *
  * Each round also runs raw `ws` (fan-out) and the stock adapter (idle) a second time: the paired
- * ratio of a server to its own copy shows how far the machine alone moves a goal's ratio.
+ * ratio of a server to its own copy shows how far the machine alone moves a goal's ratio. The
+ * fan-out also runs raw `ws` with clients that send the `$ack`s an rws.v1 client sends (which it
+ * reads and ignores): what receiving them costs any server, and the sessions' gap without it.
  *
  * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`: the goals
  * of those; goals.json and the plot need all three), BENCH_GOALS_ACKS=off (the fan-out's rws.v1
@@ -58,14 +60,16 @@ const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean
 /** `off`: the rws.v1 clients send no `$ack`s, to see what the acks cost (the goals then do not hold the clients to the protocol). */
 const CLIENT_ACKS = process.env.BENCH_GOALS_ACKS !== 'off';
 
-/** A system's results: one of the servers, or the second copy of one run as a control. */
-type SystemKey = GoalsSystem | 'raw-again' | 'stock-again';
+/** A system's results: one of the servers, the second copy of one run as a control, or raw `ws` with acking clients. */
+type SystemKey = GoalsSystem | 'raw-again' | 'stock-again' | 'raw-acked';
 
 interface SystemSpec {
   key: SystemKey;
   system: GoalsSystem;
   label: string;
   kind: SwarmKind;
+  /** Plain clients that send `$ack`s as rws.v1 clients do. */
+  countAcks?: boolean;
 }
 
 const RELIABLE: SystemSpec = { key: 'reliable', system: 'reliable', label: 'nestjs-reliable-ws (rws.v1, everything on)', kind: 'rws1' };
@@ -75,6 +79,7 @@ const RAW: SystemSpec = { key: 'raw', system: 'raw', label: 'raw ws', kind: 'ws'
 /** The same servers once more in every round: what a paired ratio does with nothing changed. */
 const RAW_AGAIN: SystemSpec = { ...RAW, key: 'raw-again', label: 'raw ws, again (control)' };
 const STOCK_AGAIN: SystemSpec = { ...STOCK, key: 'stock-again', label: 'stock Nest WsAdapter, again (control)' };
+const RAW_ACKED: SystemSpec = { ...RAW, key: 'raw-acked', label: 'raw ws, clients sending $acks', countAcks: true };
 
 const cpuBetween = (before: CpuTime, after: CpuTime): CpuTime => ({ cpuMs: after.cpuMs - before.cpuMs, systemMs: after.systemMs - before.systemMs });
 
@@ -148,7 +153,8 @@ async function echo(spec: SystemSpec): Promise<Figures> {
 
 async function fanout(spec: SystemSpec, round: number): Promise<Figures> {
   return withServer(spec, async (server, swarms) => {
-    swarms.push(...(await Swarm.openMany({ url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100, acks: CLIENT_ACKS }, FANOUT_PROCESSES)));
+    const clients = { url: server.url, kind: spec.kind, count: FANOUT_CLIENTS, concurrency: 100, acks: CLIENT_ACKS, countAcks: spec.countAcks };
+    swarms.push(...(await Swarm.openMany(clients, FANOUT_PROCESSES)));
     await broadcastRound(server, swarms, 1, 2, 0, false); // warm-up
     await sleep(ACKS_SETTLE_MS);
     const before = await server.cpu();
@@ -217,7 +223,7 @@ async function idle(spec: SystemSpec): Promise<Figures> {
 
 const SCENARIOS: Array<{ name: string; systems: SystemSpec[]; run: (spec: SystemSpec, round: number) => Promise<Figures> }> = [
   { name: 'echo', systems: [RELIABLE, STOCK, RAW], run: echo },
-  { name: 'fanout', systems: [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_AGAIN], run: fanout },
+  { name: 'fanout', systems: [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_AGAIN, RAW_ACKED], run: fanout },
   { name: 'idle', systems: [RELIABLE, STOCK, RAW, STOCK_AGAIN], run: idle },
 ];
 
@@ -309,6 +315,25 @@ export function controlsOf(results: GoalsResults): Control[] {
     .map(({ scenario, control, name, system, baseline }) => ({ scenario, control, measured: pairedRatio(results, scenario, name, system, baseline) }));
 }
 
+/** Paired ratios that are no goal but say what a goal's ratio is made of. */
+export interface Comparison {
+  scenario: string;
+  comparison: string;
+  measured: Spread;
+}
+
+export function comparisonsOf(results: GoalsResults): Comparison[] {
+  const comparisons: Array<Omit<Comparison, 'measured'> & { name: string; system: SystemKey; baseline: SystemKey }> = [
+    { scenario: 'fanout', comparison: 'fan-out: raw ws, clients sending $acks, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-acked', baseline: 'raw' },
+    { scenario: 'fanout', comparison: 'fan-out with sessions vs raw ws, clients sending $acks (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'reliable', baseline: 'raw-acked' },
+    { scenario: 'fanout', comparison: 'broadcast p99: raw ws, clients sending $acks, vs raw ws', name: 'p99Ms', system: 'raw-acked', baseline: 'raw' },
+    { scenario: 'fanout', comparison: 'broadcast p99 with sessions vs raw ws, clients sending $acks', name: 'p99Ms', system: 'reliable', baseline: 'raw-acked' },
+  ];
+  return comparisons
+    .filter(({ scenario }) => results[scenario])
+    .map(({ scenario, comparison, name, system, baseline }) => ({ scenario, comparison, measured: pairedRatio(results, scenario, name, system, baseline) }));
+}
+
 const FIGURES: Array<{ scenario: string; name: string; label: string; digits: number }> = [
   { scenario: 'echo', name: 'cpuUsPerMessage', label: 'echo: server CPU µs/message', digits: 1 },
   { scenario: 'echo', name: 'systemUsPerMessage', label: 'echo: of which in the kernel', digits: 1 },
@@ -330,7 +355,7 @@ const fmtSpread = ({ median, min, max }: Spread, digits: number): string =>
   digits === 0 ? `${fmtInt(median)} (${fmtInt(min)}–${fmtInt(max)})` : `${median.toFixed(digits)} (${min.toFixed(digits)}–${max.toFixed(digits)})`;
 
 function printFigures(results: GoalsResults): void {
-  const systems: SystemSpec[] = [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW];
+  const systems: SystemSpec[] = [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_ACKED];
   printTable(
     ['median (min–max) of rounds', ...systems.map((spec) => spec.label)],
     FIGURES.filter(({ scenario }) => results[scenario]).map(({ scenario, name, label, digits }) => [
@@ -354,6 +379,13 @@ function printControls(controls: Control[]): void {
   );
 }
 
+function printComparisons(comparisons: Comparison[]): void {
+  printTable(
+    ['comparison (no goal)', 'measured: median (min–max)'],
+    comparisons.map(({ comparison, measured }) => [comparison, `${fmtSpread(measured, 2)}×`]),
+  );
+}
+
 export async function run(): Promise<void> {
   console.log(
     `\n## goals: this package against the stock Nest WsAdapter and raw ws, ${ROUNDS} interleaved rounds, ` +
@@ -369,11 +401,14 @@ export async function run(): Promise<void> {
   const controls = controlsOf(results);
   console.log('');
   printControls(controls);
+  const comparisons = comparisonsOf(results);
+  console.log('');
+  printComparisons(comparisons);
   if (SCENARIOS.some(({ name }) => !results[name]) || !CLIENT_ACKS) return;
   mkdirSync(RESULTS_DIR, { recursive: true });
   const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version };
   const file = resolve(RESULTS_DIR, 'goals.json');
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, results, goals, controls }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, results, goals, controls, comparisons }, null, 2)}\n`);
   console.log(`\nresults: ${file}`);
   const plot = await renderPlot();
   console.log(plot ? `plot: ${plot}` : 'plot: not drawn (no Chromium at /usr/bin/chromium)');

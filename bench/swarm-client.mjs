@@ -2,7 +2,7 @@
 // URL and measures what they receive. Started by bench/bench-support.ts with
 // child_process.fork(this file, [JSON config]).
 //
-// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace, acks? }
+// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace, acks?, countAcks? }
 //   url: one URL, or an array of them to spread the clients over round robin (client i → url[i % n]).
 //   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
 //        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
@@ -19,7 +19,8 @@
 //        Without parse every text frame counts (fan-out: nothing else is sent to the clients).
 //        An rws1 client acknowledges the pushes' seq as the rws.v1 client does (cumulative
 //        `$ack` per ackDelayMs, due at a point of the period drawn per client, sent with the first
-//        push from then on or ackGrace of a period later); with acks: false, never.
+//        push from then on or ackGrace of a period later); with acks: false, never. A ws client
+//        with countAcks sends the same `$ack`s, the count of frames it received as their seq.
 //        Answers { type: 'armed' }, later { type: 'result', … } once every client is complete.
 //   { type: 'report' }   answers { type: 'result', … } at once: the counts so far (on a timeout, or
 //        after the round to see what arrived past it: `received` counts every delivery of the round).
@@ -36,7 +37,7 @@
 import { WebSocket } from 'ws';
 
 const config = JSON.parse(process.argv[2]);
-const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace, acks = true } = config;
+const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace, acks = true, countAcks = false } = config;
 const urls = [config.url].flat();
 
 // Hard bound on this process's life, whatever happens.
@@ -62,6 +63,7 @@ async function openOne(index) {
     const client = {
       ws,
       nextId: 1,
+      framesReceived: 0,
       ackPhase: Math.random(),
       sendText: (text) => ws.send(text),
       close: () => (ws.readyState === WebSocket.OPEN ? ws.close(1000) : ws.terminate()),
@@ -214,6 +216,7 @@ function arm({ round: id, expect, event, parse }) {
           const frame = JSON.parse(raw.toString());
           if (frame.event !== event) return;
           if (kind === 'rws1' && typeof frame.seq === 'number') acknowledgeLater(client, frame.seq);
+          else if (countAcks) acknowledgeLater(client, ++client.framesReceived);
           receive(index, at, frame.data);
         }
       : kind === 'rws1'
@@ -222,7 +225,12 @@ function arm({ round: id, expect, event, parse }) {
             if (seq !== undefined) acknowledgeLater(client, seq);
             receive(index, now(), undefined);
           }
-        : () => receive(index, now(), undefined);
+        : countAcks
+          ? () => {
+              acknowledgeLater(client, ++client.framesReceived);
+              receive(index, now(), undefined);
+            }
+          : () => receive(index, now(), undefined);
   });
   send({ type: 'armed' });
 }
