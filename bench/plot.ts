@@ -22,6 +22,7 @@ const COLORS: Record<string, string> = {
   'reliable-no-resume': '#67b99a',
   stock: '#d9822b',
   raw: '#7a7a7a',
+  'raw-acked': '#b3b3b3',
   'Socket.IO': '#d9822b',
 };
 const LABELS: Record<string, string> = {
@@ -29,6 +30,7 @@ const LABELS: Record<string, string> = {
   'reliable-no-resume': 'resume: false',
   stock: 'stock WsAdapter',
   raw: 'raw ws',
+  'raw-acked': 'raw ws + $acks',
 };
 
 type Figures = Record<string, number>;
@@ -111,7 +113,7 @@ function svgOf(goals: GoalsFile, sweep: SweepPoint[]): { svg: string; width: num
     systems.filter((system) => goals.results[scenario]?.[system]).map((system) => ({ system, ...spreadOf(goals.results[scenario][system].map((f) => f[name])) }));
   const panels = [
     barPanel(0, 'Echo (rws.v1 client, everything on)', 'server CPU µs per message', bars('echo', 'cpuUsPerMessage', ['reliable', 'stock', 'raw'])),
-    barPanel(PANEL_WIDTH, 'Fan-out to 2,000 clients', 'server CPU µs per delivery', bars('fanout', 'cpuUsPerDelivery', ['reliable', 'reliable-no-resume', 'stock', 'raw'])),
+    barPanel(PANEL_WIDTH, 'Fan-out to 2,000 clients', 'server CPU µs per delivery', bars('fanout', 'cpuUsPerDelivery', ['reliable', 'reliable-no-resume', 'stock', 'raw', 'raw-acked'])),
     barPanel(PANEL_WIDTH * 2, 'Connect (10,000 connections)', 'server CPU µs per connect', bars('idle', 'cpuUsPerConnect', ['reliable', 'stock', 'raw'])),
   ];
   let width = PANEL_WIDTH * 3;
