@@ -298,40 +298,33 @@ export function goalsOf(results: GoalsResults): Goal[] {
   return goals.filter(([scenario]) => results[scenario]).map(([, goal]) => goal());
 }
 
+/** A paired ratio that is no goal: of a server to its own copy (a control), or one that says what a goal's ratio is made of. */
+export interface NamedRatio {
+  scenario: string;
+  label: string;
+  measured: Spread;
+}
+
+type RatioSpec = Omit<NamedRatio, 'measured'> & { name: string; system: SystemKey; baseline: SystemKey };
+
 /** One server against its second copy in the same rounds: how far a paired ratio moves when nothing differs. */
-export interface Control {
-  scenario: string;
-  control: string;
-  measured: Spread;
-}
+const CONTROLS: RatioSpec[] = [
+  { scenario: 'fanout', label: 'fan-out: raw ws, again, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-again', baseline: 'raw' },
+  { scenario: 'idle', label: 'connect: stock WsAdapter, again, vs stock WsAdapter (server CPU per connection)', name: 'cpuUsPerConnect', system: 'stock-again', baseline: 'stock' },
+];
 
-export function controlsOf(results: GoalsResults): Control[] {
-  const controls: Array<Omit<Control, 'measured'> & { name: string; system: SystemKey; baseline: SystemKey }> = [
-    { scenario: 'fanout', control: 'fan-out: raw ws, again, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-again', baseline: 'raw' },
-    { scenario: 'idle', control: 'connect: stock WsAdapter, again, vs stock WsAdapter (server CPU per connection)', name: 'cpuUsPerConnect', system: 'stock-again', baseline: 'stock' },
-  ];
-  return controls
+/** What receiving the clients' `$ack`s costs any server, and the sessions' figures with the same traffic both ways. */
+const COMPARISONS: RatioSpec[] = [
+  { scenario: 'fanout', label: 'fan-out: raw ws, clients sending $acks, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-acked', baseline: 'raw' },
+  { scenario: 'fanout', label: 'fan-out with sessions vs raw ws, clients sending $acks (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'reliable', baseline: 'raw-acked' },
+  { scenario: 'fanout', label: 'broadcast p99: raw ws, clients sending $acks, vs raw ws', name: 'p99Ms', system: 'raw-acked', baseline: 'raw' },
+  { scenario: 'fanout', label: 'broadcast p99 with sessions vs raw ws, clients sending $acks', name: 'p99Ms', system: 'reliable', baseline: 'raw-acked' },
+];
+
+function ratiosOf(results: GoalsResults, specs: RatioSpec[]): NamedRatio[] {
+  return specs
     .filter(({ scenario }) => results[scenario])
-    .map(({ scenario, control, name, system, baseline }) => ({ scenario, control, measured: pairedRatio(results, scenario, name, system, baseline) }));
-}
-
-/** Paired ratios that are no goal but say what a goal's ratio is made of. */
-export interface Comparison {
-  scenario: string;
-  comparison: string;
-  measured: Spread;
-}
-
-export function comparisonsOf(results: GoalsResults): Comparison[] {
-  const comparisons: Array<Omit<Comparison, 'measured'> & { name: string; system: SystemKey; baseline: SystemKey }> = [
-    { scenario: 'fanout', comparison: 'fan-out: raw ws, clients sending $acks, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-acked', baseline: 'raw' },
-    { scenario: 'fanout', comparison: 'fan-out with sessions vs raw ws, clients sending $acks (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'reliable', baseline: 'raw-acked' },
-    { scenario: 'fanout', comparison: 'broadcast p99: raw ws, clients sending $acks, vs raw ws', name: 'p99Ms', system: 'raw-acked', baseline: 'raw' },
-    { scenario: 'fanout', comparison: 'broadcast p99 with sessions vs raw ws, clients sending $acks', name: 'p99Ms', system: 'reliable', baseline: 'raw-acked' },
-  ];
-  return comparisons
-    .filter(({ scenario }) => results[scenario])
-    .map(({ scenario, comparison, name, system, baseline }) => ({ scenario, comparison, measured: pairedRatio(results, scenario, name, system, baseline) }));
+    .map(({ scenario, label, name, system, baseline }) => ({ scenario, label, measured: pairedRatio(results, scenario, name, system, baseline) }));
 }
 
 const FIGURES: Array<{ scenario: string; name: string; label: string; digits: number }> = [
@@ -372,17 +365,10 @@ function printGoals(goals: Goal[]): void {
   );
 }
 
-function printControls(controls: Control[]): void {
+function printRatios(heading: string, ratios: NamedRatio[]): void {
   printTable(
-    ['control: the same server twice in every round', 'measured: median (min–max)'],
-    controls.map(({ control, measured }) => [control, `${fmtSpread(measured, 2)}×`]),
-  );
-}
-
-function printComparisons(comparisons: Comparison[]): void {
-  printTable(
-    ['comparison (no goal)', 'measured: median (min–max)'],
-    comparisons.map(({ comparison, measured }) => [comparison, `${fmtSpread(measured, 2)}×`]),
+    [heading, 'measured: median (min–max)'],
+    ratios.map(({ label, measured }) => [label, `${fmtSpread(measured, 2)}×`]),
   );
 }
 
@@ -398,12 +384,12 @@ export async function run(): Promise<void> {
   const goals = goalsOf(results);
   console.log('');
   printGoals(goals);
-  const controls = controlsOf(results);
+  const controls = ratiosOf(results, CONTROLS);
   console.log('');
-  printControls(controls);
-  const comparisons = comparisonsOf(results);
+  printRatios('control: the same server twice in every round', controls);
+  const comparisons = ratiosOf(results, COMPARISONS);
   console.log('');
-  printComparisons(comparisons);
+  printRatios('comparison (no goal)', comparisons);
   if (SCENARIOS.some(({ name }) => !results[name]) || !CLIENT_ACKS) return;
   mkdirSync(RESULTS_DIR, { recursive: true });
   const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', node: process.version };
