@@ -608,7 +608,46 @@ describe('rate limit: transfer frames that hardly move a transfer on are not fre
     expect(errors).toEqual([]);
     expect(closes).toEqual([]);
   });
+
+  it.each([
+    [4096, 8 * MiB],
+    [1024, 2 * MiB], // the least frame: a whole chunk is under 1 KiB beside its header, and free all the same
+  ])('so do small frames (%i bytes): %i bytes each way, thousands of chunks a second, nothing limited, every chunk of the stream whole', async (maxPayloadBytes, size) => {
+    const small = await startApp({ ...LIMITED, maxPayloadBytes }, [TransferGateway]);
+    closers.push(() => small.close());
+    const c = client(small.wsUrl('/ws'));
+    const errors: unknown[] = [];
+    const closes: number[] = [];
+    c.on('$error', (error) => errors.push(error));
+    c.on('$close', ({ code }) => closes.push(code));
+    await ready(c);
+    const up = randomBytes(size);
+    await expect(within(c.upload('file', up), 30_000, 'the upload')).resolves.toEqual({ size: up.length, hash: sha(up) });
+    const received = new Promise<Uint8Array>((resolve) => c.on('file', (bytes) => resolve(bytes as Uint8Array)));
+    const hash = await within(c.request('download', size), 5000, 'the download request');
+    expect(sha(await within(received, 30_000, 'the stream'))).toBe(hash);
+    expect(errors).toEqual([]);
+    expect(closes).toEqual([]);
+
+    // What the client receives: chunks all of one size, the last one shorter.
+    const peer = await rawPeer(small.wsUrl('/ws'));
+    peer.send({ event: 'download', data: MiB, id: 1 });
+    let acked = 0;
+    for (let turns = 0; acked < MiB && turns < 2000; turns++) {
+      await waitUntil(() => peer.binaries.length > 0 && endOf(peer.binaries.at(-1)!) > acked, { what: 'the next chunk' });
+      acked = endOf(peer.binaries.at(-1)!);
+      peer.send({ event: '$chunk-ack', data: { transfer: peer.binaries[0]!.transfer, received: acked } });
+    }
+    const lengths = peer.binaries.map((chunk) => chunk!.data!.byteLength);
+    expect(acked).toBe(MiB);
+    expect(new Set(lengths.slice(0, -1)).size).toBe(1);
+    expect(lengths[0]).toBeGreaterThan(maxPayloadBytes - 100);
+    expect(lengths.at(-1)!).toBeLessThanOrEqual(lengths[0]!);
+  });
 });
+
+/** The offset just past a `$chunk` frame's bytes. */
+const endOf = (chunk: NonNullable<ReturnType<typeof decodeServerBinary>>) => (chunk.offset as number) + chunk.data!.byteLength;
 
 describe('uploads with resume: false', () => {
   it('hold at most 256 MiB for all connections together: the upload past it is refused PAYLOAD_TOO_LARGE', async () => {

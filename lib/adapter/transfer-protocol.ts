@@ -2,6 +2,7 @@ import {
   cancelDataOf,
   chunkAckDataOf,
   chunkHeaderOf,
+  chunkPayloadBytes,
   encodeFrame,
   ErrorCode,
   serializeData,
@@ -93,7 +94,7 @@ export class TransferProtocol {
     if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received }, id);
     socket.sendSystem(SystemEvent.CHUNK_ACK, { transfer: upload.transfer, received: upload.received });
     // Whole chunks are free; a small one that does not complete the upload counts (a flood of 1-byte chunks would be free).
-    const admitted = payload.byteLength >= MIN_FREE_PROGRESS_BYTES || upload.complete || this.admit(socket, id);
+    const admitted = this.isWholeChunk(upload, payload.byteLength) || upload.complete || this.admit(socket, id);
     if (admitted && id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id }); // a frame with an id is answered to it
     if (upload.complete) this.deliver(socket, upload);
   }
@@ -109,6 +110,13 @@ export class TransferProtocol {
       release();
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${upload.event}"`, ref: upload.id });
     }
+  }
+
+  /** Whether a chunk is as large as 1 KiB, or as the client's chunks are where those are smaller. */
+  private isWholeChunk(upload: IncomingUpload, bytes: number): boolean {
+    if (bytes >= MIN_FREE_PROGRESS_BYTES) return true;
+    const { maxPayloadBytes, backpressure } = this.options;
+    return bytes >= chunkPayloadBytes(upload.transfer, upload.size, maxPayloadBytes, backpressure.maxBufferedBytes);
   }
 
   /** The process cannot hold the upload's bytes: it is dropped, and its `$upload` answered `PAYLOAD_TOO_LARGE`. */

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { FakeWebSocket, READY } from '../../test/support/fake-web-socket.js';
+import { chunkPayloadBytes, decodeBinaryFrame } from '../protocol/index.js';
 import { ReliableWsClient } from './reliable-ws-client.js';
 import type { ReliableWsClientOptions } from './reliable-ws-client.interfaces.js';
 
@@ -573,6 +574,47 @@ describe('ReliableConnection: upload pump', () => {
     }
     expect(chunks()).toBe(SIZE);
     expect(turns).toBe(SIZE / 16);
+    sockets[0]!.receive({ event: 'file', data: 'stored', ref: announce.id });
+    await expect(done).resolves.toBe('stored');
+  });
+
+  it('writes whole chunks: each as large as the frame allows, sent once the window takes all of it, however the window and frame divide', async () => {
+    const { client, sockets } = setup();
+    sockets[0]!.accept();
+    const SIZE = 300_000;
+    const WINDOW = 64 * 1024;
+    const MAX_FRAME_BYTES = 10_000; // neither divides the other: filling the window to the byte would leave small chunks behind
+    const done = client.upload('file', new Uint8Array(SIZE));
+    const announce = sockets[0]!.sentJson().find((frame) => frame.event === '$upload')!;
+    const transfer = announce.data.transfer;
+    const chunks: Array<{ offset: number; length: number }> = [];
+    const readChunks = () => {
+      const binary = sockets[0]!.sent.filter((frame): frame is Uint8Array => typeof frame !== 'string');
+      for (const frame of binary.slice(chunks.length)) {
+        const decoded = decodeBinaryFrame(frame);
+        if (!decoded.ok) throw new Error(decoded.reason);
+        chunks.push({ offset: decoded.header.offset as number, length: decoded.payload.byteLength });
+      }
+    };
+    sockets[0]!.receive({ event: '$chunk-ack', data: { transfer, received: 0, window: WINDOW, maxFrameBytes: MAX_FRAME_BYTES } });
+    let acked = 0;
+    let mostUnacknowledged = 0;
+    for (let i = 0, turns = 0; acked < SIZE && turns < 1000; turns++) {
+      readChunks();
+      if (i === chunks.length) jest.runOnlyPendingTimers(); // nothing new: the next turn
+      for (; i < chunks.length; i++) {
+        const last = chunks.at(-1)!;
+        mostUnacknowledged = Math.max(mostUnacknowledged, last.offset + last.length - acked);
+        acked = chunks[i]!.offset + chunks[i]!.length;
+        sockets[0]!.receive({ event: '$chunk-ack', data: { transfer, received: acked } }); // as the server acknowledges each chunk
+        readChunks();
+      }
+    }
+    const whole = chunkPayloadBytes(transfer, SIZE, MAX_FRAME_BYTES, WINDOW);
+    expect(acked).toBe(SIZE);
+    expect(new Set(chunks.slice(0, -1).map(({ length }) => length))).toEqual(new Set([whole]));
+    expect(chunks.at(-1)!.length).toBe(SIZE - whole * (chunks.length - 1));
+    expect(mostUnacknowledged).toBeLessThanOrEqual(WINDOW);
     sockets[0]!.receive({ event: 'file', data: 'stored', ref: announce.id });
     await expect(done).resolves.toBe('stored');
   });

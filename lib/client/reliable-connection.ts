@@ -2,6 +2,7 @@ import {
   binaryHeaderJson,
   chunkAckDataOf,
   chunkHeaderJson,
+  chunkPayloadBytes,
   CloseCode,
   decodeServerBinary,
   ErrorCode,
@@ -335,24 +336,23 @@ export class ReliableConnection extends ConnectionState {
   }
 
   /**
-   * Sends the chunks of accepted uploads: per upload at most `window` bytes beyond the server's
-   * last acknowledgement, each frame within the server's `maxFrameBytes`, while the socket's
-   * buffer has room, and at most CHUNK_FRAMES_PER_TURN frames before the event loop's next turn
-   * (a server may ask for frames of any size, 1 byte included).
+   * Sends the chunks of accepted uploads: whole chunks (see `chunkPayloadBytes`), per upload at
+   * most `window` bytes beyond the server's last acknowledgement, each frame within the server's
+   * `maxFrameBytes`, while the socket's buffer has room, and at most CHUNK_FRAMES_PER_TURN frames
+   * before the event loop's next turn (a server may ask for frames of any size, 1 byte included).
    */
   private pumpUploads(ws: WebSocketLike, limit: number): void {
     let frames = 0;
     for (const upload of this.uploads.values()) {
       if (!upload.accepted || upload.entry?.sentOn !== this.connection) continue;
       const size = upload.data.byteLength;
-      while (upload.sent < size && upload.sent - upload.acked < upload.window) {
+      const chunkBytes = chunkPayloadBytes(upload.transfer, size, upload.maxFrameBytes, upload.window);
+      while (upload.sent < size) {
+        const end = Math.min(upload.sent + chunkBytes, size);
+        if (end - upload.acked > upload.window) break;
         if (ws.bufferedAmount > limit) return this.flushLater(DRAIN_POLL_MS);
         if (frames++ === CHUNK_FRAMES_PER_TURN) return this.flushLater(0);
-        const header = chunkHeaderJson(upload.transfer, upload.sent);
-        // The header is ASCII: its length is its size in bytes.
-        const room = Math.min(upload.maxFrameBytes - 2 - header.length, upload.window - (upload.sent - upload.acked));
-        const end = Math.min(upload.sent + Math.max(room, 1), size);
-        ws.send(encodeBinaryMessage(header, upload.data.subarray(upload.sent, end)));
+        ws.send(encodeBinaryMessage(chunkHeaderJson(upload.transfer, upload.sent), upload.data.subarray(upload.sent, end)));
         upload.sent = end;
       }
     }

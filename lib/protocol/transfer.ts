@@ -1,3 +1,4 @@
+import { encodeBinaryHead } from './binary-frame.js';
 import { isAppEventName, isCount, isRecord, isValidMessageId, type MessageId } from './message-fields.js';
 
 /**
@@ -16,6 +17,10 @@ import { isAppEventName, isCount, isRecord, isValidMessageId, type MessageId } f
  * frames from `offset`; the client acknowledges with `$chunk-ack { transfer, received }` and may
  * refuse with `$cancel { transfer, direction: 'down' }`. After a resume the server announces
  * the stream again from the last acknowledged offset.
+ *
+ * Both senders write whole chunks (`chunkPayloadBytes`, the last one shorter), each once the
+ * window has room for all of it, and both receivers acknowledge every chunk: an acknowledgement
+ * frees a whole chunk, and a transfer never breaks into small chunks.
  */
 export type TransferId = MessageId;
 
@@ -113,6 +118,16 @@ export function chunkHeaderOf(header: Record<string, unknown>): ChunkHeader | un
 /** The JSON header of a `$chunk` frame. */
 export function chunkHeaderJson(transfer: TransferId, offset: number): string {
   return `{"event":"$chunk","transfer":${JSON.stringify(transfer)},"offset":${offset}}`;
+}
+
+/**
+ * The payload of every chunk of a transfer but its last: as much as fits in a frame of
+ * `maxFrameBytes` beside the longest header of the transfer's chunks (its offsets grow), and no
+ * more than `window`; at least 1 byte, whatever frame size a peer asks for.
+ */
+export function chunkPayloadBytes(transfer: TransferId, size: number, maxFrameBytes: number, window: number): number {
+  const longestHead = encodeBinaryHead(chunkHeaderJson(transfer, size)).byteLength;
+  return Math.max(1, Math.min(maxFrameBytes - longestHead, window));
 }
 
 /** A key for maps of transfers: `1` and `"1"` are different transfer ids. */

@@ -1,4 +1,5 @@
 import type { TransferId } from '../protocol/index.js';
+import { MIN_FREE_PROGRESS_BYTES } from './transfer.options.js';
 
 /** A stream to the client: the caller's bytes (not copied), how far they were sent and acknowledged. */
 export class OutgoingStream {
@@ -10,6 +11,8 @@ export class OutgoingStream {
   acked = 0;
   /** Whether `$stream` went out on the current connection. */
   announced = false;
+  /** The payload of its chunks but the last, set when it is first written (`chunkPayloadBytes`). */
+  chunkBytes = MIN_FREE_PROGRESS_BYTES;
 
   constructor(
     readonly transfer: TransferId,

@@ -1,6 +1,12 @@
-import type { TransferId } from '../protocol/index.js';
+import { chunkPayloadBytes, decodeBinaryFrame, type TransferId } from '../protocol/index.js';
 import { SessionTransfers } from './session-transfers.js';
-import { MIN_FREE_PROGRESS_BYTES, TRANSFER_OVERHEAD_BYTES, type SharedByteBudget } from './transfer.options.js';
+import {
+  DEFAULT_TRANSFER_LIMITS,
+  MIN_FREE_PROGRESS_BYTES,
+  TRANSFER_OVERHEAD_BYTES,
+  type SharedByteBudget,
+  type TransferLimits,
+} from './transfer.options.js';
 
 /** An instance budget whose relief evicts `evicted` (a detached session's transfers), as the session registry does. */
 function budgetEvicting(maxBytes: number, evicted: () => SessionTransfers | undefined): SharedByteBudget {
@@ -101,5 +107,63 @@ describe('SessionTransfers: what a stream acknowledgement achieves', () => {
     expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES)).toBe('ok');
     expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES + 10)).toBe('ok');
     expect(transfers.acknowledgeStream(transfer, MIN_FREE_PROGRESS_BYTES + 10)).toBe('unknown');
+  });
+});
+
+describe('SessionTransfers: a stream is written in whole chunks', () => {
+  /**
+   * Streams `size` bytes to a client that acknowledges each chunk as it arrives, as the client
+   * does; returns the chunks written, what each acknowledgement achieved and the most bytes ever
+   * unacknowledged.
+   */
+  function streamedTo(size: number, limits: TransferLimits, maxTransferWriteBytes: number) {
+    const transfers = new SessionTransfers(limits);
+    const chunks: Array<{ offset: number; length: number }> = [];
+    let transfer: TransferId | undefined;
+    transfers.attach({
+      isOpen: true,
+      write: (frame) => {
+        if (typeof frame === 'string') {
+          const { event, data } = JSON.parse(frame) as { event: string; data: { transfer: TransferId } };
+          if (event === '$stream') transfer = data.transfer;
+          return;
+        }
+        const head = decodeBinaryFrame(frame.head);
+        if (!head.ok) throw new Error(head.reason);
+        chunks.push({ offset: head.header.offset as number, length: frame.payload.byteLength });
+      },
+      hasRoomFor: () => true,
+      maxTransferWriteBytes,
+      whenDrained: () => undefined,
+    });
+    void transfers.stream('file', new Uint8Array(size)).catch(() => undefined);
+    const outcomes = new Set<string>();
+    let acked = 0;
+    let mostUnacknowledged = 0;
+    for (let i = 0; i < chunks.length && i < 100_000; i++) {
+      const { offset, length } = chunks[i]!;
+      const written = chunks.at(-1)!;
+      mostUnacknowledged = Math.max(mostUnacknowledged, written.offset + written.length - acked);
+      acked = offset + length;
+      outcomes.add(transfers.acknowledgeStream(transfer!, acked)); // writes the next chunks
+    }
+    return { transfer: transfer!, chunks, outcomes, acked, mostUnacknowledged };
+  }
+
+  const LEAST: TransferLimits = { ...DEFAULT_TRANSFER_LIMITS, window: 1024, maxFrameBytes: 1024 };
+
+  it.each([
+    ['the defaults', 5 * 1024 * 1024 + 123, DEFAULT_TRANSFER_LIMITS, DEFAULT_TRANSFER_LIMITS.window / 2],
+    ['the least send buffer and frame (1 KiB): frames of 512 bytes', 200_000, LEAST, LEAST.window / 2],
+  ])('%s: every chunk but the last is as large as a frame allows, each acknowledgement is free', (_, size, limits, maxTransferWriteBytes) => {
+    const { window, maxFrameBytes } = limits;
+    const { transfer, chunks, outcomes, acked, mostUnacknowledged } = streamedTo(size, limits, maxTransferWriteBytes);
+    const whole = chunkPayloadBytes(transfer, size, Math.min(maxFrameBytes, maxTransferWriteBytes), window);
+    expect(acked).toBe(size);
+    expect(new Set(chunks.slice(0, -1).map(({ length }) => length))).toEqual(new Set([whole]));
+    expect(chunks.at(-1)!.length).toBe(size - whole * (chunks.length - 1));
+    expect(outcomes).toEqual(new Set(['ok']));
+    expect(mostUnacknowledged).toBeLessThanOrEqual(window);
+    expect(mostUnacknowledged).toBeGreaterThan(window - whole); // the window is used, up to less than one chunk
   });
 });

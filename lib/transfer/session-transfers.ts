@@ -3,6 +3,7 @@ import { ReliableWsException } from '../errors/index.js';
 import {
   appEventNameError,
   chunkHeaderJson,
+  chunkPayloadBytes,
   encodeBinaryHead,
   encodeFrame,
   ErrorCode,
@@ -158,7 +159,8 @@ export class SessionTransfers {
   /**
    * A client's `$chunk-ack` of a stream: `'beyond'` when it names bytes never sent,
    * `'unknown'` for no stream in progress (one just completed, say), `'small'` when it moves the
-   * stream on by less than `MIN_FREE_PROGRESS_BYTES` (nothing, say) without completing it.
+   * stream on by less than `MIN_FREE_PROGRESS_BYTES`, or than one of its chunks where they are
+   * smaller, without completing it (nothing, say).
    */
   acknowledgeStream(transfer: MessageId, received: number): 'ok' | 'small' | 'unknown' | 'beyond' {
     const key = transferKey(transfer);
@@ -172,7 +174,7 @@ export class SessionTransfers {
       stream.settle.resolve();
     }
     this.pump();
-    return complete || stream.acked - before >= MIN_FREE_PROGRESS_BYTES ? 'ok' : 'small';
+    return complete || stream.acked - before >= Math.min(MIN_FREE_PROGRESS_BYTES, stream.chunkBytes) ? 'ok' : 'small';
   }
 
   /** The client refused a stream (`$cancel` with direction `down`). */
@@ -204,9 +206,9 @@ export class SessionTransfers {
   }
 
   /**
-   * Writes what the streams may send: per stream at most `window` bytes beyond the client's last
-   * acknowledgement, in frames no larger than the connection's buffer takes for transfers, and
-   * only while that buffer has room (else after a drain).
+   * Writes what the streams may send: whole chunks (see `chunkPayloadBytes`), per stream at most
+   * `window` bytes beyond the client's last acknowledgement, in frames no larger than the
+   * connection's buffer takes for transfers, and only while that buffer has room (else after a drain).
    */
   private pump(): void {
     const link = this.link;
@@ -220,10 +222,11 @@ export class SessionTransfers {
         const announcement: StreamData = { transfer: stream.transfer, event: stream.event, size: stream.size, offset: stream.acked };
         link.write(encodeFrame(SystemEvent.STREAM, serializeData(announcement)));
       }
-      while (stream.sent < stream.size && stream.sent - stream.acked < window) {
+      stream.chunkBytes = chunkPayloadBytes(stream.transfer, stream.size, maxFrameBytes, window);
+      while (stream.sent < stream.size) {
+        const length = Math.min(stream.chunkBytes, stream.size - stream.sent);
+        if (stream.sent - stream.acked + length > window) break;
         const head = encodeBinaryHead(chunkHeaderJson(stream.transfer, stream.sent));
-        const room = Math.min(maxFrameBytes - head.byteLength, window - (stream.sent - stream.acked));
-        const length = Math.min(Math.max(room, 1), stream.size - stream.sent);
         if (!link.hasRoomFor(head.byteLength + length)) {
           this.waitingForDrain = true;
           link.whenDrained(() => {
