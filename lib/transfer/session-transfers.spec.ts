@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { chunkPayloadBytes, decodeBinaryFrame, type TransferId } from '../protocol/index.js';
 import { SessionTransfers } from './session-transfers.js';
 import {
@@ -165,5 +166,27 @@ describe('SessionTransfers: a stream is written in whole chunks', () => {
     expect(outcomes).toEqual(new Set(['ok']));
     expect(mostUnacknowledged).toBeLessThanOrEqual(window);
     expect(mostUnacknowledged).toBeGreaterThan(window - whole); // the window is used, up to less than one chunk
+  });
+
+  it('for any window, frame and send buffer: whole chunks, never more than the window unacknowledged, each acknowledgement free', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 20_000 }),
+        fc.integer({ min: 1, max: 64 * 1024 }),
+        fc.integer({ min: 1, max: 128 * 1024 }),
+        fc.integer({ min: 512, max: 1024 * 1024 }),
+        (size, window, maxFrameBytes, maxTransferWriteBytes) => {
+          const limits = { ...DEFAULT_TRANSFER_LIMITS, window, maxFrameBytes };
+          const { transfer, chunks, outcomes, acked, mostUnacknowledged } = streamedTo(size, limits, maxTransferWriteBytes);
+          const whole = chunkPayloadBytes(transfer, size, Math.min(maxFrameBytes, maxTransferWriteBytes), window);
+          expect(acked).toBe(size);
+          expect(chunks.slice(0, -1).every(({ length }) => length === whole)).toBe(true);
+          expect(chunks.length).toBe(Math.ceil(size / whole));
+          expect(outcomes).toEqual(new Set(['ok']));
+          expect(mostUnacknowledged).toBeLessThanOrEqual(window);
+        },
+      ),
+      { numRuns: 100, seed: 15 },
+    );
   });
 });
