@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import fc from 'fast-check';
 import { FakeWebSocket, READY } from '../../test/support/fake-web-socket.js';
 import { chunkPayloadBytes, decodeBinaryFrame } from '../protocol/index.js';
 import { ReliableWsClient } from './reliable-ws-client.js';
@@ -578,13 +579,15 @@ describe('ReliableConnection: upload pump', () => {
     await expect(done).resolves.toBe('stored');
   });
 
-  it('writes whole chunks: each as large as the frame allows, sent once the window takes all of it, however the window and frame divide', async () => {
+  /**
+   * Uploads `size` bytes to a server that accepts with `window` and `maxFrameBytes` and acknowledges
+   * each chunk as it arrives; returns the chunks written and the most bytes ever unacknowledged.
+   */
+  async function uploadedChunks(size: number, window: number, maxFrameBytes: number) {
+    FakeWebSocket.instances = [];
     const { client, sockets } = setup();
     sockets[0]!.accept();
-    const SIZE = 300_000;
-    const WINDOW = 64 * 1024;
-    const MAX_FRAME_BYTES = 10_000; // neither divides the other: filling the window to the byte would leave small chunks behind
-    const done = client.upload('file', new Uint8Array(SIZE));
+    const done = client.upload('file', new Uint8Array(size));
     const announce = sockets[0]!.sentJson().find((frame) => frame.event === '$upload')!;
     const transfer = announce.data.transfer;
     const chunks: Array<{ offset: number; length: number }> = [];
@@ -596,10 +599,10 @@ describe('ReliableConnection: upload pump', () => {
         chunks.push({ offset: decoded.header.offset as number, length: decoded.payload.byteLength });
       }
     };
-    sockets[0]!.receive({ event: '$chunk-ack', data: { transfer, received: 0, window: WINDOW, maxFrameBytes: MAX_FRAME_BYTES } });
+    sockets[0]!.receive({ event: '$chunk-ack', data: { transfer, received: 0, window, maxFrameBytes } });
     let acked = 0;
     let mostUnacknowledged = 0;
-    for (let i = 0, turns = 0; acked < SIZE && turns < 1000; turns++) {
+    for (let i = 0, turns = 0; acked < size && turns < size + 100; turns++) {
       readChunks();
       if (i === chunks.length) jest.runOnlyPendingTimers(); // nothing new: the next turn
       for (; i < chunks.length; i++) {
@@ -610,13 +613,39 @@ describe('ReliableConnection: upload pump', () => {
         readChunks();
       }
     }
-    const whole = chunkPayloadBytes(transfer, SIZE, MAX_FRAME_BYTES, WINDOW);
+    sockets[0]!.receive({ event: 'file', data: 'stored', ref: announce.id });
+    await expect(done).resolves.toBe('stored');
+    client.close();
+    return { whole: chunkPayloadBytes(transfer, size, maxFrameBytes, window), chunks, acked, mostUnacknowledged };
+  }
+
+  it('writes whole chunks: each as large as the frame allows, sent once the window takes all of it, however the window and frame divide', async () => {
+    const SIZE = 300_000;
+    const WINDOW = 64 * 1024;
+    // neither divides the other: filling the window to the byte would leave small chunks behind
+    const { whole, chunks, acked, mostUnacknowledged } = await uploadedChunks(SIZE, WINDOW, 10_000);
     expect(acked).toBe(SIZE);
     expect(new Set(chunks.slice(0, -1).map(({ length }) => length))).toEqual(new Set([whole]));
     expect(chunks.at(-1)!.length).toBe(SIZE - whole * (chunks.length - 1));
     expect(mostUnacknowledged).toBeLessThanOrEqual(WINDOW);
-    sockets[0]!.receive({ event: 'file', data: 'stored', ref: announce.id });
-    await expect(done).resolves.toBe('stored');
+  });
+
+  it('writes whole chunks for any window and frame size a server asks for, never more than the window unacknowledged', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 10_000 }),
+        fc.integer({ min: 1, max: 64 * 1024 }),
+        fc.integer({ min: 0, max: 32 * 1024 }),
+        async (size, window, maxFrameBytes) => {
+          const { whole, chunks, acked, mostUnacknowledged } = await uploadedChunks(size, window, maxFrameBytes);
+          expect(acked).toBe(size);
+          expect(chunks.slice(0, -1).every(({ length }) => length === whole)).toBe(true);
+          expect(chunks.length).toBe(Math.ceil(size / whole));
+          expect(mostUnacknowledged).toBeLessThanOrEqual(window);
+        },
+      ),
+      { numRuns: 25, seed: 16 },
+    );
   });
 });
 
