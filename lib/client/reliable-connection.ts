@@ -81,7 +81,8 @@ interface OutgoingUpload {
   sent: number;
   acked: number;
   window: number;
-  maxFrameBytes: number;
+  /** The payload of its chunks but the last, within the server's `maxFrameBytes` and `window` (`chunkPayloadBytes`). */
+  chunkBytes: number;
   onProgress?: (sent: number, total: number) => void;
   /** Removes the abort listener. */
   unlisten?: () => void;
@@ -232,7 +233,7 @@ export class ReliableConnection extends ConnectionState {
       sent: 0,
       acked: 0,
       window: 0,
-      maxFrameBytes: 0,
+      chunkBytes: 0,
       onProgress: options.onProgress,
     };
     const message = encodeSystem(SystemEvent.UPLOAD, { transfer, event, size: data.byteLength });
@@ -346,9 +347,8 @@ export class ReliableConnection extends ConnectionState {
     for (const upload of this.uploads.values()) {
       if (!upload.accepted || upload.entry?.sentOn !== this.connection) continue;
       const size = upload.data.byteLength;
-      const chunkBytes = chunkPayloadBytes(upload.transfer, size, upload.maxFrameBytes, upload.window);
       while (upload.sent < size) {
-        const end = Math.min(upload.sent + chunkBytes, size);
+        const end = Math.min(upload.sent + upload.chunkBytes, size);
         if (end - upload.acked > upload.window) break;
         if (ws.bufferedAmount > limit) return this.flushLater(DRAIN_POLL_MS);
         if (frames++ === CHUNK_FRAMES_PER_TURN) return this.flushLater(0);
@@ -377,7 +377,7 @@ export class ReliableConnection extends ConnectionState {
     if (ack.window !== undefined) {
       upload.accepted = true;
       upload.window = Math.max(1, ack.window);
-      upload.maxFrameBytes = ack.maxFrameBytes ?? upload.window;
+      upload.chunkBytes = chunkPayloadBytes(upload.transfer, upload.data.byteLength, ack.maxFrameBytes ?? upload.window, upload.window);
       upload.sent = ack.received;
       if (ack.received < upload.acked) {
         upload.acked = ack.received;

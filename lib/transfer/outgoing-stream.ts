@@ -11,7 +11,7 @@ export class OutgoingStream {
   acked = 0;
   /** Whether `$stream` went out on the current connection. */
   announced = false;
-  /** The payload of its chunks but the last, set when it is first written (`chunkPayloadBytes`). */
+  /** The payload of its chunks but the last (`chunkPayloadBytes`), set when it is announced on a connection. */
   chunkBytes = MIN_FREE_PROGRESS_BYTES;
 
   constructor(

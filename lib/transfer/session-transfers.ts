@@ -219,10 +219,10 @@ export class SessionTransfers {
       if (!stream.announced) {
         stream.announced = true;
         stream.sent = stream.acked;
+        stream.chunkBytes = chunkPayloadBytes(stream.transfer, stream.size, maxFrameBytes, window);
         const announcement: StreamData = { transfer: stream.transfer, event: stream.event, size: stream.size, offset: stream.acked };
         link.write(encodeFrame(SystemEvent.STREAM, serializeData(announcement)));
       }
-      stream.chunkBytes = chunkPayloadBytes(stream.transfer, stream.size, maxFrameBytes, window);
       while (stream.sent < stream.size) {
         const length = Math.min(stream.chunkBytes, stream.size - stream.sent);
         if (stream.sent - stream.acked + length > window) break;
