@@ -94,7 +94,7 @@ export class TransferProtocol {
     if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received }, id);
     socket.sendSystem(SystemEvent.CHUNK_ACK, { transfer: upload.transfer, received: upload.received });
     // Whole chunks are free; a small one that does not complete the upload counts (a flood of 1-byte chunks would be free).
-    const admitted = this.isWholeChunk(upload, payload.byteLength) || upload.complete || this.admit(socket, id);
+    const admitted = upload.complete || this.isWholeChunk(upload, payload.byteLength) || this.admit(socket, id);
     if (admitted && id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id }); // a frame with an id is answered to it
     if (upload.complete) this.deliver(socket, upload);
   }
