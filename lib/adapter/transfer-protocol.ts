@@ -2,7 +2,6 @@ import {
   cancelDataOf,
   chunkAckDataOf,
   chunkHeaderOf,
-  chunkPayloadBytes,
   encodeFrame,
   ErrorCode,
   serializeData,
@@ -14,7 +13,7 @@ import {
 } from '../protocol/index.js';
 import type { ResolvedReliableWsOptions } from '../reliable-ws.options.js';
 import { ANSWER_PENDING, type ReliableSocket } from '../session/index.js';
-import { MIN_FREE_PROGRESS_BYTES, type IncomingUpload } from '../transfer/index.js';
+import { isFreeProgress, type IncomingUpload } from '../transfer/index.js';
 import type { MessageDispatcher } from './message-dispatcher.js';
 
 /** Charges a frame against the protocol's own bucket; false (after answering `RATE_LIMITED`) when over it. */
@@ -94,7 +93,7 @@ export class TransferProtocol {
     if (problem) return this.refuse(socket, problem, { transfer: chunk.transfer, received: upload.received }, id);
     socket.sendSystem(SystemEvent.CHUNK_ACK, { transfer: upload.transfer, received: upload.received });
     // Whole chunks are free; a small one that does not complete the upload counts (a flood of 1-byte chunks would be free).
-    const admitted = upload.complete || this.isWholeChunk(upload, payload.byteLength) || this.admit(socket, id);
+    const admitted = upload.complete || isFreeProgress(payload.byteLength, upload.chunkBytes) || this.admit(socket, id);
     if (admitted && id !== undefined) socket.sendSystem(SystemEvent.ACK, { ref: id }); // a frame with an id is answered to it
     if (upload.complete) this.deliver(socket, upload);
   }
@@ -110,13 +109,6 @@ export class TransferProtocol {
       release();
       socket.replyError({ code: ErrorCode.UNKNOWN_EVENT, message: `no handler for event "${upload.event}"`, ref: upload.id });
     }
-  }
-
-  /** Whether a chunk is as large as 1 KiB, or as the client's chunks are where those are smaller. */
-  private isWholeChunk(upload: IncomingUpload, bytes: number): boolean {
-    if (bytes >= MIN_FREE_PROGRESS_BYTES) return true;
-    const { maxPayloadBytes, backpressure } = this.options;
-    return bytes >= chunkPayloadBytes(upload.transfer, upload.size, maxPayloadBytes, backpressure.maxBufferedBytes);
   }
 
   /** The process cannot hold the upload's bytes: it is dropped, and its `$upload` answered `PAYLOAD_TOO_LARGE`. */

@@ -11,10 +11,14 @@ export class IncomingUpload {
   received = 0;
   private buffer: Buffer | undefined;
 
-  /** @param id the `$upload`'s id: the handler's answer goes to it */
+  /**
+   * @param id the `$upload`'s id: the handler's answer goes to it
+   * @param chunkBytes the payload of the client's chunks but the last, at this server's frame size and window (`chunkPayloadBytes`)
+   */
   constructor(
     data: UploadData,
     readonly id: MessageId,
+    readonly chunkBytes: number,
   ) {
     this.transfer = data.transfer;
     this.event = data.event;

@@ -22,7 +22,7 @@ import { IncomingUpload } from './incoming-upload.js';
 import { OutgoingStream } from './outgoing-stream.js';
 import {
   DEFAULT_TRANSFER_LIMITS,
-  MIN_FREE_PROGRESS_BYTES,
+  isFreeProgress,
   TRANSFER_OVERHEAD_BYTES,
   type SharedByteBudget,
   type TransferLimits,
@@ -99,7 +99,8 @@ export class SessionTransfers {
     if (!this.reserve(data.size)) {
       return { ok: false, code: ErrorCode.PAYLOAD_TOO_LARGE, message: this.tooLarge(data.size) };
     }
-    const upload = new IncomingUpload(data, id);
+    const { maxFrameBytes, window } = this.limits;
+    const upload = new IncomingUpload(data, id, chunkPayloadBytes(data.transfer, data.size, maxFrameBytes, window));
     this.uploads.set(key, upload);
     return { ok: true, upload };
   }
@@ -159,8 +160,8 @@ export class SessionTransfers {
   /**
    * A client's `$chunk-ack` of a stream: `'beyond'` when it names bytes never sent,
    * `'unknown'` for no stream in progress (one just completed, say), `'small'` when it moves the
-   * stream on by less than `MIN_FREE_PROGRESS_BYTES`, or than one of its chunks where they are
-   * smaller, without completing it (nothing, say).
+   * stream on by less than `isFreeProgress` asks (1 KiB, or one of its chunks where they are
+   * smaller) without completing it (nothing, say).
    */
   acknowledgeStream(transfer: MessageId, received: number): 'ok' | 'small' | 'unknown' | 'beyond' {
     const key = transferKey(transfer);
@@ -174,7 +175,7 @@ export class SessionTransfers {
       stream.settle.resolve();
     }
     this.pump();
-    return complete || stream.acked - before >= Math.min(MIN_FREE_PROGRESS_BYTES, stream.chunkBytes) ? 'ok' : 'small';
+    return complete || isFreeProgress(stream.acked - before, stream.chunkBytes) ? 'ok' : 'small';
   }
 
   /** The client refused a stream (`$cancel` with direction `down`). */

@@ -22,6 +22,14 @@ export const DEFAULT_TRANSFER_LIMITS: TransferLimits = {
  */
 export const MIN_FREE_PROGRESS_BYTES = 1024;
 
+/**
+ * Whether a chunk or acknowledgement that moves its transfer on by `step` bytes is free: by
+ * `MIN_FREE_PROGRESS_BYTES`, or by a whole chunk where the transfer's chunks (`chunkBytes`) are smaller.
+ */
+export function isFreeProgress(step: number, chunkBytes: number): boolean {
+  return step >= Math.min(MIN_FREE_PROGRESS_BYTES, chunkBytes);
+}
+
 /** What the bookkeeping of one transfer costs beside its bytes. */
 export const TRANSFER_OVERHEAD_BYTES = 256;
 
