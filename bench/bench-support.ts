@@ -148,6 +148,8 @@ export interface SwarmConfig {
   acks?: boolean;
   /** ws clients send the `$ack`s an rws1 client would, with the count of frames received as the seq (for a server that reads and ignores them). */
   countAcks?: boolean;
+  /** ws clients send the `$hello` an rws1 client sends on open and count as connected once a `$ready` answers it. */
+  hello?: boolean;
 }
 
 export interface LatencySummary {

@@ -8,6 +8,7 @@
  *     and, for fan-out, looping over its clients with one string;
  *   - `raw`: a `ws` server that parses each frame and answers with `JSON.stringify` (an `$ack`
  *     it reads and ignores), and sends one prepared string per client on fan-out.
+ * The stock and raw servers answer a `$hello` with a `$ready` like this package's.
  * IPC requests (each answered with a message of the same type): `cpu` (CPU time used so far),
  * `memory` (after two full garbage collections), `connections`, `broadcast { round, count, bytes,
  * gapMs }` (`count` broadcasts of `{ r, i, t, pad }`, `gapMs` apart, or all in one tick when 0;
@@ -43,6 +44,17 @@ class EchoDto {
   p!: string;
 }
 
+/** A `$ready` of the size of this package's, for the stock and raw servers' clients that open with `$hello`. */
+const READY_LIKE = {
+  sessionId: 'x'.repeat(22),
+  resumeToken: 'x'.repeat(22),
+  resumed: false,
+  missed: false,
+  lastId: 0,
+  heartbeatMs: 25_000,
+  maxPayloadBytes: 1_048_576,
+};
+
 @ReliableGateway({ path: '/ws' })
 class ReliableEchoGateway {
   @SubscribeMessage('echo')
@@ -58,6 +70,11 @@ class StockEchoGateway {
   @SubscribeMessage('echo')
   echo(@MessageBody() data: unknown): { event: string; data: unknown } {
     return { event: 'echo', data };
+  }
+
+  @SubscribeMessage(SystemEvent.HELLO)
+  hello(): { event: string; data: unknown } {
+    return { event: SystemEvent.READY, data: READY_LIKE };
   }
 }
 
@@ -108,7 +125,8 @@ async function rawServer(): Promise<Server> {
   wss.on('connection', (ws) => {
     ws.on('message', (raw) => {
       const { event, data } = JSON.parse(raw.toString()) as { event: string; data: unknown };
-      if (event !== SystemEvent.ACK) ws.send(JSON.stringify({ event, data }));
+      if (event === SystemEvent.HELLO) ws.send(JSON.stringify({ event: SystemEvent.READY, data: READY_LIKE }));
+      else if (event !== SystemEvent.ACK) ws.send(JSON.stringify({ event, data }));
     });
   });
   await new Promise<void>((resolve) => wss.once('listening', resolve));

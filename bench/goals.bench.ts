@@ -21,7 +21,10 @@
  * Each round also runs raw `ws` (fan-out) and the stock adapter (idle) a second time: the paired
  * ratio of a server to its own copy shows how far the machine alone moves a goal's ratio. The
  * fan-out also runs raw `ws` with clients that send the `$ack`s an rws.v1 client sends (which it
- * reads and ignores): what receiving them costs any server, and the sessions' gap without it.
+ * reads and ignores): what receiving them costs any server, and the sessions' gap without it; and
+ * the connect runs the stock adapter and raw `ws` once more with clients that open with the
+ * rws.v1 client's `$hello` and wait for a `$ready` (a stock gateway's `$hello` handler, a raw
+ * server's answer): what that round trip costs them.
  *
  * Environment: BENCH_GOALS_ROUNDS (default 5), BENCH_GOALS_SCENARIOS (e.g. `echo,fanout`: the goals
  * of those; goals.json and the plot need all three), BENCH_GOALS_ACKS=off (the fan-out's rws.v1
@@ -61,7 +64,7 @@ const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean
 const CLIENT_ACKS = process.env.BENCH_GOALS_ACKS !== 'off';
 
 /** A system's results: one of the servers, the second copy of one run as a control, or raw `ws` with acking clients. */
-type SystemKey = GoalsSystem | 'raw-again' | 'stock-again' | 'raw-acked';
+type SystemKey = GoalsSystem | 'raw-again' | 'stock-again' | 'raw-acked' | 'stock-hello' | 'raw-hello';
 
 interface SystemSpec {
   key: SystemKey;
@@ -70,6 +73,8 @@ interface SystemSpec {
   kind: SwarmKind;
   /** Plain clients that send `$ack`s as rws.v1 clients do. */
   countAcks?: boolean;
+  /** Plain clients that open with the `$hello` an rws.v1 client sends, answered with a `$ready`. */
+  hello?: boolean;
 }
 
 const RELIABLE: SystemSpec = { key: 'reliable', system: 'reliable', label: 'nestjs-reliable-ws (rws.v1, everything on)', kind: 'rws1' };
@@ -80,6 +85,8 @@ const RAW: SystemSpec = { key: 'raw', system: 'raw', label: 'raw ws', kind: 'ws'
 const RAW_AGAIN: SystemSpec = { ...RAW, key: 'raw-again', label: 'raw ws, again (control)' };
 const STOCK_AGAIN: SystemSpec = { ...STOCK, key: 'stock-again', label: 'stock Nest WsAdapter, again (control)' };
 const RAW_ACKED: SystemSpec = { ...RAW, key: 'raw-acked', label: 'raw ws, clients sending $acks', countAcks: true };
+const STOCK_HELLO: SystemSpec = { ...STOCK, key: 'stock-hello', label: 'stock Nest WsAdapter, clients sending $hello', hello: true };
+const RAW_HELLO: SystemSpec = { ...RAW, key: 'raw-hello', label: 'raw ws, clients sending $hello', hello: true };
 
 const cpuBetween = (before: CpuTime, after: CpuTime): CpuTime => ({ cpuMs: after.cpuMs - before.cpuMs, systemMs: after.systemMs - before.systemMs });
 
@@ -208,7 +215,7 @@ async function idle(spec: SystemSpec): Promise<Figures> {
   return withServer(spec, async (server, swarms) => {
     const empty = await server.memory();
     const before = await server.cpu();
-    swarms.push(await Swarm.open({ url: server.url, kind: spec.kind, count: IDLE_CONNECTIONS, concurrency: 100 }, STEP_TIMEOUT_MS));
+    swarms.push(await Swarm.open({ url: server.url, kind: spec.kind, count: IDLE_CONNECTIONS, concurrency: 100, hello: spec.hello }, STEP_TIMEOUT_MS));
     const cpu = cpuBetween(before, await server.cpu());
     const held = await server.memory();
     if (held.connections !== IDLE_CONNECTIONS) throw new Error(`${spec.label}: ${held.connections} connections, not ${IDLE_CONNECTIONS}`);
@@ -224,7 +231,7 @@ async function idle(spec: SystemSpec): Promise<Figures> {
 const SCENARIOS: Array<{ name: string; systems: SystemSpec[]; run: (spec: SystemSpec, round: number) => Promise<Figures> }> = [
   { name: 'echo', systems: [RELIABLE, STOCK, RAW], run: echo },
   { name: 'fanout', systems: [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_AGAIN, RAW_ACKED], run: fanout },
-  { name: 'idle', systems: [RELIABLE, STOCK, RAW, STOCK_AGAIN], run: idle },
+  { name: 'idle', systems: [RELIABLE, STOCK, RAW, STOCK_AGAIN, STOCK_HELLO, RAW_HELLO], run: idle },
 ];
 
 /** Each system once per round, the order rotated from round to round. */
@@ -313,12 +320,19 @@ const CONTROLS: RatioSpec[] = [
   { scenario: 'idle', label: 'connect: stock WsAdapter, again, vs stock WsAdapter (server CPU per connection)', name: 'cpuUsPerConnect', system: 'stock-again', baseline: 'stock' },
 ];
 
-/** What receiving the clients' `$ack`s costs any server, and the sessions' figures with the same traffic both ways. */
+/**
+ * What receiving the clients' `$ack`s costs any server, and the sessions' figures with the same
+ * traffic both ways; the same for the round trip every rws.v1 connection opens with (`$hello`
+ * answered with a `$ready` of the same size as this package's).
+ */
 const COMPARISONS: RatioSpec[] = [
   { scenario: 'fanout', label: 'fan-out: raw ws, clients sending $acks, vs raw ws (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'raw-acked', baseline: 'raw' },
   { scenario: 'fanout', label: 'fan-out with sessions vs raw ws, clients sending $acks (server CPU per delivery)', name: 'cpuUsPerDelivery', system: 'reliable', baseline: 'raw-acked' },
   { scenario: 'fanout', label: 'broadcast p99: raw ws, clients sending $acks, vs raw ws', name: 'p99Ms', system: 'raw-acked', baseline: 'raw' },
   { scenario: 'fanout', label: 'broadcast p99 with sessions vs raw ws, clients sending $acks', name: 'p99Ms', system: 'reliable', baseline: 'raw-acked' },
+  { scenario: 'idle', label: 'connect: raw ws, clients sending $hello, vs raw ws (server CPU per connection)', name: 'cpuUsPerConnect', system: 'raw-hello', baseline: 'raw' },
+  { scenario: 'idle', label: 'connect: stock WsAdapter, clients sending $hello, vs stock WsAdapter', name: 'cpuUsPerConnect', system: 'stock-hello', baseline: 'stock' },
+  { scenario: 'idle', label: 'connect: this package vs stock WsAdapter, clients sending $hello', name: 'cpuUsPerConnect', system: 'reliable', baseline: 'stock-hello' },
 ];
 
 function ratiosOf(results: GoalsResults, specs: RatioSpec[]): NamedRatio[] {
@@ -348,7 +362,7 @@ const fmtSpread = ({ median, min, max }: Spread, digits: number): string =>
   digits === 0 ? `${fmtInt(median)} (${fmtInt(min)}–${fmtInt(max)})` : `${median.toFixed(digits)} (${min.toFixed(digits)}–${max.toFixed(digits)})`;
 
 function printFigures(results: GoalsResults): void {
-  const systems: SystemSpec[] = [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_ACKED];
+  const systems: SystemSpec[] = [RELIABLE, RELIABLE_NO_RESUME, STOCK, RAW, RAW_ACKED, STOCK_HELLO, RAW_HELLO];
   printTable(
     ['median (min–max) of rounds', ...systems.map((spec) => spec.label)],
     FIGURES.filter(({ scenario }) => results[scenario]).map(({ scenario, name, label, digits }) => [

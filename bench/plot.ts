@@ -23,6 +23,7 @@ const COLORS: Record<string, string> = {
   stock: '#d9822b',
   raw: '#7a7a7a',
   'raw-acked': '#b3b3b3',
+  'stock-hello': '#f0b27a',
   'Socket.IO': '#d9822b',
 };
 const LABELS: Record<string, string> = {
@@ -31,6 +32,7 @@ const LABELS: Record<string, string> = {
   stock: 'stock WsAdapter',
   raw: 'raw ws',
   'raw-acked': 'raw ws + $acks',
+  'stock-hello': 'stock + $hello',
 };
 
 type Figures = Record<string, number>;
@@ -114,7 +116,7 @@ function svgOf(goals: GoalsFile, sweep: SweepPoint[]): { svg: string; width: num
   const panels = [
     barPanel(0, 'Echo (rws.v1 client, everything on)', 'server CPU µs per message', bars('echo', 'cpuUsPerMessage', ['reliable', 'stock', 'raw'])),
     barPanel(PANEL_WIDTH, 'Fan-out to 2,000 clients', 'server CPU µs per delivery', bars('fanout', 'cpuUsPerDelivery', ['reliable', 'reliable-no-resume', 'stock', 'raw', 'raw-acked'])),
-    barPanel(PANEL_WIDTH * 2, 'Connect (10,000 connections)', 'server CPU µs per connect', bars('idle', 'cpuUsPerConnect', ['reliable', 'stock', 'raw'])),
+    barPanel(PANEL_WIDTH * 2, 'Connect (10,000 connections)', 'server CPU µs per connect', bars('idle', 'cpuUsPerConnect', ['reliable', 'stock', 'stock-hello', 'raw'])),
   ];
   let width = PANEL_WIDTH * 3;
   if (sweep.length > 0) {

@@ -2,11 +2,12 @@
 // URL and measures what they receive. Started by bench/bench-support.ts with
 // child_process.fork(this file, [JSON config]).
 //
-// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace, acks?, countAcks? }
+// config: { url, kind, count, concurrency, lifetimeMs, room?, ackDelayMs, ackGrace, acks?, countAcks?, hello? }
 //   url: one URL, or an array of them to spread the clients over round robin (client i → url[i % n]).
 //   kind 'rws'  plain `ws` client of a ReliableWsAdapter gateway (no subprotocol: `$ready` at once)
 //        'rws1' `ws` client speaking rws.v1 (`$hello` first, ids 1, 2, 3 … per session)
-//        'ws'   plain `ws` client (raw ws servers, stock Nest WsAdapter)
+//        'ws'   plain `ws` client (raw ws servers, stock Nest WsAdapter); with hello, it sends the
+//               rws1 client's `$hello` on open and is connected once a `$ready` answers it
 //        'sio'  socket.io-client, websocket transport only, one Manager per client
 //   room: after connecting, join it (rws: `{ event: 'join', data: { room }, id }` answered by ref;
 //         sio: emitWithAck('join', room)).
@@ -37,7 +38,7 @@
 import { WebSocket } from 'ws';
 
 const config = JSON.parse(process.argv[2]);
-const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace, acks = true, countAcks = false } = config;
+const { kind, count, concurrency = 100, lifetimeMs = 120000, room, ackDelayMs, ackGrace, acks = true, countAcks = false, hello = false } = config;
 const urls = [config.url].flat();
 
 // Hard bound on this process's life, whatever happens.
@@ -81,10 +82,11 @@ async function openOne(index) {
       }
       resolve();
     };
-    let phase = kind === 'ws' ? 'open' : 'ready';
+    const sendsHello = kind === 'rws1' || hello;
+    let phase = sendsHello || kind === 'rws' ? 'ready' : 'open';
     ws.on('open', () => {
-      if (kind === 'ws') done(true);
-      if (kind === 'rws1') ws.send('{"event":"$hello","data":{}}');
+      if (phase === 'open') done(true);
+      if (sendsHello) ws.send('{"event":"$hello","data":{}}');
     });
     ws.on('message', (data) => {
       if (settled) {
