@@ -1,9 +1,15 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
+const WEBSOCKET = 'websocket';
+
 /** Whether the request's `Upgrade` header offers WebSocket (perhaps among other protocols). */
 export function offersWebSocket(request: IncomingMessage): boolean {
-  return (request.headers.upgrade ?? '').split(',').some((protocol) => protocol.trim().toLowerCase() === 'websocket');
+  const offer = request.headers.upgrade;
+  if (offer === undefined) return false;
+  // A list as long as the one name cannot hold it with another: what every WebSocket client sends needs no split.
+  if (offer.length === WEBSOCKET.length) return offer.toLowerCase() === WEBSOCKET;
+  return offer.split(',').some((protocol) => protocol.trim().toLowerCase() === WEBSOCKET);
 }
 
 /**
