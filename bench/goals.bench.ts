@@ -63,7 +63,7 @@ const ONLY = (process.env.BENCH_GOALS_SCENARIOS ?? '').split(',').filter(Boolean
 /** `off`: the rws.v1 clients send no `$ack`s, to see what the acks cost (the goals then do not hold the clients to the protocol). */
 const CLIENT_ACKS = process.env.BENCH_GOALS_ACKS !== 'off';
 
-/** A system's results: one of the servers, the second copy of one run as a control, or raw `ws` with acking clients. */
+/** A system's results: one of the servers, the second copy of one run as a control, or a plain server with clients that ack or open with `$hello`. */
 type SystemKey = GoalsSystem | 'raw-again' | 'stock-again' | 'raw-acked' | 'stock-hello' | 'raw-hello';
 
 interface SystemSpec {
